@@ -1,0 +1,488 @@
+//! The wire protocol: every WebSocket binary message is one bincode-encoded [`ClientMsg`] or
+//! [`ServerMsg`]. Text frames are refused. Close codes and reasons live here, in one place, as
+//! [`DisconnectReason`].
+//!
+//! Any change to these types, to the snapshot bit format or to the rules a client predicts with
+//! must bump [`PROTOCOL_VERSION`].
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::map::MapDef;
+use crate::snapshot::NetId;
+use crate::tick::Tick;
+
+/// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
+/// connection with [`DisconnectReason::ProtocolMismatch`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
+/// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
+pub const MAX_CLIENT_MSG_BYTES: usize = 1024;
+/// Largest server message a client decodes (a full snapshot of a crowded view fits).
+pub const MAX_SERVER_MSG_BYTES: usize = 1 << 20;
+/// Longest player name in bytes (UTF-8), after trimming.
+pub const MAX_NAME_BYTES: usize = 16;
+/// Longest chat line in bytes (UTF-8), after sanitizing.
+pub const MAX_CHAT_BYTES: usize = 200;
+
+/// Messages from a client to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// First message on every connection.
+    Hello {
+        protocol: u16,
+        /// Display name; sanitized by the server (see [`sanitize_name`]).
+        name: String,
+        /// Token from an earlier [`Welcome`]: rejoining within the grace period restores the
+        /// player's score, kills and deaths.
+        resume: Option<u64>,
+    },
+    /// One tick's worth of controls. Clients send one per simulation tick.
+    Input(InputCmd),
+    /// Acknowledges the newest snapshot applied, when the client has no input to send.
+    Ack { tick: Tick },
+    /// Clock sync and round-trip measurement; answered with [`ServerMsg::Pong`].
+    Ping { client_time: f64 },
+    /// A chat line (sanitized and rate-limited by the server).
+    Chat { text: String },
+}
+
+/// Controls for one tick, tagged with the client's sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputCmd {
+    /// Increases by one per input; the server acks the last one it applied in each snapshot.
+    pub seq: u32,
+    /// The newest snapshot tick the client has applied (its delta baseline).
+    pub ack: Tick,
+    /// Movement stick, each component in [-1, 1]; the length is clamped to 1.
+    pub move_x: f32,
+    pub move_y: f32,
+    /// Aim angle in radians, any finite value.
+    pub aim: f32,
+    pub fire: bool,
+}
+
+/// Why an input was refused. Refused inputs close the connection with
+/// [`DisconnectReason::InvalidInput`].
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("movement is not a finite number")]
+    NonFiniteMove,
+    #[error("movement component outside [-1, 1]")]
+    MoveOutOfRange,
+    #[error("aim is not a finite number")]
+    NonFiniteAim,
+}
+
+impl InputCmd {
+    /// Checks the ranges a well-behaved client never leaves.
+    pub fn validate(&self) -> Result<(), InputError> {
+        if !self.move_x.is_finite() || !self.move_y.is_finite() {
+            return Err(InputError::NonFiniteMove);
+        }
+        if self.move_x.abs() > 1.0 || self.move_y.abs() > 1.0 {
+            return Err(InputError::MoveOutOfRange);
+        }
+        if !self.aim.is_finite() {
+            return Err(InputError::NonFiniteAim);
+        }
+        Ok(())
+    }
+}
+
+/// Messages from the server to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// Reply to an accepted [`ClientMsg::Hello`].
+    Welcome(Box<Welcome>),
+    /// World state at `tick`, events since the last snapshot sent, and the leaderboard when it
+    /// changed.
+    Snapshot(Box<SnapshotMsg>),
+    /// Reply to [`ClientMsg::Ping`].
+    Pong { client_time: f64, server_tick: Tick },
+    /// Sent just before the server closes the connection; the Close frame repeats the reason.
+    Disconnect(DisconnectReason),
+}
+
+/// Everything a client needs to start playing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The entity id of this client's player.
+    pub player_id: NetId,
+    /// Keep this to resume the same player after a reconnect.
+    pub resume_token: u64,
+    pub tick_rate: u16,
+    pub snapshot_rate: u16,
+    pub server_tick: Tick,
+    pub map_id: String,
+    /// The full map, so a client needs nothing else to render and predict.
+    pub map: MapDef,
+    /// Names of every player in the room now; later changes arrive as [`GameEvent`]s.
+    pub roster: Vec<RosterEntry>,
+    pub max_players: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    pub id: NetId,
+    pub name: String,
+    pub bot: bool,
+}
+
+/// One snapshot for one client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMsg {
+    pub tick: Tick,
+    /// The snapshot `delta` is relative to; `None` means `delta` is a full snapshot.
+    pub baseline: Option<Tick>,
+    /// Sequence number of the last input the server applied for this client.
+    pub input_ack: u32,
+    /// Exact state of the client's own player, for prediction and reconciliation.
+    pub own: Option<OwnState>,
+    /// Entities in view, encoded by [`crate::snapshot::encode_delta`].
+    pub delta: Vec<u8>,
+    /// Kills, joins, leaves and chat since the previous snapshot this client received.
+    pub events: Vec<GameEvent>,
+    /// Present when the leaderboard changed since the last one this client received.
+    pub leaderboard: Option<Leaderboard>,
+}
+
+/// Full-precision state of the receiving client's own player.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnState {
+    pub pos: glam::Vec2,
+    pub vel: glam::Vec2,
+    pub hp: u8,
+    pub alive: bool,
+    /// When dead, the tick at which the player respawns.
+    pub respawn_tick: Option<Tick>,
+    /// Ticks until the player may fire again.
+    pub fire_cooldown: u16,
+    pub score: u16,
+    /// 1-based rank among all players by score.
+    pub rank: u16,
+}
+
+/// Something that happened, shown in the kill feed, notices or chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum GameEvent {
+    Kill { killer: NetId, victim: NetId },
+    Joined { id: NetId, name: String, bot: bool },
+    Left { id: NetId, reason: DisconnectReason },
+    Chat { from: NetId, text: String },
+    Respawned { id: NetId },
+}
+
+/// Top players by score. Names come from the roster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    pub top: Vec<LeaderEntry>,
+    /// Total players in the room.
+    pub players: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderEntry {
+    pub id: NetId,
+    pub score: u16,
+    pub kills: u16,
+    pub deaths: u16,
+}
+
+/// Number of entries in [`Leaderboard::top`].
+pub const LEADERBOARD_SIZE: usize = 10;
+
+/// Why a connection ended. Sent as [`ServerMsg::Disconnect`] and repeated as the WebSocket Close
+/// frame's code ([`DisconnectReason::close_code`]) and reason text (its `Display`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    ClientLeft,
+    /// The server is shutting down.
+    ServerClosing,
+    /// The room has `max` players already.
+    ServerFull { max: u16 },
+    /// The client speaks another protocol version.
+    ProtocolMismatch { server: u16, client: u16 },
+    /// No valid hello arrived in time.
+    HandshakeTimeout,
+    /// A message could not be decoded.
+    Malformed,
+    /// A text frame arrived; the protocol is binary only.
+    TextFrame,
+    /// A frame or message exceeded the size limit.
+    TooLarge { limit: u32 },
+    /// An input had out-of-range or non-finite values.
+    InvalidInput,
+    /// The client sent far more messages than any real client would.
+    RateLimited,
+    /// The client could not keep up with snapshots for too long.
+    TooSlow,
+    /// Removed by the host.
+    Kicked,
+    /// The connection dropped without a Close frame.
+    ConnectionLost,
+}
+
+impl DisconnectReason {
+    /// WebSocket close code for this reason. 1000/1001/1003/1009 are the standard codes; 4xxx are
+    /// Arena's own (the range RFC 6455 leaves to applications).
+    pub fn close_code(&self) -> u16 {
+        match self {
+            DisconnectReason::ClientLeft => 1000,
+            DisconnectReason::ServerClosing => 1001,
+            DisconnectReason::TextFrame => 1003,
+            DisconnectReason::TooLarge { .. } => 1009,
+            DisconnectReason::ConnectionLost => 1006,
+            DisconnectReason::ProtocolMismatch { .. } => 4001,
+            DisconnectReason::ServerFull { .. } => 4002,
+            DisconnectReason::HandshakeTimeout => 4003,
+            DisconnectReason::Malformed => 4004,
+            DisconnectReason::InvalidInput => 4005,
+            DisconnectReason::RateLimited => 4006,
+            DisconnectReason::TooSlow => 4007,
+            DisconnectReason::Kicked => 4008,
+        }
+    }
+
+    /// True for endings that are part of normal play (not worth a warning in logs).
+    pub fn is_expected(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::ClientLeft
+                | DisconnectReason::ServerClosing
+                | DisconnectReason::ConnectionLost
+        )
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisconnectReason::ClientLeft => write!(f, "left the game"),
+            DisconnectReason::ServerClosing => write!(f, "server is shutting down"),
+            DisconnectReason::ServerFull { max } => write!(f, "server is full ({max} players)"),
+            DisconnectReason::ProtocolMismatch { server, client } => write!(
+                f,
+                "version mismatch: server speaks protocol {server}, client {client}; reload the page"
+            ),
+            DisconnectReason::HandshakeTimeout => write!(f, "no hello received in time"),
+            DisconnectReason::Malformed => write!(f, "malformed message"),
+            DisconnectReason::TextFrame => write!(f, "text frames are not accepted"),
+            DisconnectReason::TooLarge { limit } => write!(f, "message larger than {limit} bytes"),
+            DisconnectReason::InvalidInput => write!(f, "invalid input values"),
+            DisconnectReason::RateLimited => write!(f, "too many messages"),
+            DisconnectReason::TooSlow => write!(f, "connection too slow to keep up"),
+            DisconnectReason::Kicked => write!(f, "kicked by the host"),
+            DisconnectReason::ConnectionLost => write!(f, "connection lost"),
+        }
+    }
+}
+
+/// Why a message could not be decoded.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("bincode: {0}")]
+    Bincode(#[from] bincode::error::DecodeError),
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes a message into `out` (cleared first), so callers can reuse the buffer.
+pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
+    out.clear();
+    bincode::serde::encode_into_std_write(msg, out, config())
+        .expect("encoding into a Vec cannot fail");
+}
+
+/// Encodes a message into a fresh buffer.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out);
+    out
+}
+
+/// Decodes a client message, refusing anything over [`MAX_CLIENT_MSG_BYTES`] or with trailing
+/// bytes.
+pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    let cfg = config().with_limit::<MAX_CLIENT_MSG_BYTES>();
+    let (msg, used) = bincode::serde::decode_from_slice(bytes, cfg)?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(msg)
+}
+
+/// Decodes a server message, refusing anything over [`MAX_SERVER_MSG_BYTES`].
+pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    let cfg = config().with_limit::<MAX_SERVER_MSG_BYTES>();
+    let (msg, used) = bincode::serde::decode_from_slice(bytes, cfg)?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(msg)
+}
+
+/// Trims a name, drops control characters and cuts it to [`MAX_NAME_BYTES`]; empty names become
+/// `"player"`.
+pub fn sanitize_name(raw: &str) -> String {
+    let cleaned = truncate_utf8(&strip_controls(raw.trim()), MAX_NAME_BYTES);
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        "player".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// Drops control characters (including newlines and bidi overrides), trims, and cuts to
+/// [`MAX_CHAT_BYTES`]. Returns `None` when nothing is left.
+pub fn sanitize_chat(raw: &str) -> Option<String> {
+    let cleaned = strip_controls(raw);
+    let cleaned = truncate_utf8(cleaned.trim(), MAX_CHAT_BYTES);
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
+fn strip_controls(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect()
+}
+
+fn truncate_utf8(text: &str, max_bytes: usize) -> String {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_round_trip() {
+        let msgs = [
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "ana".into(),
+                resume: Some(7),
+            },
+            ClientMsg::Input(InputCmd {
+                seq: 9,
+                ack: Tick(4),
+                move_x: 1.0,
+                move_y: -0.5,
+                aim: 2.0,
+                fire: true,
+            }),
+            ClientMsg::Ack { tick: Tick(77) },
+            ClientMsg::Ping { client_time: 12.5 },
+            ClientMsg::Chat { text: "gg".into() },
+        ];
+        for msg in msgs {
+            assert_eq!(decode_client(&encode(&msg)).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn input_message_is_small() {
+        let msg = ClientMsg::Input(InputCmd {
+            seq: 100_000,
+            ack: Tick(100_000),
+            ..Default::default()
+        });
+        assert!(encode(&msg).len() <= 24, "{}", encode(&msg).len());
+    }
+
+    #[test]
+    fn decode_rejects_garbage_trailing_bytes_and_huge_lengths() {
+        assert!(decode_client(&[0xff, 0xff, 0xff]).is_err());
+        let mut bytes = encode(&ClientMsg::Ack { tick: Tick(1) });
+        bytes.push(0);
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+        // A chat message claiming a 4 GB string must fail on the limit, not allocate.
+        let huge = [4u8, 0xfc, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_client(&huge).is_err());
+    }
+
+    #[test]
+    fn input_validation() {
+        let ok = InputCmd {
+            move_x: 1.0,
+            move_y: -1.0,
+            aim: 100.0,
+            ..Default::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let nan = InputCmd {
+            move_x: f32::NAN,
+            ..ok
+        };
+        assert_eq!(nan.validate(), Err(InputError::NonFiniteMove));
+        let big = InputCmd { move_y: 1.5, ..ok };
+        assert_eq!(big.validate(), Err(InputError::MoveOutOfRange));
+        let inf_aim = InputCmd {
+            aim: f32::INFINITY,
+            ..ok
+        };
+        assert_eq!(inf_aim.validate(), Err(InputError::NonFiniteAim));
+    }
+
+    #[test]
+    fn sanitizers() {
+        assert_eq!(sanitize_name("  \u{7}bob\n "), "bob");
+        assert_eq!(sanitize_name(""), "player");
+        assert_eq!(sanitize_name("ééééééééééééééééééé").len(), 16);
+        assert_eq!(
+            sanitize_chat("hi\u{202e}\nthere").as_deref(),
+            Some("hithere")
+        );
+        assert_eq!(sanitize_chat(" \r\n "), None);
+        assert!(sanitize_chat(&"x".repeat(500)).unwrap().len() == MAX_CHAT_BYTES);
+    }
+
+    #[test]
+    fn close_codes_are_distinct() {
+        let reasons = [
+            DisconnectReason::ClientLeft,
+            DisconnectReason::ServerClosing,
+            DisconnectReason::ServerFull { max: 1 },
+            DisconnectReason::ProtocolMismatch {
+                server: 1,
+                client: 2,
+            },
+            DisconnectReason::HandshakeTimeout,
+            DisconnectReason::Malformed,
+            DisconnectReason::TextFrame,
+            DisconnectReason::TooLarge { limit: 1 },
+            DisconnectReason::InvalidInput,
+            DisconnectReason::RateLimited,
+            DisconnectReason::TooSlow,
+            DisconnectReason::Kicked,
+            DisconnectReason::ConnectionLost,
+        ];
+        let mut codes: Vec<u16> = reasons.iter().map(DisconnectReason::close_code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), reasons.len());
+        for reason in &reasons {
+            assert!(
+                reason.to_string().len() <= 123,
+                "close reasons must fit a Close frame"
+            );
+        }
+    }
+}
