@@ -1,1 +1,207 @@
-fn main() {}
+//! `arena-server`: the dedicated server binary. Parses flags, sets up logging, binds, and hands
+//! over to the library (`server::run`); `arena-server bots` runs headless bot players.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use server::ServerConfig;
+use server::bots::{self, BotsConfig};
+use shared::map::MapDef;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "arena-server",
+    version,
+    about = "Arena: authoritative multiplayer arena server"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Connect headless bot players to a running server and report what they saw.
+    Bots(BotsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to listen on (HTTP, the browser client and /ws on one port).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    bind: SocketAddr,
+    /// Simulation ticks per second.
+    #[arg(long, default_value_t = 60)]
+    tick_hz: u16,
+    /// Snapshots per second sent to each client.
+    #[arg(long, default_value_t = 30)]
+    snapshot_hz: u16,
+    /// Most human players at once (bots do not count).
+    #[arg(long, default_value_t = 64)]
+    max_players: u16,
+    /// Server-side AI players that move, aim, shoot and collect orbs.
+    #[arg(long, default_value_t = 0)]
+    bots: u16,
+    /// Map file (JSON, see assets/maps/README.md); the built-in arena when omitted.
+    #[arg(long)]
+    map: Option<PathBuf>,
+    /// Seed for orb placement and bot behaviour.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct BotsArgs {
+    /// WebSocket URL of the server.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Number of bot players.
+    #[arg(long, default_value_t = 10)]
+    count: u32,
+    /// Seconds each bot plays.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Inputs per second per bot.
+    #[arg(long, default_value_t = 60)]
+    input_hz: u32,
+    /// Random seed for the bots' behaviour.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    match cli.command {
+        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = ServerConfig {
+        tick_hz: args.tick_hz,
+        snapshot_hz: args.snapshot_hz,
+        max_players: args.max_players,
+        bots: args.bots,
+        seed: args.seed,
+        ..ServerConfig::default()
+    };
+    if let Some(path) = &args.map {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading map {}", path.display()))?;
+        let map =
+            MapDef::from_json(&text).with_context(|| format!("loading map {}", path.display()))?;
+        config.map = Arc::new(map);
+    }
+    if let Err(message) = config.validate() {
+        bail!(message);
+    }
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "binding {} (is another server running on that port?)",
+                args.bind
+            )
+        })?;
+    let port = listener.local_addr()?.port();
+    eprintln!(
+        "Arena is up: open http://localhost:{port}/ in a browser (other machines on your LAN: http://<this machine's IP>:{port}/)"
+    );
+    server::run(listener, config, shutdown_signal())
+        .await
+        .context("server failed")?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
+    if args.count == 0 || args.count > 5000 {
+        bail!("--count must be 1..=5000");
+    }
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+        bail!("--seconds must be in (0, 3600]");
+    }
+    let config = BotsConfig {
+        url: args.url,
+        count: args.count,
+        seconds: args.seconds,
+        input_hz: args.input_hz.clamp(1, 120),
+        seed: args.seed,
+        ..BotsConfig::default()
+    };
+    // Hard limit: the run can never outlive its budget by more than a minute.
+    let budget = Duration::from_secs_f64(args.seconds + 60.0);
+    let report = tokio::time::timeout(budget, bots::run(config))
+        .await
+        .context("bots run exceeded its time budget")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("clients               {}", report.clients);
+        println!("connected             {}", report.connected);
+        println!("connect failures      {}", report.connect_failures);
+        println!("disconnects           {}", report.disconnects);
+        println!("decode errors         {}", report.decode_errors);
+        println!("reconstruction errors {}", report.reconstruction_errors);
+        println!("snapshots/client/s    {:.1}", report.snapshots_per_client_s);
+        println!("bytes/client/s        {:.0}", report.bytes_per_client_s);
+        println!("entities in view      {:.1}", report.entities_in_view_mean);
+        println!(
+            "rtt p50 / p99 (ms)    {:.2} / {:.2}",
+            report.rtt_ms_p50, report.rtt_ms_p99
+        );
+        for reason in &report.disconnect_reasons {
+            println!("  ended: {reason}");
+        }
+    }
+    if !report.is_clean() {
+        bail!("bots run was not clean");
+    }
+    Ok(())
+}

@@ -328,6 +328,16 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
     Ok(msg)
 }
 
+/// Reads the protocol version from the start of an encoded [`ClientMsg::Hello`] without decoding
+/// the rest, so a client of another version (whose hello may have a different layout) still gets
+/// [`DisconnectReason::ProtocolMismatch`] rather than [`DisconnectReason::Malformed`].
+pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
+    let cfg = config().with_limit::<16>();
+    let ((variant, version), _): ((u32, u16), usize) =
+        bincode::serde::decode_from_slice(bytes, cfg).ok()?;
+    (variant == 0).then_some(version)
+}
+
 /// Trims a name, drops control characters and cuts it to [`MAX_NAME_BYTES`]; empty names become
 /// `"player"`.
 pub fn sanitize_name(raw: &str) -> String {
@@ -392,6 +402,21 @@ mod tests {
         for msg in msgs {
             assert_eq!(decode_client(&encode(&msg)).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn hello_version_can_be_peeked() {
+        let hello = ClientMsg::Hello {
+            protocol: 999,
+            name: "x".into(),
+            resume: None,
+        };
+        assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
+        assert_eq!(
+            peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })),
+            None
+        );
+        assert_eq!(peek_hello_version(&[]), None);
     }
 
     #[test]

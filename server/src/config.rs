@@ -1,0 +1,78 @@
+//! Server configuration: what a host can set from the command line, with the defaults a
+//! no-flags start uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::map::MapDef;
+
+/// The map the server uses when none is given: `assets/maps/arena.json`, embedded at build time
+/// so the binary needs no files next to it.
+pub const DEFAULT_MAP_JSON: &str = include_str!("../../assets/maps/arena.json");
+
+/// Everything that shapes one room.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Simulation rate, ticks per second.
+    pub tick_hz: u16,
+    /// Snapshot rate, per second; at most `tick_hz`.
+    pub snapshot_hz: u16,
+    /// Human players admitted at once; bots do not count.
+    pub max_players: u16,
+    /// Server-side AI players added at start.
+    pub bots: u16,
+    pub map: Arc<MapDef>,
+    /// Seed of the world's PRNG (orb placement, bots).
+    pub seed: u64,
+    /// Time a new connection has to send its hello.
+    pub handshake_timeout: Duration,
+    /// How long a client may fail to take snapshots before it is dropped as too slow.
+    pub slow_client_timeout: Duration,
+    /// Send each client only the entities near it. Off sends everything (benchmark scenarios).
+    pub interest: bool,
+    /// How long a departed player's stats are kept for a resume.
+    pub resume_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tick_hz: 60,
+            snapshot_hz: 30,
+            max_players: 64,
+            bots: 0,
+            map: Arc::new(
+                MapDef::from_json(DEFAULT_MAP_JSON).expect("the embedded default map is valid"),
+            ),
+            seed: 0x5eed,
+            handshake_timeout: Duration::from_secs(5),
+            slow_client_timeout: Duration::from_secs(3),
+            interest: true,
+            resume_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks ranges; returns a message a host can act on.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=240).contains(&self.tick_hz) {
+            return Err(format!("--tick-hz must be 1..=240, got {}", self.tick_hz));
+        }
+        if self.snapshot_hz == 0 || self.snapshot_hz > self.tick_hz {
+            return Err(format!(
+                "--snapshot-hz must be 1..=tick rate ({}), got {}",
+                self.tick_hz, self.snapshot_hz
+            ));
+        }
+        if self.max_players == 0 {
+            return Err("--max-players must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// Ticks between snapshots (snapshots go out on ticks that are multiples of this).
+    pub fn ticks_per_snapshot(&self) -> u32 {
+        (u32::from(self.tick_hz) / u32::from(self.snapshot_hz.max(1))).max(1)
+    }
+}

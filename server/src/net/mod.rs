@@ -1,0 +1,7 @@
+//! The async shell around the room: HTTP (the browser client, `/healthz`) and WebSocket
+//! connections on one port. This is the only code that knows about WebSocket.
+
+pub mod assets;
+pub mod connection;
+pub mod http;
+pub mod rate;

@@ -1,0 +1,52 @@
+//! A token bucket for per-connection rate limits.
+
+use tokio::time::Instant;
+
+/// Allows `rate` events per second on average with bursts of up to `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: f64) -> TokenBucket {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token if available.
+    pub fn try_take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn refills_over_time() {
+        let mut bucket = TokenBucket::new(10.0, 3.0);
+        assert!(bucket.try_take() && bucket.try_take() && bucket.try_take());
+        assert!(!bucket.try_take());
+        tokio::time::advance(std::time::Duration::from_millis(150)).await;
+        assert!(bucket.try_take());
+        assert!(!bucket.try_take());
+    }
+}

@@ -1,0 +1,530 @@
+//! The room task: owns the [`World`], runs the fixed-timestep loop and sends every client its
+//! snapshot. Connection tasks talk to it only through [`SimInput`] on one bounded channel; it
+//! talks back only with `try_send` into each client's bounded outbox and by [`Kick`], so it never
+//! waits on a client (no cycle of bounded channels).
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shared::bits::BitWriter;
+use shared::protocol::{
+    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg,
+    SnapshotMsg, Welcome,
+};
+use shared::rules::VIEW_HALF_EXTENT;
+use shared::snapshot::{NetId, View, encode_delta};
+use shared::tick::Tick;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::world::{PlayerKey, World, WorldConfig};
+use crate::config::ServerConfig;
+use crate::snapshot::{Baselines, Scene};
+
+/// Identifies one connection for the lifetime of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Encoded server messages on their way to one connection's writer.
+pub type Outbox = mpsc::Sender<Vec<u8>>;
+
+/// Capacity of each client's outbox, in messages. Small on purpose: a client that cannot keep up
+/// should skip stale snapshots, not queue them.
+pub const OUTBOX_CAPACITY: usize = 8;
+/// Capacity of the channel into the sim. Connection tasks wait when it is full.
+pub const INBOX_CAPACITY: usize = 8192;
+/// Most ticks the loop runs back to back to catch up after a stall; beyond that it drops time.
+pub const MAX_CATCH_UP_TICKS: u32 = 4;
+/// Undelivered events a client may accumulate before it counts as too slow.
+const MAX_PENDING_EVENTS: usize = 2048;
+
+/// A one-shot, first-reason-wins request to close a connection. Shared by the sim (too slow,
+/// server closing) and the connection's own reader (protocol violations); the writer waits on it.
+#[derive(Clone, Debug, Default)]
+pub struct Kick {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<DisconnectReason>>>,
+}
+
+impl Kick {
+    pub fn new() -> Kick {
+        Kick::default()
+    }
+
+    /// Requests the close. Later reasons are ignored.
+    pub fn kick(&self, reason: DisconnectReason) {
+        let mut slot = self
+            .reason
+            .lock()
+            .expect("kick mutex is never poisoned: no panics while held");
+        if slot.is_none() {
+            *slot = Some(reason);
+            self.token.cancel();
+        }
+    }
+
+    /// Resolves once [`Kick::kick`] was called, with the first reason.
+    pub async fn kicked(&self) -> DisconnectReason {
+        self.token.cancelled().await;
+        self.reason().unwrap_or(DisconnectReason::ConnectionLost)
+    }
+
+    pub fn reason(&self) -> Option<DisconnectReason> {
+        self.reason
+            .lock()
+            .expect("kick mutex is never poisoned")
+            .clone()
+    }
+
+    pub fn is_kicked(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// Everything that can change the room arrives through this enum.
+#[derive(Debug)]
+pub enum SimInput {
+    /// A connection finished its handshake and wants a player.
+    Join {
+        conn: ConnId,
+        name: String,
+        resume: Option<u64>,
+        outbox: Outbox,
+        kick: Kick,
+        /// The encoded [`ServerMsg::Welcome`], or why the join was refused.
+        reply: oneshot::Sender<Result<Vec<u8>, DisconnectReason>>,
+    },
+    Input {
+        conn: ConnId,
+        cmd: InputCmd,
+    },
+    Ack {
+        conn: ConnId,
+        tick: Tick,
+    },
+    Chat {
+        conn: ConnId,
+        text: String,
+    },
+    /// Sent exactly once per joined connection, after its reader and writer stopped.
+    Leave {
+        conn: ConnId,
+        reason: DisconnectReason,
+    },
+}
+
+/// Figures the room publishes for logs, `/metrics` and tests. Written by the sim task only.
+#[derive(Debug, Default)]
+pub struct RoomStats {
+    pub tick: AtomicU32,
+    pub ticks: AtomicU64,
+    /// Ticks dropped because the loop fell more than [`MAX_CATCH_UP_TICKS`] behind.
+    pub ticks_dropped: AtomicU64,
+    /// Duration of the last tick (step plus snapshots, if any), microseconds.
+    pub last_tick_us: AtomicU64,
+    pub players: AtomicU32,
+    pub clients: AtomicU32,
+    pub snapshots_sent: AtomicU64,
+    /// Snapshots not sent because the client's outbox was full.
+    pub snapshots_skipped: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+}
+
+/// One connected client as the room sees it.
+struct Client {
+    player: PlayerKey,
+    player_id: NetId,
+    outbox: Outbox,
+    kick: Kick,
+    baselines: Baselines,
+    /// Events not yet delivered (kept across skipped snapshots).
+    pending_events: Vec<GameEvent>,
+    leaderboard_pending: bool,
+    /// Consecutive snapshots skipped because the outbox was full.
+    skipped: u32,
+    resume_token: u64,
+}
+
+/// Stats of a departed player, kept for a while so a reconnect can resume.
+struct Departed {
+    score: u16,
+    kills: u16,
+    deaths: u16,
+    left_at: Instant,
+}
+
+/// The state the sim task owns.
+pub struct Room {
+    config: Arc<ServerConfig>,
+    pub world: World,
+    clients: BTreeMap<ConnId, Client>,
+    departed: HashMap<u64, Departed>,
+    scene: Scene,
+    leaderboard: Leaderboard,
+    stats: Arc<RoomStats>,
+    token_source: RandomState,
+    // Buffers reused for every client's snapshot.
+    view: View,
+    index_scratch: Vec<u32>,
+    writer: BitWriter,
+}
+
+impl Room {
+    pub fn new(config: Arc<ServerConfig>, stats: Arc<RoomStats>) -> Room {
+        let mut world = World::new(
+            config.map.clone(),
+            WorldConfig {
+                tick_hz: config.tick_hz,
+                seed: config.seed,
+            },
+        );
+        for index in 0..config.bots {
+            world.add_player(format!("bot-{}", index + 1), true);
+        }
+        Room {
+            scene: Scene::new(&config.map),
+            config,
+            world,
+            clients: BTreeMap::new(),
+            departed: HashMap::new(),
+            leaderboard: Leaderboard::default(),
+            stats,
+            token_source: RandomState::new(),
+            view: View::default(),
+            index_scratch: Vec::new(),
+            writer: BitWriter::new(),
+        }
+    }
+
+    fn humans(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Applies one message from a connection.
+    pub fn handle(&mut self, input: SimInput) {
+        match input {
+            SimInput::Join {
+                conn,
+                name,
+                resume,
+                outbox,
+                kick,
+                reply,
+            } => {
+                let result = self.join(conn, name, resume, outbox, kick);
+                if let Err(Ok(welcome)) = reply.send(result) {
+                    // The connection gave up waiting: undo the join.
+                    drop(welcome);
+                    self.leave(conn, DisconnectReason::ConnectionLost);
+                }
+            }
+            SimInput::Input { conn, cmd } => {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.baselines.ack(cmd.ack);
+                    self.world.push_input(client.player, cmd);
+                }
+            }
+            SimInput::Ack { conn, tick } => {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.baselines.ack(tick);
+                }
+            }
+            SimInput::Chat { conn, text } => {
+                if let Some(client) = self.clients.get(&conn) {
+                    info!(conn = conn.0, player = %client.player_id, %text, "chat");
+                    self.world.events.push(GameEvent::Chat {
+                        from: client.player_id,
+                        text,
+                    });
+                }
+            }
+            SimInput::Leave { conn, reason } => self.leave(conn, reason),
+        }
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        name: String,
+        resume: Option<u64>,
+        outbox: Outbox,
+        kick: Kick,
+    ) -> Result<Vec<u8>, DisconnectReason> {
+        if self.humans() >= usize::from(self.config.max_players) {
+            return Err(DisconnectReason::ServerFull {
+                max: self.config.max_players,
+            });
+        }
+        let grace = self.config.resume_grace;
+        self.departed
+            .retain(|_, departed| departed.left_at.elapsed() < grace);
+        let resumed = resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d)));
+        let player = self.world.add_player(name.clone(), false);
+        let resume_token = match &resumed {
+            Some((token, departed)) => {
+                self.world
+                    .restore_stats(player, departed.score, departed.kills, departed.deaths);
+                *token
+            }
+            None => self
+                .token_source
+                .hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
+        };
+        let player_id = self.world.players[player].net_id;
+        let roster = self
+            .world
+            .players
+            .values()
+            .map(|p| RosterEntry {
+                id: p.net_id,
+                name: p.name.clone(),
+                bot: p.bot.is_some(),
+            })
+            .collect();
+        let welcome = ServerMsg::Welcome(Box::new(Welcome {
+            player_id,
+            resume_token,
+            tick_rate: self.config.tick_hz,
+            snapshot_rate: self.config.snapshot_hz,
+            server_tick: self.world.tick,
+            map_id: self.config.map.id.clone(),
+            map: (*self.config.map).clone(),
+            roster,
+            max_players: self.config.max_players,
+        }));
+        info!(
+            conn = conn.0,
+            player = %player_id,
+            %name,
+            resumed = resumed.is_some(),
+            players = self.world.players.len(),
+            "join"
+        );
+        self.clients.insert(
+            conn,
+            Client {
+                player,
+                player_id,
+                outbox,
+                kick,
+                baselines: Baselines::new(),
+                pending_events: Vec::new(),
+                leaderboard_pending: true,
+                skipped: 0,
+                resume_token,
+            },
+        );
+        self.publish_counts();
+        Ok(protocol::encode(&welcome))
+    }
+
+    fn leave(&mut self, conn: ConnId, reason: DisconnectReason) {
+        let Some(client) = self.clients.remove(&conn) else {
+            return;
+        };
+        if let Some(player) = self.world.remove_player(client.player, reason.clone()) {
+            if reason.is_expected() {
+                info!(conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+            } else {
+                warn!(conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+            }
+            self.departed.insert(
+                client.resume_token,
+                Departed {
+                    score: player.score,
+                    kills: player.kills,
+                    deaths: player.deaths,
+                    left_at: Instant::now(),
+                },
+            );
+        }
+        self.publish_counts();
+    }
+
+    fn publish_counts(&self) {
+        self.stats
+            .players
+            .store(self.world.players.len() as u32, Ordering::Relaxed);
+        self.stats
+            .clients
+            .store(self.clients.len() as u32, Ordering::Relaxed);
+    }
+
+    /// Runs one tick of the world and hands its events to every client.
+    pub fn step(&mut self) {
+        self.world.step();
+        self.stats.tick.store(self.world.tick.0, Ordering::Relaxed);
+        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        self.distribute_events();
+    }
+
+    fn distribute_events(&mut self) {
+        if self.world.events.is_empty() {
+            return;
+        }
+        for client in self.clients.values_mut() {
+            client
+                .pending_events
+                .extend(self.world.events.iter().cloned());
+            if client.pending_events.len() > MAX_PENDING_EVENTS {
+                client.pending_events.clear();
+                client.kick.kick(DisconnectReason::TooSlow);
+            }
+        }
+        self.world.events.clear();
+    }
+
+    /// Builds and queues one snapshot for every client.
+    pub fn send_snapshots(&mut self) {
+        if let Some(leaderboard) = self.world.refresh_leaderboard() {
+            self.leaderboard = leaderboard;
+            for client in self.clients.values_mut() {
+                client.leaderboard_pending = true;
+            }
+        }
+        self.scene
+            .rebuild(&self.world, self.config.ticks_per_snapshot());
+        let tick = self.world.tick;
+        let too_slow_after = (self.config.slow_client_timeout.as_secs_f32()
+            * f32::from(self.config.snapshot_hz))
+        .ceil() as u32;
+        for client in self.clients.values_mut() {
+            if client.kick.is_kicked() {
+                continue;
+            }
+            let Some(player) = self.world.players.get(client.player) else {
+                continue;
+            };
+            if self.config.interest {
+                self.scene.view_around(
+                    player.pos,
+                    VIEW_HALF_EXTENT,
+                    &mut self.index_scratch,
+                    &mut self.view,
+                );
+            } else {
+                self.scene.view_all(&mut self.view);
+            }
+            let baseline = client.baselines.baseline();
+            encode_delta(
+                tick,
+                baseline.map(|(_, view)| view),
+                &self.view,
+                &mut self.writer,
+            );
+            let own = OwnState {
+                pos: player.pos,
+                vel: player.vel,
+                hp: player.hp,
+                alive: player.alive,
+                respawn_tick: (!player.alive).then_some(player.respawn_at),
+                fire_cooldown: player.fire_cooldown.min(u32::from(u16::MAX)) as u16,
+                score: player.score,
+                rank: player.rank,
+            };
+            let message = SnapshotMsg {
+                tick,
+                baseline: baseline.map(|(tick, _)| tick),
+                input_ack: player.last_applied_seq,
+                own: Some(own),
+                delta: self.writer.finish().to_vec(),
+                events: std::mem::take(&mut client.pending_events),
+                leaderboard: client.leaderboard_pending.then(|| self.leaderboard.clone()),
+            };
+            let message = ServerMsg::Snapshot(Box::new(message));
+            let bytes = protocol::encode(&message);
+            let size = bytes.len() as u64;
+            match client.outbox.try_send(bytes) {
+                Ok(()) => {
+                    client.baselines.record(tick, &self.view);
+                    client.leaderboard_pending = false;
+                    client.skipped = 0;
+                    self.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // Full or closed: keep the events for the next snapshot; the next delta is
+                    // still taken against what the client acknowledged, so skipping is safe.
+                    if let ServerMsg::Snapshot(message) = message {
+                        client.pending_events = message.events;
+                    }
+                    client.skipped += 1;
+                    self.stats.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
+                    if client.skipped > too_slow_after {
+                        client.kick.kick(DisconnectReason::TooSlow);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks every connection to close with `reason`.
+    pub fn close_all(&mut self, reason: DisconnectReason) {
+        for client in self.clients.values() {
+            client.kick.kick(reason.clone());
+        }
+    }
+}
+
+/// Runs the room until `cancel` fires, then asks every client to close with
+/// [`DisconnectReason::ServerClosing`].
+pub async fn run(
+    config: Arc<ServerConfig>,
+    mut inbox: mpsc::Receiver<SimInput>,
+    stats: Arc<RoomStats>,
+    cancel: CancellationToken,
+) {
+    let mut room = Room::new(config.clone(), stats.clone());
+    let period = Duration::from_secs_f64(1.0 / f64::from(config.tick_hz));
+    let ticks_per_snapshot = config.ticks_per_snapshot();
+    // A hand-rolled deadline instead of `tokio::time::interval`: after a stall we run at most
+    // MAX_CATCH_UP_TICKS ticks back to back and then drop the rest of the debt (and count it),
+    // so a long pause never turns into a burst of hundreds of ticks (no spiral of death).
+    let mut next_tick = Instant::now() + period;
+    let mut pending = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next_tick) => {}
+        }
+        let started = Instant::now();
+        // Drain everything the connections sent since the last tick.
+        loop {
+            match inbox.try_recv() {
+                Ok(input) => pending.push(input),
+                Err(_) => break,
+            }
+        }
+        for input in pending.drain(..) {
+            room.handle(input);
+        }
+        let mut ran = 0;
+        let mut snapshot_due = false;
+        while next_tick <= started && ran < MAX_CATCH_UP_TICKS {
+            room.step();
+            snapshot_due |= room.world.tick.0 % ticks_per_snapshot == 0;
+            next_tick += period;
+            ran += 1;
+        }
+        if next_tick <= started {
+            let behind = ((started - next_tick).as_secs_f64() / period.as_secs_f64()) as u64 + 1;
+            stats.ticks_dropped.fetch_add(behind, Ordering::Relaxed);
+            warn!(ticks_dropped = behind, tick = %room.world.tick, "tick loop fell behind; dropping time");
+            next_tick = started + period;
+        }
+        if snapshot_due {
+            room.send_snapshots();
+        }
+        stats
+            .last_tick_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+    room.close_all(DisconnectReason::ServerClosing);
+    info!(tick = %room.world.tick, "room stopped");
+}

@@ -1,0 +1,649 @@
+//! The authoritative world: players, projectiles and orbs in slotmaps, advanced one fixed tick at
+//! a time by [`World::step`].
+//!
+//! `World` is sans-IO: it never awaits, never reads a clock and draws randomness only from its
+//! own seeded PRNG, so the same seed, map and input stream always produce the same state (checked
+//! by [`World::state_hash`]). Bad or late input is not an error here: it is clamped or dropped and
+//! counted. Networking, snapshots and timing live elsewhere.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use glam::Vec2;
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg32;
+use shared::map::MapDef;
+use shared::protocol::{
+    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, LeaderEntry, Leaderboard,
+};
+use shared::rules::{self, MoveInput};
+use shared::snapshot::NetId;
+use shared::tick::Tick;
+use slotmap::{SlotMap, new_key_type};
+
+use super::ai::{BotBrain, Senses};
+use super::grid::Grid;
+
+new_key_type! {
+    /// Key of a player in [`World::players`].
+    pub struct PlayerKey;
+    /// Key of a projectile in [`World::projectiles`].
+    pub struct ProjectileKey;
+    /// Key of an orb in [`World::orbs`].
+    pub struct OrbKey;
+}
+
+/// How many unapplied inputs a player may have queued. Older inputs are dropped first, so a
+/// client that sends in bursts never builds up latency.
+pub const INPUT_BUFFER: usize = 8;
+
+/// Everything fixed for the lifetime of a world.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    pub tick_hz: u16,
+    pub seed: u64,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            tick_hz: 60,
+            seed: 0x5eed,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Player {
+    pub net_id: NetId,
+    pub name: String,
+    /// Server-side AI, for bot players.
+    pub bot: Option<BotBrain>,
+    pub pos: Vec2,
+    pub vel: Vec2,
+    pub aim: f32,
+    pub hp: u8,
+    pub alive: bool,
+    /// When dead: the tick the player comes back.
+    pub respawn_at: Tick,
+    pub score: u16,
+    pub kills: u16,
+    pub deaths: u16,
+    /// 1-based rank by score, refreshed by [`World::refresh_leaderboard`].
+    pub rank: u16,
+    /// Inputs received but not applied yet, oldest first.
+    pub inputs: VecDeque<InputCmd>,
+    /// The input applied last tick; repeated (without firing) when the buffer runs dry.
+    pub last_input: InputCmd,
+    /// Sequence number of the last input applied, acked to the client in snapshots.
+    pub last_applied_seq: u32,
+    /// Ticks until the player may fire again.
+    pub fire_cooldown: u32,
+    /// Last tick the player fired (for the muzzle-flash flag).
+    pub fired_at: Option<Tick>,
+    /// Last tick the player took damage (for the hit flag).
+    pub hit_at: Option<Tick>,
+    /// Inputs dropped because the buffer was full (a sign of a bursty or hostile client).
+    pub inputs_dropped: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Projectile {
+    pub net_id: NetId,
+    pub owner: PlayerKey,
+    pub owner_net_id: NetId,
+    pub origin: Vec2,
+    pub pos: Vec2,
+    pub vel: Vec2,
+    pub spawn_tick: Tick,
+    pub expires_at: Tick,
+}
+
+#[derive(Debug, Clone)]
+pub struct Orb {
+    pub net_id: NetId,
+    pub pos: Vec2,
+    pub value: u8,
+}
+
+/// The room's whole game state.
+pub struct World {
+    pub config: WorldConfig,
+    pub map: Arc<MapDef>,
+    pub tick: Tick,
+    pub players: SlotMap<PlayerKey, Player>,
+    pub projectiles: SlotMap<ProjectileKey, Projectile>,
+    pub orbs: SlotMap<OrbKey, Orb>,
+    /// Orbs by position; orbs never move, so this is updated only on pickup and spawn.
+    orb_grid: Grid<OrbKey>,
+    /// Living players by position, rebuilt every tick.
+    player_grid: Grid<PlayerKey>,
+    rng: Pcg32,
+    next_net_id: u32,
+    /// Events of the ticks stepped since the caller last drained them.
+    pub events: Vec<GameEvent>,
+    /// Set when scores or the player list changed; cleared by [`World::refresh_leaderboard`].
+    leaderboard_dirty: bool,
+    dt: f32,
+    // Scratch buffers, reused every tick so a steady-state step allocates nothing.
+    bot_keys: Vec<PlayerKey>,
+    shots: Vec<(PlayerKey, NetId, Vec2, f32)>,
+    respawns: Vec<PlayerKey>,
+    hits: Vec<(PlayerKey, PlayerKey)>,
+    rank_order: Vec<(u16, NetId, PlayerKey)>,
+    /// Scratch for projectiles to remove (reused every tick).
+    dead_projectiles: Vec<ProjectileKey>,
+    /// Scratch for orbs picked up this tick (reused every tick).
+    taken_orbs: Vec<(OrbKey, PlayerKey)>,
+}
+
+/// Cell size of the world's neighbourhood grids, world units.
+const GRID_CELL: f32 = 128.0;
+
+impl World {
+    pub fn new(map: Arc<MapDef>, config: WorldConfig) -> World {
+        let mut world = World {
+            dt: 1.0 / f32::from(config.tick_hz.max(1)),
+            rng: Pcg32::seed_from_u64(config.seed),
+            config,
+            orb_grid: Grid::new(map.width, map.height, GRID_CELL),
+            player_grid: Grid::new(map.width, map.height, GRID_CELL),
+            map,
+            tick: Tick::ZERO,
+            players: SlotMap::with_key(),
+            projectiles: SlotMap::with_key(),
+            orbs: SlotMap::with_key(),
+            next_net_id: 1,
+            events: Vec::new(),
+            leaderboard_dirty: true,
+            bot_keys: Vec::new(),
+            shots: Vec::new(),
+            respawns: Vec::new(),
+            hits: Vec::new(),
+            rank_order: Vec::new(),
+            dead_projectiles: Vec::new(),
+            taken_orbs: Vec::new(),
+        };
+        for _ in 0..world.map.orbs {
+            world.spawn_orb();
+        }
+        world
+    }
+
+    /// Seconds per tick.
+    pub fn dt(&self) -> f32 {
+        self.dt
+    }
+
+    fn allocate_net_id(&mut self) -> NetId {
+        let id = NetId(self.next_net_id);
+        self.next_net_id = self.next_net_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Adds a player at the best spawn point. `bot` players are driven by the server's AI.
+    pub fn add_player(&mut self, name: String, bot: bool) -> PlayerKey {
+        let net_id = self.allocate_net_id();
+        let pos = self.choose_spawn();
+        let brain = bot.then(|| BotBrain::new(&mut self.rng));
+        let key = self.players.insert(Player {
+            net_id,
+            name: name.clone(),
+            bot: brain,
+            pos,
+            vel: Vec2::ZERO,
+            aim: 0.0,
+            hp: rules::PLAYER_MAX_HP,
+            alive: true,
+            respawn_at: self.tick,
+            score: 0,
+            kills: 0,
+            deaths: 0,
+            rank: 0,
+            inputs: VecDeque::with_capacity(INPUT_BUFFER),
+            last_input: InputCmd::default(),
+            last_applied_seq: 0,
+            fire_cooldown: 0,
+            fired_at: None,
+            hit_at: None,
+            inputs_dropped: 0,
+        });
+        self.events.push(GameEvent::Joined {
+            id: net_id,
+            name,
+            bot,
+        });
+        self.leaderboard_dirty = true;
+        key
+    }
+
+    /// Removes a player and its projectiles' ownership (they keep flying but score for nobody).
+    pub fn remove_player(&mut self, key: PlayerKey, reason: DisconnectReason) -> Option<Player> {
+        let player = self.players.remove(key)?;
+        self.events.push(GameEvent::Left {
+            id: player.net_id,
+            reason,
+        });
+        self.leaderboard_dirty = true;
+        Some(player)
+    }
+
+    /// Queues an input for the player. Inputs older than the last applied one are ignored;
+    /// when the buffer is full the oldest queued input is dropped.
+    pub fn push_input(&mut self, key: PlayerKey, cmd: InputCmd) {
+        let Some(player) = self.players.get_mut(key) else {
+            return;
+        };
+        let newest = player
+            .inputs
+            .back()
+            .map_or(player.last_applied_seq, |queued| queued.seq);
+        if cmd.seq <= newest && !(newest == 0 && cmd.seq == 0 && player.inputs.is_empty()) {
+            return;
+        }
+        if player.inputs.len() >= INPUT_BUFFER {
+            player.inputs.pop_front();
+            player.inputs_dropped += 1;
+        }
+        player.inputs.push_back(cmd);
+    }
+
+    /// Restores score and counters (used when a player resumes after a reconnect).
+    pub fn restore_stats(&mut self, key: PlayerKey, score: u16, kills: u16, deaths: u16) {
+        if let Some(player) = self.players.get_mut(key) {
+            player.score = score;
+            player.kills = kills;
+            player.deaths = deaths;
+            self.leaderboard_dirty = true;
+        }
+    }
+
+    /// Advances the world by one tick.
+    pub fn step(&mut self) {
+        self.tick = self.tick.next();
+        self.rebuild_player_grid();
+        self.think_bots();
+        self.step_players();
+        self.step_projectiles();
+        self.collect_orbs();
+    }
+
+    fn rebuild_player_grid(&mut self) {
+        self.player_grid.clear();
+        for (key, player) in &self.players {
+            if player.alive {
+                self.player_grid.insert(player.pos, key);
+            }
+        }
+    }
+
+    fn think_bots(&mut self) {
+        let mut bot_keys = std::mem::take(&mut self.bot_keys);
+        bot_keys.clear();
+        bot_keys.extend(
+            self.players
+                .iter()
+                .filter(|(_, p)| p.bot.is_some())
+                .map(|(key, _)| key),
+        );
+        for &key in &bot_keys {
+            let Some(mut brain) = self.players[key].bot.take() else {
+                continue;
+            };
+            let senses = Senses {
+                tick: self.tick,
+                map: &self.map,
+                players: &self.players,
+                player_grid: &self.player_grid,
+                orbs: &self.orbs,
+                orb_grid: &self.orb_grid,
+            };
+            let cmd = brain.think(&senses, key, &mut self.rng);
+            let player = &mut self.players[key];
+            player.bot = Some(brain);
+            let seq = player.last_applied_seq.wrapping_add(1);
+            player.inputs.clear();
+            player.inputs.push_back(InputCmd { seq, ..cmd });
+        }
+        self.bot_keys = bot_keys;
+    }
+
+    fn step_players(&mut self) {
+        let tick = self.tick;
+        let dt = self.dt;
+        let fire_cooldown = rules::seconds_to_ticks(rules::FIRE_COOLDOWN_S, self.config.tick_hz);
+        let lifetime = rules::seconds_to_ticks(rules::PROJECTILE_LIFETIME_S, self.config.tick_hz);
+        let mut shots = std::mem::take(&mut self.shots);
+        let mut respawns = std::mem::take(&mut self.respawns);
+        for (key, player) in &mut self.players {
+            let input = match player.inputs.pop_front() {
+                Some(cmd) => {
+                    player.last_applied_seq = cmd.seq;
+                    cmd
+                }
+                None => InputCmd {
+                    fire: false,
+                    ..player.last_input
+                },
+            };
+            player.last_input = input;
+            player.fire_cooldown = player.fire_cooldown.saturating_sub(1);
+            if !player.alive {
+                if !player.respawn_at.is_newer_than(tick) {
+                    respawns.push(key);
+                }
+                continue;
+            }
+            let dir = Vec2::new(input.move_x, input.move_y);
+            rules::step_player(
+                &mut player.pos,
+                &mut player.vel,
+                MoveInput { dir },
+                dt,
+                &self.map,
+            );
+            player.aim = normalize_angle(input.aim);
+            if input.fire && player.fire_cooldown == 0 {
+                player.fire_cooldown = fire_cooldown;
+                player.fired_at = Some(tick);
+                shots.push((key, player.net_id, player.pos, player.aim));
+            }
+        }
+        for key in respawns.drain(..) {
+            self.respawn(key);
+        }
+        for (owner, owner_net_id, pos, aim) in shots.drain(..) {
+            let dir = Vec2::from_angle(aim);
+            let origin = pos + dir * (rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS + 1.0);
+            if !self.map.is_free(origin, rules::PROJECTILE_RADIUS) {
+                continue; // Muzzle inside a wall: the shot is blocked.
+            }
+            let net_id = self.allocate_net_id();
+            self.projectiles.insert(Projectile {
+                net_id,
+                owner,
+                owner_net_id,
+                origin,
+                pos: origin,
+                vel: dir * rules::PROJECTILE_SPEED,
+                spawn_tick: tick,
+                expires_at: tick.add(lifetime),
+            });
+        }
+        self.shots = shots;
+        self.respawns = respawns;
+    }
+
+    fn step_projectiles(&mut self) {
+        let tick = self.tick;
+        let dt = self.dt;
+        let hit_radius = rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS;
+        self.dead_projectiles.clear();
+        let mut hits = std::mem::take(&mut self.hits);
+        for (key, projectile) in &mut self.projectiles {
+            projectile.pos += projectile.vel * dt;
+            let expired = !projectile.expires_at.is_newer_than(tick);
+            if !expired && self.map.is_free(projectile.pos, rules::PROJECTILE_RADIUS) {
+                let mut victim = None;
+                self.player_grid
+                    .query_radius(projectile.pos, hit_radius, |_, player_key| {
+                        if player_key != projectile.owner && victim.is_none_or(|v| player_key < v) {
+                            victim = Some(player_key);
+                        }
+                    });
+                if let Some(victim) = victim {
+                    hits.push((projectile.owner, victim));
+                    self.dead_projectiles.push(key);
+                }
+            } else {
+                self.dead_projectiles.push(key);
+            }
+        }
+        for key in self.dead_projectiles.drain(..) {
+            self.projectiles.remove(key);
+        }
+        for (shooter, victim) in hits.drain(..) {
+            self.damage(shooter, victim, rules::PROJECTILE_DAMAGE);
+        }
+        self.hits = hits;
+    }
+
+    fn damage(&mut self, shooter: PlayerKey, victim_key: PlayerKey, amount: u8) {
+        let tick = self.tick;
+        let respawn_ticks = rules::seconds_to_ticks(rules::RESPAWN_DELAY_S, self.config.tick_hz);
+        let Some(victim) = self.players.get_mut(victim_key) else {
+            return;
+        };
+        if !victim.alive {
+            return; // Two shots in one tick: the second hits a corpse.
+        }
+        victim.hp = victim.hp.saturating_sub(amount);
+        victim.hit_at = Some(tick);
+        if victim.hp > 0 {
+            return;
+        }
+        victim.alive = false;
+        victim.vel = Vec2::ZERO;
+        victim.deaths = victim.deaths.saturating_add(1);
+        victim.respawn_at = tick.add(respawn_ticks);
+        victim.inputs.clear();
+        let victim_id = victim.net_id;
+        let killer_id = match self.players.get_mut(shooter) {
+            Some(killer) => {
+                killer.kills = killer.kills.saturating_add(1);
+                killer.score = killer.score.saturating_add(rules::KILL_SCORE);
+                killer.net_id
+            }
+            None => NetId(0), // The shooter left while the shot was in flight.
+        };
+        self.events.push(GameEvent::Kill {
+            killer: killer_id,
+            victim: victim_id,
+        });
+        self.leaderboard_dirty = true;
+    }
+
+    fn respawn(&mut self, key: PlayerKey) {
+        let pos = self.choose_spawn();
+        let Some(player) = self.players.get_mut(key) else {
+            return;
+        };
+        player.pos = pos;
+        player.vel = Vec2::ZERO;
+        player.hp = rules::PLAYER_MAX_HP;
+        player.alive = true;
+        player.fire_cooldown = 0;
+        self.events.push(GameEvent::Respawned { id: player.net_id });
+    }
+
+    /// The spawn point farthest from every living player (first one on ties).
+    fn choose_spawn(&self) -> Vec2 {
+        let mut best = self.map.spawns[0];
+        let mut best_distance = f32::NEG_INFINITY;
+        for &spawn in &self.map.spawns {
+            let mut nearest = f32::INFINITY;
+            for player in self.players.values() {
+                if player.alive {
+                    nearest = nearest.min(player.pos.distance_squared(spawn));
+                }
+            }
+            if nearest > best_distance {
+                best_distance = nearest;
+                best = spawn;
+            }
+        }
+        best
+    }
+
+    fn collect_orbs(&mut self) {
+        let reach = rules::PLAYER_RADIUS + rules::ORB_RADIUS;
+        self.taken_orbs.clear();
+        for (player_key, player) in &self.players {
+            if !player.alive {
+                continue;
+            }
+            let taken = &mut self.taken_orbs;
+            self.orb_grid.query_radius(player.pos, reach, |_, orb_key| {
+                if !taken.iter().any(|(taken_key, _)| *taken_key == orb_key) {
+                    taken.push((orb_key, player_key));
+                }
+            });
+        }
+        if self.taken_orbs.is_empty() {
+            return;
+        }
+        let taken = std::mem::take(&mut self.taken_orbs);
+        for &(orb_key, player_key) in &taken {
+            if let Some(orb) = self.orbs.remove(orb_key) {
+                self.orb_grid.remove(orb.pos, orb_key);
+                if let Some(player) = self.players.get_mut(player_key) {
+                    player.score = player.score.saturating_add(u16::from(orb.value));
+                }
+                self.spawn_orb();
+            }
+        }
+        self.taken_orbs = taken;
+        self.leaderboard_dirty = true;
+    }
+
+    /// Places a new orb at a random free spot (gives up after a few tries on crowded maps).
+    fn spawn_orb(&mut self) {
+        for _ in 0..32 {
+            let pos = Vec2::new(
+                self.rng.random_range(0.0..self.map.width),
+                self.rng.random_range(0.0..self.map.height),
+            );
+            if !self.map.is_free(pos, rules::ORB_RADIUS) {
+                continue;
+            }
+            let roll: u32 = self.rng.random_range(0..100);
+            let value = match roll {
+                0..70 => 1,
+                70..95 => 2,
+                _ => 3,
+            };
+            let net_id = self.allocate_net_id();
+            let key = self.orbs.insert(Orb { net_id, pos, value });
+            self.orb_grid.insert(pos, key);
+            return;
+        }
+    }
+
+    /// Recomputes ranks and returns the leaderboard when anything changed since the last call.
+    pub fn refresh_leaderboard(&mut self) -> Option<Leaderboard> {
+        if !self.leaderboard_dirty {
+            return None;
+        }
+        self.leaderboard_dirty = false;
+        let mut order = std::mem::take(&mut self.rank_order);
+        order.clear();
+        order.extend(self.players.iter().map(|(key, p)| (p.score, p.net_id, key)));
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut top = Vec::with_capacity(LEADERBOARD_SIZE);
+        for (index, (_, _, key)) in order.iter().enumerate() {
+            let player = &mut self.players[*key];
+            player.rank = (index + 1).min(usize::from(u16::MAX)) as u16;
+            if index < LEADERBOARD_SIZE {
+                top.push(LeaderEntry {
+                    id: player.net_id,
+                    score: player.score,
+                    kills: player.kills,
+                    deaths: player.deaths,
+                });
+            }
+        }
+        self.rank_order = order;
+        Some(Leaderboard {
+            top,
+            players: self.players.len().min(usize::from(u16::MAX)) as u16,
+        })
+    }
+
+    /// Living players near `pos` (used by the AI).
+    pub fn players_near(&self, pos: Vec2, radius: f32, visit: impl FnMut(Vec2, PlayerKey)) {
+        self.player_grid.query_radius(pos, radius, visit);
+    }
+
+    /// Orbs near `pos` (used by the AI).
+    pub fn orbs_near(&self, pos: Vec2, radius: f32, visit: impl FnMut(Vec2, OrbKey)) {
+        self.orb_grid.query_radius(pos, radius, visit);
+    }
+
+    /// A 64-bit FNV-1a hash of everything that determines the future of the world. Two worlds
+    /// with equal hashes at the same tick evolve identically under the same inputs.
+    pub fn state_hash(&self) -> u64 {
+        let mut hash = Fnv::new();
+        hash.u32(self.tick.0);
+        hash.u32(self.next_net_id);
+        for player in self.players.values() {
+            hash.u32(player.net_id.0);
+            for v in [
+                player.pos.x,
+                player.pos.y,
+                player.vel.x,
+                player.vel.y,
+                player.aim,
+            ] {
+                hash.u32(v.to_bits());
+            }
+            hash.u32(u32::from(player.hp) | (u32::from(player.alive) << 8));
+            hash.u32(u32::from(player.score) | (u32::from(player.kills) << 16));
+            hash.u32(u32::from(player.deaths));
+            hash.u32(player.respawn_at.0);
+            hash.u32(player.fire_cooldown);
+            hash.u32(player.last_applied_seq);
+        }
+        for projectile in self.projectiles.values() {
+            hash.u32(projectile.net_id.0);
+            for v in [
+                projectile.pos.x,
+                projectile.pos.y,
+                projectile.vel.x,
+                projectile.vel.y,
+            ] {
+                hash.u32(v.to_bits());
+            }
+            hash.u32(projectile.expires_at.0);
+        }
+        for orb in self.orbs.values() {
+            hash.u32(orb.net_id.0);
+            hash.u32(orb.pos.x.to_bits());
+            hash.u32(orb.pos.y.to_bits());
+            hash.u32(u32::from(orb.value));
+        }
+        let mut rng = self.rng.clone();
+        hash.u32(rng.random::<u32>());
+        hash.finish()
+    }
+}
+
+/// Wraps an angle into (-π, π].
+fn normalize_angle(angle: f32) -> f32 {
+    use std::f32::consts::{PI, TAU};
+    let wrapped = (angle + PI).rem_euclid(TAU) - PI;
+    if wrapped <= -PI {
+        wrapped + TAU
+    } else {
+        wrapped
+    }
+}
+
+/// FNV-1a, 64-bit: tiny, stable across platforms and versions (unlike `DefaultHasher`).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn u32(&mut self, value: u32) {
+        for byte in value.to_le_bytes() {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
