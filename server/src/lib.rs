@@ -27,6 +27,9 @@ pub use config::ServerConfig;
 use net::connection::NetContext;
 use sim::sim_loop::{self, INBOX_CAPACITY, RoomStats};
 
+/// Kernel send buffer per connection, bytes (a couple of seconds of snapshots for a busy view).
+const SOCKET_SEND_BUFFER: usize = 128 * 1024;
+
 /// How long shutdown waits for connections to deliver their Close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -74,9 +77,12 @@ pub async fn run_with_stats(
     ));
     let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();
-    // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm.
+    // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
+    // fixed, modest send buffer bounds the memory and the staleness a slow client can cause:
+    // once it is full the outbox fills, snapshots are skipped, and the client is dropped.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
     });
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

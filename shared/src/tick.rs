@@ -20,7 +20,7 @@ impl Tick {
 
     /// `self + n` ticks, wrapping.
     #[must_use]
-    pub fn add(self, n: u32) -> Tick {
+    pub fn plus(self, n: u32) -> Tick {
         Tick(self.0.wrapping_add(n))
     }
 

@@ -75,7 +75,7 @@ impl BotBrain {
         if stuck || !self.next_decision.is_newer_than(senses.tick) {
             self.wander = random_direction(rng);
             self.strafe_sign = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-            self.next_decision = senses.tick.add(rng.random_range(60..240));
+            self.next_decision = senses.tick.plus(rng.random_range(60..240));
             self.stuck_ticks = 0;
         }
 

@@ -495,11 +495,8 @@ pub async fn run(
         }
         let started = Instant::now();
         // Drain everything the connections sent since the last tick.
-        loop {
-            match inbox.try_recv() {
-                Ok(input) => pending.push(input),
-                Err(_) => break,
-            }
+        while let Ok(input) = inbox.try_recv() {
+            pending.push(input);
         }
         for input in pending.drain(..) {
             room.handle(input);
@@ -508,7 +505,7 @@ pub async fn run(
         let mut snapshot_due = false;
         while next_tick <= started && ran < MAX_CATCH_UP_TICKS {
             room.step();
-            snapshot_due |= room.world.tick.0 % ticks_per_snapshot == 0;
+            snapshot_due |= room.world.tick.0.is_multiple_of(ticks_per_snapshot);
             next_tick += period;
             ran += 1;
         }

@@ -367,7 +367,7 @@ impl World {
                 pos: origin,
                 vel: dir * rules::PROJECTILE_SPEED,
                 spawn_tick: tick,
-                expires_at: tick.add(lifetime),
+                expires_at: tick.plus(lifetime),
             });
         }
         self.shots = shots;
@@ -425,7 +425,7 @@ impl World {
         victim.alive = false;
         victim.vel = Vec2::ZERO;
         victim.deaths = victim.deaths.saturating_add(1);
-        victim.respawn_at = tick.add(respawn_ticks);
+        victim.respawn_at = tick.plus(respawn_ticks);
         victim.inputs.clear();
         let victim_id = victim.net_id;
         let killer_id = match self.players.get_mut(shooter) {
@@ -645,5 +645,195 @@ impl Fnv {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use glam::Vec2;
+    use shared::map::MapDef;
+    use shared::protocol::{DisconnectReason, GameEvent};
+    use shared::rules;
+
+    use crate::sim::testing::Stepper;
+
+    /// A small open map with two spawn points 200 units apart on one line.
+    fn duel_map() -> MapDef {
+        MapDef::from_json(
+            r#"{"id":"duel","name":"duel","width":600,"height":300,"walls":[],
+                "spawns":[[100,150],[300,150]],"orbs":0}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn same_seed_and_inputs_give_the_same_state() {
+        let run = |seed| {
+            let mut stepper = Stepper::arena(seed);
+            for i in 0..12 {
+                stepper.spawn_bot(&format!("bot{i}"));
+            }
+            let human = stepper.spawn_player("human");
+            for tick in 0..900u32 {
+                let angle = tick as f32 * 0.01;
+                stepper.input(
+                    human,
+                    Vec2::new(angle.cos(), angle.sin()),
+                    angle,
+                    tick % 7 == 0,
+                );
+                stepper.step(1);
+            }
+            stepper.world.state_hash()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn input_moves_the_player_in_its_direction() {
+        let mut stepper = Stepper::new(duel_map(), 1);
+        let key = stepper.spawn_player("p");
+        let start = stepper.world.players[key].pos;
+        stepper.hold(key, Vec2::X, 0.0, false, 30);
+        let end = stepper.world.players[key].pos;
+        assert!(end.x > start.x + 50.0, "{start} -> {end}");
+        assert!((end.y - start.y).abs() < 1e-3);
+        assert_eq!(stepper.world.players[key].last_applied_seq, 30);
+    }
+
+    #[test]
+    fn shots_kill_award_score_and_respawn_later() {
+        let mut stepper = Stepper::new(duel_map(), 1);
+        let shooter = stepper.spawn_player("shooter");
+        let target = stepper.spawn_player("target");
+        assert_eq!(stepper.world.players[shooter].pos, Vec2::new(100.0, 150.0));
+        assert_eq!(stepper.world.players[target].pos, Vec2::new(300.0, 150.0));
+        stepper.world.events.clear();
+        let mut died_at = None;
+        for _ in 0..120 {
+            stepper.input(shooter, Vec2::ZERO, 0.0, true);
+            stepper.input(target, Vec2::ZERO, 0.0, false);
+            stepper.step(1);
+            if !stepper.world.players[target].alive && died_at.is_none() {
+                died_at = Some(stepper.world.tick);
+            }
+        }
+        let died_at = died_at.expect("five hits kill");
+        let (killer_id, victim_id) = (
+            stepper.world.players[shooter].net_id,
+            stepper.world.players[target].net_id,
+        );
+        assert!(stepper.world.events.contains(&GameEvent::Kill {
+            killer: killer_id,
+            victim: victim_id
+        }));
+        assert_eq!(stepper.world.players[shooter].kills, 1);
+        assert_eq!(stepper.world.players[shooter].score, rules::KILL_SCORE);
+        assert_eq!(stepper.world.players[target].deaths, 1);
+        let board = stepper.world.refresh_leaderboard().expect("scores changed");
+        assert_eq!(board.top[0].id, killer_id);
+        assert_eq!(board.top[0].score, rules::KILL_SCORE);
+        assert_eq!(stepper.world.players[shooter].rank, 1);
+        // Respawn after the delay, with full health.
+        let respawn_ticks = rules::seconds_to_ticks(rules::RESPAWN_DELAY_S, 60);
+        let until_respawn = respawn_ticks - stepper.world.tick.since(died_at);
+        stepper.step(until_respawn - 1);
+        assert!(!stepper.world.players[target].alive);
+        stepper.step(2);
+        assert!(stepper.world.players[target].alive);
+        assert_eq!(stepper.world.players[target].hp, rules::PLAYER_MAX_HP);
+    }
+
+    #[test]
+    fn walls_stop_projectiles() {
+        let map = MapDef::from_json(
+            r#"{"id":"wall","name":"wall","width":600,"height":300,
+                "walls":[{"x":190,"y":0,"w":20,"h":300}],
+                "spawns":[[100,150],[300,150]],"orbs":0}"#,
+        )
+        .unwrap();
+        let mut stepper = Stepper::new(map, 1);
+        let shooter = stepper.spawn_player("shooter");
+        let target = stepper.spawn_player("target");
+        for _ in 0..120 {
+            stepper.input(shooter, Vec2::ZERO, 0.0, true);
+            stepper.step(1);
+        }
+        assert_eq!(stepper.world.players[target].hp, rules::PLAYER_MAX_HP);
+    }
+
+    #[test]
+    fn orbs_give_score_and_are_replaced() {
+        let mut stepper = Stepper::arena(3);
+        let orb_count = stepper.world.orbs.len();
+        assert_eq!(orb_count, usize::from(stepper.world.map.orbs));
+        let key = stepper.spawn_player("collector");
+        let (orb_pos, orb_value) = {
+            let orb = stepper.world.orbs.values().next().unwrap();
+            (orb.pos, orb.value)
+        };
+        stepper.place(key, orb_pos + Vec2::new(rules::PLAYER_RADIUS, 0.0));
+        stepper.step(1);
+        assert!(stepper.world.players[key].score >= u16::from(orb_value));
+        assert_eq!(stepper.world.orbs.len(), orb_count);
+    }
+
+    #[test]
+    fn input_buffer_is_bounded_and_ignores_stale_inputs() {
+        let mut stepper = Stepper::new(duel_map(), 1);
+        let key = stepper.spawn_player("p");
+        for _ in 0..20 {
+            stepper.input(key, Vec2::X, 0.0, false);
+        }
+        assert_eq!(stepper.world.players[key].inputs.len(), super::INPUT_BUFFER);
+        assert_eq!(stepper.world.players[key].inputs_dropped, 12);
+        stepper.step(1);
+        let applied = stepper.world.players[key].last_applied_seq;
+        let stale = shared::protocol::InputCmd {
+            seq: applied,
+            ..Default::default()
+        };
+        let queued = stepper.world.players[key].inputs.len();
+        stepper.world.push_input(key, stale);
+        assert_eq!(stepper.world.players[key].inputs.len(), queued);
+    }
+
+    #[test]
+    fn leaving_removes_the_player_and_reports_the_reason() {
+        let mut stepper = Stepper::new(duel_map(), 1);
+        let key = stepper.spawn_player("p");
+        let id = stepper.world.players[key].net_id;
+        stepper
+            .world
+            .remove_player(key, DisconnectReason::ClientLeft);
+        assert!(stepper.world.players.is_empty());
+        assert!(stepper.world.events.contains(&GameEvent::Left {
+            id,
+            reason: DisconnectReason::ClientLeft
+        }));
+    }
+
+    #[test]
+    fn bots_play_the_game() {
+        let mut stepper = Stepper::arena(11);
+        for i in 0..16 {
+            stepper.spawn_bot(&format!("bot{i}"));
+        }
+        stepper.step(60 * 60);
+        let total_score: u32 = stepper
+            .world
+            .players
+            .values()
+            .map(|p| u32::from(p.score))
+            .sum();
+        let kills: u32 = stepper
+            .world
+            .players
+            .values()
+            .map(|p| u32::from(p.kills))
+            .sum();
+        assert!(total_score > 0, "bots never scored in a minute");
+        assert!(kills > 0, "bots never killed anyone in a minute");
     }
 }

@@ -1,0 +1,292 @@
+//! Helpers for end-to-end tests: a real server on 127.0.0.1:0 and real WebSocket clients.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use glam::Vec2;
+use server::ServerConfig;
+use server::sim::sim_loop::RoomStats;
+use shared::map::MapDef;
+use shared::protocol::{
+    self, ClientMsg, DisconnectReason, GameEvent, InputCmd, Leaderboard, PROTOCOL_VERSION,
+    ServerMsg, SnapshotMsg, Welcome,
+};
+use shared::quant;
+use shared::snapshot::{EntityState, NetId, SnapshotReceiver, View};
+use shared::tick::Tick;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A small open map with two spawn points 200 units apart on a horizontal line, no orbs.
+pub fn duel_map() -> Arc<MapDef> {
+    Arc::new(
+        MapDef::from_json(
+            r#"{"id":"duel","name":"duel","width":600,"height":300,"walls":[],
+                "spawns":[[100,150],[300,150]],"orbs":0}"#,
+        )
+        .expect("valid test map"),
+    )
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<RoomStats>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let stats = Arc::new(RoomStats::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server::run_with_stats(
+            listener,
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+            stats.clone(),
+        ));
+        TestServer {
+            addr,
+            stats,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn start_default() -> TestServer {
+        TestServer::start(ServerConfig::default()).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task did not panic")
+                .expect("server returned Ok");
+        }
+    }
+}
+
+/// Opens a raw WebSocket to the server.
+pub async fn connect_raw(server: &TestServer) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(server.url(), None, true)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+pub fn hello(name: &str) -> Message {
+    Message::Binary(
+        protocol::encode(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume: None,
+        })
+        .into(),
+    )
+}
+
+/// How a connection ended, as seen by the client.
+#[derive(Debug, Default)]
+pub struct Ending {
+    /// The `ServerMsg::Disconnect` received before the Close frame.
+    pub reason: Option<DisconnectReason>,
+    /// Close frame code and text.
+    pub close: Option<(u16, String)>,
+}
+
+/// Reads until the server closes the connection (10 s limit).
+pub async fn read_until_closed(ws: &mut Ws) -> Ending {
+    let mut ending = Ending::default();
+    let read = async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Binary(bytes)) => {
+                    if let Ok(ServerMsg::Disconnect(reason)) = protocol::decode_server(&bytes) {
+                        ending.reason = Some(reason);
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    ending.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("server closes within 10 s");
+    ending
+}
+
+/// A well-behaved game client that applies every snapshot.
+pub struct TestClient {
+    pub ws: Ws,
+    pub welcome: Welcome,
+    pub receiver: SnapshotReceiver,
+    pub last: Option<SnapshotMsg>,
+    /// Every event received so far.
+    pub events: Vec<GameEvent>,
+    pub leaderboard: Option<Leaderboard>,
+    pub snapshots: u32,
+    seq: u32,
+}
+
+impl TestClient {
+    pub async fn join(server: &TestServer, name: &str) -> TestClient {
+        TestClient::join_url(&server.url(), name).await
+    }
+
+    pub async fn join_url(url: &str, name: &str) -> TestClient {
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .expect("websocket connects");
+        ws.send(hello(name)).await.expect("send hello");
+        let welcome = loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("welcome within 5 s")
+                .expect("connection open")
+                .expect("frame");
+            if let Message::Binary(bytes) = frame {
+                match protocol::decode_server(&bytes).expect("decodable") {
+                    ServerMsg::Welcome(welcome) => break *welcome,
+                    other => panic!("expected a welcome, got {other:?}"),
+                }
+            }
+        };
+        TestClient {
+            ws,
+            welcome,
+            receiver: SnapshotReceiver::new(),
+            last: None,
+            events: Vec::new(),
+            leaderboard: None,
+            snapshots: 0,
+            seq: 0,
+        }
+    }
+
+    pub fn id(&self) -> NetId {
+        self.welcome.player_id
+    }
+
+    pub fn latest_tick(&self) -> Tick {
+        self.receiver.latest().map_or(Tick::ZERO, |(tick, _)| tick)
+    }
+
+    pub async fn send(&mut self, message: &ClientMsg) {
+        self.ws
+            .send(Message::Binary(protocol::encode(message).into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends one input (acking the newest snapshot).
+    pub async fn input(&mut self, dir: Vec2, aim: f32, fire: bool) {
+        self.seq += 1;
+        let cmd = InputCmd {
+            seq: self.seq,
+            ack: self.latest_tick(),
+            move_x: dir.x,
+            move_y: dir.y,
+            aim,
+            fire,
+        };
+        self.send(&ClientMsg::Input(cmd)).await;
+    }
+
+    pub async fn chat(&mut self, text: &str) {
+        self.send(&ClientMsg::Chat {
+            text: text.to_string(),
+        })
+        .await;
+    }
+
+    /// Receives and applies the next snapshot (5 s limit), skipping other messages.
+    pub async fn next_snapshot(&mut self) -> SnapshotMsg {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("connection open")
+                .expect("frame");
+            let Message::Binary(bytes) = frame else {
+                continue;
+            };
+            match protocol::decode_server(&bytes).expect("decodable server message") {
+                ServerMsg::Snapshot(snapshot) => {
+                    self.receiver
+                        .apply(snapshot.tick, snapshot.baseline, &snapshot.delta)
+                        .expect("snapshot applies to its baseline");
+                    self.events.extend(snapshot.events.iter().cloned());
+                    if let Some(board) = &snapshot.leaderboard {
+                        self.leaderboard = Some(board.clone());
+                    }
+                    self.snapshots += 1;
+                    self.last = Some((*snapshot).clone());
+                    return *snapshot;
+                }
+                ServerMsg::Disconnect(reason) => panic!("disconnected: {reason}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Keeps receiving snapshots (acking them) until `done` holds; false after `limit`.
+    pub async fn until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&TestClient) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if done(self) {
+                return true;
+            }
+            self.next_snapshot().await;
+            let tick = self.latest_tick();
+            self.send(&ClientMsg::Ack { tick }).await;
+        }
+        done(self)
+    }
+
+    pub fn view(&self) -> &View {
+        self.receiver
+            .latest()
+            .map(|(_, view)| view)
+            .expect("at least one snapshot")
+    }
+
+    /// Position of a player in the latest view.
+    pub fn player_pos(&self, id: NetId) -> Option<Vec2> {
+        match self.receiver.latest()?.1.get(id)? {
+            EntityState::Player(p) => Some(quant::q_to_vec(p.x, p.y)),
+            _ => None,
+        }
+    }
+}
