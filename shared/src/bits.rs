@@ -67,6 +67,32 @@ impl BitWriter {
         }
     }
 
+    /// Overwrites `bits` bits at `bit_offset` (already written) with `value`; used to fill in a
+    /// count once it is known, so the encoder needs a single pass.
+    pub fn patch(&mut self, bit_offset: usize, value: u32, bits: u32) {
+        debug_assert!(bit_offset + bits as usize <= self.bit_len());
+        for i in 0..bits as usize {
+            let bit = (value >> i) & 1 == 1;
+            let position = bit_offset + i;
+            let byte_index = position / 8;
+            let mask = 1u8 << (position % 8);
+            if byte_index < self.bytes.len() {
+                if bit {
+                    self.bytes[byte_index] |= mask;
+                } else {
+                    self.bytes[byte_index] &= !mask;
+                }
+            } else {
+                let acc_mask = 1u64 << (position - self.bytes.len() * 8);
+                if bit {
+                    self.acc |= acc_mask;
+                } else {
+                    self.acc &= !acc_mask;
+                }
+            }
+        }
+    }
+
     /// Bits written so far.
     pub fn bit_len(&self) -> usize {
         self.bytes.len() * 8 + self.acc_bits as usize
@@ -170,6 +196,19 @@ mod tests {
         assert_eq!(r.read(32).unwrap(), 0xdead_beef);
         assert!(r.read_bool().unwrap());
         assert!(r.at_end());
+    }
+
+    #[test]
+    fn patch_overwrites_earlier_bits() {
+        let mut w = BitWriter::new();
+        w.write(0, 18);
+        w.write(0b101, 3);
+        w.patch(0, 0x2_abcd, 18);
+        w.patch(18, 0b010, 3);
+        let bytes = w.finish().to_vec();
+        let mut r = BitReader::new(&bytes);
+        assert_eq!(r.read(18).unwrap(), 0x2_abcd);
+        assert_eq!(r.read(3).unwrap(), 0b010);
     }
 
     #[test]

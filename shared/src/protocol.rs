@@ -141,6 +141,7 @@ pub struct SnapshotMsg {
     /// Exact state of the client's own player, for prediction and reconciliation.
     pub own: Option<OwnState>,
     /// Entities in view, encoded by [`crate::snapshot::encode_delta`].
+    #[serde(with = "serde_bytes")]
     pub delta: Vec<u8>,
     /// Kills, joins, leaves and chat since the previous snapshot this client received.
     pub events: Vec<GameEvent>,

@@ -6,8 +6,8 @@
 //! usually through [`SnapshotReceiver`]). Without a baseline the same format carries a full
 //! snapshot (every entity is "created").
 //!
-//! Bit layout (LSB-first, see [`crate::bits`]), after `gamma(count + 1)`, `count` entries in
-//! increasing id order, each:
+//! Bit layout (LSB-first, see [`crate::bits`]): `count` in [`COUNT_BITS`] bits, then `count`
+//! entries in increasing id order, each:
 //!
 //! ```text
 //! gamma(id - previous id)            // previous id starts at 0; ids are ≥ 1
@@ -127,8 +127,10 @@ impl View {
     }
 }
 
-/// Largest number of entries a delta may list (a decoder refuses more).
-pub const MAX_DELTA_ENTRIES: u32 = 1 << 17;
+/// Width of the entry count at the start of a delta.
+pub const COUNT_BITS: u32 = 18;
+/// Largest number of entries a delta may list.
+pub const MAX_DELTA_ENTRIES: u32 = (1 << COUNT_BITS) - 1;
 
 /// How many received snapshots a client keeps as possible baselines. The server never encodes
 /// against a baseline more than [`SERVER_BASELINE_WINDOW`] snapshots old, which is smaller.
@@ -140,8 +142,6 @@ pub const SERVER_BASELINE_WINDOW: usize = 32;
 pub enum SnapshotError {
     #[error("truncated snapshot: {0}")]
     Bits(#[from] BitsError),
-    #[error("snapshot lists too many entries ({0})")]
-    TooManyEntries(u32),
     #[error("entity id overflow")]
     IdOverflow,
     #[error("entity {0} updated or removed but not in the baseline")]
@@ -167,16 +167,17 @@ enum Op {
 /// Encodes `current` as a delta against `baseline` (or as a full snapshot when `None`) into
 /// `out`, which is cleared first. `tick` is the tick of `current`.
 ///
-/// Allocates nothing: two linear merge passes over the sorted views.
+/// Allocates nothing: one linear merge pass over the sorted views; the entry count is patched
+/// in at the end.
 pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &mut BitWriter) {
     out.clear();
     let empty = View::default();
     let baseline = baseline.unwrap_or(&empty);
+    out.write(0, COUNT_BITS);
     let mut count = 0u32;
-    merge(baseline, current, |_, _, _| count += 1);
-    out.write_gamma(count + 1);
     let mut previous_id = 0u32;
     merge(baseline, current, |id, op, states| {
+        count += 1;
         out.write_gamma(id.0 - previous_id);
         previous_id = id.0;
         match op {
@@ -199,6 +200,8 @@ pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &m
             Op::Remove => out.write(0b11, 2),
         }
     });
+    assert!(count <= MAX_DELTA_ENTRIES, "a view holds at most {MAX_DELTA_ENTRIES} entities");
+    out.patch(0, count, COUNT_BITS);
 }
 
 /// Walks both sorted views and calls `emit` for every difference, in id order.
@@ -439,10 +442,7 @@ pub fn apply_delta(
     let empty = View::default();
     let old = &baseline.unwrap_or(&empty).entities;
     let mut input = BitReader::new(bytes);
-    let count = input.read_gamma()? - 1;
-    if count > MAX_DELTA_ENTRIES {
-        return Err(SnapshotError::TooManyEntries(count));
-    }
+    let count = input.read(COUNT_BITS)?;
     let mut old_index = 0;
     let mut previous_id = 0u32;
     for _ in 0..count {
@@ -608,8 +608,8 @@ mod tests {
         let many: Vec<(u32, EntityState)> =
             (1..=500).map(|i| (i, player(i as u16, 5, 0))).collect();
         let a = view(&many);
-        // Everything unchanged: only the entry count (gamma(1) = 1 bit) → one byte.
-        assert_eq!(round_trip(Tick(1), Some(&a), &a), 1);
+        // Everything unchanged: only the entry count (18 bits) → three bytes.
+        assert_eq!(round_trip(Tick(1), Some(&a), &a), 3);
     }
 
     #[test]
@@ -620,7 +620,7 @@ mod tests {
         let moved: Vec<(u32, EntityState)> = (1..=200).map(|i| (i, player(1053, 947, 9))).collect();
         let bytes = round_trip(Tick(2), Some(&a), &view(&moved));
         assert!(bytes <= 200 * 6, "{bytes} bytes for 200 moving players");
-        assert!(bytes <= 200 * 33 / 8 + 4, "{bytes}");
+        assert!(bytes <= 200 * 33 / 8 + 3, "{bytes}");
     }
 
     #[test]

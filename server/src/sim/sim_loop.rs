@@ -170,7 +170,7 @@ pub struct Room {
     token_source: RandomState,
     // Buffers reused for every client's snapshot.
     view: View,
-    index_scratch: Vec<u32>,
+    view_marks: Vec<u64>,
     writer: BitWriter,
 }
 
@@ -196,7 +196,7 @@ impl Room {
             stats,
             token_source: RandomState::new(),
             view: View::default(),
-            index_scratch: Vec::new(),
+            view_marks: Vec::new(),
             writer: BitWriter::new(),
         }
     }
@@ -404,7 +404,7 @@ impl Room {
                 self.scene.view_around(
                     player.pos,
                     VIEW_HALF_EXTENT,
-                    &mut self.index_scratch,
+                    &mut self.view_marks,
                     &mut self.view,
                 );
             } else {
