@@ -25,7 +25,9 @@ fn main() -> Result<()> {
         Some("run") => {
             build_web(&root, false)?;
             let mut command = cargo();
-            command.args(["run", "--release", "-p", "arena-server", "--"]).args(&args[1..]);
+            command
+                .args(["run", "--release", "-p", "arena-server", "--"])
+                .args(&args[1..]);
             let status = command.status().context("running the server")?;
             if !status.success() {
                 bail!("server exited with {status}");
@@ -41,7 +43,10 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -49,7 +54,9 @@ fn cargo() -> Command {
 }
 
 fn run(command: &mut Command) -> Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }
@@ -58,9 +65,17 @@ fn run(command: &mut Command) -> Result<()> {
 
 /// Adds the wasm32 target when this toolchain lacks it.
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match installed {
-        Ok(output) if String::from_utf8_lossy(&output.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(output)
+            if String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             eprintln!("xtask: adding the {WASM_TARGET} target (one-time)");
             run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
@@ -77,14 +92,26 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
     ensure_wasm_target()?;
     let started = Instant::now();
     let mut build = cargo();
-    build.args(["build", "-p", "client-web", "--lib", "--target", WASM_TARGET]);
+    build.args([
+        "build",
+        "-p",
+        "client-web",
+        "--lib",
+        "--target",
+        WASM_TARGET,
+    ]);
     if !dev {
         build.args(["--profile", "wasm-release"]);
     }
     run(&mut build)?;
     let profile_dir = if dev { "debug" } else { "wasm-release" };
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let wasm = target_dir.join(WASM_TARGET).join(profile_dir).join("client_web.wasm");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join(profile_dir)
+        .join("client_web.wasm");
     let dist = root.join("dist");
     let staging = root.join("target").join("dist-staging");
     let _ = std::fs::remove_dir_all(&staging);
@@ -100,7 +127,9 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
         .generate(&staging)
         .map_err(|error| anyhow::anyhow!("wasm-bindgen: {error}"))?;
     let static_dir = root.join("client-web").join("static");
-    for entry in std::fs::read_dir(&static_dir).with_context(|| format!("reading {}", static_dir.display()))? {
+    for entry in std::fs::read_dir(&static_dir)
+        .with_context(|| format!("reading {}", static_dir.display()))?
+    {
         let entry = entry?;
         std::fs::copy(entry.path(), staging.join(entry.file_name()))?;
     }
@@ -111,7 +140,11 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
     for entry in std::fs::read_dir(&dist)? {
         total += entry?.metadata()?.len();
     }
-    eprintln!("xtask: dist/ built in {:.1}s ({} KiB uncompressed)", started.elapsed().as_secs_f64(), total / 1024);
+    eprintln!(
+        "xtask: dist/ built in {:.1}s ({} KiB uncompressed)",
+        started.elapsed().as_secs_f64(),
+        total / 1024
+    );
     Ok(())
 }
 
@@ -130,7 +163,11 @@ fn ensure_chromium() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing chromium (browser tests) with apt-get");
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let apt = |args: &[&str]| {
         let mut command = if is_root {
             Command::new("apt-get")
@@ -155,7 +192,9 @@ struct Tally {
 /// Runs cargo with its stdout echoed and every libtest summary line counted.
 fn run_counted(command: &mut Command, tally: &mut Tally) -> Result<bool> {
     command.stdout(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("running {command:?}"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("running {command:?}"))?;
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         let line = line?;
@@ -187,20 +226,43 @@ fn test_all(root: &Path) -> Result<()> {
             steps_failed.push(name.to_string());
         }
     };
-    step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]));
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    );
     build_web(root, false)?;
-    step("shared builds for wasm32", cargo().args(["build", "-p", "arena-shared", "--target", WASM_TARGET]));
-    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+    step(
+        "shared builds for wasm32",
+        cargo().args(["build", "-p", "arena-shared", "--target", WASM_TARGET]),
+    );
+    step(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
     let mut tally = Tally::default();
     eprintln!("xtask: == cargo test --workspace");
-    if !run_counted(cargo().args(["test", "--workspace"]), &mut tally)? {
+    if !run_counted(
+        cargo().args(["test", "--workspace", "--no-fail-fast"]),
+        &mut tally,
+    )? {
         steps_failed.push("cargo test".to_string());
     }
     eprintln!("xtask: finished in {:.0}s", started.elapsed().as_secs_f64());
     if !steps_failed.is_empty() {
         eprintln!("xtask: failed steps: {}", steps_failed.join(", "));
     }
-    println!("{} passed, {} failed", tally.passed, tally.failed + steps_failed.len() as u64);
+    println!(
+        "{} passed, {} failed",
+        tally.passed,
+        tally.failed + steps_failed.len() as u64
+    );
     if !steps_failed.is_empty() || tally.failed > 0 {
         std::process::exit(1);
     }
