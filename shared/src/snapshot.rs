@@ -200,7 +200,10 @@ pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &m
             Op::Remove => out.write(0b11, 2),
         }
     });
-    assert!(count <= MAX_DELTA_ENTRIES, "a view holds at most {MAX_DELTA_ENTRIES} entities");
+    assert!(
+        count <= MAX_DELTA_ENTRIES,
+        "a view holds at most {MAX_DELTA_ENTRIES} entities"
+    );
     out.patch(0, count, COUNT_BITS);
 }
 

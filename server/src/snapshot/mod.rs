@@ -110,12 +110,19 @@ impl Scene {
 
     /// Entities within `half_extent` of `center`, into `out` (sorted by id). `marks` is a reused
     /// bitset over entity indices: marking and then scanning it yields id order without a sort.
-    pub fn view_around(&self, center: Vec2, half_extent: Vec2, marks: &mut Vec<u64>, out: &mut View) {
+    pub fn view_around(
+        &self,
+        center: Vec2,
+        half_extent: Vec2,
+        marks: &mut Vec<u64>,
+        out: &mut View,
+    ) {
         marks.clear();
         marks.resize(self.entities.len().div_ceil(64), 0);
-        self.grid.query_box(center - half_extent, center + half_extent, |_, index| {
-            marks[index as usize / 64] |= 1 << (index % 64);
-        });
+        self.grid
+            .query_box(center - half_extent, center + half_extent, |_, index| {
+                marks[index as usize / 64] |= 1 << (index % 64);
+            });
         out.entities.clear();
         for (word_index, &word) in marks.iter().enumerate() {
             let mut bits = word;

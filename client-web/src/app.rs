@@ -1,0 +1,807 @@
+//! The browser shell: owns the canvas, the DOM HUD, the socket and the [`Session`], and drives
+//! everything from `requestAnimationFrame`. Inputs go out at the simulation tick rate from a
+//! fixed-step accumulator; snapshots are applied as they arrive (even in a background tab).
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use glam::Vec2;
+use serde_json::json;
+use shared::protocol::{self, ClientMsg, DisconnectReason, PROTOCOL_VERSION, ServerMsg};
+use shared::rules::PLAYER_MAX_HP;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{
+    CanvasRenderingContext2d, HtmlCanvasElement, KeyboardEvent, MouseEvent, TouchEvent, Window,
+};
+
+use crate::hud::Hud;
+use crate::input::{InputState, TouchStick};
+use crate::net::{Connection, NetEvent, server_url};
+use crate::render::{self, Camera, FrameScene};
+use crate::session::{PlayerSprite, Session};
+use crate::stats::{FrameTimes, Rate};
+
+thread_local! {
+    static APP: RefCell<Option<Rc<RefCell<App>>>> = const { RefCell::new(None) };
+}
+
+const NAME_KEY: &str = "arena.name";
+const RESUME_KEY: &str = "arena.resume";
+
+#[derive(Debug, Clone, PartialEq)]
+enum ConnState {
+    NameEntry,
+    Connecting,
+    Connected,
+    /// Lost; the next attempt is at `at_ms`.
+    Reconnecting {
+        at_ms: f64,
+        why: String,
+    },
+    /// Ended for a reason retrying cannot fix.
+    Closed {
+        why: String,
+    },
+}
+
+pub struct App {
+    window: Window,
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    hud: Hud,
+    input: InputState,
+    conn: Option<Connection>,
+    state: ConnState,
+    session: Option<Session>,
+    name: String,
+    resume: Option<u64>,
+    /// The reason the server gave before closing, if any.
+    server_reason: Option<DisconnectReason>,
+    reconnect_attempt: u32,
+    accumulator_ms: f64,
+    last_frame_ms: Option<f64>,
+    last_ping_ms: f64,
+    last_sent_ms: f64,
+    bytes_in: Rate,
+    bytes_out: Rate,
+    snapshots_in: Rate,
+    frames: FrameTimes,
+    /// Largest prediction correction in the last second (world units) and when it was reset.
+    max_error: (f32, f64),
+    overlay: bool,
+    chat_open: bool,
+    aim: f32,
+    own_pos: Vec2,
+    css: Vec2,
+    dpr: f64,
+    /// What was drawn last frame, for `arenaDebug`.
+    drawn_players: Vec<PlayerSprite>,
+    drawn_projectiles: usize,
+    drawn_orbs: usize,
+    this: Weak<RefCell<App>>,
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+fn log_error(message: &str) {
+    web_sys::console::error_1(&JsValue::from_str(message));
+}
+
+pub fn start() -> Result<(), JsValue> {
+    std::panic::set_hook(Box::new(|info| {
+        log_error(&format!("arena client panicked: {info}"))
+    }));
+    let window = web_sys::window().ok_or("no window")?;
+    let document = window.document().ok_or("no document")?;
+    let hud = Hud::new(&document).map_err(|e| JsValue::from_str(&e))?;
+    let canvas: HtmlCanvasElement = document
+        .get_element_by_id("game")
+        .ok_or("#game missing")?
+        .dyn_into()?;
+    let ctx: CanvasRenderingContext2d = canvas
+        .get_context("2d")?
+        .ok_or("no 2d context")?
+        .dyn_into()?;
+    let stored_name = window
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(NAME_KEY).ok().flatten())
+        .unwrap_or_default();
+    hud.name_input.set_value(&stored_name);
+    let resume = window
+        .session_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(RESUME_KEY).ok().flatten())
+        .and_then(|token| token.parse().ok());
+    let app = Rc::new_cyclic(|this| {
+        RefCell::new(App {
+            window: window.clone(),
+            canvas,
+            ctx,
+            hud,
+            input: InputState::default(),
+            conn: None,
+            state: ConnState::NameEntry,
+            session: None,
+            name: stored_name,
+            resume,
+            server_reason: None,
+            reconnect_attempt: 0,
+            accumulator_ms: 0.0,
+            last_frame_ms: None,
+            last_ping_ms: 0.0,
+            last_sent_ms: 0.0,
+            bytes_in: Rate::default(),
+            bytes_out: Rate::default(),
+            snapshots_in: Rate::default(),
+            frames: FrameTimes::default(),
+            max_error: (0.0, 0.0),
+            overlay: false,
+            chat_open: false,
+            aim: 0.0,
+            own_pos: Vec2::ZERO,
+            css: Vec2::ONE,
+            dpr: 1.0,
+            drawn_players: Vec::new(),
+            drawn_projectiles: 0,
+            drawn_orbs: 0,
+            this: this.clone(),
+        })
+    });
+    APP.with(|slot| *slot.borrow_mut() = Some(app.clone()));
+    install_listeners(&app, &window, &document)?;
+    start_frame_loop(app.clone(), &window)?;
+    {
+        let mut app = app.borrow_mut();
+        app.hud.name_input.focus().ok();
+        // `?name=...&autojoin=1` joins straight away (handy for LAN parties and benchmarks).
+        let search = window.location().search().unwrap_or_default();
+        let params = web_sys::UrlSearchParams::new_with_str(&search).ok();
+        if let Some(params) = params {
+            if let Some(name) = params.get("name") {
+                app.hud.name_input.set_value(&name);
+            }
+            if params.get("autojoin").is_some() {
+                app.join_clicked();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn listen<E: JsCast + 'static>(
+    target: &web_sys::EventTarget,
+    event: &str,
+    app: &Rc<RefCell<App>>,
+    handler: impl Fn(&mut App, E) + 'static,
+) -> Result<(), JsValue> {
+    let weak = Rc::downgrade(app);
+    let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |raw: web_sys::Event| {
+        if let (Some(app), Ok(event)) = (weak.upgrade(), raw.dyn_into::<E>())
+            && let Ok(mut app) = app.try_borrow_mut()
+        {
+            handler(&mut app, event);
+        }
+    });
+    target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())?;
+    closure.forget(); // Page-lifetime listener.
+    Ok(())
+}
+
+fn install_listeners(
+    app: &Rc<RefCell<App>>,
+    window: &Window,
+    document: &web_sys::Document,
+) -> Result<(), JsValue> {
+    let window_target: &web_sys::EventTarget = window.as_ref();
+    listen::<KeyboardEvent>(window_target, "keydown", app, App::on_key_down)?;
+    listen::<KeyboardEvent>(window_target, "keyup", app, |app, event| {
+        app.input.keys.remove(&event.code());
+    })?;
+    listen::<web_sys::Event>(window_target, "blur", app, |app, _| app.input.release_all())?;
+    let canvas: web_sys::EventTarget = app.borrow().canvas.clone().into();
+    listen::<MouseEvent>(&canvas, "mousemove", app, |app, event| {
+        app.input.mouse = Some(Vec2::new(event.offset_x() as f32, event.offset_y() as f32));
+    })?;
+    listen::<MouseEvent>(&canvas, "mousedown", app, |app, event| {
+        if event.button() == 0 {
+            app.input.mouse_down = true;
+        }
+    })?;
+    listen::<MouseEvent>(window_target, "mouseup", app, |app, event| {
+        if event.button() == 0 {
+            app.input.mouse_down = false;
+        }
+    })?;
+    listen::<MouseEvent>(&canvas, "contextmenu", app, |_, event| {
+        event.prevent_default()
+    })?;
+    for kind in ["touchstart", "touchmove", "touchend", "touchcancel"] {
+        listen::<TouchEvent>(&canvas, kind, app, App::on_touch)?;
+    }
+    let play: web_sys::EventTarget = document
+        .get_element_by_id("play")
+        .ok_or("#play missing")?
+        .into();
+    listen::<MouseEvent>(&play, "click", app, |app, event| {
+        event.prevent_default();
+        app.join_clicked();
+    })?;
+    Ok(())
+}
+
+type FrameCallback = Closure<dyn FnMut(f64)>;
+
+fn start_frame_loop(app: Rc<RefCell<App>>, window: &Window) -> Result<(), JsValue> {
+    // The closure re-schedules itself, so it holds a handle to itself.
+    let slot: Rc<RefCell<Option<FrameCallback>>> = Rc::new(RefCell::new(None));
+    let slot_inner = slot.clone();
+    let window_inner = window.clone();
+    *slot.borrow_mut() = Some(Closure::new(move |_timestamp: f64| {
+        if let Ok(mut app) = app.try_borrow_mut() {
+            app.frame(now_ms());
+        }
+        if let Some(callback) = slot_inner.borrow().as_ref() {
+            let _ = window_inner.request_animation_frame(callback.as_ref().unchecked_ref());
+        }
+    }));
+    let first = slot.borrow();
+    window.request_animation_frame(first.as_ref().expect("just set").as_ref().unchecked_ref())?;
+    Ok(())
+}
+
+/// `arenaDebug()`: what the client sees, as JSON.
+pub fn debug_json() -> String {
+    APP.with(
+        |slot| match slot.borrow().as_ref().map(|app| app.try_borrow()) {
+            Some(Ok(app)) => app.debug().to_string(),
+            _ => "{\"state\":\"busy\"}".to_string(),
+        },
+    )
+}
+
+/// Close reasons that retrying cannot fix.
+fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
+    match reason {
+        Some(reason) => matches!(
+            reason,
+            DisconnectReason::ProtocolMismatch { .. }
+                | DisconnectReason::Kicked
+                | DisconnectReason::Malformed
+                | DisconnectReason::InvalidInput
+                | DisconnectReason::TextFrame
+        ),
+        None => matches!(code, 4001 | 4004 | 4005 | 4008 | 1003),
+    }
+}
+
+impl App {
+    fn join_clicked(&mut self) {
+        let name = protocol::sanitize_name(&self.hud.name_input.value());
+        if let Ok(Some(storage)) = self.window.local_storage() {
+            let _ = storage.set_item(NAME_KEY, &name);
+        }
+        self.name = name;
+        Hud::show(&self.hud.join, false);
+        Hud::show(&self.hud.hud_root, true);
+        let _ = self.canvas.focus();
+        self.reconnect_attempt = 0;
+        self.connect();
+    }
+
+    fn connect(&mut self) {
+        self.conn = None;
+        self.session = None;
+        self.server_reason = None;
+        self.state = ConnState::Connecting;
+        let weak = self.this.clone();
+        let handler = move |event: NetEvent| {
+            if let Some(app) = weak.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                app.on_net(event);
+            }
+        };
+        match server_url().and_then(|url| Connection::open(&url, handler)) {
+            Ok(conn) => self.conn = Some(conn),
+            Err(error) => {
+                log_error(&format!("cannot open WebSocket: {error:?}"));
+                self.schedule_reconnect("cannot open a connection".to_string());
+            }
+        }
+    }
+
+    fn send(&mut self, message: &ClientMsg) {
+        let bytes = protocol::encode(message);
+        if let Some(conn) = &self.conn
+            && conn.send(&bytes)
+        {
+            let now = now_ms();
+            self.bytes_out.add(now, bytes.len() as f64);
+            self.last_sent_ms = now;
+        }
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        let now = now_ms();
+        match event {
+            NetEvent::Open => {
+                let hello = ClientMsg::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    name: self.name.clone(),
+                    resume: self.resume,
+                };
+                self.send(&hello);
+            }
+            NetEvent::Message(bytes) => {
+                self.bytes_in.add(now, bytes.len() as f64);
+                match protocol::decode_server(&bytes) {
+                    Ok(ServerMsg::Welcome(welcome)) => {
+                        self.resume = Some(welcome.resume_token);
+                        if let Ok(Some(storage)) = self.window.session_storage() {
+                            let _ = storage.set_item(RESUME_KEY, &welcome.resume_token.to_string());
+                        }
+                        self.session = Some(Session::new(*welcome));
+                        self.state = ConnState::Connected;
+                        self.reconnect_attempt = 0;
+                        self.accumulator_ms = 0.0;
+                        self.last_ping_ms = 0.0;
+                    }
+                    Ok(ServerMsg::Snapshot(snapshot)) => {
+                        self.snapshots_in.add(now, 1.0);
+                        let Some(session) = self.session.as_mut() else {
+                            return;
+                        };
+                        if let Err(error) = session.on_snapshot(&snapshot, now) {
+                            log_error(&format!(
+                                "snapshot {} could not be applied: {error}",
+                                snapshot.tick
+                            ));
+                            return;
+                        }
+                        let error = session.predictor.last_error;
+                        if now - self.max_error.1 > 1000.0 {
+                            self.max_error = (0.0, now);
+                        }
+                        self.max_error.0 = self.max_error.0.max(error);
+                        // In a background tab no inputs go out; ack anyway to keep deltas small.
+                        if now - self.last_sent_ms > 100.0 {
+                            self.send(&ClientMsg::Ack {
+                                tick: snapshot.tick,
+                            });
+                        }
+                    }
+                    Ok(ServerMsg::Pong {
+                        client_time,
+                        server_tick,
+                    }) => {
+                        if let Some(session) = self.session.as_mut() {
+                            session.clock.on_pong(client_time, server_tick.0, now);
+                        }
+                    }
+                    Ok(ServerMsg::Disconnect(reason)) => self.server_reason = Some(reason),
+                    Err(error) => log_error(&format!("undecodable server message: {error}")),
+                }
+            }
+            NetEvent::Close { code, reason } => {
+                self.conn = None;
+                self.session = None;
+                let why = match &self.server_reason {
+                    Some(reason) => reason.to_string(),
+                    None if !reason.is_empty() => reason,
+                    None => "connection lost".to_string(),
+                };
+                if is_permanent(self.server_reason.as_ref(), code) {
+                    self.state = ConnState::Closed { why };
+                } else {
+                    self.schedule_reconnect(why);
+                }
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, why: String) {
+        let delay = (1000.0 * 2f64.powi(self.reconnect_attempt.min(4) as i32)).min(15_000.0);
+        self.reconnect_attempt += 1;
+        self.state = ConnState::Reconnecting {
+            at_ms: now_ms() + delay,
+            why,
+        };
+    }
+
+    fn on_key_down(&mut self, event: KeyboardEvent) {
+        let code = event.code();
+        if !self.hud.join.class_list().contains("hidden") {
+            if code == "Enter" || code == "NumpadEnter" {
+                event.prevent_default();
+                self.join_clicked();
+            }
+            return;
+        }
+        if self.chat_open {
+            match code.as_str() {
+                "Enter" | "NumpadEnter" => {
+                    event.prevent_default();
+                    let text = self.hud.chat_input.value();
+                    if !text.trim().is_empty() {
+                        self.send(&ClientMsg::Chat { text });
+                    }
+                    self.close_chat();
+                }
+                "Escape" => {
+                    event.prevent_default();
+                    self.close_chat();
+                }
+                _ => {}
+            }
+            return;
+        }
+        match code.as_str() {
+            "F3" | "Backquote" => {
+                event.prevent_default();
+                self.overlay = !self.overlay;
+            }
+            "Enter" | "NumpadEnter" => {
+                event.prevent_default();
+                self.chat_open = true;
+                self.input.release_all();
+                Hud::show(&self.hud.chat_input, true);
+                let _ = self.hud.chat_input.focus();
+            }
+            _ => {
+                if matches!(
+                    code.as_str(),
+                    "Space" | "ArrowUp" | "ArrowDown" | "ArrowLeft" | "ArrowRight"
+                ) {
+                    event.prevent_default();
+                }
+                self.input.keys.insert(code);
+            }
+        }
+    }
+
+    fn close_chat(&mut self) {
+        self.chat_open = false;
+        self.hud.chat_input.set_value("");
+        let _ = self.hud.chat_input.blur();
+        Hud::show(&self.hud.chat_input, false);
+        let _ = self.canvas.focus();
+    }
+
+    fn on_touch(&mut self, event: TouchEvent) {
+        event.prevent_default();
+        let touches = event.changed_touches();
+        let kind = event.type_();
+        for index in 0..touches.length() {
+            let Some(touch) = touches.get(index) else {
+                continue;
+            };
+            let pos = Vec2::new(touch.client_x() as f32, touch.client_y() as f32);
+            let id = touch.identifier();
+            match kind.as_str() {
+                "touchstart" => {
+                    let stick = TouchStick {
+                        id,
+                        origin: pos,
+                        current: pos,
+                    };
+                    if pos.x < self.css.x / 2.0 && self.input.move_touch.is_none() {
+                        self.input.move_touch = Some(stick);
+                    } else if self.input.aim_touch.is_none() {
+                        self.input.aim_touch = Some(stick);
+                    }
+                }
+                "touchmove" => {
+                    for stick in [&mut self.input.move_touch, &mut self.input.aim_touch]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if stick.id == id {
+                            stick.current = pos;
+                        }
+                    }
+                }
+                _ => {
+                    if self.input.move_touch.is_some_and(|s| s.id == id) {
+                        self.input.move_touch = None;
+                    }
+                    if self.input.aim_touch.is_some_and(|s| s.id == id) {
+                        self.input.aim_touch = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Matches the canvas backing store to its CSS size times the device pixel ratio.
+    fn fit_canvas(&mut self) {
+        let css = Vec2::new(
+            self.window
+                .inner_width()
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(800.0) as f32,
+            self.window
+                .inner_height()
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(600.0) as f32,
+        );
+        let dpr = self.window.device_pixel_ratio().clamp(1.0, 3.0);
+        if css != self.css || dpr != self.dpr {
+            self.css = css;
+            self.dpr = dpr;
+            self.canvas
+                .set_width((f64::from(css.x) * dpr).round() as u32);
+            self.canvas
+                .set_height((f64::from(css.y) * dpr).round() as u32);
+        }
+    }
+
+    fn frame(&mut self, now: f64) {
+        let frame_dt = self
+            .last_frame_ms
+            .map_or(0.0, |last| (now - last).clamp(0.0, 250.0));
+        self.last_frame_ms = Some(now);
+        self.fit_canvas();
+        if let ConnState::Reconnecting { at_ms, .. } = self.state
+            && now >= at_ms
+        {
+            self.connect();
+        }
+        if self.state == ConnState::Connected && self.session.is_some() {
+            self.play_frame(now, frame_dt);
+        } else {
+            let _ = self
+                .ctx
+                .set_transform(self.dpr, 0.0, 0.0, self.dpr, 0.0, 0.0);
+            self.ctx.set_fill_style_str("#0d1117");
+            self.ctx
+                .fill_rect(0.0, 0.0, f64::from(self.css.x), f64::from(self.css.y));
+        }
+        self.update_status(now);
+        self.frames.add(now_ms() - now);
+    }
+
+    fn play_frame(&mut self, now: f64, frame_dt: f64) {
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        // Aim from the mouse (or touch) relative to where the player was drawn.
+        let camera = Camera::new(self.css, self.dpr, self.own_pos);
+        if let Some(point) = self.input.aim_point() {
+            let to = camera.to_world(point) - self.own_pos;
+            if to.length_squared() > 1.0 {
+                self.aim = to.y.atan2(to.x);
+            }
+        }
+        // Fixed-step inputs at the server's tick rate.
+        let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+        self.accumulator_ms += frame_dt;
+        let mut steps = 0;
+        while self.accumulator_ms >= tick_ms && steps < 5 {
+            let playing = !self.chat_open;
+            let dir = if playing {
+                self.input.move_dir()
+            } else {
+                Vec2::ZERO
+            };
+            let cmd = session.make_input(dir, self.aim, playing && self.input.firing());
+            self.send(&ClientMsg::Input(cmd));
+            self.accumulator_ms -= tick_ms;
+            steps += 1;
+        }
+        if steps == 5 {
+            self.accumulator_ms = 0.0; // Too far behind (tab was hidden): do not burst.
+        }
+        if now - self.last_ping_ms > 1000.0 {
+            self.last_ping_ms = now;
+            self.send(&ClientMsg::Ping { client_time: now });
+        }
+        session.expire_feeds(now);
+        let own_pos = if session.predictor.is_ready() {
+            session.predictor.render_pos((frame_dt / 1000.0) as f32)
+        } else {
+            session.own.map_or(self.own_pos, |own| own.pos)
+        };
+        self.own_pos = own_pos;
+        let render_tick = session
+            .render_tick(now)
+            .or_else(|| session.last_tick.map(|t| f64::from(t.0)))
+            .unwrap_or(0.0);
+        let players = session.players(render_tick, own_pos, self.aim);
+        let projectiles = session.projectiles(render_tick);
+        let orbs = session.orbs();
+        let camera = Camera::new(self.css, self.dpr, own_pos);
+        let name_of = |id| session.name_of(id);
+        let scene = FrameScene {
+            map: &session.welcome.map,
+            orbs: &orbs,
+            projectiles: &projectiles,
+            players: &players,
+            name_of: &name_of,
+            stick: self.input.move_touch,
+        };
+        render::draw(&self.ctx, &camera, &scene);
+        self.update_hud(&session, now);
+        self.drawn_players = players;
+        self.drawn_projectiles = projectiles.len();
+        self.drawn_orbs = orbs.len();
+        self.session = Some(session);
+    }
+
+    fn update_status(&mut self, now: f64) {
+        match &self.state {
+            ConnState::NameEntry | ConnState::Connected => self.hud.set_status(None, false),
+            ConnState::Connecting => self.hud.set_status(Some("Connecting…"), false),
+            ConnState::Reconnecting { at_ms, why } => {
+                let seconds = ((at_ms - now) / 1000.0).ceil().max(0.0);
+                let text = format!("Disconnected: {why}. Reconnecting in {seconds:.0} s…");
+                self.hud.set_status(Some(&text), true);
+            }
+            ConnState::Closed { why } => {
+                let text = format!("Disconnected: {why}.");
+                self.hud.set_status(Some(&text), true);
+            }
+        }
+        let show_overlay = self.overlay;
+        Hud::show(&self.hud.netgraph, show_overlay);
+    }
+
+    fn update_hud(&mut self, session: &Session, now: f64) {
+        if let Some(own) = session.own {
+            self.hud
+                .set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
+            let score_text = format!(
+                "Score {} · #{} of {}",
+                own.score,
+                own.rank,
+                session.leaderboard.players.max(1)
+            );
+            let score = self.hud.score.clone();
+            self.hud.set_text("score", &score, &score_text);
+            let respawn = self.hud.respawn.clone();
+            match (own.alive, own.respawn_tick, session.clock.server_tick(now)) {
+                (false, Some(at), Some(server_tick)) => {
+                    let seconds = ((f64::from(at.0) - server_tick)
+                        / f64::from(session.welcome.tick_rate))
+                    .max(0.0);
+                    let text = format!("You were eliminated. Respawning in {:.0}…", seconds.ceil());
+                    self.hud.set_text("respawn", &respawn, &text);
+                    Hud::show(&respawn, true);
+                }
+                _ => Hud::show(&respawn, false),
+            }
+        }
+        let rows: Vec<(String, &'static str)> = session
+            .leaderboard_rows()
+            .into_iter()
+            .map(|(rank, name, score, me)| {
+                (
+                    format!("{rank}. {name} — {score}"),
+                    if me { "me" } else { "" },
+                )
+            })
+            .collect();
+        let board = self.hud.leaderboard.clone();
+        self.hud.set_list("leaderboard", &board, &rows);
+        let kills: Vec<(String, &'static str)> = session
+            .kill_feed
+            .iter()
+            .map(|l| (l.text.clone(), ""))
+            .collect();
+        let killfeed = self.hud.killfeed.clone();
+        self.hud.set_list("killfeed", &killfeed, &kills);
+        let notices: Vec<(String, &'static str)> = session
+            .notices
+            .iter()
+            .map(|l| (l.text.clone(), ""))
+            .collect();
+        let notice_list = self.hud.notices.clone();
+        self.hud.set_list("notices", &notice_list, &notices);
+        let chat: Vec<(String, String)> = session
+            .chat
+            .iter()
+            .map(|l| (l.from.clone().unwrap_or_default(), l.text.clone()))
+            .collect();
+        self.hud.set_chat(&chat);
+        if self.overlay {
+            let text = self.netgraph_text(session, now);
+            let netgraph = self.hud.netgraph.clone();
+            self.hud.set_text("netgraph", &netgraph, &text);
+        }
+    }
+
+    fn netgraph_text(&mut self, session: &Session, now: f64) -> String {
+        let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+        format!(
+            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\npred error  {:>6.2} u (max {:.2})\npending     {:>6}\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}",
+            session.clock.rtt_ms,
+            self.snapshots_in.per_second(now),
+            self.bytes_in.per_second(now) / 1000.0,
+            self.bytes_out.per_second(now) / 1000.0,
+            session.interp.delay_ticks() * tick_ms,
+            session.interp.jitter_ticks() * tick_ms,
+            session.predictor.last_error,
+            self.max_error.0,
+            session.predictor.pending(),
+            self.frames.mean(),
+            self.frames.quantile(0.99),
+            session.latest_view().map_or(0, |v| v.len()),
+            session.last_tick.map_or(0, |t| t.0),
+        )
+    }
+
+    fn debug(&self) -> serde_json::Value {
+        let state = match &self.state {
+            ConnState::NameEntry => "name-entry",
+            ConnState::Connecting => "connecting",
+            ConnState::Connected => "connected",
+            ConnState::Reconnecting { .. } => "reconnecting",
+            ConnState::Closed { .. } => "closed",
+        };
+        let why = match &self.state {
+            ConnState::Reconnecting { why, .. } | ConnState::Closed { why } => Some(why.clone()),
+            _ => None,
+        };
+        let mut value = json!({
+            "state": state,
+            "close_reason": why,
+            "name": self.name,
+            "status_text": self.hud.status.text_content(),
+            "overlay": self.overlay,
+            "frame": {
+                "frames": self.frames.frames,
+                "last_ms": self.frames.last(),
+                "mean_ms": self.frames.mean(),
+                "p50_ms": self.frames.quantile(0.5),
+                "p99_ms": self.frames.quantile(0.99),
+            },
+        });
+        if let Some(session) = &self.session {
+            let players: Vec<_> = self
+                .drawn_players
+                .iter()
+                .map(|p| json!({"id": p.id.0, "name": session.name_of(p.id), "x": p.pos.x, "y": p.pos.y, "alive": p.alive, "hp": p.hp, "own": p.own}))
+                .collect();
+            let chat: Vec<_> = session
+                .chat
+                .iter()
+                .map(|l| json!({"from": l.from, "text": l.text}))
+                .collect();
+            let kills: Vec<_> = session.kill_feed.iter().map(|l| l.text.clone()).collect();
+            let notices: Vec<_> = session.notices.iter().map(|l| l.text.clone()).collect();
+            let board: Vec<_> = session
+                .leaderboard_rows()
+                .into_iter()
+                .map(|(rank, name, score, me)| json!({"rank": rank, "name": name, "score": score, "me": me}))
+                .collect();
+            value["player_id"] = json!(session.me().0);
+            value["tick"] = json!(session.last_tick.map(|t| t.0));
+            value["snapshots"] = json!(session.snapshots);
+            value["decode_errors"] = json!(session.decode_errors);
+            value["own"] = json!(session.own.map(|o| json!({"x": o.pos.x, "y": o.pos.y, "alive": o.alive, "hp": o.hp, "score": o.score, "rank": o.rank})));
+            value["players"] = json!(players);
+            value["projectiles"] = json!(self.drawn_projectiles);
+            value["orbs"] = json!(self.drawn_orbs);
+            value["chat"] = json!(chat);
+            value["kill_feed"] = json!(kills);
+            value["notices"] = json!(notices);
+            value["leaderboard"] = json!(board);
+            value["net"] = json!({
+                "rtt_ms": session.clock.rtt_ms,
+                "interp_delay_ticks": session.interp.delay_ticks(),
+                "prediction_error": session.predictor.last_error,
+                "pending_inputs": session.predictor.pending(),
+            });
+        }
+        value
+    }
+}

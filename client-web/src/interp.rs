@@ -1,0 +1,268 @@
+//! Interpolation of remote entities between snapshots, with an adaptive delay.
+//!
+//! Remote players are drawn where they were at `server_tick - delay`, blended between the two
+//! snapshots around that time, so motion is smooth even though snapshots arrive 30 times a second
+//! with jitter. The delay starts at about two snapshot intervals and grows with measured jitter.
+
+use std::collections::VecDeque;
+
+use glam::Vec2;
+use shared::quant;
+use shared::snapshot::{EntityState, NetId, View};
+
+/// One remote player's drawable state in one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pose {
+    pub pos: Vec2,
+    pub aim: f32,
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    tick: u32,
+    poses: Vec<(NetId, Pose)>,
+}
+
+/// Recent snapshots' player poses, and the delay to draw them at.
+#[derive(Debug, Clone)]
+pub struct Interpolator {
+    frames: VecDeque<Frame>,
+    /// Ticks between snapshots at nominal rate.
+    interval_ticks: f64,
+    /// Smoothed deviation of snapshot arrival from the nominal interval, in ticks.
+    jitter_ticks: f64,
+    last_arrival: Option<(u32, f64)>,
+    tick_rate: f64,
+}
+
+/// Snapshots kept for interpolation (about a second at 30 Hz).
+const KEEP: usize = 32;
+
+impl Interpolator {
+    pub fn new(tick_rate: u16, snapshot_rate: u16) -> Interpolator {
+        Interpolator {
+            frames: VecDeque::with_capacity(KEEP),
+            interval_ticks: f64::from(tick_rate) / f64::from(snapshot_rate.max(1)),
+            jitter_ticks: 0.0,
+            last_arrival: None,
+            tick_rate: f64::from(tick_rate),
+        }
+    }
+
+    /// Records the players of a snapshot that arrived at `now_ms`.
+    pub fn push(&mut self, tick: u32, view: &View, now_ms: f64) {
+        if let Some((last_tick, last_ms)) = self.last_arrival {
+            if tick <= last_tick {
+                return;
+            }
+            // Jitter: how far the arrival gap strays from the tick gap it covers.
+            let expected_ms = f64::from(tick - last_tick) * 1000.0 / self.tick_rate;
+            let deviation_ticks =
+                ((now_ms - last_ms) - expected_ms).abs() * self.tick_rate / 1000.0;
+            self.jitter_ticks = self.jitter_ticks * 0.9 + deviation_ticks * 0.1;
+        }
+        self.last_arrival = Some((tick, now_ms));
+        let mut frame = if self.frames.len() >= KEEP {
+            self.frames.pop_front().expect("non-empty when full")
+        } else {
+            Frame {
+                tick,
+                poses: Vec::new(),
+            }
+        };
+        frame.tick = tick;
+        frame.poses.clear();
+        for (id, state) in &view.entities {
+            if let EntityState::Player(p) = state {
+                frame.poses.push((
+                    *id,
+                    Pose {
+                        pos: quant::q_to_vec(p.x, p.y),
+                        aim: quant::q_to_angle(p.aim),
+                    },
+                ));
+            }
+        }
+        self.frames.push_back(frame);
+    }
+
+    /// The delay to draw remote entities at, in ticks: two snapshot intervals plus three times
+    /// the jitter, capped at ten intervals.
+    pub fn delay_ticks(&self) -> f64 {
+        (2.0 * self.interval_ticks + 3.0 * self.jitter_ticks).min(10.0 * self.interval_ticks)
+    }
+
+    pub fn jitter_ticks(&self) -> f64 {
+        self.jitter_ticks
+    }
+
+    /// The pose of `id` at fractional `tick`: blended between the snapshots around it, held at
+    /// the newest one (extrapolating at most one interval) when `tick` is past the buffer, and
+    /// `None` when the player is in neither snapshot.
+    pub fn sample(&self, id: NetId, tick: f64) -> Option<Pose> {
+        let find = |frame: &Frame| {
+            frame
+                .poses
+                .iter()
+                .find(|(pid, _)| *pid == id)
+                .map(|(_, pose)| *pose)
+        };
+        let newest = self.frames.back()?;
+        if tick >= f64::from(newest.tick) {
+            let pose = find(newest)?;
+            // Extrapolate from the previous frame, for at most one interval.
+            let previous = self.frames.iter().rev().nth(1);
+            if let Some(previous) = previous
+                && let Some(before) = find(previous)
+            {
+                let span = f64::from(newest.tick - previous.tick);
+                let ahead = (tick - f64::from(newest.tick)).min(self.interval_ticks);
+                let velocity = (pose.pos - before.pos) / span as f32;
+                if velocity.length() < 40.0 {
+                    return Some(Pose {
+                        pos: pose.pos + velocity * ahead as f32,
+                        aim: pose.aim,
+                    });
+                }
+            }
+            return Some(pose);
+        }
+        // Find the pair of frames around `tick`.
+        let later_index = self.frames.iter().position(|f| f64::from(f.tick) > tick)?;
+        if later_index == 0 {
+            return find(&self.frames[0]);
+        }
+        let (before, after) = (&self.frames[later_index - 1], &self.frames[later_index]);
+        match (find(before), find(after)) {
+            (Some(a), Some(b)) => {
+                let t =
+                    ((tick - f64::from(before.tick)) / f64::from(after.tick - before.tick)) as f32;
+                // A jump of more than 150 units in one gap is a respawn, not motion: don't slide.
+                if a.pos.distance(b.pos) > 150.0 {
+                    return Some(if t < 0.5 { a } else { b });
+                }
+                Some(Pose {
+                    pos: a.pos.lerp(b.pos, t),
+                    aim: lerp_angle(a.aim, b.aim, t),
+                })
+            }
+            (None, Some(b)) => Some(b),
+            (Some(a), None) => Some(a),
+            (None, None) => None,
+        }
+    }
+
+    /// Ids of players present in the newest snapshot.
+    pub fn latest_ids(&self) -> impl Iterator<Item = NetId> + '_ {
+        self.frames
+            .back()
+            .into_iter()
+            .flat_map(|f| f.poses.iter().map(|(id, _)| *id))
+    }
+
+    pub fn newest_tick(&self) -> Option<u32> {
+        self.frames.back().map(|f| f.tick)
+    }
+
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.last_arrival = None;
+    }
+}
+
+/// Interpolates angles the short way round.
+pub fn lerp_angle(a: f32, b: f32, t: f32) -> f32 {
+    use std::f32::consts::{PI, TAU};
+    let mut diff = (b - a) % TAU;
+    if diff > PI {
+        diff -= TAU;
+    } else if diff < -PI {
+        diff += TAU;
+    }
+    a + diff * t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::snapshot::PlayerNet;
+
+    fn view_with(id: u32, x: f32, y: f32) -> View {
+        let (qx, qy) = quant::vec_to_q(Vec2::new(x, y));
+        View {
+            entities: vec![(
+                NetId(id),
+                EntityState::Player(PlayerNet {
+                    x: qx,
+                    y: qy,
+                    aim: 0,
+                    hp: 100,
+                    score: 0,
+                    flags: 1,
+                }),
+            )],
+        }
+    }
+
+    #[test]
+    fn blends_between_snapshots() {
+        let mut interp = Interpolator::new(60, 30);
+        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
+        interp.push(102, &view_with(1, 110.0, 100.0), 33.3);
+        let mid = interp.sample(NetId(1), 101.0).unwrap();
+        assert!((mid.pos.x - 105.0).abs() < 0.2, "{mid:?}");
+        let quarter = interp.sample(NetId(1), 100.5).unwrap();
+        assert!((quarter.pos.x - 102.5).abs() < 0.2, "{quarter:?}");
+        assert!(interp.sample(NetId(2), 101.0).is_none());
+    }
+
+    #[test]
+    fn extrapolates_at_most_one_interval_past_the_newest() {
+        let mut interp = Interpolator::new(60, 30);
+        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
+        interp.push(102, &view_with(1, 110.0, 100.0), 33.3);
+        let ahead = interp.sample(NetId(1), 103.0).unwrap();
+        assert!((ahead.pos.x - 115.0).abs() < 0.2, "{ahead:?}");
+        let far = interp.sample(NetId(1), 200.0).unwrap();
+        assert!((far.pos.x - 120.0).abs() < 0.2, "capped: {far:?}");
+    }
+
+    #[test]
+    fn respawns_do_not_slide_across_the_map() {
+        let mut interp = Interpolator::new(60, 30);
+        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
+        interp.push(102, &view_with(1, 1900.0, 1900.0), 33.3);
+        let pose = interp.sample(NetId(1), 100.6).unwrap();
+        assert_eq!(pose.pos, Vec2::new(100.0, 100.0));
+    }
+
+    #[test]
+    fn delay_grows_with_jitter() {
+        let mut steady = Interpolator::new(60, 30);
+        let mut jittery = Interpolator::new(60, 30);
+        for i in 0..60u32 {
+            let nominal = f64::from(i) * 1000.0 / 30.0;
+            steady.push(100 + 2 * i, &view_with(1, 0.0, 0.0), nominal);
+            let noise = if i % 2 == 0 { 25.0 } else { -10.0 };
+            jittery.push(100 + 2 * i, &view_with(1, 0.0, 0.0), nominal + noise);
+        }
+        assert!(
+            (steady.delay_ticks() - 4.0).abs() < 0.1,
+            "two intervals: {}",
+            steady.delay_ticks()
+        );
+        assert!(
+            jittery.delay_ticks() > steady.delay_ticks() + 1.0,
+            "{}",
+            jittery.delay_ticks()
+        );
+        assert!(jittery.delay_ticks() <= 20.0);
+    }
+
+    #[test]
+    fn angles_take_the_short_way() {
+        use std::f32::consts::PI;
+        let mid = lerp_angle(PI - 0.1, -PI + 0.1, 0.5);
+        assert!((mid.abs() - PI).abs() < 1e-4, "{mid}");
+    }
+}

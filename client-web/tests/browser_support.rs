@@ -1,0 +1,333 @@
+//! Helpers for the browser tests and the frame-time benchmark: an in-process server and a
+//! headless Chromium player. Included with `mod browser_support;`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams,
+};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+};
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::StreamExt;
+use server::ServerConfig;
+use shared::map::MapDef;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the real server with the embedded client on 127.0.0.1 (port 0 unless given).
+pub async fn start_server(map: Arc<MapDef>, port: Option<u16>) -> TestServer {
+    start_server_with(
+        ServerConfig {
+            map,
+            ..ServerConfig::default()
+        },
+        port,
+    )
+    .await
+}
+
+pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestServer {
+    assert!(
+        server::net::assets::has_client(),
+        "the server was built without the browser client: run `cargo xtask build-web` first (cargo xtask test does)"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    TestServer {
+        addr,
+        url: format!("http://{addr}/"),
+        stop,
+        handle,
+    }
+}
+
+impl TestServer {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("server stops")
+            .expect("no panic")
+            .expect("clean stop");
+    }
+}
+
+pub fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-screenshots");
+    std::fs::create_dir_all(&dir).expect("create screenshot dir");
+    dir
+}
+
+/// A Chromium profile directory removed when dropped (also on panic).
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One headless Chromium with one page: a player.
+pub struct Player {
+    browser: Browser,
+    handler: JoinHandle<()>,
+    pub page: Page,
+    errors: Arc<Mutex<Vec<String>>>,
+    _profile: Profile,
+}
+
+impl Player {
+    pub async fn launch(label: &str) -> Player {
+        let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("chromium-profiles")
+            .join(format!("{label}-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&profile).unwrap();
+        let config = BrowserConfig::builder()
+            .chrome_executable("/usr/bin/chromium")
+            .no_sandbox()
+            .user_data_dir(&profile)
+            .window_size(1280, 800)
+            .viewport(None)
+            .args([
+                "disable-gpu",
+                "disable-quic",
+                "disable-component-update",
+                "no-first-run",
+                "disable-sync",
+            ])
+            .build()
+            .expect("browser config");
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .expect("launch /usr/bin/chromium");
+        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        let page = browser.new_page("about:blank").await.expect("new page");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .expect("console events");
+        let console_errors = errors.clone();
+        tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                if matches!(
+                    event.r#type,
+                    ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert
+                ) {
+                    let text: Vec<String> = event
+                        .args
+                        .iter()
+                        .map(|a| {
+                            a.value
+                                .as_ref()
+                                .map_or_else(|| format!("{:?}", a.description), |v| v.to_string())
+                        })
+                        .collect();
+                    console_errors.lock().unwrap().push(text.join(" "));
+                }
+            }
+        });
+        let mut exceptions = page
+            .event_listener::<EventExceptionThrown>()
+            .await
+            .expect("exception events");
+        let exception_errors = errors.clone();
+        tokio::spawn(async move {
+            while let Some(event) = exceptions.next().await {
+                exception_errors
+                    .lock()
+                    .unwrap()
+                    .push(format!("uncaught: {:?}", event.exception_details.text));
+            }
+        });
+        Player {
+            browser,
+            handler,
+            page,
+            errors,
+            _profile: Profile(profile),
+        }
+    }
+
+    /// Opens the game, types the name into the join form and clicks Play, like a person.
+    pub async fn open_and_join(&mut self, url: &str, name: &str) {
+        self.page.goto(url).await.expect("open the game page");
+        self.wait_for("page ready", |d| d["state"] == "name-entry")
+            .await;
+        let input = self.page.find_element("#name").await.expect("name field");
+        input.click().await.unwrap();
+        self.eval("document.getElementById('name').value = ''")
+            .await;
+        input.type_str(name).await.unwrap();
+        self.page
+            .find_element("#play")
+            .await
+            .expect("play button")
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn eval(&self, expression: &str) -> serde_json::Value {
+        self.page
+            .evaluate(expression)
+            .await
+            .unwrap_or_else(|e| panic!("evaluate {expression}: {e}"))
+            .into_value::<serde_json::Value>()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `window.arenaDebug()`, or `{}` before the client started.
+    pub async fn debug(&self) -> serde_json::Value {
+        let text = self
+            .eval("JSON.stringify(window.arenaDebug ? window.arenaDebug() : {})")
+            .await;
+        serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
+    }
+
+    /// Polls `arenaDebug()` until `done` holds (15 s limit).
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let debug = self.debug().await;
+            if done(&debug) {
+                return debug;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last state: {debug}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls a JavaScript expression until `done` holds (15 s limit).
+    pub async fn wait_for_eval(
+        &self,
+        expression: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let value = self.eval(expression).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {expression}: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn key(
+        &self,
+        kind: DispatchKeyEventType,
+        key: &str,
+        code: &str,
+        virtual_key: i64,
+        text: Option<&str>,
+    ) {
+        let mut params = DispatchKeyEventParams::builder()
+            .r#type(kind)
+            .key(key)
+            .code(code)
+            .windows_virtual_key_code(virtual_key)
+            .native_virtual_key_code(virtual_key);
+        if let Some(text) = text {
+            params = params.text(text);
+        }
+        self.page
+            .execute(params.build().unwrap())
+            .await
+            .expect("dispatch key");
+    }
+
+    pub async fn key_down(&self, key: &str, virtual_key: i64) {
+        self.key(
+            DispatchKeyEventType::RawKeyDown,
+            key,
+            key,
+            virtual_key,
+            None,
+        )
+        .await;
+    }
+
+    pub async fn key_up(&self, key: &str, virtual_key: i64) {
+        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None)
+            .await;
+    }
+
+    pub async fn key_press(&self, key: &str, virtual_key: i64) {
+        let text = (key == "Enter").then_some("\r");
+        let kind = if text.is_some() {
+            DispatchKeyEventType::KeyDown
+        } else {
+            DispatchKeyEventType::RawKeyDown
+        };
+        self.key(kind, key, key, virtual_key, text).await;
+        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None)
+            .await;
+    }
+
+    /// Types into whatever has focus.
+    pub async fn type_text(&self, text: &str) {
+        self.page
+            .execute(InsertTextParams::new(text))
+            .await
+            .expect("insert text");
+    }
+
+    pub async fn screenshot(&self, path: &Path) {
+        let params = ScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Png)
+            .build();
+        self.page
+            .save_screenshot(params, path)
+            .await
+            .expect("screenshot");
+    }
+
+    pub fn assert_no_console_errors(&self) {
+        let errors = self.errors.lock().unwrap();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
