@@ -45,6 +45,29 @@ pub fn arena_debug() -> String {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn native_probe_matches_the_build_time_value() {
+        let map =
+            shared::map::MapDef::from_json(include_str!("../../assets/maps/arena.json")).unwrap();
+        assert_eq!(
+            shared::rules::movement_probe(&map, 2000).to_string(),
+            super::NATIVE_MOVEMENT_PROBE
+        );
+    }
+}
+
+/// The probe value of the movement rules computed natively when this crate was built; the WASM
+/// build recomputes it to prove its prediction matches the server bit for bit.
+pub const NATIVE_MOVEMENT_PROBE: &str = env!("ARENA_NATIVE_MOVEMENT_PROBE");
+
+/// The WebSocket URL for the page's own origin.
+#[cfg(target_arch = "wasm32")]
+pub fn server_url() -> Result<String, JsValue> {
+    net::server_url()
+}
+
 /// The protocol version this client speaks.
 #[wasm_bindgen(js_name = protocolVersion)]
 pub fn protocol_version() -> u16 {

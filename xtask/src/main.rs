@@ -4,6 +4,7 @@
 //! - `build-web [--dev]`: builds `client-web` for wasm32 and writes `dist/` (JS bindings via the
 //!   `wasm-bindgen-cli-support` library, then the static files), which the server embeds.
 //! - `run [ARGS...]`: `build-web`, then builds and starts the release server with ARGS.
+//! - `test-web`: runs the client's wasm-bindgen tests in headless Chromium.
 //! - `test`: installs what is missing (wasm32 target, Chromium), checks formatting and lints,
 //!   builds everything and runs every test; ends with one `N passed, N failed` line.
 
@@ -35,8 +36,22 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test_all(&root),
+        Some("test-web") => {
+            let mut tally = Tally::default();
+            if !test_web(&root, &mut tally)? {
+                bail!("wasm tests failed");
+            }
+            Ok(())
+        }
+        // Used as cargo's runner for wasm32 test binaries (see `test_web`).
+        Some("wasm-test-runner") => wasm_bindgen_cli::wasm_bindgen_test_runner::run_cli_with_args(
+            std::iter::once("wasm-bindgen-test-runner".to_string())
+                .chain(args[1..].iter().cloned()),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test>");
+            eprintln!(
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web>"
+            );
             std::process::exit(2);
         }
     }
@@ -136,14 +151,20 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
     // Swap in the new dist/ only when complete, so the server never embeds a half-built client.
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::rename(&staging, &dist).or_else(|_| copy_dir(&staging, &dist))?;
-    let mut total = 0;
+    // Report what a browser downloads: every file gzip-compressed, as the server serves it.
+    let (mut raw_total, mut gzip_total) = (0usize, 0usize);
     for entry in std::fs::read_dir(&dist)? {
-        total += entry?.metadata()?.len();
+        let bytes = std::fs::read(entry?.path())?;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &bytes)?;
+        raw_total += bytes.len();
+        gzip_total += encoder.finish()?.len().min(bytes.len());
     }
     eprintln!(
-        "xtask: dist/ built in {:.1}s ({} KiB uncompressed)",
+        "xtask: dist/ built in {:.1}s: {} KiB raw, {} KiB transferred gzip-compressed",
         started.elapsed().as_secs_f64(),
-        total / 1024
+        raw_total / 1024,
+        gzip_total / 1024
     );
     Ok(())
 }
@@ -212,6 +233,36 @@ fn count_before(text: &str, label: &str) -> u64 {
         .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok())
         .unwrap_or(0)
+}
+
+/// Runs the client's wasm-bindgen tests in headless Chromium, with this binary as the runner
+/// (the library form of `wasm-bindgen-test-runner`: nothing to install).
+fn test_web(root: &Path, tally: &mut Tally) -> Result<bool> {
+    ensure_wasm_target()?;
+    ensure_chromium()?;
+    let runner = std::env::current_exe()?;
+    let mut command = cargo();
+    command
+        .args([
+            "test",
+            "-p",
+            "client-web",
+            "--target",
+            WASM_TARGET,
+            "--test",
+            "wasm",
+        ])
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            format!("{} wasm-test-runner", runner.display()),
+        )
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env(
+            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+            root.join("client-web").join("webdriver.json"),
+        )
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "60");
+    run_counted(&mut command, tally)
 }
 
 fn test_all(root: &Path) -> Result<()> {

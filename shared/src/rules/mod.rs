@@ -42,6 +42,35 @@ pub const RESPAWN_DELAY_S: f32 = 3.0;
 /// Wider than any sensible screen at the client's zoom so nothing pops in at the edges.
 pub const VIEW_HALF_EXTENT: glam::Vec2 = glam::Vec2::new(1100.0, 750.0);
 
+/// Runs `steps` ticks of scripted movement on `map` and hashes every intermediate position and
+/// velocity bit pattern (FNV-1a). The client's WASM build and the native server must produce the
+/// same value: that is what makes client-side prediction exact (see `client-web/tests/wasm.rs`).
+pub fn movement_probe(map: &crate::map::MapDef, steps: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |value: f32| {
+        for byte in value.to_bits().to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    let mut pos = map.spawns[0];
+    let mut vel = glam::Vec2::ZERO;
+    for step in 0..steps {
+        // Inputs from integer arithmetic only, so the script itself is platform-independent.
+        let phase = (step / 37) % 8;
+        let x = [1.0, 0.7, 0.0, -0.7, -1.0, -0.7, 0.0, 0.7][phase as usize];
+        let y = [0.0, 0.7, 1.0, 0.7, 0.0, -0.7, -1.0, -0.7][phase as usize];
+        let fraction = (step % 11) as f32 / 10.0;
+        let dir = glam::Vec2::new(x, y) * fraction;
+        step_player(&mut pos, &mut vel, MoveInput { dir }, 1.0 / 60.0, map);
+        mix(pos.x);
+        mix(pos.y);
+        mix(vel.x);
+        mix(vel.y);
+    }
+    hash
+}
+
 /// Converts a duration in seconds to whole ticks at `tick_hz` (at least one).
 pub fn seconds_to_ticks(seconds: f32, tick_hz: u16) -> u32 {
     ((seconds * f32::from(tick_hz)).round() as u32).max(1)
