@@ -11,17 +11,10 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest
-        .parent()
-        .expect("server/ has a parent")
-        .to_path_buf();
+    let root = manifest.parent().expect("server/ has a parent").to_path_buf();
     let dist = root.join("dist");
     let placeholder = root.join("assets/web-placeholder");
-    let source = if dist.join("index.html").is_file() {
-        dist.clone()
-    } else {
-        placeholder.clone()
-    };
+    let source = if dist.join("index.html").is_file() { dist.clone() } else { placeholder.clone() };
     // Re-run when dist/ appears or changes (cargo scans directories recursively).
     println!("cargo:rerun-if-changed={}", placeholder.display());
     if dist.is_dir() {
@@ -57,16 +50,8 @@ fn main() {
         .expect("write to String");
     }
     code.push_str("];\n");
-    writeln!(
-        code,
-        "pub const WEB_SOURCE: &str = {:?};",
-        if source == dist {
-            "dist"
-        } else {
-            "placeholder"
-        }
-    )
-    .expect("write to String");
+    writeln!(code, "pub const WEB_SOURCE: &str = {:?};", if source == dist { "dist" } else { "placeholder" })
+        .expect("write to String");
     std::fs::write(out_dir.join("web_assets.rs"), code).expect("write web_assets.rs");
 }
 

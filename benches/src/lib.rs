@@ -28,9 +28,7 @@ pub struct TickScene {
 impl TickScene {
     pub fn new(players: usize, orbs: u16, size: f32, firing_every: usize) -> TickScene {
         let mut stepper = Stepper::new(MapDef::open("bench", size, orbs), 42);
-        let keys: Vec<PlayerKey> = (0..players)
-            .map(|i| stepper.spawn_player(&format!("p{i}")))
-            .collect();
+        let keys: Vec<PlayerKey> = (0..players).map(|i| stepper.spawn_player(&format!("p{i}"))).collect();
         // Spread players over the map (the map has one spawn point).
         let columns = (players as f32).sqrt().ceil() as usize;
         for (index, key) in keys.iter().enumerate() {
@@ -38,12 +36,7 @@ impl TickScene {
             let y = (index / columns) as f32 + 0.5;
             stepper.place(*key, Vec2::new(x, y) * (size / columns as f32));
         }
-        let mut scene = TickScene {
-            stepper,
-            players: keys,
-            seq: 0,
-            firing_every,
-        };
+        let mut scene = TickScene { stepper, players: keys, seq: 0, firing_every };
         for _ in 0..120 {
             scene.step();
         }
@@ -116,19 +109,11 @@ impl SnapshotScene {
         let keys: Vec<_> = room.world.players.keys().collect();
         for (index, key) in keys.into_iter().enumerate() {
             let player = &mut room.world.players[key];
-            player.pos = Vec2::new(
-                (index * 7919 % 97) as f32 / 97.0 * size,
-                (index * 104_729 % 89) as f32 / 89.0 * size,
-            )
-            .clamp(Vec2::splat(30.0), Vec2::splat(size - 30.0));
+            player.pos =
+                Vec2::new((index * 7919 % 97) as f32 / 97.0 * size, (index * 104_729 % 89) as f32 / 89.0 * size)
+                    .clamp(Vec2::splat(30.0), Vec2::splat(size - 30.0));
         }
-        let mut scene = SnapshotScene {
-            room,
-            outboxes,
-            conns,
-            seq: 0,
-            last_bytes: 0,
-        };
+        let mut scene = SnapshotScene { room, outboxes, conns, seq: 0, last_bytes: 0 };
         for _ in 0..30 {
             scene.advance();
             scene.snapshot_and_ack();
@@ -152,7 +137,7 @@ impl SnapshotScene {
                     aim: heading * 1.3,
                     fire: index % 3 == 0,
                 };
-                self.room.handle(SimInput::Input { conn: *conn, cmd });
+                self.room.handle(SimInput::Input { conn: *conn, cmd, received: tokio::time::Instant::now() });
             }
             self.room.step();
         }

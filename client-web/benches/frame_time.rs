@@ -18,11 +18,7 @@ use server::ServerConfig;
 use shared::map::MapDef;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let map = MapDef::from_json(
             r#"{"id":"frame-bench","name":"frame bench","width":1500,"height":1000,"walls":[],

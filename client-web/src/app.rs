@@ -11,9 +11,7 @@ use shared::protocol::{self, ClientMsg, DisconnectReason, PROTOCOL_VERSION, Serv
 use shared::rules::PLAYER_MAX_HP;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{
-    CanvasRenderingContext2d, HtmlCanvasElement, KeyboardEvent, MouseEvent, TouchEvent, Window,
-};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, KeyboardEvent, MouseEvent, TouchEvent, Window};
 
 use crate::hud::Hud;
 use crate::input::{InputState, TouchStick};
@@ -83,9 +81,7 @@ pub struct App {
 }
 
 fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
 fn log_error(message: &str) {
@@ -93,20 +89,12 @@ fn log_error(message: &str) {
 }
 
 pub fn start() -> Result<(), JsValue> {
-    std::panic::set_hook(Box::new(|info| {
-        log_error(&format!("arena client panicked: {info}"))
-    }));
+    std::panic::set_hook(Box::new(|info| log_error(&format!("arena client panicked: {info}"))));
     let window = web_sys::window().ok_or("no window")?;
     let document = window.document().ok_or("no document")?;
     let hud = Hud::new(&document).map_err(|e| JsValue::from_str(&e))?;
-    let canvas: HtmlCanvasElement = document
-        .get_element_by_id("game")
-        .ok_or("#game missing")?
-        .dyn_into()?;
-    let ctx: CanvasRenderingContext2d = canvas
-        .get_context("2d")?
-        .ok_or("no 2d context")?
-        .dyn_into()?;
+    let canvas: HtmlCanvasElement = document.get_element_by_id("game").ok_or("#game missing")?.dyn_into()?;
+    let ctx: CanvasRenderingContext2d = canvas.get_context("2d")?.ok_or("no 2d context")?.dyn_into()?;
     let stored_name = window
         .local_storage()
         .ok()
@@ -195,11 +183,7 @@ fn listen<E: JsCast + 'static>(
     Ok(())
 }
 
-fn install_listeners(
-    app: &Rc<RefCell<App>>,
-    window: &Window,
-    document: &web_sys::Document,
-) -> Result<(), JsValue> {
+fn install_listeners(app: &Rc<RefCell<App>>, window: &Window, document: &web_sys::Document) -> Result<(), JsValue> {
     let window_target: &web_sys::EventTarget = window.as_ref();
     listen::<KeyboardEvent>(window_target, "keydown", app, App::on_key_down)?;
     listen::<KeyboardEvent>(window_target, "keyup", app, |app, event| {
@@ -220,16 +204,11 @@ fn install_listeners(
             app.input.mouse_down = false;
         }
     })?;
-    listen::<MouseEvent>(&canvas, "contextmenu", app, |_, event| {
-        event.prevent_default()
-    })?;
+    listen::<MouseEvent>(&canvas, "contextmenu", app, |_, event| event.prevent_default())?;
     for kind in ["touchstart", "touchmove", "touchend", "touchcancel"] {
         listen::<TouchEvent>(&canvas, kind, app, App::on_touch)?;
     }
-    let play: web_sys::EventTarget = document
-        .get_element_by_id("play")
-        .ok_or("#play missing")?
-        .into();
+    let play: web_sys::EventTarget = document.get_element_by_id("play").ok_or("#play missing")?.into();
     listen::<MouseEvent>(&play, "click", app, |app, event| {
         event.prevent_default();
         app.join_clicked();
@@ -259,12 +238,10 @@ fn start_frame_loop(app: Rc<RefCell<App>>, window: &Window) -> Result<(), JsValu
 
 /// `arenaDebug()`: what the client sees, as JSON.
 pub fn debug_json() -> String {
-    APP.with(
-        |slot| match slot.borrow().as_ref().map(|app| app.try_borrow()) {
-            Some(Ok(app)) => app.debug().to_string(),
-            _ => "{\"state\":\"busy\"}".to_string(),
-        },
-    )
+    APP.with(|slot| match slot.borrow().as_ref().map(|app| app.try_borrow()) {
+        Some(Ok(app)) => app.debug().to_string(),
+        _ => "{\"state\":\"busy\"}".to_string(),
+    })
 }
 
 /// Close reasons that retrying cannot fix.
@@ -333,11 +310,8 @@ impl App {
         let now = now_ms();
         match event {
             NetEvent::Open => {
-                let hello = ClientMsg::Hello {
-                    protocol: PROTOCOL_VERSION,
-                    name: self.name.clone(),
-                    resume: self.resume,
-                };
+                let hello =
+                    ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: self.name.clone(), resume: self.resume };
                 self.send(&hello);
             }
             NetEvent::Message(bytes) => {
@@ -360,10 +334,7 @@ impl App {
                             return;
                         };
                         if let Err(error) = session.on_snapshot(&snapshot, now) {
-                            log_error(&format!(
-                                "snapshot {} could not be applied: {error}",
-                                snapshot.tick
-                            ));
+                            log_error(&format!("snapshot {} could not be applied: {error}", snapshot.tick));
                             return;
                         }
                         let error = session.predictor.last_error;
@@ -373,15 +344,10 @@ impl App {
                         self.max_error.0 = self.max_error.0.max(error);
                         // In a background tab no inputs go out; ack anyway to keep deltas small.
                         if now - self.last_sent_ms > 100.0 {
-                            self.send(&ClientMsg::Ack {
-                                tick: snapshot.tick,
-                            });
+                            self.send(&ClientMsg::Ack { tick: snapshot.tick });
                         }
                     }
-                    Ok(ServerMsg::Pong {
-                        client_time,
-                        server_tick,
-                    }) => {
+                    Ok(ServerMsg::Pong { client_time, server_tick }) => {
                         if let Some(session) = self.session.as_mut() {
                             session.clock.on_pong(client_time, server_tick.0, now);
                         }
@@ -410,10 +376,7 @@ impl App {
     fn schedule_reconnect(&mut self, why: String) {
         let delay = (1000.0 * 2f64.powi(self.reconnect_attempt.min(4) as i32)).min(15_000.0);
         self.reconnect_attempt += 1;
-        self.state = ConnState::Reconnecting {
-            at_ms: now_ms() + delay,
-            why,
-        };
+        self.state = ConnState::Reconnecting { at_ms: now_ms() + delay, why };
     }
 
     fn on_key_down(&mut self, event: KeyboardEvent) {
@@ -456,10 +419,7 @@ impl App {
                 let _ = self.hud.chat_input.focus();
             }
             _ => {
-                if matches!(
-                    code.as_str(),
-                    "Space" | "ArrowUp" | "ArrowDown" | "ArrowLeft" | "ArrowRight"
-                ) {
+                if matches!(code.as_str(), "Space" | "ArrowUp" | "ArrowDown" | "ArrowLeft" | "ArrowRight") {
                     event.prevent_default();
                 }
                 self.input.keys.insert(code);
@@ -487,11 +447,7 @@ impl App {
             let id = touch.identifier();
             match kind.as_str() {
                 "touchstart" => {
-                    let stick = TouchStick {
-                        id,
-                        origin: pos,
-                        current: pos,
-                    };
+                    let stick = TouchStick { id, origin: pos, current: pos };
                     if pos.x < self.css.x / 2.0 && self.input.move_touch.is_none() {
                         self.input.move_touch = Some(stick);
                     } else if self.input.aim_touch.is_none() {
@@ -499,10 +455,7 @@ impl App {
                     }
                 }
                 "touchmove" => {
-                    for stick in [&mut self.input.move_touch, &mut self.input.aim_touch]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for stick in [&mut self.input.move_touch, &mut self.input.aim_touch].into_iter().flatten() {
                         if stick.id == id {
                             stick.current = pos;
                         }
@@ -523,32 +476,20 @@ impl App {
     /// Matches the canvas backing store to its CSS size times the device pixel ratio.
     fn fit_canvas(&mut self) {
         let css = Vec2::new(
-            self.window
-                .inner_width()
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or(800.0) as f32,
-            self.window
-                .inner_height()
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or(600.0) as f32,
+            self.window.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(800.0) as f32,
+            self.window.inner_height().ok().and_then(|v| v.as_f64()).unwrap_or(600.0) as f32,
         );
         let dpr = self.window.device_pixel_ratio().clamp(1.0, 3.0);
         if css != self.css || dpr != self.dpr {
             self.css = css;
             self.dpr = dpr;
-            self.canvas
-                .set_width((f64::from(css.x) * dpr).round() as u32);
-            self.canvas
-                .set_height((f64::from(css.y) * dpr).round() as u32);
+            self.canvas.set_width((f64::from(css.x) * dpr).round() as u32);
+            self.canvas.set_height((f64::from(css.y) * dpr).round() as u32);
         }
     }
 
     fn frame(&mut self, now: f64) {
-        let frame_dt = self
-            .last_frame_ms
-            .map_or(0.0, |last| (now - last).clamp(0.0, 250.0));
+        let frame_dt = self.last_frame_ms.map_or(0.0, |last| (now - last).clamp(0.0, 250.0));
         self.last_frame_ms = Some(now);
         self.fit_canvas();
         if let ConnState::Reconnecting { at_ms, .. } = self.state
@@ -559,12 +500,9 @@ impl App {
         if self.state == ConnState::Connected && self.session.is_some() {
             self.play_frame(now, frame_dt);
         } else {
-            let _ = self
-                .ctx
-                .set_transform(self.dpr, 0.0, 0.0, self.dpr, 0.0, 0.0);
+            let _ = self.ctx.set_transform(self.dpr, 0.0, 0.0, self.dpr, 0.0, 0.0);
             self.ctx.set_fill_style_str("#0d1117");
-            self.ctx
-                .fill_rect(0.0, 0.0, f64::from(self.css.x), f64::from(self.css.y));
+            self.ctx.fill_rect(0.0, 0.0, f64::from(self.css.x), f64::from(self.css.y));
         }
         self.update_status(now);
         self.frames.add(now_ms() - now);
@@ -588,11 +526,7 @@ impl App {
         let mut steps = 0;
         while self.accumulator_ms >= tick_ms && steps < 5 {
             let playing = !self.chat_open;
-            let dir = if playing {
-                self.input.move_dir()
-            } else {
-                Vec2::ZERO
-            };
+            let dir = if playing { self.input.move_dir() } else { Vec2::ZERO };
             let cmd = session.make_input(dir, self.aim, playing && self.input.firing());
             self.send(&ClientMsg::Input(cmd));
             self.accumulator_ms -= tick_ms;
@@ -612,10 +546,7 @@ impl App {
             session.own.map_or(self.own_pos, |own| own.pos)
         };
         self.own_pos = own_pos;
-        let render_tick = session
-            .render_tick(now)
-            .or_else(|| session.last_tick.map(|t| f64::from(t.0)))
-            .unwrap_or(0.0);
+        let render_tick = session.render_tick(now).or_else(|| session.last_tick.map(|t| f64::from(t.0))).unwrap_or(0.0);
         let players = session.players(render_tick, own_pos, self.aim);
         let projectiles = session.projectiles(render_tick);
         let orbs = session.orbs();
@@ -657,22 +588,14 @@ impl App {
 
     fn update_hud(&mut self, session: &Session, now: f64) {
         if let Some(own) = session.own {
-            self.hud
-                .set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
-            let score_text = format!(
-                "Score {} · #{} of {}",
-                own.score,
-                own.rank,
-                session.leaderboard.players.max(1)
-            );
+            self.hud.set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
+            let score_text = format!("Score {} · #{} of {}", own.score, own.rank, session.leaderboard.players.max(1));
             let score = self.hud.score.clone();
             self.hud.set_text("score", &score, &score_text);
             let respawn = self.hud.respawn.clone();
             match (own.alive, own.respawn_tick, session.clock.server_tick(now)) {
                 (false, Some(at), Some(server_tick)) => {
-                    let seconds = ((f64::from(at.0) - server_tick)
-                        / f64::from(session.welcome.tick_rate))
-                    .max(0.0);
+                    let seconds = ((f64::from(at.0) - server_tick) / f64::from(session.welcome.tick_rate)).max(0.0);
                     let text = format!("You were eliminated. Respawning in {:.0}…", seconds.ceil());
                     self.hud.set_text("respawn", &respawn, &text);
                     Hud::show(&respawn, true);
@@ -683,34 +606,18 @@ impl App {
         let rows: Vec<(String, &'static str)> = session
             .leaderboard_rows()
             .into_iter()
-            .map(|(rank, name, score, me)| {
-                (
-                    format!("{rank}. {name} — {score}"),
-                    if me { "me" } else { "" },
-                )
-            })
+            .map(|(rank, name, score, me)| (format!("{rank}. {name} — {score}"), if me { "me" } else { "" }))
             .collect();
         let board = self.hud.leaderboard.clone();
         self.hud.set_list("leaderboard", &board, &rows);
-        let kills: Vec<(String, &'static str)> = session
-            .kill_feed
-            .iter()
-            .map(|l| (l.text.clone(), ""))
-            .collect();
+        let kills: Vec<(String, &'static str)> = session.kill_feed.iter().map(|l| (l.text.clone(), "")).collect();
         let killfeed = self.hud.killfeed.clone();
         self.hud.set_list("killfeed", &killfeed, &kills);
-        let notices: Vec<(String, &'static str)> = session
-            .notices
-            .iter()
-            .map(|l| (l.text.clone(), ""))
-            .collect();
+        let notices: Vec<(String, &'static str)> = session.notices.iter().map(|l| (l.text.clone(), "")).collect();
         let notice_list = self.hud.notices.clone();
         self.hud.set_list("notices", &notice_list, &notices);
-        let chat: Vec<(String, String)> = session
-            .chat
-            .iter()
-            .map(|l| (l.from.clone().unwrap_or_default(), l.text.clone()))
-            .collect();
+        let chat: Vec<(String, String)> =
+            session.chat.iter().map(|l| (l.from.clone().unwrap_or_default(), l.text.clone())).collect();
         self.hud.set_chat(&chat);
         if self.overlay {
             let text = self.netgraph_text(session, now);
@@ -771,11 +678,7 @@ impl App {
                 .iter()
                 .map(|p| json!({"id": p.id.0, "name": session.name_of(p.id), "x": p.pos.x, "y": p.pos.y, "alive": p.alive, "hp": p.hp, "own": p.own}))
                 .collect();
-            let chat: Vec<_> = session
-                .chat
-                .iter()
-                .map(|l| json!({"from": l.from, "text": l.text}))
-                .collect();
+            let chat: Vec<_> = session.chat.iter().map(|l| json!({"from": l.from, "text": l.text})).collect();
             let kills: Vec<_> = session.kill_feed.iter().map(|l| l.text.clone()).collect();
             let notices: Vec<_> = session.notices.iter().map(|l| l.text.clone()).collect();
             let board: Vec<_> = session
@@ -787,7 +690,9 @@ impl App {
             value["tick"] = json!(session.last_tick.map(|t| t.0));
             value["snapshots"] = json!(session.snapshots);
             value["decode_errors"] = json!(session.decode_errors);
-            value["own"] = json!(session.own.map(|o| json!({"x": o.pos.x, "y": o.pos.y, "alive": o.alive, "hp": o.hp, "score": o.score, "rank": o.rank})));
+            value["own"] = json!(session.own.map(
+                |o| json!({"x": o.pos.x, "y": o.pos.y, "alive": o.alive, "hp": o.hp, "score": o.score, "rank": o.rank})
+            ));
             value["players"] = json!(players);
             value["projectiles"] = json!(self.drawn_projectiles);
             value["orbs"] = json!(self.drawn_orbs);

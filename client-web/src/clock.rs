@@ -15,23 +15,14 @@ pub struct ServerClock {
 
 impl ServerClock {
     pub fn new(tick_rate: u16) -> ServerClock {
-        ServerClock {
-            tick_rate: f64::from(tick_rate),
-            offset: None,
-            rtt_ms: 0.0,
-            best_rtt_ms: f64::INFINITY,
-        }
+        ServerClock { tick_rate: f64::from(tick_rate), offset: None, rtt_ms: 0.0, best_rtt_ms: f64::INFINITY }
     }
 
     /// Feeds one pong: sent at `client_time_ms`, received at `now_ms`, carrying the server's tick
     /// at the moment it answered.
     pub fn on_pong(&mut self, client_time_ms: f64, server_tick: u32, now_ms: f64) {
         let rtt = (now_ms - client_time_ms).max(0.0);
-        self.rtt_ms = if self.rtt_ms == 0.0 {
-            rtt
-        } else {
-            self.rtt_ms * 0.8 + rtt * 0.2
-        };
+        self.rtt_ms = if self.rtt_ms == 0.0 { rtt } else { self.rtt_ms * 0.8 + rtt * 0.2 };
         self.best_rtt_ms = (self.best_rtt_ms * 1.01).min(rtt).max(0.01);
         // The server answered about half a round trip ago.
         let tick_now = f64::from(server_tick) + rtt / 2.0 * self.tick_rate / 1000.0;
@@ -40,11 +31,7 @@ impl ServerClock {
             // Large disagreement (first sample, a server restart): jump.
             Some(offset) if (sample - offset).abs() < self.tick_rate => {
                 // Trust samples from fast round trips more: their midpoint error is smaller.
-                let weight = if rtt <= self.best_rtt_ms * 1.5 {
-                    0.25
-                } else {
-                    0.05
-                };
+                let weight = if rtt <= self.best_rtt_ms * 1.5 { 0.25 } else { 0.05 };
                 offset + (sample - offset) * weight
             }
             _ => sample,
@@ -64,8 +51,7 @@ impl ServerClock {
 
     /// The server's tick now, fractional; `None` before any sample.
     pub fn server_tick(&self, now_ms: f64) -> Option<f64> {
-        self.offset
-            .map(|offset| offset + now_ms * self.tick_rate / 1000.0)
+        self.offset.map(|offset| offset + now_ms * self.tick_rate / 1000.0)
     }
 
     pub fn is_synced(&self) -> bool {
@@ -89,11 +75,7 @@ mod tests {
             clock.on_pong(sent, true_tick(server_time).floor() as u32, received);
         }
         let estimate = clock.server_tick(60_000.0).unwrap();
-        assert!(
-            (estimate - true_tick(60_000.0)).abs() < 1.0,
-            "{estimate} vs {}",
-            true_tick(60_000.0)
-        );
+        assert!((estimate - true_tick(60_000.0)).abs() < 1.0, "{estimate} vs {}", true_tick(60_000.0));
         assert!((clock.rtt_ms - 40.0).abs() < 1.0);
     }
 

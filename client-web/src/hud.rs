@@ -88,20 +88,14 @@ impl Hud {
         let text = format!("{hp}");
         if self.changed("hp", &text) {
             let percent = f64::from(hp) / f64::from(max.max(1)) * 100.0;
-            let _ = self
-                .hp_fill
-                .style()
-                .set_property("width", &format!("{percent:.0}%"));
+            let _ = self.hp_fill.style().set_property("width", &format!("{percent:.0}%"));
             self.hp_text.set_text_content(Some(&format!("{hp} HP")));
         }
     }
 
     /// Replaces a list's items with `rows`: (text, css class).
     pub fn set_list(&mut self, key: &'static str, list: &Element, rows: &[(String, &'static str)]) {
-        let signature: String = rows
-            .iter()
-            .map(|(text, class)| format!("{class}\u{1}{text}\u{2}"))
-            .collect();
+        let signature: String = rows.iter().map(|(text, class)| format!("{class}\u{1}{text}\u{2}")).collect();
         if !self.changed(key, &signature) {
             return;
         }
@@ -119,20 +113,15 @@ impl Hud {
 
     /// Chat lines as a name span plus text, both as text nodes.
     pub fn set_chat(&mut self, lines: &[(String, String)]) {
-        let signature: String = lines
-            .iter()
-            .map(|(from, text)| format!("{from}\u{1}{text}\u{2}"))
-            .collect();
+        let signature: String = lines.iter().map(|(from, text)| format!("{from}\u{1}{text}\u{2}")).collect();
         if !self.changed("chat", &signature) {
             return;
         }
         let list = self.chat_log.clone();
         list.set_text_content(None);
         for (from, text) in lines {
-            let (Ok(item), Ok(name)) = (
-                self.document.create_element("li"),
-                self.document.create_element("span"),
-            ) else {
+            let (Ok(item), Ok(name)) = (self.document.create_element("li"), self.document.create_element("span"))
+            else {
                 continue;
             };
             name.set_class_name("from");

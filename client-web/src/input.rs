@@ -38,11 +38,7 @@ impl InputState {
     pub fn move_dir(&self) -> Vec2 {
         if let Some(stick) = self.move_touch {
             let drag = (stick.current - stick.origin) / STICK_RADIUS;
-            return if drag.length() > 1.0 {
-                drag.normalize()
-            } else {
-                drag
-            };
+            return if drag.length() > 1.0 { drag.normalize() } else { drag };
         }
         let mut dir = Vec2::ZERO;
         if self.held(&["KeyW", "ArrowUp"]) {

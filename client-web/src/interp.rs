@@ -57,30 +57,20 @@ impl Interpolator {
             }
             // Jitter: how far the arrival gap strays from the tick gap it covers.
             let expected_ms = f64::from(tick - last_tick) * 1000.0 / self.tick_rate;
-            let deviation_ticks =
-                ((now_ms - last_ms) - expected_ms).abs() * self.tick_rate / 1000.0;
+            let deviation_ticks = ((now_ms - last_ms) - expected_ms).abs() * self.tick_rate / 1000.0;
             self.jitter_ticks = self.jitter_ticks * 0.9 + deviation_ticks * 0.1;
         }
         self.last_arrival = Some((tick, now_ms));
         let mut frame = if self.frames.len() >= KEEP {
             self.frames.pop_front().expect("non-empty when full")
         } else {
-            Frame {
-                tick,
-                poses: Vec::new(),
-            }
+            Frame { tick, poses: Vec::new() }
         };
         frame.tick = tick;
         frame.poses.clear();
         for (id, state) in &view.entities {
             if let EntityState::Player(p) = state {
-                frame.poses.push((
-                    *id,
-                    Pose {
-                        pos: quant::q_to_vec(p.x, p.y),
-                        aim: quant::q_to_angle(p.aim),
-                    },
-                ));
+                frame.poses.push((*id, Pose { pos: quant::q_to_vec(p.x, p.y), aim: quant::q_to_angle(p.aim) }));
             }
         }
         self.frames.push_back(frame);
@@ -100,13 +90,7 @@ impl Interpolator {
     /// the newest one (extrapolating at most one interval) when `tick` is past the buffer, and
     /// `None` when the player is in neither snapshot.
     pub fn sample(&self, id: NetId, tick: f64) -> Option<Pose> {
-        let find = |frame: &Frame| {
-            frame
-                .poses
-                .iter()
-                .find(|(pid, _)| *pid == id)
-                .map(|(_, pose)| *pose)
-        };
+        let find = |frame: &Frame| frame.poses.iter().find(|(pid, _)| *pid == id).map(|(_, pose)| *pose);
         let newest = self.frames.back()?;
         if tick >= f64::from(newest.tick) {
             let pose = find(newest)?;
@@ -119,10 +103,7 @@ impl Interpolator {
                 let ahead = (tick - f64::from(newest.tick)).min(self.interval_ticks);
                 let velocity = (pose.pos - before.pos) / span as f32;
                 if velocity.length() < 40.0 {
-                    return Some(Pose {
-                        pos: pose.pos + velocity * ahead as f32,
-                        aim: pose.aim,
-                    });
+                    return Some(Pose { pos: pose.pos + velocity * ahead as f32, aim: pose.aim });
                 }
             }
             return Some(pose);
@@ -135,16 +116,12 @@ impl Interpolator {
         let (before, after) = (&self.frames[later_index - 1], &self.frames[later_index]);
         match (find(before), find(after)) {
             (Some(a), Some(b)) => {
-                let t =
-                    ((tick - f64::from(before.tick)) / f64::from(after.tick - before.tick)) as f32;
+                let t = ((tick - f64::from(before.tick)) / f64::from(after.tick - before.tick)) as f32;
                 // A jump of more than 150 units in one gap is a respawn, not motion: don't slide.
                 if a.pos.distance(b.pos) > 150.0 {
                     return Some(if t < 0.5 { a } else { b });
                 }
-                Some(Pose {
-                    pos: a.pos.lerp(b.pos, t),
-                    aim: lerp_angle(a.aim, b.aim, t),
-                })
+                Some(Pose { pos: a.pos.lerp(b.pos, t), aim: lerp_angle(a.aim, b.aim, t) })
             }
             (None, Some(b)) => Some(b),
             (Some(a), None) => Some(a),
@@ -154,10 +131,7 @@ impl Interpolator {
 
     /// Ids of players present in the newest snapshot.
     pub fn latest_ids(&self) -> impl Iterator<Item = NetId> + '_ {
-        self.frames
-            .back()
-            .into_iter()
-            .flat_map(|f| f.poses.iter().map(|(id, _)| *id))
+        self.frames.back().into_iter().flat_map(|f| f.poses.iter().map(|(id, _)| *id))
     }
 
     pub fn newest_tick(&self) -> Option<u32> {
@@ -192,14 +166,7 @@ mod tests {
         View {
             entities: vec![(
                 NetId(id),
-                EntityState::Player(PlayerNet {
-                    x: qx,
-                    y: qy,
-                    aim: 0,
-                    hp: 100,
-                    score: 0,
-                    flags: 1,
-                }),
+                EntityState::Player(PlayerNet { x: qx, y: qy, aim: 0, hp: 100, score: 0, flags: 1 }),
             )],
         }
     }
@@ -246,16 +213,8 @@ mod tests {
             let noise = if i % 2 == 0 { 25.0 } else { -10.0 };
             jittery.push(100 + 2 * i, &view_with(1, 0.0, 0.0), nominal + noise);
         }
-        assert!(
-            (steady.delay_ticks() - 4.0).abs() < 0.1,
-            "two intervals: {}",
-            steady.delay_ticks()
-        );
-        assert!(
-            jittery.delay_ticks() > steady.delay_ticks() + 1.0,
-            "{}",
-            jittery.delay_ticks()
-        );
+        assert!((steady.delay_ticks() - 4.0).abs() < 0.1, "two intervals: {}", steady.delay_ticks());
+        assert!(jittery.delay_ticks() > steady.delay_ticks() + 1.0, "{}", jittery.delay_ticks());
         assert!(jittery.delay_ticks() <= 20.0);
     }
 

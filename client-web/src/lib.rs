@@ -49,12 +49,8 @@ pub fn arena_debug() -> String {
 mod tests {
     #[test]
     fn native_probe_matches_the_build_time_value() {
-        let map =
-            shared::map::MapDef::from_json(include_str!("../../assets/maps/arena.json")).unwrap();
-        assert_eq!(
-            shared::rules::movement_probe(&map, 2000).to_string(),
-            super::NATIVE_MOVEMENT_PROBE
-        );
+        let map = shared::map::MapDef::from_json(include_str!("../../assets/maps/arena.json")).unwrap();
+        assert_eq!(shared::rules::movement_probe(&map, 2000).to_string(), super::NATIVE_MOVEMENT_PROBE);
     }
 }
 

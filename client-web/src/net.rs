@@ -24,19 +24,12 @@ pub struct Connection {
 /// machine on a LAN.
 pub fn server_url() -> Result<String, JsValue> {
     let location = web_sys::window().ok_or("no window")?.location();
-    let scheme = if location.protocol()? == "https:" {
-        "wss"
-    } else {
-        "ws"
-    };
+    let scheme = if location.protocol()? == "https:" { "wss" } else { "ws" };
     Ok(format!("{scheme}://{}/ws", location.host()?))
 }
 
 impl Connection {
-    pub fn open(
-        url: &str,
-        mut on_event: impl FnMut(NetEvent) + Clone + 'static,
-    ) -> Result<Connection, JsValue> {
+    pub fn open(url: &str, mut on_event: impl FnMut(NetEvent) + Clone + 'static) -> Result<Connection, JsValue> {
         let socket = WebSocket::new(url)?;
         socket.set_binary_type(BinaryType::Arraybuffer);
         let mut open_handler = on_event.clone();
@@ -48,27 +41,18 @@ impl Connection {
             }
         });
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            on_event(NetEvent::Close {
-                code: event.code(),
-                reason: event.reason(),
-            });
+            on_event(NetEvent::Close { code: event.code(), reason: event.reason() });
         });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         // Errors are always followed by a close event, which carries what we report.
-        Ok(Connection {
-            socket,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        })
+        Ok(Connection { socket, _on_open: on_open, _on_message: on_message, _on_close: on_close })
     }
 
     /// Sends one binary message; false when the socket is not open.
     pub fn send(&self, bytes: &[u8]) -> bool {
-        self.socket.ready_state() == WebSocket::OPEN
-            && self.socket.send_with_u8_array(bytes).is_ok()
+        self.socket.ready_state() == WebSocket::OPEN && self.socket.send_with_u8_array(bytes).is_ok()
     }
 }
 

@@ -46,15 +46,7 @@ impl Predictor {
         if !self.initialized || !self.alive {
             return;
         }
-        step_player(
-            &mut self.pos,
-            &mut self.vel,
-            MoveInput {
-                dir: Vec2::new(cmd.move_x, cmd.move_y),
-            },
-            dt,
-            map,
-        );
+        step_player(&mut self.pos, &mut self.vel, MoveInput { dir: Vec2::new(cmd.move_x, cmd.move_y) }, dt, map);
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
         }
@@ -77,15 +69,7 @@ impl Predictor {
             return;
         }
         for cmd in &self.pending {
-            step_player(
-                &mut self.pos,
-                &mut self.vel,
-                MoveInput {
-                    dir: Vec2::new(cmd.move_x, cmd.move_y),
-                },
-                dt,
-                map,
-            );
+            step_player(&mut self.pos, &mut self.vel, MoveInput { dir: Vec2::new(cmd.move_x, cmd.move_y) }, dt, map);
         }
         if !self.initialized {
             self.initialized = true;
@@ -134,42 +118,18 @@ mod tests {
     }
 
     fn own(pos: Vec2, vel: Vec2) -> OwnState {
-        OwnState {
-            pos,
-            vel,
-            hp: 100,
-            alive: true,
-            respawn_tick: None,
-            fire_cooldown: 0,
-            score: 0,
-            rank: 1,
-        }
+        OwnState { pos, vel, hp: 100, alive: true, respawn_tick: None, fire_cooldown: 0, score: 0, rank: 1 }
     }
 
     fn cmd(seq: u32, x: f32) -> InputCmd {
-        InputCmd {
-            seq,
-            ack: Tick::ZERO,
-            move_x: x,
-            move_y: 0.0,
-            aim: 0.0,
-            fire: false,
-        }
+        InputCmd { seq, ack: Tick::ZERO, move_x: x, move_y: 0.0, aim: 0.0, fire: false }
     }
 
     /// The server's view of the same inputs, stepped with the same rules.
     fn server_after(inputs: &[InputCmd], start: Vec2, map: &MapDef) -> (Vec2, Vec2) {
         let (mut pos, mut vel) = (start, Vec2::ZERO);
         for input in inputs {
-            step_player(
-                &mut pos,
-                &mut vel,
-                MoveInput {
-                    dir: Vec2::new(input.move_x, input.move_y),
-                },
-                DT,
-                map,
-            );
+            step_player(&mut pos, &mut vel, MoveInput { dir: Vec2::new(input.move_x, input.move_y) }, DT, map);
         }
         (pos, vel)
     }
@@ -180,9 +140,7 @@ mod tests {
         let start = Vec2::new(500.0, 500.0);
         let mut predictor = Predictor::new();
         predictor.reconcile(&own(start, Vec2::ZERO), 0, DT, &map);
-        let inputs: Vec<InputCmd> = (1..=30)
-            .map(|seq| cmd(seq, if seq < 20 { 1.0 } else { -0.5 }))
-            .collect();
+        let inputs: Vec<InputCmd> = (1..=30).map(|seq| cmd(seq, if seq < 20 { 1.0 } else { -0.5 })).collect();
         for input in &inputs {
             predictor.apply_local(*input, DT, &map);
         }
@@ -190,10 +148,7 @@ mod tests {
         // The server has applied the first 12; its state arrives and the rest are replayed.
         let (pos, vel) = server_after(&inputs[..12], start, &map);
         predictor.reconcile(&own(pos, vel), 12, DT, &map);
-        assert_eq!(
-            predictor.pos, predicted,
-            "same rules, same inputs: no correction"
-        );
+        assert_eq!(predictor.pos, predicted, "same rules, same inputs: no correction");
         assert_eq!(predictor.pending(), 18);
         assert_eq!(predictor.last_error, 0.0);
         assert_eq!(predictor.render_pos(DT), predicted);
@@ -210,18 +165,11 @@ mod tests {
         }
         let shown_before = predictor.render_pos(0.0);
         // The server disagrees by 8 units (say, a collision the client did not know about).
-        let (pos, vel) = server_after(
-            &(1..=10).map(|s| cmd(s, 1.0)).collect::<Vec<_>>(),
-            start,
-            &map,
-        );
+        let (pos, vel) = server_after(&(1..=10).map(|s| cmd(s, 1.0)).collect::<Vec<_>>(), start, &map);
         predictor.reconcile(&own(pos - Vec2::new(8.0, 0.0), vel), 10, DT, &map);
         assert!((predictor.last_error - 8.0).abs() < 1e-3);
         let shown_after = predictor.render_pos(0.0);
-        assert!(
-            (shown_after - shown_before).length() < 1e-3,
-            "no visible jump on the correction frame"
-        );
+        assert!((shown_after - shown_before).length() < 1e-3, "no visible jump on the correction frame");
         // Half a second later the offset has decayed away.
         for _ in 0..30 {
             predictor.render_pos(DT);

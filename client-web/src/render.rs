@@ -30,12 +30,7 @@ pub struct Camera {
 impl Camera {
     pub fn new(css: Vec2, dpr: f64, center: Vec2) -> Camera {
         let scale = (css.x / VIEW_W).max(css.y / VIEW_H).max(0.05);
-        Camera {
-            center,
-            scale,
-            css,
-            dpr,
-        }
+        Camera { center, scale, css, dpr }
     }
 
     pub fn to_screen(self, world: Vec2) -> Vec2 {
@@ -75,14 +70,7 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
     // World space.
     let s = f64::from(camera.scale) * dpr;
     let origin = camera.to_screen(Vec2::ZERO);
-    let _ = ctx.set_transform(
-        s,
-        0.0,
-        0.0,
-        s,
-        f64::from(origin.x) * dpr,
-        f64::from(origin.y) * dpr,
-    );
+    let _ = ctx.set_transform(s, 0.0, 0.0, s, f64::from(origin.x) * dpr, f64::from(origin.y) * dpr);
     let map = scene.map;
     ctx.set_fill_style_str("#161b22");
     ctx.fill_rect(0.0, 0.0, f64::from(map.width), f64::from(map.height));
@@ -91,12 +79,7 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
     ctx.set_stroke_style_str("#484f58");
     ctx.set_line_width(3.0);
     for wall in &map.walls {
-        let (x, y, w, h) = (
-            f64::from(wall.x),
-            f64::from(wall.y),
-            f64::from(wall.w),
-            f64::from(wall.h),
-        );
+        let (x, y, w, h) = (f64::from(wall.x), f64::from(wall.y), f64::from(wall.w), f64::from(wall.h));
         ctx.fill_rect(x, y, w, h);
         ctx.stroke_rect(x, y, w, h);
     }
@@ -114,12 +97,7 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
     }
     for (pos, owner) in scene.projectiles {
         let own = scene.players.iter().any(|p| p.own && p.id == *owner);
-        circle(
-            ctx,
-            *pos,
-            PROJECTILE_RADIUS,
-            if own { "#e0f7fa" } else { "#ffa657" },
-        );
+        circle(ctx, *pos, PROJECTILE_RADIUS, if own { "#e0f7fa" } else { "#ffa657" });
     }
     for player in scene.players {
         draw_player(ctx, player);
@@ -136,12 +114,7 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
             let width = 44.0;
             let frac = f64::from(player.hp) / f64::from(PLAYER_MAX_HP);
             ctx.set_fill_style_str("rgba(0,0,0,0.6)");
-            ctx.fill_rect(
-                f64::from(screen.x) - width / 2.0,
-                f64::from(top),
-                width,
-                5.0,
-            );
+            ctx.fill_rect(f64::from(screen.x) - width / 2.0, f64::from(top), width, 5.0);
             ctx.set_fill_style_str(if frac > 0.5 {
                 "#3fb950"
             } else if frac > 0.25 {
@@ -149,31 +122,16 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
             } else {
                 "#f85149"
             });
-            ctx.fill_rect(
-                f64::from(screen.x) - width / 2.0,
-                f64::from(top),
-                width * frac,
-                5.0,
-            );
+            ctx.fill_rect(f64::from(screen.x) - width / 2.0, f64::from(top), width * frac, 5.0);
         }
         ctx.set_fill_style_str(if player.own { "#e6edf3" } else { "#c9d1d9" });
-        let _ = ctx.fill_text(
-            &(scene.name_of)(player.id),
-            f64::from(screen.x),
-            f64::from(top) - 5.0,
-        );
+        let _ = ctx.fill_text(&(scene.name_of)(player.id), f64::from(screen.x), f64::from(top) - 5.0);
     }
     if let Some(stick) = scene.stick {
         ctx.set_stroke_style_str("rgba(255,255,255,0.35)");
         ctx.set_line_width(2.0);
         ctx.begin_path();
-        let _ = ctx.arc(
-            f64::from(stick.origin.x),
-            f64::from(stick.origin.y),
-            f64::from(STICK_RADIUS),
-            0.0,
-            TAU,
-        );
+        let _ = ctx.arc(f64::from(stick.origin.x), f64::from(stick.origin.y), f64::from(STICK_RADIUS), 0.0, TAU);
         ctx.stroke();
         ctx.set_fill_style_str("rgba(255,255,255,0.35)");
         ctx.begin_path();
@@ -185,9 +143,7 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
 
 fn draw_grid(ctx: &CanvasRenderingContext2d, camera: &Camera, map: &MapDef) {
     let min = camera.to_world(Vec2::ZERO).max(Vec2::ZERO);
-    let max = camera
-        .to_world(camera.css)
-        .min(Vec2::new(map.width, map.height));
+    let max = camera.to_world(camera.css).min(Vec2::new(map.width, map.height));
     let step = 100.0;
     ctx.set_stroke_style_str("#1f252d");
     ctx.set_line_width(2.0);
@@ -210,13 +166,7 @@ fn draw_grid(ctx: &CanvasRenderingContext2d, camera: &Camera, map: &MapDef) {
 fn circle(ctx: &CanvasRenderingContext2d, pos: Vec2, radius: f32, color: &str) {
     ctx.set_fill_style_str(color);
     ctx.begin_path();
-    let _ = ctx.arc(
-        f64::from(pos.x),
-        f64::from(pos.y),
-        f64::from(radius),
-        0.0,
-        TAU,
-    );
+    let _ = ctx.arc(f64::from(pos.x), f64::from(pos.y), f64::from(radius), 0.0, TAU);
     ctx.fill();
 }
 
@@ -232,17 +182,10 @@ fn draw_player(ctx: &CanvasRenderingContext2d, player: &PlayerSprite) {
     ctx.set_line_width(9.0);
     ctx.begin_path();
     ctx.move_to(x, y);
-    ctx.line_to(
-        x + f64::from(dir.x) * r * 1.7,
-        y + f64::from(dir.y) * r * 1.7,
-    );
+    ctx.line_to(x + f64::from(dir.x) * r * 1.7, y + f64::from(dir.y) * r * 1.7);
     ctx.stroke();
     // Body.
-    let color = if player.hit {
-        "#ff7b72".to_string()
-    } else {
-        player_color(player.id, player.own)
-    };
+    let color = if player.hit { "#ff7b72".to_string() } else { player_color(player.id, player.own) };
     ctx.set_fill_style_str(&color);
     ctx.begin_path();
     let _ = ctx.arc(x, y, r, 0.0, TAU);

@@ -5,8 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use glam::Vec2;
 use shared::protocol::{
-    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, SnapshotMsg,
-    Welcome,
+    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, SnapshotMsg, Welcome,
 };
 use shared::quant;
 use shared::rules::PROJECTILE_LIFETIME_S;
@@ -74,15 +73,7 @@ impl Session {
         let roster = welcome
             .roster
             .iter()
-            .map(|entry| {
-                (
-                    entry.id,
-                    RosterEntry {
-                        name: entry.name.clone(),
-                        bot: entry.bot,
-                    },
-                )
-            })
+            .map(|entry| (entry.id, RosterEntry { name: entry.name.clone(), bot: entry.bot }))
             .collect();
         Session {
             interp: Interpolator::new(welcome.tick_rate, welcome.snapshot_rate),
@@ -123,15 +114,8 @@ impl Session {
     }
 
     /// Applies a snapshot that arrived at `now_ms`.
-    pub fn on_snapshot(
-        &mut self,
-        snapshot: &SnapshotMsg,
-        now_ms: f64,
-    ) -> Result<(), SnapshotError> {
-        let view = match self
-            .receiver
-            .apply(snapshot.tick, snapshot.baseline, &snapshot.delta)
-        {
+    pub fn on_snapshot(&mut self, snapshot: &SnapshotMsg, now_ms: f64) -> Result<(), SnapshotError> {
+        let view = match self.receiver.apply(snapshot.tick, snapshot.baseline, &snapshot.delta) {
             Ok(view) => view,
             Err(error) => {
                 self.decode_errors += 1;
@@ -143,8 +127,7 @@ impl Session {
         self.interp.push(snapshot.tick.0, view, now_ms);
         self.clock.on_snapshot(snapshot.tick.0, now_ms);
         if let Some(own) = snapshot.own {
-            self.predictor
-                .reconcile(&own, snapshot.input_ack, self.dt, &self.welcome.map);
+            self.predictor.reconcile(&own, snapshot.input_ack, self.dt, &self.welcome.map);
             self.own = Some(own);
         }
         self.input_ack = snapshot.input_ack;
@@ -166,25 +149,12 @@ impl Session {
         };
         match event {
             GameEvent::Joined { id, name, bot } => {
-                let fresh = self
-                    .roster
-                    .insert(
-                        *id,
-                        RosterEntry {
-                            name: name.clone(),
-                            bot: *bot,
-                        },
-                    )
-                    .is_none();
+                let fresh = self.roster.insert(*id, RosterEntry { name: name.clone(), bot: *bot }).is_none();
                 if fresh && *id != self.me() {
                     push(
                         &mut self.notices,
                         NOTICE_LINES,
-                        FeedLine {
-                            at_ms: now_ms,
-                            text: format!("{name} joined"),
-                            from: None,
-                        },
+                        FeedLine { at_ms: now_ms, text: format!("{name} joined"), from: None },
                     );
                 }
             }
@@ -194,40 +164,16 @@ impl Session {
                     DisconnectReason::ClientLeft => format!("{name} left"),
                     other => format!("{name} left ({other})"),
                 };
-                push(
-                    &mut self.notices,
-                    NOTICE_LINES,
-                    FeedLine {
-                        at_ms: now_ms,
-                        text,
-                        from: None,
-                    },
-                );
+                push(&mut self.notices, NOTICE_LINES, FeedLine { at_ms: now_ms, text, from: None });
                 self.roster.remove(id);
             }
             GameEvent::Kill { killer, victim } => {
                 let text = format!("{} ✕ {}", self.name_of(*killer), self.name_of(*victim));
-                push(
-                    &mut self.kill_feed,
-                    KILL_FEED_LINES,
-                    FeedLine {
-                        at_ms: now_ms,
-                        text,
-                        from: None,
-                    },
-                );
+                push(&mut self.kill_feed, KILL_FEED_LINES, FeedLine { at_ms: now_ms, text, from: None });
             }
             GameEvent::Chat { from, text } => {
                 let name = self.name_of(*from);
-                push(
-                    &mut self.chat,
-                    CHAT_LINES,
-                    FeedLine {
-                        at_ms: now_ms,
-                        text: text.clone(),
-                        from: Some(name),
-                    },
-                );
+                push(&mut self.chat, CHAT_LINES, FeedLine { at_ms: now_ms, text: text.clone(), from: Some(name) });
             }
             GameEvent::Respawned { .. } => {}
         }
@@ -269,16 +215,7 @@ impl Session {
             if *id == self.me() {
                 let hp = self.own.map_or(p.hp, |own| own.hp);
                 let alive = self.own.map_or(alive, |own| own.alive);
-                sprites.push(PlayerSprite {
-                    id: *id,
-                    pos: own_pos,
-                    aim: own_aim,
-                    hp,
-                    alive,
-                    firing,
-                    hit,
-                    own: true,
-                });
+                sprites.push(PlayerSprite { id: *id, pos: own_pos, aim: own_aim, hp, alive, firing, hit, own: true });
                 continue;
             }
             let pose = self.interp.sample(*id, render_tick);
@@ -286,16 +223,7 @@ impl Session {
                 Some(pose) => (pose.pos, pose.aim),
                 None => (quant::q_to_vec(p.x, p.y), quant::q_to_angle(p.aim)),
             };
-            sprites.push(PlayerSprite {
-                id: *id,
-                pos,
-                aim,
-                hp: p.hp,
-                alive,
-                firing,
-                hit,
-                own: false,
-            });
+            sprites.push(PlayerSprite { id: *id, pos, aim, hp: p.hp, alive, firing, hit, own: false });
         }
         sprites
     }
@@ -352,14 +280,7 @@ impl Session {
             .iter()
             .take(LEADERBOARD_SIZE)
             .enumerate()
-            .map(|(index, entry)| {
-                (
-                    (index + 1) as u16,
-                    self.name_of(entry.id),
-                    entry.score,
-                    entry.id == self.me(),
-                )
-            })
+            .map(|(index, entry)| ((index + 1) as u16, self.name_of(entry.id), entry.score, entry.id == self.me()))
             .collect();
         if let Some(own) = self.own
             && !rows.iter().any(|row| row.3)
@@ -372,18 +293,10 @@ impl Session {
 
     /// Drops feed lines older than their display time.
     pub fn expire_feeds(&mut self, now_ms: f64) {
-        while self
-            .kill_feed
-            .front()
-            .is_some_and(|l| now_ms - l.at_ms > 6000.0)
-        {
+        while self.kill_feed.front().is_some_and(|l| now_ms - l.at_ms > 6000.0) {
             self.kill_feed.pop_front();
         }
-        while self
-            .notices
-            .front()
-            .is_some_and(|l| now_ms - l.at_ms > 5000.0)
-        {
+        while self.notices.front().is_some_and(|l| now_ms - l.at_ms > 5000.0) {
             self.notices.pop_front();
         }
     }
@@ -406,21 +319,12 @@ mod tests {
             server_tick: Tick(100),
             map_id: "test".into(),
             map: MapDef::open("test", 2000.0, 0),
-            roster: vec![WireRoster {
-                id: NetId(1),
-                name: "me".into(),
-                bot: false,
-            }],
+            roster: vec![WireRoster { id: NetId(1), name: "me".into(), bot: false }],
             max_players: 8,
         }
     }
 
-    fn snapshot(
-        tick: u32,
-        baseline: Option<(u32, &View)>,
-        view: &View,
-        events: Vec<GameEvent>,
-    ) -> SnapshotMsg {
+    fn snapshot(tick: u32, baseline: Option<(u32, &View)>, view: &View, events: Vec<GameEvent>) -> SnapshotMsg {
         let mut writer = BitWriter::new();
         encode_delta(Tick(tick), baseline.map(|(_, v)| v), view, &mut writer);
         SnapshotMsg {
@@ -444,58 +348,27 @@ mod tests {
     }
 
     fn player(x: u16) -> EntityState {
-        EntityState::Player(PlayerNet {
-            x,
-            y: 800,
-            aim: 0,
-            hp: 100,
-            score: 0,
-            flags: 1,
-        })
+        EntityState::Player(PlayerNet { x, y: 800, aim: 0, hp: 100, score: 0, flags: 1 })
     }
 
     #[test]
     fn events_feed_the_roster_notices_kill_feed_and_chat() {
         let mut session = Session::new(welcome());
-        let view = View {
-            entities: vec![(NetId(1), player(800)), (NetId(2), player(1600))],
-        };
+        let view = View { entities: vec![(NetId(1), player(800)), (NetId(2), player(1600))] };
         let events = vec![
-            GameEvent::Joined {
-                id: NetId(2),
-                name: "eve".into(),
-                bot: false,
-            },
-            GameEvent::Kill {
-                killer: NetId(2),
-                victim: NetId(1),
-            },
-            GameEvent::Chat {
-                from: NetId(2),
-                text: "<i>gg</i>".into(),
-            },
+            GameEvent::Joined { id: NetId(2), name: "eve".into(), bot: false },
+            GameEvent::Kill { killer: NetId(2), victim: NetId(1) },
+            GameEvent::Chat { from: NetId(2), text: "<i>gg</i>".into() },
         ];
-        session
-            .on_snapshot(&snapshot(102, None, &view, events), 0.0)
-            .unwrap();
+        session.on_snapshot(&snapshot(102, None, &view, events), 0.0).unwrap();
         assert_eq!(session.name_of(NetId(2)), "eve");
         assert_eq!(session.notices.back().unwrap().text, "eve joined");
         assert_eq!(session.kill_feed.back().unwrap().text, "eve ✕ me");
         let chat = session.chat.back().unwrap();
-        assert_eq!(
-            (chat.from.as_deref(), chat.text.as_str()),
-            (Some("eve"), "<i>gg</i>")
-        );
-        let next = View {
-            entities: vec![(NetId(1), player(800))],
-        };
-        let left = vec![GameEvent::Left {
-            id: NetId(2),
-            reason: DisconnectReason::ClientLeft,
-        }];
-        session
-            .on_snapshot(&snapshot(104, Some((102, &view)), &next, left), 33.0)
-            .unwrap();
+        assert_eq!((chat.from.as_deref(), chat.text.as_str()), (Some("eve"), "<i>gg</i>"));
+        let next = View { entities: vec![(NetId(1), player(800))] };
+        let left = vec![GameEvent::Left { id: NetId(2), reason: DisconnectReason::ClientLeft }];
+        session.on_snapshot(&snapshot(104, Some((102, &view)), &next, left), 33.0).unwrap();
         assert_eq!(session.notices.back().unwrap().text, "eve left");
         assert!(!session.roster.contains_key(&NetId(2)));
         session.expire_feeds(10_000.0);
@@ -506,12 +379,8 @@ mod tests {
     #[test]
     fn inputs_ack_the_newest_snapshot_and_own_rank_is_listed() {
         let mut session = Session::new(welcome());
-        let view = View {
-            entities: vec![(NetId(1), player(800))],
-        };
-        session
-            .on_snapshot(&snapshot(102, None, &view, Vec::new()), 0.0)
-            .unwrap();
+        let view = View { entities: vec![(NetId(1), player(800))] };
+        session.on_snapshot(&snapshot(102, None, &view, Vec::new()), 0.0).unwrap();
         let cmd = session.make_input(Vec2::X, 0.5, true);
         assert_eq!((cmd.seq, cmd.ack), (1, Tick(102)));
         assert_eq!(session.make_input(Vec2::ZERO, f32::NAN, false).aim, 0.0);
@@ -530,19 +399,12 @@ mod tests {
             spawn_tick: Tick(100),
             owner: NetId(1),
         });
-        let view = View {
-            entities: vec![(NetId(5), projectile)],
-        };
-        session
-            .on_snapshot(&snapshot(102, None, &view, Vec::new()), 0.0)
-            .unwrap();
+        let view = View { entities: vec![(NetId(5), projectile)] };
+        session.on_snapshot(&snapshot(102, None, &view, Vec::new()), 0.0).unwrap();
         let shots = session.projectiles(106.0);
         assert_eq!(shots.len(), 1);
         assert!((shots[0].0.x - 560.0).abs() < 0.1, "{:?}", shots[0]);
-        assert!(
-            session.projectiles(99.0).is_empty(),
-            "not fired yet at that time"
-        );
+        assert!(session.projectiles(99.0).is_empty(), "not fired yet at that time");
         assert!(session.projectiles(200.0).is_empty(), "expired");
     }
 }

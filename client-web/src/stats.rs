@@ -17,11 +17,7 @@ impl Rate {
     }
 
     fn trim(&mut self, now_ms: f64) {
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now_ms - t > 1000.0)
-        {
+        while self.samples.front().is_some_and(|(t, _)| now_ms - t > 1000.0) {
             self.samples.pop_front();
         }
     }
@@ -52,11 +48,7 @@ impl FrameTimes {
     }
 
     pub fn mean(&self) -> f64 {
-        if self.recent.is_empty() {
-            0.0
-        } else {
-            self.recent.iter().sum::<f64>() / self.recent.len() as f64
-        }
+        if self.recent.is_empty() { 0.0 } else { self.recent.iter().sum::<f64>() / self.recent.len() as f64 }
     }
 
     /// The `q` quantile (0..=1) of recent frame times.

@@ -31,49 +31,32 @@ async fn two_players_see_each_other_move_and_chat() {
     let mut alice = Player::launch("alice").await;
     let mut bob = Player::launch("bob").await;
     alice.open_and_join(&server.url, "alice").await;
-    let alice_state = alice
-        .wait_for("alice connected", |d| {
-            d["state"] == "connected" && d["own"].is_object()
-        })
-        .await;
+    let alice_state = alice.wait_for("alice connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
     let alice_id = alice_state["player_id"].as_u64().expect("player id");
     bob.open_and_join(&server.url, "bob").await;
     let bob_state = bob
         .wait_for("bob sees alice", |d| {
-            d["state"] == "connected"
-                && d["players"]
-                    .as_array()
-                    .is_some_and(|p| p.iter().any(|p| p["name"] == "alice"))
+            d["state"] == "connected" && d["players"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "alice"))
         })
         .await;
     let bob_id = bob_state["player_id"].as_u64().unwrap();
     assert_ne!(alice_id, bob_id);
     alice
-        .wait_for("alice sees bob", |d| {
-            d["players"]
-                .as_array()
-                .is_some_and(|p| p.iter().any(|p| p["name"] == "bob"))
-        })
+        .wait_for("alice sees bob", |d| d["players"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "bob")))
         .await;
 
     let x_of = |debug: &serde_json::Value, id: u64| {
-        debug["players"].as_array().and_then(|players| {
-            players
-                .iter()
-                .find(|p| p["id"].as_u64() == Some(id))
-                .and_then(|p| p["x"].as_f64())
-        })
+        debug["players"]
+            .as_array()
+            .and_then(|players| players.iter().find(|p| p["id"].as_u64() == Some(id)).and_then(|p| p["x"].as_f64()))
     };
     let before = x_of(&bob.debug().await, alice_id).expect("bob sees alice");
     // Alice holds the right arrow for one second.
     alice.key_down("ArrowRight", 39).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     alice.key_up("ArrowRight", 39).await;
-    let moved = bob
-        .wait_for("bob sees alice move right", |d| {
-            x_of(d, alice_id).is_some_and(|x| x > before + 150.0)
-        })
-        .await;
+    let moved =
+        bob.wait_for("bob sees alice move right", |d| x_of(d, alice_id).is_some_and(|x| x > before + 150.0)).await;
     let after = x_of(&moved, alice_id).unwrap();
     eprintln!("bob saw alice move from x={before:.1} to x={after:.1}");
     // Her own view agrees (prediction) and she did not drift vertically.
@@ -86,49 +69,27 @@ async fn two_players_see_each_other_move_and_chat() {
     alice.key_press("Enter", 13).await;
     let chat = bob
         .wait_for("bob receives the chat line", |d| {
-            d["chat"].as_array().is_some_and(|lines| {
-                lines
-                    .iter()
-                    .any(|l| l["text"] == "hello from alice <b>not bold</b>")
-            })
+            d["chat"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| l["text"] == "hello from alice <b>not bold</b>"))
         })
         .await;
-    assert!(
-        chat["chat"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["from"] == "alice")
-    );
+    assert!(chat["chat"].as_array().unwrap().iter().any(|l| l["from"] == "alice"));
     // Rendered as text, never as HTML.
-    let rendered = bob
-        .eval("document.getElementById('chat-log').textContent")
-        .await;
-    assert!(
-        rendered.as_str().unwrap().contains("<b>not bold</b>"),
-        "{rendered}"
-    );
-    let bold = bob
-        .eval("document.querySelectorAll('#chat-log b').length")
-        .await;
+    let rendered = bob.eval("document.getElementById('chat-log').textContent").await;
+    assert!(rendered.as_str().unwrap().contains("<b>not bold</b>"), "{rendered}");
+    let bold = bob.eval("document.querySelectorAll('#chat-log b').length").await;
     assert_eq!(bold.as_u64(), Some(0));
 
     // The HUD shows the leaderboard with both players, and the network overlay toggles on F3.
-    let board = bob
-        .eval("document.getElementById('leaderboard').textContent")
-        .await;
-    assert!(
-        board.as_str().unwrap().contains("alice") && board.as_str().unwrap().contains("bob"),
-        "{board}"
-    );
+    let board = bob.eval("document.getElementById('leaderboard').textContent").await;
+    assert!(board.as_str().unwrap().contains("alice") && board.as_str().unwrap().contains("bob"), "{board}");
     bob.key_press("F3", 114).await;
     let overlay = bob.wait_for("net overlay", |d| d["overlay"] == true).await;
     assert_eq!(overlay["overlay"], true);
     let netgraph = bob
         .wait_for_eval("document.getElementById('netgraph').textContent", |text| {
-            text.as_str().is_some_and(|t| {
-                t.contains("ping") && t.contains("snapshots") && t.contains("interp")
-            })
+            text.as_str().is_some_and(|t| t.contains("ping") && t.contains("snapshots") && t.contains("interp"))
         })
         .await;
     eprintln!("bob's network overlay:\n{}", netgraph.as_str().unwrap());
@@ -153,33 +114,19 @@ async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
     let port = server.addr.port();
     let mut carol = Player::launch("carol").await;
     carol.open_and_join(&server.url, "carol").await;
-    carol
-        .wait_for("connected", |d| {
-            d["state"] == "connected" && d["own"].is_object()
-        })
-        .await;
+    carol.wait_for("connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
     server.stop().await;
     let lost = carol
         .wait_for("shows the close reason", |d| {
-            d["state"] == "reconnecting"
-                && d["status_text"]
-                    .as_str()
-                    .is_some_and(|s| s.contains("Reconnecting"))
+            d["state"] == "reconnecting" && d["status_text"].as_str().is_some_and(|s| s.contains("Reconnecting"))
         })
         .await;
     let status = lost["status_text"].as_str().unwrap_or_default().to_string();
-    assert!(
-        status.contains("server is shutting down"),
-        "status: {status}"
-    );
+    assert!(status.contains("server is shutting down"), "status: {status}");
     assert!(status.contains("Reconnecting in"), "status: {status}");
     // A server comes back on the same port: the page reconnects by itself.
     let again = start_server(small_map(), Some(port)).await;
-    carol
-        .wait_for("reconnected", |d| {
-            d["state"] == "connected" && d["own"].is_object()
-        })
-        .await;
+    carol.wait_for("reconnected", |d| d["state"] == "connected" && d["own"].is_object()).await;
     let dir = screenshot_dir();
     carol.screenshot(&dir.join("carol-reconnected.png")).await;
     carol.assert_no_console_errors();

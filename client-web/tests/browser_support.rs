@@ -7,13 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chromiumoxide::cdp::browser_protocol::input::{
-    DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams,
-};
+use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::cdp::js_protocol::runtime::{
-    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
-};
+use chromiumoxide::cdp::js_protocol::runtime::{ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown};
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures_util::StreamExt;
@@ -31,14 +27,7 @@ pub struct TestServer {
 
 /// Starts the real server with the embedded client on 127.0.0.1 (port 0 unless given).
 pub async fn start_server(map: Arc<MapDef>, port: Option<u16>) -> TestServer {
-    start_server_with(
-        ServerConfig {
-            map,
-            ..ServerConfig::default()
-        },
-        port,
-    )
-    .await
+    start_server_with(ServerConfig { map, ..ServerConfig::default() }, port).await
 }
 
 pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestServer {
@@ -46,20 +35,13 @@ pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestS
         server::net::assets::has_client(),
         "the server was built without the browser client: run `cargo xtask build-web` first (cargo xtask test does)"
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
-        .await
-        .expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(server::run(listener, config, async move {
         let _ = stopped.await;
     }));
-    TestServer {
-        addr,
-        url: format!("http://{addr}/"),
-        stop,
-        handle,
-    }
+    TestServer { addr, url: format!("http://{addr}/"), stop, handle }
 }
 
 impl TestServer {
@@ -99,9 +81,11 @@ pub struct Player {
 
 impl Player {
     pub async fn launch(label: &str) -> Player {
-        let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("chromium-profiles")
-            .join(format!("{label}-{}-{}", std::process::id(), rand_suffix()));
+        let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium-profiles").join(format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         std::fs::create_dir_all(&profile).unwrap();
         let config = BrowserConfig::builder()
             .chrome_executable("/usr/bin/chromium")
@@ -109,84 +93,46 @@ impl Player {
             .user_data_dir(&profile)
             .window_size(1280, 800)
             .viewport(None)
-            .args([
-                "disable-gpu",
-                "disable-quic",
-                "disable-component-update",
-                "no-first-run",
-                "disable-sync",
-            ])
+            .args(["disable-gpu", "disable-quic", "disable-component-update", "no-first-run", "disable-sync"])
             .build()
             .expect("browser config");
-        let (browser, mut handler) = Browser::launch(config)
-            .await
-            .expect("launch /usr/bin/chromium");
+        let (browser, mut handler) = Browser::launch(config).await.expect("launch /usr/bin/chromium");
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
         let page = browser.new_page("about:blank").await.expect("new page");
         let errors = Arc::new(Mutex::new(Vec::new()));
-        let mut console = page
-            .event_listener::<EventConsoleApiCalled>()
-            .await
-            .expect("console events");
+        let mut console = page.event_listener::<EventConsoleApiCalled>().await.expect("console events");
         let console_errors = errors.clone();
         tokio::spawn(async move {
             while let Some(event) = console.next().await {
-                if matches!(
-                    event.r#type,
-                    ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert
-                ) {
+                if matches!(event.r#type, ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert) {
                     let text: Vec<String> = event
                         .args
                         .iter()
-                        .map(|a| {
-                            a.value
-                                .as_ref()
-                                .map_or_else(|| format!("{:?}", a.description), |v| v.to_string())
-                        })
+                        .map(|a| a.value.as_ref().map_or_else(|| format!("{:?}", a.description), |v| v.to_string()))
                         .collect();
                     console_errors.lock().unwrap().push(text.join(" "));
                 }
             }
         });
-        let mut exceptions = page
-            .event_listener::<EventExceptionThrown>()
-            .await
-            .expect("exception events");
+        let mut exceptions = page.event_listener::<EventExceptionThrown>().await.expect("exception events");
         let exception_errors = errors.clone();
         tokio::spawn(async move {
             while let Some(event) = exceptions.next().await {
-                exception_errors
-                    .lock()
-                    .unwrap()
-                    .push(format!("uncaught: {:?}", event.exception_details.text));
+                exception_errors.lock().unwrap().push(format!("uncaught: {:?}", event.exception_details.text));
             }
         });
-        Player {
-            browser,
-            handler,
-            page,
-            errors,
-            _profile: Profile(profile),
-        }
+        Player { browser, handler, page, errors, _profile: Profile(profile) }
     }
 
     /// Opens the game, types the name into the join form and clicks Play, like a person.
     pub async fn open_and_join(&mut self, url: &str, name: &str) {
         self.page.goto(url).await.expect("open the game page");
-        self.wait_for("page ready", |d| d["state"] == "name-entry")
-            .await;
+        self.wait_for("page ready", |d| d["state"] == "name-entry").await;
         let input = self.page.find_element("#name").await.expect("name field");
         input.click().await.unwrap();
-        self.eval("document.getElementById('name').value = ''")
-            .await;
+        self.eval("document.getElementById('name').value = ''").await;
         input.type_str(name).await.unwrap();
-        self.page
-            .find_element("#play")
-            .await
-            .expect("play button")
-            .click()
-            .await
-            .unwrap();
+        self.page.find_element("#play").await.expect("play button").click().await.unwrap();
     }
 
     pub async fn eval(&self, expression: &str) -> serde_json::Value {
@@ -200,28 +146,19 @@ impl Player {
 
     /// `window.arenaDebug()`, or `{}` before the client started.
     pub async fn debug(&self) -> serde_json::Value {
-        let text = self
-            .eval("JSON.stringify(window.arenaDebug ? window.arenaDebug() : {})")
-            .await;
+        let text = self.eval("JSON.stringify(window.arenaDebug ? window.arenaDebug() : {})").await;
         serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
     }
 
     /// Polls `arenaDebug()` until `done` holds (15 s limit).
-    pub async fn wait_for(
-        &self,
-        what: &str,
-        done: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let debug = self.debug().await;
             if done(&debug) {
                 return debug;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; last state: {debug}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last state: {debug}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -238,22 +175,12 @@ impl Player {
             if done(&value) {
                 return value;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {expression}: {value}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {expression}: {value}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    async fn key(
-        &self,
-        kind: DispatchKeyEventType,
-        key: &str,
-        code: &str,
-        virtual_key: i64,
-        text: Option<&str>,
-    ) {
+    async fn key(&self, kind: DispatchKeyEventType, key: &str, code: &str, virtual_key: i64, text: Option<&str>) {
         let mut params = DispatchKeyEventParams::builder()
             .r#type(kind)
             .key(key)
@@ -263,56 +190,32 @@ impl Player {
         if let Some(text) = text {
             params = params.text(text);
         }
-        self.page
-            .execute(params.build().unwrap())
-            .await
-            .expect("dispatch key");
+        self.page.execute(params.build().unwrap()).await.expect("dispatch key");
     }
 
     pub async fn key_down(&self, key: &str, virtual_key: i64) {
-        self.key(
-            DispatchKeyEventType::RawKeyDown,
-            key,
-            key,
-            virtual_key,
-            None,
-        )
-        .await;
+        self.key(DispatchKeyEventType::RawKeyDown, key, key, virtual_key, None).await;
     }
 
     pub async fn key_up(&self, key: &str, virtual_key: i64) {
-        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None)
-            .await;
+        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None).await;
     }
 
     pub async fn key_press(&self, key: &str, virtual_key: i64) {
         let text = (key == "Enter").then_some("\r");
-        let kind = if text.is_some() {
-            DispatchKeyEventType::KeyDown
-        } else {
-            DispatchKeyEventType::RawKeyDown
-        };
+        let kind = if text.is_some() { DispatchKeyEventType::KeyDown } else { DispatchKeyEventType::RawKeyDown };
         self.key(kind, key, key, virtual_key, text).await;
-        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None)
-            .await;
+        self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None).await;
     }
 
     /// Types into whatever has focus.
     pub async fn type_text(&self, text: &str) {
-        self.page
-            .execute(InsertTextParams::new(text))
-            .await
-            .expect("insert text");
+        self.page.execute(InsertTextParams::new(text)).await.expect("insert text");
     }
 
     pub async fn screenshot(&self, path: &Path) {
-        let params = ScreenshotParams::builder()
-            .format(CaptureScreenshotFormat::Png)
-            .build();
-        self.page
-            .save_screenshot(params, path)
-            .await
-            .expect("screenshot");
+        let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).build();
+        self.page.save_screenshot(params, path).await.expect("screenshot");
     }
 
     pub fn assert_no_console_errors(&self) {

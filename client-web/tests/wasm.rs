@@ -29,16 +29,8 @@ fn reconciliation_is_exact_in_wasm() {
     let map = arena();
     let dt = 1.0 / 60.0;
     let start = map.spawns[0];
-    let own = |pos, vel| OwnState {
-        pos,
-        vel,
-        hp: 100,
-        alive: true,
-        respawn_tick: None,
-        fire_cooldown: 0,
-        score: 0,
-        rank: 1,
-    };
+    let own =
+        |pos, vel| OwnState { pos, vel, hp: 100, alive: true, respawn_tick: None, fire_cooldown: 0, score: 0, rank: 1 };
     let mut predictor = client_web::predict::Predictor::new();
     predictor.reconcile(&own(start, Vec2::ZERO), 0, dt, &map);
     let inputs: Vec<InputCmd> = (1..=40)
@@ -60,9 +52,7 @@ fn reconciliation_is_exact_in_wasm() {
         shared::rules::step_player(
             &mut pos,
             &mut vel,
-            shared::rules::MoveInput {
-                dir: Vec2::new(input.move_x, input.move_y),
-            },
+            shared::rules::MoveInput { dir: Vec2::new(input.move_x, input.move_y) },
             dt,
             &map,
         );

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use shared::map::MapDef;
 
+use crate::sim::world::Rules;
+
 /// The map the server uses when none is given: `assets/maps/arena.json`, embedded at build time
 /// so the binary needs no files next to it.
 pub const DEFAULT_MAP_JSON: &str = include_str!("../../assets/maps/arena.json");
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     pub interest: bool,
     /// How long a departed player's stats are kept for a resume.
     pub resume_grace: Duration,
+    /// The game the room plays.
+    pub rules: Rules,
 }
 
 impl Default for ServerConfig {
@@ -41,29 +45,37 @@ impl Default for ServerConfig {
             snapshot_hz: 30,
             max_players: 64,
             bots: 0,
-            map: Arc::new(
-                MapDef::from_json(DEFAULT_MAP_JSON).expect("the embedded default map is valid"),
-            ),
+            map: Arc::new(MapDef::from_json(DEFAULT_MAP_JSON).expect("the embedded default map is valid")),
             seed: 0x5eed,
             handshake_timeout: Duration::from_secs(5),
             slow_client_timeout: Duration::from_secs(3),
             interest: true,
             resume_grace: Duration::from_secs(60),
+            rules: Rules::Arena,
         }
     }
 }
 
 impl ServerConfig {
+    /// Benchmark scenario S1 (shared/SCENARIO-S1.md): a 4000×4000 open world with 500 static
+    /// orbs, S1 movement, no combat, no interest filtering, room for 2000 players.
+    pub fn s1() -> ServerConfig {
+        ServerConfig {
+            map: Arc::new(MapDef::open("s1", 4000.0, 500)),
+            rules: Rules::S1,
+            interest: false,
+            max_players: 2000,
+            ..ServerConfig::default()
+        }
+    }
+
     /// Checks ranges; returns a message a host can act on.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=240).contains(&self.tick_hz) {
             return Err(format!("--tick-hz must be 1..=240, got {}", self.tick_hz));
         }
         if self.snapshot_hz == 0 || self.snapshot_hz > self.tick_hz {
-            return Err(format!(
-                "--snapshot-hz must be 1..=tick rate ({}), got {}",
-                self.tick_hz, self.snapshot_hz
-            ));
+            return Err(format!("--snapshot-hz must be 1..=tick rate ({}), got {}", self.tick_hz, self.snapshot_hz));
         }
         if self.max_players == 0 {
             return Err("--max-players must be at least 1".to_string());

@@ -7,6 +7,7 @@
 
 pub mod bots;
 pub mod config;
+pub mod metrics;
 pub mod net;
 pub mod sim;
 pub mod snapshot;
@@ -53,28 +54,15 @@ pub async fn run_with_stats(
     shutdown: impl Future<Output = ()> + Send,
     stats: Arc<RoomStats>,
 ) -> std::io::Result<()> {
-    config
-        .validate()
-        .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
     let config = Arc::new(config);
     let local_addr = listener.local_addr()?;
     let stop_accepting = CancellationToken::new();
     let stop_room = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (to_sim, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let room = tokio::spawn(sim_loop::run(
-        config.clone(),
-        inbox,
-        stats.clone(),
-        stop_room.clone(),
-    ));
-    let ctx = Arc::new(NetContext::new(
-        config.clone(),
-        to_sim,
-        stats,
-        stop_accepting.clone(),
-        tracker.clone(),
-    ));
+    let room = tokio::spawn(sim_loop::run(config.clone(), inbox, stats.clone(), stop_room.clone()));
+    let ctx = Arc::new(NetContext::new(config.clone(), to_sim, stats, stop_accepting.clone(), tracker.clone()));
     let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
@@ -85,9 +73,7 @@ pub async fn run_with_stats(
         let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
     });
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { graceful.cancelled().await })
-            .await
+        axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
     });
     info!(
         addr = %local_addr,
@@ -108,10 +94,7 @@ pub async fn run_with_stats(
         warn!(%error, "room task ended abnormally");
     }
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some connections did not close in time");
     }
     // Idle keep-alive HTTP connections may hold the listener open; do not wait on them long.

@@ -14,11 +14,7 @@ use shared::map::MapDef;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "arena-server",
-    version,
-    about = "Arena: authoritative multiplayer arena server"
-)]
+#[command(name = "arena-server", version, about = "Arena: authoritative multiplayer arena server")]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -46,18 +42,32 @@ struct ServeArgs {
     /// Snapshots per second sent to each client.
     #[arg(long, default_value_t = 30)]
     snapshot_hz: u16,
-    /// Most human players at once (bots do not count).
-    #[arg(long, default_value_t = 64)]
-    max_players: u16,
+    /// Most human players at once (bots do not count) [default: 64; 2000 with --scenario s1].
+    #[arg(long)]
+    max_players: Option<u16>,
+    /// Game rules: `arena` (the game) or `s1` (benchmark scenario S1: 4000×4000 open world,
+    /// 500 static orbs, straight 200 units/s movement, no combat, no interest filtering).
+    #[arg(long, value_enum, default_value = "arena")]
+    scenario: Scenario,
     /// Server-side AI players that move, aim, shoot and collect orbs.
     #[arg(long, default_value_t = 0)]
     bots: u16,
     /// Map file (JSON, see assets/maps/README.md); the built-in arena when omitted.
     #[arg(long)]
     map: Option<PathBuf>,
+    /// Worker threads for networking and the room (1 runs everything on one thread, which
+    /// avoids cross-thread wake-ups); defaults to the number of CPUs.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Seed for orb placement and bot behaviour.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Arena,
+    S1,
 }
 
 #[derive(Args, Debug)]
@@ -85,15 +95,20 @@ struct BotsArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let threads = match &cli.command {
+        None => cli.serve.threads,
+        Some(Command::Serve(args)) => args.threads,
+        Some(Command::Bots(_)) => None,
+    };
+    let runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n.max(1)).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    }
+    .context("starting tokio")?;
     match cli.command {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
@@ -102,19 +117,21 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let base = match args.scenario {
+        Scenario::Arena => ServerConfig::default(),
+        Scenario::S1 => ServerConfig::s1(),
+    };
     let mut config = ServerConfig {
         tick_hz: args.tick_hz,
         snapshot_hz: args.snapshot_hz,
-        max_players: args.max_players,
+        max_players: args.max_players.unwrap_or(base.max_players),
         bots: args.bots,
         seed: args.seed,
-        ..ServerConfig::default()
+        ..base
     };
     if let Some(path) = &args.map {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading map {}", path.display()))?;
-        let map =
-            MapDef::from_json(&text).with_context(|| format!("loading map {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading map {}", path.display()))?;
+        let map = MapDef::from_json(&text).with_context(|| format!("loading map {}", path.display()))?;
         config.map = Arc::new(map);
     }
     if let Err(message) = config.validate() {
@@ -122,19 +139,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
-        .with_context(|| {
-            format!(
-                "binding {} (is another server running on that port?)",
-                args.bind
-            )
-        })?;
+        .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
     let port = listener.local_addr()?.port();
     eprintln!(
         "Arena is up: open http://localhost:{port}/ in a browser (other machines on your LAN: http://<this machine's IP>:{port}/)"
     );
-    server::run(listener, config, shutdown_signal())
-        .await
-        .context("server failed")?;
+    server::run(listener, config, shutdown_signal()).await.context("server failed")?;
     Ok(())
 }
 
@@ -177,9 +187,7 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
     };
     // Hard limit: the run can never outlive its budget by more than a minute.
     let budget = Duration::from_secs_f64(args.seconds + 60.0);
-    let report = tokio::time::timeout(budget, bots::run(config))
-        .await
-        .context("bots run exceeded its time budget")?;
+    let report = tokio::time::timeout(budget, bots::run(config)).await.context("bots run exceeded its time budget")?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -192,10 +200,7 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         println!("snapshots/client/s    {:.1}", report.snapshots_per_client_s);
         println!("bytes/client/s        {:.0}", report.bytes_per_client_s);
         println!("entities in view      {:.1}", report.entities_in_view_mean);
-        println!(
-            "rtt p50 / p99 (ms)    {:.2} / {:.2}",
-            report.rtt_ms_p50, report.rtt_ms_p99
-        );
+        println!("rtt p50 / p99 (ms)    {:.2} / {:.2}", report.rtt_ms_p50, report.rtt_ms_p99);
         for reason in &report.disconnect_reasons {
             println!("  ended: {reason}");
         }

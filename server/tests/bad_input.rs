@@ -13,11 +13,7 @@ use shared::tick::Tick;
 use tokio_tungstenite::tungstenite::Message;
 
 fn config() -> ServerConfig {
-    ServerConfig {
-        map: duel_map(),
-        handshake_timeout: Duration::from_millis(500),
-        ..ServerConfig::default()
-    }
+    ServerConfig { map: duel_map(), handshake_timeout: Duration::from_millis(500), ..ServerConfig::default() }
 }
 
 async fn joined(server: &TestServer) -> Ws {
@@ -27,14 +23,7 @@ async fn joined(server: &TestServer) -> Ws {
 }
 
 fn input(move_x: f32, move_y: f32, aim: f32) -> Message {
-    let cmd = InputCmd {
-        seq: 1,
-        ack: Tick::ZERO,
-        move_x,
-        move_y,
-        aim,
-        fire: false,
-    };
+    let cmd = InputCmd { seq: 1, ack: Tick::ZERO, move_x, move_y, aim, fire: false };
     Message::Binary(protocol::encode(&ClientMsg::Input(cmd)).into())
 }
 
@@ -50,21 +39,14 @@ async fn check(
     let mut ws = connect_raw(server).await;
     misbehave(&mut ws).await;
     let Ending { reason, close } = read_until_closed(&mut ws).await;
-    assert_eq!(
-        reason.as_ref(),
-        Some(&expected),
-        "ServerMsg::Disconnect reason"
-    );
+    assert_eq!(reason.as_ref(), Some(&expected), "ServerMsg::Disconnect reason");
     let (code, text) = close.expect("a Close frame");
     assert_eq!(code, expected.close_code(), "close code for {expected:?}");
     assert_eq!(text, expected.to_string(), "close reason text");
     for _ in 0..5 {
         observer.next_snapshot().await;
     }
-    assert!(
-        observer.snapshots >= before + 5,
-        "the observer keeps receiving snapshots"
-    );
+    assert!(observer.snapshots >= before + 5, "the observer keeps receiving snapshots");
 }
 
 #[tokio::test]
@@ -73,22 +55,13 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
     let mut observer = TestClient::join(&server, "observer").await;
     observer.next_snapshot().await;
 
-    let wrong_version = ClientMsg::Hello {
-        protocol: PROTOCOL_VERSION + 1,
-        name: "old".into(),
-        resume: None,
-    };
+    let wrong_version = ClientMsg::Hello { protocol: PROTOCOL_VERSION + 1, name: "old".into(), resume: None };
     check(
         &server,
         &mut observer,
-        DisconnectReason::ProtocolMismatch {
-            server: PROTOCOL_VERSION,
-            client: PROTOCOL_VERSION + 1,
-        },
+        DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: PROTOCOL_VERSION + 1 },
         async |ws| {
-            ws.send(Message::Binary(protocol::encode(&wrong_version).into()))
-                .await
-                .unwrap();
+            ws.send(Message::Binary(protocol::encode(&wrong_version).into())).await.unwrap();
         },
     )
     .await;
@@ -97,148 +70,82 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
     check(
         &server,
         &mut observer,
-        DisconnectReason::ProtocolMismatch {
-            server: PROTOCOL_VERSION,
-            client: 77,
-        },
+        DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: 77 },
         async |ws| {
-            ws.send(Message::Binary(vec![0, 77, 0xff, 0xff, 0xff].into()))
-                .await
-                .unwrap();
+            ws.send(Message::Binary(vec![0, 77, 0xff, 0xff, 0xff].into())).await.unwrap();
         },
     )
+    .await;
+
+    check(&server, &mut observer, DisconnectReason::Malformed, async |ws| {
+        ws.send(Message::Binary(vec![0xde, 0xad, 0xbe, 0xef, 0x01].into())).await.unwrap();
+    })
+    .await;
+
+    check(&server, &mut observer, DisconnectReason::Malformed, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(Message::Binary(vec![9, 9, 9].into())).await.unwrap();
+    })
+    .await;
+
+    check(&server, &mut observer, DisconnectReason::TextFrame, async |ws| {
+        ws.send(Message::Text("{\"hello\": 1}".into())).await.unwrap();
+    })
+    .await;
+
+    check(&server, &mut observer, DisconnectReason::TextFrame, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(Message::Text("chat?".into())).await.unwrap();
+    })
     .await;
 
     check(
         &server,
         &mut observer,
-        DisconnectReason::Malformed,
-        async |ws| {
-            ws.send(Message::Binary(vec![0xde, 0xad, 0xbe, 0xef, 0x01].into()))
-                .await
-                .unwrap();
-        },
-    )
-    .await;
-
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::Malformed,
+        DisconnectReason::TooLarge { limit: protocol::MAX_CLIENT_MSG_BYTES as u32 },
         async |ws| {
             ws.send(hello("x")).await.unwrap();
-            ws.send(Message::Binary(vec![9, 9, 9].into()))
-                .await
-                .unwrap();
+            ws.send(Message::Binary(vec![0u8; 64 * 1024].into())).await.unwrap();
         },
     )
     .await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::TextFrame,
-        async |ws| {
-            ws.send(Message::Text("{\"hello\": 1}".into()))
-                .await
-                .unwrap();
-        },
-    )
+    check(&server, &mut observer, DisconnectReason::InvalidInput, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(input(f32::NAN, 0.0, 0.0)).await.unwrap();
+    })
     .await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::TextFrame,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(Message::Text("chat?".into())).await.unwrap();
-        },
-    )
+    check(&server, &mut observer, DisconnectReason::InvalidInput, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(input(0.0, 0.0, f32::INFINITY)).await.unwrap();
+    })
     .await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::TooLarge {
-            limit: protocol::MAX_CLIENT_MSG_BYTES as u32,
-        },
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(Message::Binary(vec![0u8; 64 * 1024].into()))
-                .await
-                .unwrap();
-        },
-    )
+    check(&server, &mut observer, DisconnectReason::InvalidInput, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(input(7.0, 0.0, 0.0)).await.unwrap();
+    })
     .await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::InvalidInput,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(input(f32::NAN, 0.0, 0.0)).await.unwrap();
-        },
-    )
-    .await;
-
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::InvalidInput,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(input(0.0, 0.0, f32::INFINITY)).await.unwrap();
-        },
-    )
-    .await;
-
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::InvalidInput,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(input(7.0, 0.0, 0.0)).await.unwrap();
-        },
-    )
-    .await;
-
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::RateLimited,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            let ack = Message::Binary(protocol::encode(&ClientMsg::Ack { tick: Tick(1) }).into());
-            for _ in 0..1000 {
-                if ws.feed(ack.clone()).await.is_err() {
-                    break;
-                }
+    check(&server, &mut observer, DisconnectReason::RateLimited, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        let ack = Message::Binary(protocol::encode(&ClientMsg::Ack { tick: Tick(1) }).into());
+        for _ in 0..1000 {
+            if ws.feed(ack.clone()).await.is_err() {
+                break;
             }
-            let _ = ws.flush().await;
-        },
-    )
+        }
+        let _ = ws.flush().await;
+    })
     .await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::HandshakeTimeout,
-        async |_ws| {},
-    )
-    .await;
+    check(&server, &mut observer, DisconnectReason::HandshakeTimeout, async |_ws| {}).await;
 
-    check(
-        &server,
-        &mut observer,
-        DisconnectReason::Malformed,
-        async |ws| {
-            ws.send(hello("x")).await.unwrap();
-            ws.send(hello("again")).await.unwrap();
-        },
-    )
+    check(&server, &mut observer, DisconnectReason::Malformed, async |ws| {
+        ws.send(hello("x")).await.unwrap();
+        ws.send(hello("again")).await.unwrap();
+    })
     .await;
 
     assert_eq!(observer.welcome.roster.len(), 1);
@@ -253,9 +160,10 @@ async fn an_abrupt_disconnect_removes_the_player() {
     // Wait until the observer sees the newcomer, then cut its TCP connection without a Close.
     assert!(
         observer
-            .until(Duration::from_secs(3), |c| c.events.iter().any(
-                |e| matches!(e, GameEvent::Joined { name, .. } if name == "troublemaker")
-            ))
+            .until(Duration::from_secs(3), |c| c
+                .events
+                .iter()
+                .any(|e| matches!(e, GameEvent::Joined { name, .. } if name == "troublemaker")))
             .await
     );
     let id = observer
@@ -268,16 +176,15 @@ async fn an_abrupt_disconnect_removes_the_player() {
         .unwrap();
     // Linger 0 makes the drop send a TCP reset: no Close frame, no FIN handshake.
     if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-        socket2::SockRef::from(tcp)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
+        socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO)).unwrap();
     }
     drop(ws);
     assert!(
         observer
-            .until(Duration::from_secs(3), |c| c.events.iter().any(
-                |e| matches!(e, GameEvent::Left { id: left, .. } if *left == id)
-            ))
+            .until(Duration::from_secs(3), |c| c
+                .events
+                .iter()
+                .any(|e| matches!(e, GameEvent::Left { id: left, .. } if *left == id)))
             .await,
         "the dropped player leaves the room"
     );

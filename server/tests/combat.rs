@@ -15,11 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score() {
-    let server = TestServer::start(ServerConfig {
-        map: duel_map(),
-        ..ServerConfig::default()
-    })
-    .await;
+    let server = TestServer::start(ServerConfig { map: duel_map(), ..ServerConfig::default() }).await;
     // The first player spawns at (100,150), the second at (300,150): straight along +x.
     let mut shooter = TestClient::join(&server, "shooter").await;
     let mut target = TestClient::join(&server, "target").await;
@@ -30,26 +26,18 @@ async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score()
         shooter.input(Vec2::ZERO, 0.0, true).await;
         shooter.next_snapshot().await;
         target.next_snapshot().await;
-        if shooter.events.contains(&GameEvent::Kill {
-            killer: shooter_id,
-            victim: target_id,
-        }) {
+        if shooter.events.contains(&GameEvent::Kill { killer: shooter_id, victim: target_id }) {
             killed = true;
             break;
         }
     }
-    assert!(
-        killed,
-        "five hits at point-blank range kill within four seconds"
-    );
+    assert!(killed, "five hits at point-blank range kill within four seconds");
     assert!(
         shooter
             .until(Duration::from_secs(2), |c| c
                 .leaderboard
                 .as_ref()
-                .is_some_and(|b| b.top.first().is_some_and(|e| e.id
-                    == shooter_id
-                    && e.score == KILL_SCORE)))
+                .is_some_and(|b| b.top.first().is_some_and(|e| e.id == shooter_id && e.score == KILL_SCORE)))
             .await,
         "leaderboard shows the kill: {:?}",
         shooter.leaderboard
@@ -63,10 +51,7 @@ async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score()
                 .is_some_and(|o| !o.alive && o.respawn_tick.is_some()))
             .await
     );
-    assert_eq!(
-        shooter.last.as_ref().and_then(|s| s.own).map(|o| o.rank),
-        Some(1)
-    );
+    assert_eq!(shooter.last.as_ref().and_then(|s| s.own).map(|o| o.rank), Some(1));
 
     // Reconnect with the resume token: the score survives.
     let token = shooter.welcome.resume_token;
@@ -74,21 +59,11 @@ async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score()
     drop(shooter);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut ws = common::connect_raw(&server).await;
-    let hello = ClientMsg::Hello {
-        protocol: PROTOCOL_VERSION,
-        name: "shooter".into(),
-        resume: Some(token),
-    };
-    ws.send(Message::Binary(protocol::encode(&hello).into()))
-        .await
-        .unwrap();
+    let hello = ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: "shooter".into(), resume: Some(token) };
+    ws.send(Message::Binary(protocol::encode(&hello).into())).await.unwrap();
     let mut score = None;
     while score.is_none() {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
         if let Ok(ServerMsg::Snapshot(snapshot)) = protocol::decode_server(&frame.into_data()) {
             score = snapshot.own.map(|own| own.score);
         }

@@ -17,8 +17,7 @@ async fn shutdown_closes_every_client_with_a_reason() {
     let mut b = TestClient::join(&server, "b").await;
     a.next_snapshot().await;
     b.next_snapshot().await;
-    let readers = [a, b]
-        .map(|mut client| tokio::spawn(async move { read_until_closed(&mut client.ws).await }));
+    let readers = [a, b].map(|mut client| tokio::spawn(async move { read_until_closed(&mut client.ws).await }));
     server.stop().await;
     for reader in readers {
         let ending = reader.await.unwrap();
@@ -45,21 +44,13 @@ async fn the_binary_shuts_down_cleanly_on_sigterm() {
             }
         }
     });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server prints its address");
+    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("server prints its address");
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut client = TestClient::join_url(&url, "watcher").await;
     client.next_snapshot().await;
-    assert!(
-        client.welcome.roster.iter().filter(|r| r.bot).count() == 4,
-        "--bots 4 adds four bots"
-    );
+    assert!(client.welcome.roster.iter().filter(|r| r.bot).count() == 4, "--bots 4 adds four bots");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let ending = read_until_closed(&mut client.ws).await;
     assert_eq!(ending.reason, Some(DisconnectReason::ServerClosing));
@@ -69,10 +60,7 @@ async fn the_binary_shuts_down_cleanly_on_sigterm() {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server exits within 10 s of SIGTERM"
-        );
+        assert!(std::time::Instant::now() < deadline, "server exits within 10 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "clean exit status: {exit}");

@@ -26,12 +26,8 @@ async fn a_client_that_stops_reading_is_dropped_as_too_slow() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr).await.unwrap();
-    let (mut slow, _) = tokio_tungstenite::client_async(
-        server.url(),
-        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-    )
-    .await
-    .unwrap();
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(server.url(), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
     slow.send(hello("sloth")).await.unwrap();
 
     // The observer keeps getting every snapshot on time while the slow client stalls.
@@ -42,9 +38,7 @@ async fn a_client_that_stops_reading_is_dropped_as_too_slow() {
         observer.next_snapshot().await;
         observed += 1;
         let tick = observer.latest_tick();
-        observer
-            .send(&shared::protocol::ClientMsg::Ack { tick })
-            .await;
+        observer.send(&shared::protocol::ClientMsg::Ack { tick }).await;
         if server.stats.snapshots_skipped.load(Ordering::Relaxed) > 30 {
             kicked = true;
             break;
@@ -52,10 +46,7 @@ async fn a_client_that_stops_reading_is_dropped_as_too_slow() {
     }
     assert!(kicked, "the slow client's snapshots were skipped");
     let rate = f64::from(observed) / started.elapsed().as_secs_f64();
-    assert!(
-        rate > 20.0,
-        "the observer kept receiving about 30 snapshots/s meanwhile, got {rate:.1}"
-    );
+    assert!(rate > 20.0, "the observer kept receiving about 30 snapshots/s meanwhile, got {rate:.1}");
     // Start reading now: after the buffered snapshots comes the goodbye.
     let ending = read_until_closed(&mut slow).await;
     assert_eq!(ending.reason, Some(DisconnectReason::TooSlow));

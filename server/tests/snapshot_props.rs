@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use proptest::prelude::*;
 use server::snapshot::Baselines;
 use shared::bits::BitWriter;
-use shared::snapshot::{
-    EntityState, NetId, OrbNet, PlayerNet, ProjectileNet, SnapshotReceiver, View, encode_delta,
-};
+use shared::snapshot::{EntityState, NetId, OrbNet, PlayerNet, ProjectileNet, SnapshotReceiver, View, encode_delta};
 use shared::tick::Tick;
 
 #[derive(Clone, Debug)]
@@ -166,10 +164,10 @@ proptest! {
                             continue; // Outbox full: skipped, not recorded.
                         }
                         let baseline = client.baselines.baseline();
-                        encode_delta(tick, baseline.map(|(_, v)| v), &view, &mut writer);
+                        encode_delta(tick, baseline.map(|(_, v)| &**v), &view, &mut writer);
                         let bytes = writer.finish().to_vec();
                         client.in_flight.push_back((tick, baseline.map(|(t, _)| t), bytes, view.clone()));
-                        client.baselines.record(tick, &view);
+                        client.baselines.record(tick, std::sync::Arc::new(view.clone()));
                     }
                 }
                 Op::Deliver { pick: index, n } => {

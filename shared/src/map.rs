@@ -90,22 +90,15 @@ impl MapDef {
         }
         let size_ok = |v: f32| v.is_finite() && (100.0..=MAX_COORD).contains(&v);
         if !size_ok(self.width) || !size_ok(self.height) {
-            return bad(format!(
-                "size {}x{} must be within 100..={MAX_COORD}",
-                self.width, self.height
-            ));
+            return bad(format!("size {}x{} must be within 100..={MAX_COORD}", self.width, self.height));
         }
         if self.walls.len() > 4096 {
             return bad(format!("too many walls ({})", self.walls.len()));
         }
         for (index, wall) in self.walls.iter().enumerate() {
-            let finite = [wall.x, wall.y, wall.w, wall.h]
-                .iter()
-                .all(|v| v.is_finite());
+            let finite = [wall.x, wall.y, wall.w, wall.h].iter().all(|v| v.is_finite());
             if !finite || wall.w <= 0.0 || wall.h <= 0.0 {
-                return bad(format!(
-                    "wall {index} must have finite position and positive size"
-                ));
+                return bad(format!("wall {index} must have finite position and positive size"));
             }
         }
         if self.spawns.is_empty() || self.spawns.len() > 256 {
@@ -113,9 +106,7 @@ impl MapDef {
         }
         for (index, spawn) in self.spawns.iter().enumerate() {
             if !self.is_free(*spawn, crate::rules::PLAYER_RADIUS) {
-                return bad(format!(
-                    "spawn {index} at {spawn} is outside the map or in a wall"
-                ));
+                return bad(format!("spawn {index} at {spawn} is outside the map or in a wall"));
             }
         }
         if self.orbs > 10_000 {

@@ -251,9 +251,7 @@ impl DisconnectReason {
     pub fn is_expected(&self) -> bool {
         matches!(
             self,
-            DisconnectReason::ClientLeft
-                | DisconnectReason::ServerClosing
-                | DisconnectReason::ConnectionLost
+            DisconnectReason::ClientLeft | DisconnectReason::ServerClosing | DisconnectReason::ConnectionLost
         )
     }
 }
@@ -264,10 +262,9 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::ClientLeft => write!(f, "left the game"),
             DisconnectReason::ServerClosing => write!(f, "server is shutting down"),
             DisconnectReason::ServerFull { max } => write!(f, "server is full ({max} players)"),
-            DisconnectReason::ProtocolMismatch { server, client } => write!(
-                f,
-                "version mismatch: server speaks protocol {server}, client {client}; reload the page"
-            ),
+            DisconnectReason::ProtocolMismatch { server, client } => {
+                write!(f, "version mismatch: server speaks protocol {server}, client {client}; reload the page")
+            }
             DisconnectReason::HandshakeTimeout => write!(f, "no hello received in time"),
             DisconnectReason::Malformed => write!(f, "malformed message"),
             DisconnectReason::TextFrame => write!(f, "text frames are not accepted"),
@@ -297,8 +294,7 @@ fn config() -> bincode::config::Configuration {
 /// Encodes a message into `out` (cleared first), so callers can reuse the buffer.
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
     out.clear();
-    bincode::serde::encode_into_std_write(msg, out, config())
-        .expect("encoding into a Vec cannot fail");
+    bincode::serde::encode_into_std_write(msg, out, config()).expect("encoding into a Vec cannot fail");
 }
 
 /// Encodes a message into a fresh buffer.
@@ -334,8 +330,7 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
 /// [`DisconnectReason::ProtocolMismatch`] rather than [`DisconnectReason::Malformed`].
 pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
     let cfg = config().with_limit::<16>();
-    let ((variant, version), _): ((u32, u16), usize) =
-        bincode::serde::decode_from_slice(bytes, cfg).ok()?;
+    let ((variant, version), _): ((u32, u16), usize) = bincode::serde::decode_from_slice(bytes, cfg).ok()?;
     (variant == 0).then_some(version)
 }
 
@@ -344,11 +339,7 @@ pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
 pub fn sanitize_name(raw: &str) -> String {
     let cleaned = truncate_utf8(&strip_controls(raw.trim()), MAX_NAME_BYTES);
     let cleaned = cleaned.trim();
-    if cleaned.is_empty() {
-        "player".to_string()
-    } else {
-        cleaned.to_string()
-    }
+    if cleaned.is_empty() { "player".to_string() } else { cleaned.to_string() }
 }
 
 /// Drops control characters (including newlines and bidi overrides), trims, and cuts to
@@ -361,11 +352,7 @@ pub fn sanitize_chat(raw: &str) -> Option<String> {
 }
 
 fn strip_controls(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| {
-            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect()
+    raw.chars().filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')).collect()
 }
 
 fn truncate_utf8(text: &str, max_bytes: usize) -> String {
@@ -383,19 +370,8 @@ mod tests {
     #[test]
     fn client_messages_round_trip() {
         let msgs = [
-            ClientMsg::Hello {
-                protocol: PROTOCOL_VERSION,
-                name: "ana".into(),
-                resume: Some(7),
-            },
-            ClientMsg::Input(InputCmd {
-                seq: 9,
-                ack: Tick(4),
-                move_x: 1.0,
-                move_y: -0.5,
-                aim: 2.0,
-                fire: true,
-            }),
+            ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: "ana".into(), resume: Some(7) },
+            ClientMsg::Input(InputCmd { seq: 9, ack: Tick(4), move_x: 1.0, move_y: -0.5, aim: 2.0, fire: true }),
             ClientMsg::Ack { tick: Tick(77) },
             ClientMsg::Ping { client_time: 12.5 },
             ClientMsg::Chat { text: "gg".into() },
@@ -407,26 +383,15 @@ mod tests {
 
     #[test]
     fn hello_version_can_be_peeked() {
-        let hello = ClientMsg::Hello {
-            protocol: 999,
-            name: "x".into(),
-            resume: None,
-        };
+        let hello = ClientMsg::Hello { protocol: 999, name: "x".into(), resume: None };
         assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
-        assert_eq!(
-            peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })),
-            None
-        );
+        assert_eq!(peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })), None);
         assert_eq!(peek_hello_version(&[]), None);
     }
 
     #[test]
     fn input_message_is_small() {
-        let msg = ClientMsg::Input(InputCmd {
-            seq: 100_000,
-            ack: Tick(100_000),
-            ..Default::default()
-        });
+        let msg = ClientMsg::Input(InputCmd { seq: 100_000, ack: Tick(100_000), ..Default::default() });
         assert!(encode(&msg).len() <= 24, "{}", encode(&msg).len());
     }
 
@@ -435,10 +400,7 @@ mod tests {
         assert!(decode_client(&[0xff, 0xff, 0xff]).is_err());
         let mut bytes = encode(&ClientMsg::Ack { tick: Tick(1) });
         bytes.push(0);
-        assert!(matches!(
-            decode_client(&bytes),
-            Err(DecodeError::TrailingBytes(1))
-        ));
+        assert!(matches!(decode_client(&bytes), Err(DecodeError::TrailingBytes(1))));
         // A chat message claiming a 4 GB string must fail on the limit, not allocate.
         let huge = [4u8, 0xfc, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_client(&huge).is_err());
@@ -446,24 +408,13 @@ mod tests {
 
     #[test]
     fn input_validation() {
-        let ok = InputCmd {
-            move_x: 1.0,
-            move_y: -1.0,
-            aim: 100.0,
-            ..Default::default()
-        };
+        let ok = InputCmd { move_x: 1.0, move_y: -1.0, aim: 100.0, ..Default::default() };
         assert_eq!(ok.validate(), Ok(()));
-        let nan = InputCmd {
-            move_x: f32::NAN,
-            ..ok
-        };
+        let nan = InputCmd { move_x: f32::NAN, ..ok };
         assert_eq!(nan.validate(), Err(InputError::NonFiniteMove));
         let big = InputCmd { move_y: 1.5, ..ok };
         assert_eq!(big.validate(), Err(InputError::MoveOutOfRange));
-        let inf_aim = InputCmd {
-            aim: f32::INFINITY,
-            ..ok
-        };
+        let inf_aim = InputCmd { aim: f32::INFINITY, ..ok };
         assert_eq!(inf_aim.validate(), Err(InputError::NonFiniteAim));
     }
 
@@ -472,10 +423,7 @@ mod tests {
         assert_eq!(sanitize_name("  \u{7}bob\n "), "bob");
         assert_eq!(sanitize_name(""), "player");
         assert_eq!(sanitize_name("ééééééééééééééééééé").len(), 16);
-        assert_eq!(
-            sanitize_chat("hi\u{202e}\nthere").as_deref(),
-            Some("hithere")
-        );
+        assert_eq!(sanitize_chat("hi\u{202e}\nthere").as_deref(), Some("hithere"));
         assert_eq!(sanitize_chat(" \r\n "), None);
         assert!(sanitize_chat(&"x".repeat(500)).unwrap().len() == MAX_CHAT_BYTES);
     }
@@ -486,10 +434,7 @@ mod tests {
             DisconnectReason::ClientLeft,
             DisconnectReason::ServerClosing,
             DisconnectReason::ServerFull { max: 1 },
-            DisconnectReason::ProtocolMismatch {
-                server: 1,
-                client: 2,
-            },
+            DisconnectReason::ProtocolMismatch { server: 1, client: 2 },
             DisconnectReason::HandshakeTimeout,
             DisconnectReason::Malformed,
             DisconnectReason::TextFrame,
@@ -505,10 +450,7 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), reasons.len());
         for reason in &reasons {
-            assert!(
-                reason.to_string().len() <= 123,
-                "close reasons must fit a Close frame"
-            );
+            assert!(reason.to_string().len() <= 123, "close reasons must fit a Close frame");
         }
     }
 }

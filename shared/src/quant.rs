@@ -30,9 +30,7 @@ pub fn q_to_vec(x: u16, y: u16) -> Vec2 {
 }
 
 pub fn vel_to_q(value: f32) -> i16 {
-    (value * VEL_SCALE)
-        .round()
-        .clamp(i16::MIN as f32, i16::MAX as f32) as i16
+    (value * VEL_SCALE).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
 }
 
 pub fn q_to_vel(q: i16) -> f32 {

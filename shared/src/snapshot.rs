@@ -30,9 +30,7 @@ use crate::tick::Tick;
 
 /// Network identity of an entity. Allocated by the server from a counter that is never reused
 /// within a match, so a new entity can never be mistaken for an old one with the same id.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NetId(pub u32);
 
 impl std::fmt::Display for NetId {
@@ -107,10 +105,7 @@ pub struct View {
 
 impl View {
     pub fn get(&self, id: NetId) -> Option<&EntityState> {
-        self.entities
-            .binary_search_by_key(&id, |(entity_id, _)| *entity_id)
-            .ok()
-            .map(|index| &self.entities[index].1)
+        self.entities.binary_search_by_key(&id, |(entity_id, _)| *entity_id).ok().map(|index| &self.entities[index].1)
     }
 
     pub fn len(&self) -> usize {
@@ -200,10 +195,7 @@ pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &m
             Op::Remove => out.write(0b11, 2),
         }
     });
-    assert!(
-        count <= MAX_DELTA_ENTRIES,
-        "a view holds at most {MAX_DELTA_ENTRIES} entities"
-    );
+    assert!(count <= MAX_DELTA_ENTRIES, "a view holds at most {MAX_DELTA_ENTRIES} entities");
     out.patch(0, count, COUNT_BITS);
 }
 
@@ -285,11 +277,7 @@ fn write_update(tick: Tick, old: &EntityState, new: &EntityState, out: &mut BitW
         }
         // A kind never changes under one id; other kinds are replaced whole.
         _ => {
-            debug_assert_eq!(
-                old.kind_code(),
-                new.kind_code(),
-                "entity kind changed under one id"
-            );
+            debug_assert_eq!(old.kind_code(), new.kind_code(), "entity kind changed under one id");
             write_full(tick, new, out);
         }
     }
@@ -314,11 +302,7 @@ fn write_pos_delta(old_x: u16, old_y: u16, new_x: u16, new_y: u16, out: &mut Bit
     out.write(u32::from(new_y), 16);
 }
 
-fn read_pos_delta(
-    old_x: u16,
-    old_y: u16,
-    input: &mut BitReader,
-) -> Result<(u16, u16), SnapshotError> {
+fn read_pos_delta(old_x: u16, old_y: u16, input: &mut BitReader) -> Result<(u16, u16), SnapshotError> {
     let class = input.read(2)?;
     if class == 3 {
         return Ok((input.read(16)? as u16, input.read(16)? as u16));
@@ -327,10 +311,7 @@ fn read_pos_delta(
     let dx = input.read_signed(bits)?;
     let dy = input.read_signed(bits)?;
     // Wrapping keeps hostile deltas from panicking; a correct server never wraps.
-    Ok((
-        (i32::from(old_x) + dx) as u16,
-        (i32::from(old_y) + dy) as u16,
-    ))
+    Ok(((i32::from(old_x) + dx) as u16, (i32::from(old_y) + dy) as u16))
 }
 
 /// Writes a value that is usually small but may use all 32 bits: 5-bit length, then the bits.
@@ -403,11 +384,7 @@ fn read_full(tick: Tick, kind: u32, input: &mut BitReader) -> Result<EntityState
     })
 }
 
-fn read_update(
-    tick: Tick,
-    old: &EntityState,
-    input: &mut BitReader,
-) -> Result<EntityState, SnapshotError> {
+fn read_update(tick: Tick, old: &EntityState, input: &mut BitReader) -> Result<EntityState, SnapshotError> {
     match old {
         EntityState::Player(old) => {
             let mut new = *old;
@@ -435,12 +412,7 @@ fn read_update(
 
 /// Applies a delta produced by [`encode_delta`] to `baseline` (empty for a full snapshot),
 /// writing the reconstructed view into `out` (cleared first; reuse it to avoid allocation).
-pub fn apply_delta(
-    tick: Tick,
-    baseline: Option<&View>,
-    bytes: &[u8],
-    out: &mut View,
-) -> Result<(), SnapshotError> {
+pub fn apply_delta(tick: Tick, baseline: Option<&View>, bytes: &[u8], out: &mut View) -> Result<(), SnapshotError> {
     out.entities.clear();
     let empty = View::default();
     let old = &baseline.unwrap_or(&empty).entities;
@@ -450,26 +422,18 @@ pub fn apply_delta(
     let mut previous_id = 0u32;
     for _ in 0..count {
         let gap = input.read_gamma()?;
-        let id = NetId(
-            previous_id
-                .checked_add(gap)
-                .ok_or(SnapshotError::IdOverflow)?,
-        );
+        let id = NetId(previous_id.checked_add(gap).ok_or(SnapshotError::IdOverflow)?);
         previous_id = id.0;
         // Unlisted baseline entities before `id` carry over unchanged.
         while old_index < old.len() && old[old_index].0 < id {
             out.entities.push(old[old_index]);
             old_index += 1;
         }
-        let existing = old
-            .get(old_index)
-            .filter(|(old_id, _)| *old_id == id)
-            .map(|(_, state)| state);
+        let existing = old.get(old_index).filter(|(old_id, _)| *old_id == id).map(|(_, state)| state);
         let is_update = !input.read_bool()?;
         if is_update {
             let old_state = existing.ok_or(SnapshotError::MissingEntity(id))?;
-            out.entities
-                .push((id, read_update(tick, old_state, &mut input)?));
+            out.entities.push((id, read_update(tick, old_state, &mut input)?));
             old_index += 1;
         } else if !input.read_bool()? {
             if existing.is_some() {
@@ -503,19 +467,11 @@ impl SnapshotReceiver {
     }
 
     /// Applies one snapshot and returns the reconstructed view.
-    pub fn apply(
-        &mut self,
-        tick: Tick,
-        baseline: Option<Tick>,
-        delta: &[u8],
-    ) -> Result<&View, SnapshotError> {
+    pub fn apply(&mut self, tick: Tick, baseline: Option<Tick>, delta: &[u8]) -> Result<&View, SnapshotError> {
         if let Some((latest, _)) = self.history.back()
             && !tick.is_newer_than(*latest)
         {
-            return Err(SnapshotError::OutOfOrder {
-                got: tick,
-                latest: *latest,
-            });
+            return Err(SnapshotError::OutOfOrder { got: tick, latest: *latest });
         }
         if let Some(base_tick) = baseline
             && !self.history.iter().any(|(t, _)| *t == base_tick)
@@ -525,15 +481,11 @@ impl SnapshotReceiver {
         // Reuse the oldest buffer when full, unless it is the baseline itself.
         let oldest = self.history.front().map(|(t, _)| *t);
         let mut out = if self.history.len() >= CLIENT_BASELINE_HISTORY && oldest != baseline {
-            self.history
-                .pop_front()
-                .map(|(_, view)| view)
-                .unwrap_or_default()
+            self.history.pop_front().map(|(_, view)| view).unwrap_or_default()
         } else {
             View::default()
         };
-        let base_view =
-            baseline.and_then(|b| self.history.iter().find(|(t, _)| *t == b).map(|(_, v)| v));
+        let base_view = baseline.and_then(|b| self.history.iter().find(|(t, _)| *t == b).map(|(_, v)| v));
         apply_delta(tick, base_view, delta, &mut out)?;
         self.history.push_back((tick, out));
         while self.history.len() > CLIENT_BASELINE_HISTORY {
@@ -558,20 +510,11 @@ mod tests {
     use super::*;
 
     fn player(x: u16, y: u16, aim: u8) -> EntityState {
-        EntityState::Player(PlayerNet {
-            x,
-            y,
-            aim,
-            hp: 100,
-            score: 0,
-            flags: FLAG_ALIVE,
-        })
+        EntityState::Player(PlayerNet { x, y, aim, hp: 100, score: 0, flags: FLAG_ALIVE })
     }
 
     fn view(entities: &[(u32, EntityState)]) -> View {
-        View {
-            entities: entities.iter().map(|(id, s)| (NetId(*id), *s)).collect(),
-        }
+        View { entities: entities.iter().map(|(id, s)| (NetId(*id), *s)).collect() }
     }
 
     fn round_trip(tick: Tick, base: Option<&View>, cur: &View) -> usize {
@@ -594,11 +537,7 @@ mod tests {
             spawn_tick: Tick(95),
             owner: NetId(1),
         });
-        let orb = EntityState::Orb(OrbNet {
-            x: 5,
-            y: 6,
-            value: 3,
-        });
+        let orb = EntityState::Orb(OrbNet { x: 5, y: 6, value: 3 });
         let a = view(&[(1, player(10, 10, 0)), (2, orb), (9, projectile)]);
         round_trip(Tick(100), None, &a);
         let b = view(&[(1, player(60, 9000, 4)), (2, orb), (12, player(1, 2, 3))]);
@@ -608,8 +547,7 @@ mod tests {
 
     #[test]
     fn unchanged_entities_cost_nothing() {
-        let many: Vec<(u32, EntityState)> =
-            (1..=500).map(|i| (i, player(i as u16, 5, 0))).collect();
+        let many: Vec<(u32, EntityState)> = (1..=500).map(|i| (i, player(i as u16, 5, 0))).collect();
         let a = view(&many);
         // Everything unchanged: only the entry count (18 bits) → three bytes.
         assert_eq!(round_trip(Tick(1), Some(&a), &a), 3);
@@ -631,9 +569,8 @@ mod tests {
         let a = view(&[(1, player(10, 10, 0))]);
         for len in 0..64 {
             for seed in 0..32u32 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 97) >> 3) as u8)
-                    .collect();
+                let bytes: Vec<u8> =
+                    (0..len).map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 97) >> 3) as u8).collect();
                 let mut out = View::default();
                 let _ = apply_delta(Tick(5), Some(&a), &bytes, &mut out);
                 let _ = apply_delta(Tick(5), None, &bytes, &mut out);
@@ -649,10 +586,7 @@ mod tests {
         encode_delta(Tick(2), Some(&a), &b, &mut w);
         let bytes = w.finish().to_vec();
         let mut out = View::default();
-        assert_eq!(
-            apply_delta(Tick(2), None, &bytes, &mut out),
-            Err(SnapshotError::MissingEntity(NetId(1)))
-        );
+        assert_eq!(apply_delta(Tick(2), None, &bytes, &mut out), Err(SnapshotError::MissingEntity(NetId(1))));
     }
 
     #[test]
@@ -666,19 +600,10 @@ mod tests {
         for t in 2..200u32 {
             let cur = view(&[(1, player(10 + t as u16, 10, 0)), (t + 1, player(1, 1, 1))]);
             encode_delta(Tick(t), Some(&prev), &cur, &mut w);
-            assert_eq!(
-                rx.apply(Tick(t), Some(Tick(t - 1)), w.finish()).unwrap(),
-                &cur
-            );
+            assert_eq!(rx.apply(Tick(t), Some(Tick(t - 1)), w.finish()).unwrap(), &cur);
             prev = cur;
         }
-        assert_eq!(
-            rx.apply(Tick(500), Some(Tick(3)), &[1]),
-            Err(SnapshotError::UnknownBaseline(Tick(3)))
-        );
-        assert!(matches!(
-            rx.apply(Tick(150), None, &[1]),
-            Err(SnapshotError::OutOfOrder { .. })
-        ));
+        assert_eq!(rx.apply(Tick(500), Some(Tick(3)), &[1]), Err(SnapshotError::UnknownBaseline(Tick(3))));
+        assert!(matches!(rx.apply(Tick(150), None, &[1]), Err(SnapshotError::OutOfOrder { .. })));
     }
 }

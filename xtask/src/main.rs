@@ -5,6 +5,8 @@
 //!   `wasm-bindgen-cli-support` library, then the static files), which the server embeds.
 //! - `run [ARGS...]`: `build-web`, then builds and starts the release server with ARGS.
 //! - `test-web`: runs the client's wasm-bindgen tests in headless Chromium.
+//! - `s1`: runs benchmark scenario S1 (fresh release server per run, the load generator, runs
+//!   interleaved) and prints medians; see BENCHMARKS.md.
 //! - `test`: installs what is missing (wasm32 target, Chromium), checks formatting and lints,
 //!   builds everything and runs every test; ends with one `N passed, N failed` line.
 
@@ -26,9 +28,7 @@ fn main() -> Result<()> {
         Some("run") => {
             build_web(&root, false)?;
             let mut command = cargo();
-            command
-                .args(["run", "--release", "-p", "arena-server", "--"])
-                .args(&args[1..]);
+            command.args(["run", "--release", "-p", "arena-server", "--"]).args(&args[1..]);
             let status = command.status().context("running the server")?;
             if !status.success() {
                 bail!("server exited with {status}");
@@ -36,6 +36,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test_all(&root),
+        Some("s1") => s1(&root, &args[1..]),
         Some("test-web") => {
             let mut tally = Tally::default();
             if !test_web(&root, &mut tally)? {
@@ -45,12 +46,11 @@ fn main() -> Result<()> {
         }
         // Used as cargo's runner for wasm32 test binaries (see `test_web`).
         Some("wasm-test-runner") => wasm_bindgen_cli::wasm_bindgen_test_runner::run_cli_with_args(
-            std::iter::once("wasm-bindgen-test-runner".to_string())
-                .chain(args[1..].iter().cloned()),
+            std::iter::once("wasm-bindgen-test-runner".to_string()).chain(args[1..].iter().cloned()),
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
@@ -58,10 +58,7 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -69,9 +66,7 @@ fn cargo() -> Command {
 }
 
 fn run(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("running {command:?}"))?;
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }
@@ -80,17 +75,9 @@ fn run(command: &mut Command) -> Result<()> {
 
 /// Adds the wasm32 target when this toolchain lacks it.
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
-        Ok(output)
-            if String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET) =>
-        {
-            Ok(())
-        }
+        Ok(output) if String::from_utf8_lossy(&output.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
         Ok(_) => {
             eprintln!("xtask: adding the {WASM_TARGET} target (one-time)");
             run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
@@ -107,26 +94,14 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
     ensure_wasm_target()?;
     let started = Instant::now();
     let mut build = cargo();
-    build.args([
-        "build",
-        "-p",
-        "client-web",
-        "--lib",
-        "--target",
-        WASM_TARGET,
-    ]);
+    build.args(["build", "-p", "client-web", "--lib", "--target", WASM_TARGET]);
     if !dev {
         build.args(["--profile", "wasm-release"]);
     }
     run(&mut build)?;
     let profile_dir = if dev { "debug" } else { "wasm-release" };
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join(profile_dir)
-        .join("client_web.wasm");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let wasm = target_dir.join(WASM_TARGET).join(profile_dir).join("client_web.wasm");
     let dist = root.join("dist");
     let staging = root.join("target").join("dist-staging");
     let _ = std::fs::remove_dir_all(&staging);
@@ -142,9 +117,7 @@ fn build_web(root: &Path, dev: bool) -> Result<()> {
         .generate(&staging)
         .map_err(|error| anyhow::anyhow!("wasm-bindgen: {error}"))?;
     let static_dir = root.join("client-web").join("static");
-    for entry in std::fs::read_dir(&static_dir)
-        .with_context(|| format!("reading {}", static_dir.display()))?
-    {
+    for entry in std::fs::read_dir(&static_dir).with_context(|| format!("reading {}", static_dir.display()))? {
         let entry = entry?;
         std::fs::copy(entry.path(), staging.join(entry.file_name()))?;
     }
@@ -184,11 +157,7 @@ fn ensure_chromium() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing chromium (browser tests) with apt-get");
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let apt = |args: &[&str]| {
         let mut command = if is_root {
             Command::new("apt-get")
@@ -213,9 +182,7 @@ struct Tally {
 /// Runs cargo with its stdout echoed and every libtest summary line counted.
 fn run_counted(command: &mut Command, tally: &mut Tally) -> Result<bool> {
     command.stdout(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("running {command:?}"))?;
+    let mut child = command.spawn().with_context(|| format!("running {command:?}"))?;
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         let line = line?;
@@ -243,24 +210,10 @@ fn test_web(root: &Path, tally: &mut Tally) -> Result<bool> {
     let runner = std::env::current_exe()?;
     let mut command = cargo();
     command
-        .args([
-            "test",
-            "-p",
-            "client-web",
-            "--target",
-            WASM_TARGET,
-            "--test",
-            "wasm",
-        ])
-        .env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            format!("{} wasm-test-runner", runner.display()),
-        )
+        .args(["test", "-p", "client-web", "--target", WASM_TARGET, "--test", "wasm"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", format!("{} wasm-test-runner", runner.display()))
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env(
-            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
-            root.join("client-web").join("webdriver.json"),
-        )
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root.join("client-web").join("webdriver.json"))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "60");
     run_counted(&mut command, tally)
 }
@@ -277,45 +230,133 @@ fn test_all(root: &Path) -> Result<()> {
             steps_failed.push(name.to_string());
         }
     };
-    step(
-        "cargo fmt --check",
-        cargo().args(["fmt", "--all", "--", "--check"]),
-    );
+    step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]));
     build_web(root, false)?;
-    step(
-        "shared builds for wasm32",
-        cargo().args(["build", "-p", "arena-shared", "--target", WASM_TARGET]),
-    );
-    step(
-        "clippy",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    );
+    step("shared builds for wasm32", cargo().args(["build", "-p", "arena-shared", "--target", WASM_TARGET]));
+    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
     let mut tally = Tally::default();
     eprintln!("xtask: == cargo test --workspace");
-    if !run_counted(
-        cargo().args(["test", "--workspace", "--no-fail-fast"]),
-        &mut tally,
-    )? {
+    if !run_counted(cargo().args(["test", "--workspace", "--no-fail-fast"]), &mut tally)? {
         steps_failed.push("cargo test".to_string());
     }
     eprintln!("xtask: finished in {:.0}s", started.elapsed().as_secs_f64());
     if !steps_failed.is_empty() {
         eprintln!("xtask: failed steps: {}", steps_failed.join(", "));
     }
-    println!(
-        "{} passed, {} failed",
-        tally.passed,
-        tally.failed + steps_failed.len() as u64
-    );
+    println!("{} passed, {} failed", tally.passed, tally.failed + steps_failed.len() as u64);
     if !steps_failed.is_empty() || tally.failed > 0 {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Scenario S1: for each run and each client count (interleaved), start a fresh release server
+/// with `--scenario s1` on 127.0.0.1, run the load generator against it, stop the server by its
+/// PID; then print the median (min–max) of every headline metric.
+fn s1(root: &Path, args: &[String]) -> Result<()> {
+    let mut clients: Vec<usize> = vec![50, 100, 200, 400];
+    let (mut runs, mut window, mut warmup) = (3usize, "15".to_string(), "3".to_string());
+    let mut extra_server_args: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--clients" => clients = value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?,
+            "--runs" => runs = value()?.parse()?,
+            "--window" => window = value()?,
+            "--warmup" => warmup = value()?,
+            "--server-arg" => extra_server_args.push(value()?),
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    run(cargo().args(["build", "--release", "-p", "arena-server", "-p", "arena-benches", "--bins"]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let server_bin = target_dir.join("release").join("arena-server");
+    let loadgen_bin = target_dir.join("release").join("loadgen");
+    let out_dir = target_dir.join("s1");
+    std::fs::create_dir_all(&out_dir)?;
+    let results_path = out_dir.join("results.jsonl");
+    let mut results = std::fs::File::create(&results_path)?;
+    let mut by_clients: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for run_index in 0..runs {
+        for &n in &clients {
+            eprintln!("xtask: S1 run {}/{runs}, {n} clients", run_index + 1);
+            let mut server = Command::new(&server_bin)
+                .args(["--scenario", "s1", "--bind", "127.0.0.1:0"])
+                .args(&extra_server_args)
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting arena-server")?;
+            let stderr = server.stderr.take().expect("piped");
+            let mut lines = BufReader::new(stderr).lines();
+            let port = loop {
+                let Some(line) = lines.next() else { bail!("server exited before printing its address") };
+                let line = line?;
+                if let Some(rest) = line.split("http://localhost:").nth(1) {
+                    break rest.chars().take_while(char::is_ascii_digit).collect::<String>();
+                }
+            };
+            // Keep draining the server's stderr so it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            let output = Command::new(&loadgen_bin)
+                .args(["--url", &format!("ws://127.0.0.1:{port}/ws"), "--clients", &n.to_string()])
+                .args(["--server-pid", &server.id().to_string(), "--window", &window, "--warmup", &warmup, "--json"])
+                .args(["--seed", &(run_index + 1).to_string()])
+                .output()
+                .context("running loadgen")?;
+            let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+            let _ = server.wait();
+            let line = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            if line.is_empty() {
+                bail!("loadgen printed nothing: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            std::io::Write::write_all(&mut results, format!("{line}\n").as_bytes())?;
+            by_clients.entry(n).or_default().push(line);
+        }
+    }
+    let metrics = [
+        ("server_cpu_cores", "server cores"),
+        ("server_cpu_ms_per_client_s", "CPU ms/client-s"),
+        ("server_rss_mb", "RSS MB"),
+        ("server_peak_rss_mb", "peak RSS MB"),
+        ("payload_kib_per_client_s", "KiB/s/client"),
+        ("messages_per_client_s", "msgs/s/client"),
+        ("bytes_per_player_per_patch", "B/player/patch"),
+        ("gap_ms_p50", "gap p50 ms"),
+        ("gap_ms_p99", "gap p99 ms"),
+        ("gap_ms_max", "gap max ms"),
+        ("tick_ms_p50", "tick p50 ms"),
+        ("tick_ms_p99", "tick p99 ms"),
+        ("tick_ms_max", "tick max ms"),
+        ("input_ack_ms_p50", "input→ack p50 ms"),
+        ("input_ack_ms_p99", "input→ack p99 ms"),
+        ("loadgen_cpu_cores", "loadgen cores"),
+        ("machine_busy_cores", "machine busy cores"),
+        ("join_failures", "join failures"),
+        ("disconnects", "disconnects"),
+    ];
+    println!("S1 results: median (min–max) of {runs} runs; raw lines in {}", results_path.display());
+    for (n, lines) in &by_clients {
+        println!("\nN = {n}");
+        for (key, label) in metrics {
+            let mut values: Vec<f64> = lines.iter().filter_map(|line| json_number(line, key)).collect();
+            values.sort_by(f64::total_cmp);
+            if values.is_empty() {
+                continue;
+            }
+            let median = values[values.len() / 2];
+            println!("  {label:<20} {median:>10.3}  ({:.3}–{:.3})", values[0], values[values.len() - 1]);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a number field from a flat JSON object line (good enough for the load generator's output).
+fn json_number(line: &str, key: &str) -> Option<f64> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }

@@ -18,6 +18,12 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// WebSocket settings for bot clients: a modest read buffer (tungstenite zero-fills the whole
+/// buffer before each read, so the 128 KiB default costs more than the messages).
+pub fn client_ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024)
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BotsConfig {
@@ -106,21 +112,15 @@ pub async fn run(config: BotsConfig) -> BotsReport {
     for index in 0..config.count {
         let config = config.clone();
         let gate = gate.clone();
-        tasks.push(tokio::spawn(async move {
-            play_one(index, &config, &gate).await
-        }));
+        tasks.push(tokio::spawn(async move { play_one(index, &config, &gate).await }));
     }
-    let mut report = BotsReport {
-        clients: config.count,
-        ..Default::default()
-    };
+    let mut report = BotsReport { clients: config.count, ..Default::default() };
     let mut rtts = Vec::new();
     let (mut snapshots, mut bytes, mut played, mut entities) = (0u64, 0u64, 0f64, 0u64);
     for task in tasks {
-        let outcome = task.await.unwrap_or_else(|_| BotOutcome {
-            disconnect: Some("bot task panicked".to_string()),
-            ..Default::default()
-        });
+        let outcome = task
+            .await
+            .unwrap_or_else(|_| BotOutcome { disconnect: Some("bot task panicked".to_string()), ..Default::default() });
         if outcome.connected {
             report.connected += 1;
         } else {
@@ -163,17 +163,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutcome {
     let mut outcome = BotOutcome::default();
-    let mut rng = Pcg32::seed_from_u64(
-        config
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(u64::from(index)),
-    );
+    let mut rng = Pcg32::seed_from_u64(config.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(index)));
     // Handshake with at most `connect_concurrency` in flight.
     let permit = gate.acquire().await.expect("semaphore is never closed");
     let connect = tokio::time::timeout(
         Duration::from_secs(20),
-        tokio_tungstenite::connect_async_with_config(config.url.as_str(), None, true),
+        tokio_tungstenite::connect_async_with_config(config.url.as_str(), Some(client_ws_config()), true),
     )
     .await;
     let mut ws = match connect {
@@ -192,11 +187,7 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
         name: format!("{}-{}", config.name_prefix, index + 1),
         resume: None,
     };
-    if ws
-        .send(Message::Binary(protocol::encode(&hello).into()))
-        .await
-        .is_err()
-    {
+    if ws.send(Message::Binary(protocol::encode(&hello).into())).await.is_err() {
         outcome.disconnect = Some("hello could not be sent".to_string());
         return outcome;
     }
@@ -233,9 +224,7 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
     let mut seq = 0u32;
     let mut heading: f32 = rng.random_range(0.0..std::f32::consts::TAU);
     let mut aim: f32 = 0.0;
-    let mut inputs = tokio::time::interval(Duration::from_secs_f64(
-        1.0 / f64::from(config.input_hz.max(1)),
-    ));
+    let mut inputs = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(config.input_hz.max(1))));
     inputs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pings = tokio::time::interval(Duration::from_millis(500));
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

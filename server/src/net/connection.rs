@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use shared::protocol::{
-    self, ClientMsg, DisconnectReason, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, ServerMsg,
-};
+use shared::protocol::{self, ClientMsg, DisconnectReason, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, ServerMsg};
 use shared::tick::Tick;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -63,28 +61,24 @@ impl NetContext {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> NetContext {
-        NetContext {
-            config,
-            to_sim,
-            stats,
-            shutdown,
-            tracker,
-            next_conn: AtomicU64::new(1),
-        }
+        NetContext { config, to_sim, stats, shutdown, tracker, next_conn: AtomicU64::new(1) }
     }
 }
 
 /// WebSocket limits for player connections: no client message is anywhere near this size.
 pub fn ws_config() -> WebSocketConfig {
+    // tungstenite zero-fills its whole read buffer before every read: the default 128 KiB made
+    // memset the server's top cost. Client messages are tiny, so a small buffer loses nothing.
     WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MSG_BYTES))
         .max_frame_size(Some(MAX_CLIENT_MSG_BYTES))
+        .read_buffer_size(4096)
 }
 
 /// Runs one player connection to its end.
 pub async fn serve<S>(mut ws: WebSocketStream<S>, peer: SocketAddr, ctx: Arc<NetContext>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let hello = tokio::select! {
@@ -105,14 +99,7 @@ where
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let kick = Kick::new();
     let (reply, reply_rx) = oneshot::channel();
-    let join = SimInput::Join {
-        conn,
-        name,
-        resume,
-        outbox: outbox.clone(),
-        kick: kick.clone(),
-        reply,
-    };
+    let join = SimInput::Join { conn, name, resume, outbox: outbox.clone(), kick: kick.clone(), reply };
     if ctx.to_sim.send(join).await.is_err() {
         close_with(&mut ws, &DisconnectReason::ServerClosing).await;
         return;
@@ -133,10 +120,11 @@ where
     if sink.send(Message::Binary(welcome.into())).await.is_err() {
         kick.kick(DisconnectReason::ConnectionLost);
     }
-    tokio::join!(
-        read_loop(stream, conn, &ctx, &kick, &outbox),
-        write_loop(sink, outbox_rx, &kick)
-    );
+    // The writer runs as its own task so a wake-up for one direction never polls the other.
+    let writer_kick = kick.clone();
+    let writer = ctx.tracker.spawn(async move { write_loop(sink, outbox_rx, &writer_kick).await });
+    read_loop(stream, conn, &ctx, &kick, &outbox).await;
+    let _ = writer.await;
     let reason = kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
     debug!(conn = conn.0, %peer, %reason, "connection closed");
     // The room may already be gone during shutdown; then there is nobody left to tell.
@@ -144,9 +132,7 @@ where
 }
 
 /// Waits for the hello and checks its version.
-async fn read_hello<S>(
-    ws: &mut WebSocketStream<S>,
-) -> Result<(String, Option<u64>), DisconnectReason>
+async fn read_hello<S>(ws: &mut WebSocketStream<S>) -> Result<(String, Option<u64>), DisconnectReason>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -159,21 +145,15 @@ where
             Some(Err(error)) => return Err(reason_for(&error)),
         };
         return match protocol::decode_client(&bytes) {
-            Ok(ClientMsg::Hello {
-                protocol,
-                name,
-                resume,
-            }) if protocol == PROTOCOL_VERSION => Ok((protocol::sanitize_name(&name), resume)),
-            Ok(ClientMsg::Hello { protocol, .. }) => Err(DisconnectReason::ProtocolMismatch {
-                server: PROTOCOL_VERSION,
-                client: protocol,
-            }),
+            Ok(ClientMsg::Hello { protocol, name, resume }) if protocol == PROTOCOL_VERSION => {
+                Ok((protocol::sanitize_name(&name), resume))
+            }
+            Ok(ClientMsg::Hello { protocol, .. }) => {
+                Err(DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: protocol })
+            }
             _ => match protocol::peek_hello_version(&bytes) {
                 Some(client) if client != PROTOCOL_VERSION => {
-                    Err(DisconnectReason::ProtocolMismatch {
-                        server: PROTOCOL_VERSION,
-                        client,
-                    })
+                    Err(DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client })
                 }
                 _ => Err(DisconnectReason::Malformed),
             },
@@ -184,9 +164,7 @@ where
 /// Maps a WebSocket read error to the reason the connection ends.
 fn reason_for(error: &WsError) -> DisconnectReason {
     match error {
-        WsError::Capacity(_) => DisconnectReason::TooLarge {
-            limit: MAX_CLIENT_MSG_BYTES as u32,
-        },
+        WsError::Capacity(_) => DisconnectReason::TooLarge { limit: MAX_CLIENT_MSG_BYTES as u32 },
         WsError::Protocol(_) | WsError::Utf8(_) => DisconnectReason::Malformed,
         _ => DisconnectReason::ConnectionLost,
     }
@@ -210,17 +188,11 @@ where
 }
 
 fn reason_deserves_goodbye(reason: &DisconnectReason) -> bool {
-    !matches!(
-        reason,
-        DisconnectReason::ClientLeft | DisconnectReason::ConnectionLost
-    )
+    !matches!(reason, DisconnectReason::ClientLeft | DisconnectReason::ConnectionLost)
 }
 
 fn close_frame(reason: &DisconnectReason) -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::from(reason.close_code()),
-        reason: reason.to_string().into(),
-    }
+    CloseFrame { code: CloseCode::from(reason.close_code()), reason: reason.to_string().into() }
 }
 
 async fn read_loop<S>(
@@ -234,9 +206,12 @@ async fn read_loop<S>(
 {
     let mut messages = TokenBucket::new(MESSAGE_RATE, MESSAGE_BURST);
     let mut chat = TokenBucket::new(CHAT_RATE, CHAT_BURST);
+    let kicked = kick.cancelled();
+    tokio::pin!(kicked);
     loop {
         let frame = tokio::select! {
-            _ = kick.kicked() => return,
+            biased;
+            _ = &mut kicked => return,
             frame = stream.next() => frame,
         };
         let bytes = match frame {
@@ -262,7 +237,7 @@ async fn read_loop<S>(
                     debug!(conn = conn.0, %error, "invalid input");
                     return kick.kick(DisconnectReason::InvalidInput);
                 }
-                SimInput::Input { conn, cmd }
+                SimInput::Input { conn, cmd, received: tokio::time::Instant::now() }
             }
             ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
             ClientMsg::Ping { client_time } => {
@@ -270,10 +245,7 @@ async fn read_loop<S>(
                     return kick.kick(DisconnectReason::InvalidInput);
                 }
                 let server_tick = Tick(ctx.stats.tick.load(Ordering::Relaxed));
-                let pong = protocol::encode(&ServerMsg::Pong {
-                    client_time,
-                    server_tick,
-                });
+                let pong = protocol::encode(&ServerMsg::Pong { client_time, server_tick });
                 // A full outbox means the client is behind anyway; it will ping again.
                 let _ = outbox.try_send(pong);
                 continue;
@@ -303,16 +275,18 @@ async fn write_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let kicked = kick.cancelled();
+    tokio::pin!(kicked);
     loop {
         let next = tokio::select! {
             biased;
-            _ = kick.kicked() => None,
+            _ = &mut kicked => None,
             message = outbox.recv() => message,
         };
         let Some(bytes) = next else { break };
         let sent = tokio::select! {
             biased;
-            _ = kick.kicked() => break,
+            _ = &mut kicked => break,
             sent = sink.send(Message::Binary(bytes.into())) => sent,
         };
         if sent.is_err() {
@@ -325,8 +299,7 @@ async fn write_loop<S>(
         if reason_deserves_goodbye(&reason) {
             let message = protocol::encode(&ServerMsg::Disconnect(reason.clone()));
             sink.send(Message::Binary(message.into())).await?;
-            sink.send(Message::Close(Some(close_frame(&reason))))
-                .await?;
+            sink.send(Message::Close(Some(close_frame(&reason)))).await?;
         }
         sink.close().await
     };

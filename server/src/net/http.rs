@@ -23,6 +23,7 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .fallback(get(static_file))
         .with_state(ctx)
 }
@@ -40,29 +41,14 @@ async fn upgrade(
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
     };
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return (
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::UPGRADE, "websocket")],
-            "this endpoint speaks WebSocket\n",
-        )
+        return (StatusCode::UPGRADE_REQUIRED, [(header::UPGRADE, "websocket")], "this endpoint speaks WebSocket\n")
             .into_response();
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            [(header::SEC_WEBSOCKET_VERSION, "13")],
-            "unsupported WebSocket version\n",
-        )
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return (StatusCode::BAD_REQUEST, [(header::SEC_WEBSOCKET_VERSION, "13")], "unsupported WebSocket version\n")
             .into_response();
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
@@ -93,11 +79,15 @@ async fn upgrade(
     let response_headers = response.headers_mut();
     response_headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     response_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    response_headers.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
-    );
+    response_headers
+        .insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a valid header value"));
     response
+}
+
+/// Prometheus text exposition of the room's figures.
+async fn metrics(State(ctx): State<Arc<NetContext>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], ctx.stats.render_prometheus())
+        .into_response()
 }
 
 /// Serves an embedded file, gzip-compressed when the browser accepts it.
@@ -112,11 +102,7 @@ async fn static_file(request_headers: HeaderMap, request: Request) -> Response {
         .any(|v| v.split(',').any(|part| part.trim().starts_with("gzip")));
     // index.html must be revalidated so a rebuilt client is picked up; the rest may be cached
     // briefly (names are stable across builds, so not forever).
-    let cache = if asset.path == "/index.html" {
-        "no-cache"
-    } else {
-        "public, max-age=300"
-    };
+    let cache = if asset.path == "/index.html" { "no-cache" } else { "public, max-age=300" };
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, asset.mime)
         .header(header::CACHE_CONTROL, cache)
@@ -129,7 +115,5 @@ async fn static_file(request_headers: HeaderMap, request: Request) -> Response {
         }
         _ => asset.raw,
     };
-    builder
-        .body(Body::from(body))
-        .expect("static headers are valid")
+    builder.body(Body::from(body)).expect("static headers are valid")
 }

@@ -13,12 +13,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate: f64, burst: f64) -> TokenBucket {
-        TokenBucket {
-            rate,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
+        TokenBucket { rate, burst, tokens: burst, last: Instant::now() }
     }
 
     /// Takes one token if available.

@@ -80,16 +80,14 @@ impl BotBrain {
         }
 
         let mut enemy: Option<(f32, Vec2)> = None;
-        senses
-            .player_grid
-            .query_radius(pos, SIGHT, |other_pos, key| {
-                if key != me {
-                    let d = other_pos.distance_squared(pos);
-                    if enemy.is_none_or(|(best, _)| d < best) {
-                        enemy = Some((d, other_pos));
-                    }
+        senses.player_grid.query_radius(pos, SIGHT, |other_pos, key| {
+            if key != me {
+                let d = other_pos.distance_squared(pos);
+                if enemy.is_none_or(|(best, _)| d < best) {
+                    enemy = Some((d, other_pos));
                 }
-            });
+            }
+        });
 
         let mut aim = player.aim;
         let mut fire = false;
@@ -107,16 +105,14 @@ impl BotBrain {
             }
         } else {
             let mut orb: Option<(f32, Vec2)> = None;
-            senses
-                .orb_grid
-                .query_radius(pos, ORB_SIGHT, |orb_pos, key| {
-                    if senses.orbs.contains_key(key) {
-                        let d = orb_pos.distance_squared(pos);
-                        if orb.is_none_or(|(best, _)| d < best) {
-                            orb = Some((d, orb_pos));
-                        }
+            senses.orb_grid.query_radius(pos, ORB_SIGHT, |orb_pos, key| {
+                if senses.orbs.contains_key(key) {
+                    let d = orb_pos.distance_squared(pos);
+                    if orb.is_none_or(|(best, _)| d < best) {
+                        orb = Some((d, orb_pos));
                     }
-                });
+                }
+            });
             match orb {
                 Some((_, orb_pos)) => {
                     let toward = (orb_pos - pos).normalize_or_zero();
@@ -142,14 +138,7 @@ impl BotBrain {
             dir.y = -dir.y.abs();
         }
         let dir = dir.clamp(Vec2::splat(-1.0), Vec2::splat(1.0));
-        InputCmd {
-            seq: 0,
-            ack: Tick::ZERO,
-            move_x: dir.x,
-            move_y: dir.y,
-            aim,
-            fire,
-        }
+        InputCmd { seq: 0, ack: Tick::ZERO, move_x: dir.x, move_y: dir.y, aim, fire }
     }
 }
 

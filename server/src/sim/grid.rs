@@ -18,12 +18,7 @@ impl<T: Copy + PartialEq> Grid<T> {
     pub fn new(width: f32, height: f32, cell_size: f32) -> Self {
         let columns = ((width / cell_size).ceil() as usize).max(1);
         let rows = ((height / cell_size).ceil() as usize).max(1);
-        Self {
-            cell_size,
-            columns,
-            rows,
-            cells: (0..columns * rows).map(|_| Vec::new()).collect(),
-        }
+        Self { cell_size, columns, rows, cells: (0..columns * rows).map(|_| Vec::new()).collect() }
     }
 
     fn cell_of(&self, pos: Vec2) -> (usize, usize) {
@@ -75,15 +70,11 @@ impl<T: Copy + PartialEq> Grid<T> {
     /// Calls `visit` for every item within `radius` of `center`.
     pub fn query_radius(&self, center: Vec2, radius: f32, mut visit: impl FnMut(Vec2, T)) {
         let r2 = radius * radius;
-        self.query_box(
-            center - Vec2::splat(radius),
-            center + Vec2::splat(radius),
-            |pos, item| {
-                if pos.distance_squared(center) <= r2 {
-                    visit(pos, item);
-                }
-            },
-        );
+        self.query_box(center - Vec2::splat(radius), center + Vec2::splat(radius), |pos, item| {
+            if pos.distance_squared(center) <= r2 {
+                visit(pos, item);
+            }
+        });
     }
 }
 
@@ -95,15 +86,10 @@ mod tests {
     fn queries_find_exactly_the_items_in_range() {
         let mut grid = Grid::new(1000.0, 1000.0, 100.0);
         for i in 0..100u32 {
-            grid.insert(
-                Vec2::new((i % 10) as f32 * 100.0 + 5.0, (i / 10) as f32 * 100.0 + 5.0),
-                i,
-            );
+            grid.insert(Vec2::new((i % 10) as f32 * 100.0 + 5.0, (i / 10) as f32 * 100.0 + 5.0), i);
         }
         let mut found = Vec::new();
-        grid.query_box(Vec2::new(0.0, 0.0), Vec2::new(210.0, 110.0), |_, i| {
-            found.push(i)
-        });
+        grid.query_box(Vec2::new(0.0, 0.0), Vec2::new(210.0, 110.0), |_, i| found.push(i));
         found.sort_unstable();
         assert_eq!(found, vec![0, 1, 2, 10, 11, 12]);
         let mut near = Vec::new();
@@ -115,9 +101,7 @@ mod tests {
         // Positions outside the map clamp into edge cells instead of panicking.
         grid.insert(Vec2::new(-50.0, 5000.0), 999);
         let mut edge = Vec::new();
-        grid.query_box(Vec2::new(-100.0, 4000.0), Vec2::new(0.0, 6000.0), |_, i| {
-            edge.push(i)
-        });
+        grid.query_box(Vec2::new(-100.0, 4000.0), Vec2::new(0.0, 6000.0), |_, i| edge.push(i));
         assert_eq!(edge, vec![999]);
     }
 }

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use shared::bits::BitWriter;
 use shared::protocol::{
-    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg,
-    SnapshotMsg, Welcome,
+    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg, SnapshotMsg, Welcome,
 };
 use shared::rules::VIEW_HALF_EXTENT;
 use shared::snapshot::{NetId, View, encode_delta};
@@ -24,6 +23,7 @@ use tracing::{info, warn};
 
 use super::world::{PlayerKey, World, WorldConfig};
 use crate::config::ServerConfig;
+use crate::metrics::{self, Histogram};
 use crate::snapshot::{Baselines, Scene};
 
 /// Identifies one connection for the lifetime of the server.
@@ -58,10 +58,7 @@ impl Kick {
 
     /// Requests the close. Later reasons are ignored.
     pub fn kick(&self, reason: DisconnectReason) {
-        let mut slot = self
-            .reason
-            .lock()
-            .expect("kick mutex is never poisoned: no panics while held");
+        let mut slot = self.reason.lock().expect("kick mutex is never poisoned: no panics while held");
         if slot.is_none() {
             *slot = Some(reason);
             self.token.cancel();
@@ -74,11 +71,14 @@ impl Kick {
         self.reason().unwrap_or(DisconnectReason::ConnectionLost)
     }
 
+    /// Completes once kicked. Create it once and poll it by reference in loops: each creation
+    /// registers a waiter under a lock.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
     pub fn reason(&self) -> Option<DisconnectReason> {
-        self.reason
-            .lock()
-            .expect("kick mutex is never poisoned")
-            .clone()
+        self.reason.lock().expect("kick mutex is never poisoned").clone()
     }
 
     pub fn is_kicked(&self) -> bool {
@@ -102,6 +102,8 @@ pub enum SimInput {
     Input {
         conn: ConnId,
         cmd: InputCmd,
+        /// When the connection task decoded it (for input-to-ack latency).
+        received: Instant,
     },
     Ack {
         conn: ConnId,
@@ -133,6 +135,72 @@ pub struct RoomStats {
     /// Snapshots not sent because the client's outbox was full.
     pub snapshots_skipped: AtomicU64,
     pub snapshot_bytes: AtomicU64,
+    /// Duration of each loop iteration that did work (steps plus snapshots).
+    pub tick_time: Histogram,
+    /// From an input's arrival to the snapshot that acknowledges it leaving for the socket.
+    pub input_ack_latency: Histogram,
+}
+
+impl RoomStats {
+    /// Prometheus text exposition of every figure.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        metrics::gauge(
+            &mut out,
+            "arena_tick",
+            "Current simulation tick.",
+            u64::from(self.tick.load(Ordering::Relaxed)),
+        );
+        metrics::counter(&mut out, "arena_ticks_total", "Simulation ticks run.", load(&self.ticks));
+        metrics::counter(
+            &mut out,
+            "arena_ticks_dropped_total",
+            "Ticks skipped after falling too far behind.",
+            load(&self.ticks_dropped),
+        );
+        metrics::gauge(
+            &mut out,
+            "arena_players",
+            "Players in the room, bots included.",
+            u64::from(self.players.load(Ordering::Relaxed)),
+        );
+        metrics::gauge(
+            &mut out,
+            "arena_clients",
+            "Connected clients.",
+            u64::from(self.clients.load(Ordering::Relaxed)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_sent_total",
+            "Snapshots handed to connections.",
+            load(&self.snapshots_sent),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_skipped_total",
+            "Snapshots skipped for full outboxes.",
+            load(&self.snapshots_skipped),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshot_bytes_total",
+            "Bytes of snapshot messages sent.",
+            load(&self.snapshot_bytes),
+        );
+        self.tick_time.render(
+            &mut out,
+            "arena_tick_duration_seconds",
+            "Time per tick-loop iteration with work (step and snapshots).",
+        );
+        self.input_ack_latency.render(
+            &mut out,
+            "arena_input_ack_latency_seconds",
+            "From receiving an input to queueing the snapshot that acks it.",
+        );
+        out
+    }
 }
 
 /// One connected client as the room sees it.
@@ -148,6 +216,8 @@ struct Client {
     /// Consecutive snapshots skipped because the outbox was full.
     skipped: u32,
     resume_token: u64,
+    /// One input being timed until a snapshot acknowledges it: (sequence, arrival).
+    latency_probe: Option<(u32, Instant)>,
 }
 
 /// Stats of a departed player, kept for a while so a reconnect can resume.
@@ -169,19 +239,19 @@ pub struct Room {
     stats: Arc<RoomStats>,
     token_source: RandomState,
     // Buffers reused for every client's snapshot.
-    view: View,
     view_marks: Vec<u64>,
     writer: BitWriter,
+    /// Largest interest view seen, to size new view buffers in one allocation.
+    view_capacity: usize,
+    /// This round's encoded deltas by baseline tick (shared-view mode only).
+    delta_cache: Vec<(Option<Tick>, Vec<u8>)>,
 }
 
 impl Room {
     pub fn new(config: Arc<ServerConfig>, stats: Arc<RoomStats>) -> Room {
         let mut world = World::new(
             config.map.clone(),
-            WorldConfig {
-                tick_hz: config.tick_hz,
-                seed: config.seed,
-            },
+            WorldConfig { tick_hz: config.tick_hz, seed: config.seed, rules: config.rules },
         );
         for index in 0..config.bots {
             world.add_player(format!("bot-{}", index + 1), true);
@@ -195,9 +265,10 @@ impl Room {
             leaderboard: Leaderboard::default(),
             stats,
             token_source: RandomState::new(),
-            view: View::default(),
             view_marks: Vec::new(),
             writer: BitWriter::new(),
+            view_capacity: 64,
+            delta_cache: Vec::new(),
         }
     }
 
@@ -208,14 +279,7 @@ impl Room {
     /// Applies one message from a connection.
     pub fn handle(&mut self, input: SimInput) {
         match input {
-            SimInput::Join {
-                conn,
-                name,
-                resume,
-                outbox,
-                kick,
-                reply,
-            } => {
+            SimInput::Join { conn, name, resume, outbox, kick, reply } => {
                 let result = self.join(conn, name, resume, outbox, kick);
                 if let Err(Ok(welcome)) = reply.send(result) {
                     // The connection gave up waiting: undo the join.
@@ -223,9 +287,12 @@ impl Room {
                     self.leave(conn, DisconnectReason::ConnectionLost);
                 }
             }
-            SimInput::Input { conn, cmd } => {
+            SimInput::Input { conn, cmd, received } => {
                 if let Some(client) = self.clients.get_mut(&conn) {
                     client.baselines.ack(cmd.ack);
+                    if client.latency_probe.is_none() {
+                        client.latency_probe = Some((cmd.seq, received));
+                    }
                     self.world.push_input(client.player, cmd);
                 }
             }
@@ -237,10 +304,7 @@ impl Room {
             SimInput::Chat { conn, text } => {
                 if let Some(client) = self.clients.get(&conn) {
                     info!(conn = conn.0, player = %client.player_id, %text, "chat");
-                    self.world.events.push(GameEvent::Chat {
-                        from: client.player_id,
-                        text,
-                    });
+                    self.world.events.push(GameEvent::Chat { from: client.player_id, text });
                 }
             }
             SimInput::Leave { conn, reason } => self.leave(conn, reason),
@@ -256,35 +320,25 @@ impl Room {
         kick: Kick,
     ) -> Result<Vec<u8>, DisconnectReason> {
         if self.humans() >= usize::from(self.config.max_players) {
-            return Err(DisconnectReason::ServerFull {
-                max: self.config.max_players,
-            });
+            return Err(DisconnectReason::ServerFull { max: self.config.max_players });
         }
         let grace = self.config.resume_grace;
-        self.departed
-            .retain(|_, departed| departed.left_at.elapsed() < grace);
+        self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
         let resumed = resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d)));
         let player = self.world.add_player(name.clone(), false);
         let resume_token = match &resumed {
             Some((token, departed)) => {
-                self.world
-                    .restore_stats(player, departed.score, departed.kills, departed.deaths);
+                self.world.restore_stats(player, departed.score, departed.kills, departed.deaths);
                 *token
             }
-            None => self
-                .token_source
-                .hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
+            None => self.token_source.hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
         };
         let player_id = self.world.players[player].net_id;
         let roster = self
             .world
             .players
             .values()
-            .map(|p| RosterEntry {
-                id: p.net_id,
-                name: p.name.clone(),
-                bot: p.bot.is_some(),
-            })
+            .map(|p| RosterEntry { id: p.net_id, name: p.name.clone(), bot: p.bot.is_some() })
             .collect();
         let welcome = ServerMsg::Welcome(Box::new(Welcome {
             player_id,
@@ -317,6 +371,7 @@ impl Room {
                 leaderboard_pending: true,
                 skipped: 0,
                 resume_token,
+                latency_probe: None,
             },
         );
         self.publish_counts();
@@ -335,24 +390,15 @@ impl Room {
             }
             self.departed.insert(
                 client.resume_token,
-                Departed {
-                    score: player.score,
-                    kills: player.kills,
-                    deaths: player.deaths,
-                    left_at: Instant::now(),
-                },
+                Departed { score: player.score, kills: player.kills, deaths: player.deaths, left_at: Instant::now() },
             );
         }
         self.publish_counts();
     }
 
     fn publish_counts(&self) {
-        self.stats
-            .players
-            .store(self.world.players.len() as u32, Ordering::Relaxed);
-        self.stats
-            .clients
-            .store(self.clients.len() as u32, Ordering::Relaxed);
+        self.stats.players.store(self.world.players.len() as u32, Ordering::Relaxed);
+        self.stats.clients.store(self.clients.len() as u32, Ordering::Relaxed);
     }
 
     /// Runs one tick of the world and hands its events to every client.
@@ -368,9 +414,7 @@ impl Room {
             return;
         }
         for client in self.clients.values_mut() {
-            client
-                .pending_events
-                .extend(self.world.events.iter().cloned());
+            client.pending_events.extend(self.world.events.iter().cloned());
             if client.pending_events.len() > MAX_PENDING_EVENTS {
                 client.pending_events.clear();
                 client.kick.kick(DisconnectReason::TooSlow);
@@ -380,6 +424,10 @@ impl Room {
     }
 
     /// Builds and queues one snapshot for every client.
+    ///
+    /// Without interest management every client gets the same view: it is built once, shared
+    /// (`Arc`) as everyone's baseline, and each distinct (baseline → view) delta is encoded once
+    /// per round and reused for every client that acknowledged the same baseline.
     pub fn send_snapshots(&mut self) {
         if let Some(leaderboard) = self.world.refresh_leaderboard() {
             self.leaderboard = leaderboard;
@@ -387,36 +435,48 @@ impl Room {
                 client.leaderboard_pending = true;
             }
         }
-        self.scene
-            .rebuild(&self.world, self.config.ticks_per_snapshot());
+        self.scene.rebuild(&self.world, self.config.ticks_per_snapshot());
         let tick = self.world.tick;
-        let too_slow_after = (self.config.slow_client_timeout.as_secs_f32()
-            * f32::from(self.config.snapshot_hz))
-        .ceil() as u32;
+        let too_slow_after =
+            (self.config.slow_client_timeout.as_secs_f32() * f32::from(self.config.snapshot_hz)).ceil() as u32;
+        let shared_view = (!self.config.interest).then(|| {
+            let mut view = View { entities: Vec::with_capacity(self.scene.len()) };
+            self.scene.view_all(&mut view);
+            Arc::new(view)
+        });
+        self.delta_cache.clear();
+        let now = Instant::now();
         for client in self.clients.values_mut() {
             if client.kick.is_kicked() {
                 continue;
             }
-            let Some(player) = self.world.players.get(client.player) else {
-                continue;
+            let Some(player) = self.world.players.get(client.player) else { continue };
+            let view = match &shared_view {
+                Some(view) => view.clone(),
+                None => {
+                    let mut view = View { entities: Vec::with_capacity(self.view_capacity) };
+                    self.scene.view_around(player.pos, VIEW_HALF_EXTENT, &mut self.view_marks, &mut view);
+                    self.view_capacity = self.view_capacity.max(view.len());
+                    Arc::new(view)
+                }
             };
-            if self.config.interest {
-                self.scene.view_around(
-                    player.pos,
-                    VIEW_HALF_EXTENT,
-                    &mut self.view_marks,
-                    &mut self.view,
-                );
-            } else {
-                self.scene.view_all(&mut self.view);
-            }
             let baseline = client.baselines.baseline();
-            encode_delta(
-                tick,
-                baseline.map(|(_, view)| view),
-                &self.view,
-                &mut self.writer,
-            );
+            let baseline_tick = baseline.map(|(tick, _)| tick);
+            let cached = shared_view
+                .is_some()
+                .then(|| self.delta_cache.iter().find(|(key, _)| *key == baseline_tick).map(|(_, bytes)| bytes.clone()))
+                .flatten();
+            let delta = match cached {
+                Some(bytes) => bytes,
+                None => {
+                    encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
+                    let bytes = self.writer.finish().to_vec();
+                    if shared_view.is_some() {
+                        self.delta_cache.push((baseline_tick, bytes.clone()));
+                    }
+                    bytes
+                }
+            };
             let own = OwnState {
                 pos: player.pos,
                 vel: player.vel,
@@ -429,10 +489,10 @@ impl Room {
             };
             let message = SnapshotMsg {
                 tick,
-                baseline: baseline.map(|(tick, _)| tick),
+                baseline: baseline_tick,
                 input_ack: player.last_applied_seq,
                 own: Some(own),
-                delta: self.writer.finish().to_vec(),
+                delta,
                 events: std::mem::take(&mut client.pending_events),
                 leaderboard: client.leaderboard_pending.then(|| self.leaderboard.clone()),
             };
@@ -441,9 +501,15 @@ impl Room {
             let size = bytes.len() as u64;
             match client.outbox.try_send(bytes) {
                 Ok(()) => {
-                    client.baselines.record(tick, &self.view);
+                    client.baselines.record(tick, view);
                     client.leaderboard_pending = false;
                     client.skipped = 0;
+                    if let Some((seq, received)) = client.latency_probe
+                        && player.last_applied_seq >= seq
+                    {
+                        self.stats.input_ack_latency.record(now.saturating_duration_since(received));
+                        client.latency_probe = None;
+                    }
                     self.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
                     self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
                 }
@@ -518,9 +584,11 @@ pub async fn run(
         if snapshot_due {
             room.send_snapshots();
         }
-        stats
-            .last_tick_us
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let took = started.elapsed();
+        stats.last_tick_us.store(took.as_micros() as u64, Ordering::Relaxed);
+        if ran > 0 {
+            stats.tick_time.record(took);
+        }
     }
     room.close_all(DisconnectReason::ServerClosing);
     info!(tick = %room.world.tick, "room stopped");

@@ -18,17 +18,14 @@ pub struct Stepper {
 impl Stepper {
     pub fn new(map: MapDef, seed: u64) -> Stepper {
         Stepper {
-            world: World::new(Arc::new(map), WorldConfig { tick_hz: 60, seed }),
+            world: World::new(Arc::new(map), WorldConfig { tick_hz: 60, seed, ..WorldConfig::default() }),
             seq: 0,
         }
     }
 
     /// The shipped arena map.
     pub fn arena(seed: u64) -> Stepper {
-        Stepper::new(
-            MapDef::from_json(crate::config::DEFAULT_MAP_JSON).expect("default map"),
-            seed,
-        )
+        Stepper::new(MapDef::from_json(crate::config::DEFAULT_MAP_JSON).expect("default map"), seed)
     }
 
     pub fn spawn_player(&mut self, name: &str) -> PlayerKey {
@@ -42,14 +39,8 @@ impl Stepper {
     /// Queues one input for `key`.
     pub fn input(&mut self, key: PlayerKey, move_dir: Vec2, aim: f32, fire: bool) {
         self.seq += 1;
-        let cmd = InputCmd {
-            seq: self.seq,
-            ack: shared::Tick::ZERO,
-            move_x: move_dir.x,
-            move_y: move_dir.y,
-            aim,
-            fire,
-        };
+        let cmd =
+            InputCmd { seq: self.seq, ack: shared::Tick::ZERO, move_x: move_dir.x, move_y: move_dir.y, aim, fire };
         self.world.push_input(key, cmd);
     }
 

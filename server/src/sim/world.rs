@@ -13,9 +13,7 @@ use glam::Vec2;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg32;
 use shared::map::MapDef;
-use shared::protocol::{
-    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, LeaderEntry, Leaderboard,
-};
+use shared::protocol::{DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, LeaderEntry, Leaderboard};
 use shared::rules::{self, MoveInput};
 use shared::snapshot::NetId;
 use shared::tick::Tick;
@@ -37,19 +35,31 @@ new_key_type! {
 /// client that sends in bursts never builds up latency.
 pub const INPUT_BUFFER: usize = 8;
 
+/// Which game the world plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rules {
+    /// The arena game: acceleration, walls, shooting, orbs, respawns, bots.
+    #[default]
+    Arena,
+    /// Benchmark scenario S1 (shared/SCENARIO-S1.md): players move at 200 units/s along their
+    /// latest input on an open map, spawn uniformly, never fight; orbs are static.
+    S1,
+}
+
+/// Speed of an S1 player, units/s.
+pub const S1_SPEED: f32 = 200.0;
+
 /// Everything fixed for the lifetime of a world.
 #[derive(Clone, Debug)]
 pub struct WorldConfig {
     pub tick_hz: u16,
     pub seed: u64,
+    pub rules: Rules,
 }
 
 impl Default for WorldConfig {
     fn default() -> Self {
-        Self {
-            tick_hz: 60,
-            seed: 0x5eed,
-        }
+        Self { tick_hz: 60, seed: 0x5eed, rules: Rules::Arena }
     }
 }
 
@@ -165,9 +175,22 @@ impl World {
             taken_orbs: Vec::new(),
         };
         for _ in 0..world.map.orbs {
-            world.spawn_orb();
+            if world.config.rules == Rules::S1 {
+                world.spawn_s1_orb();
+            } else {
+                world.spawn_orb();
+            }
         }
         world
+    }
+
+    /// S1: an orb uniform over the whole map with a kind in 0..=3; it never changes.
+    fn spawn_s1_orb(&mut self) {
+        let pos = Vec2::new(self.rng.random_range(0.0..self.map.width), self.rng.random_range(0.0..self.map.height));
+        let value = self.rng.random_range(0..4u8);
+        let net_id = self.allocate_net_id();
+        let key = self.orbs.insert(Orb { net_id, pos, value });
+        self.orb_grid.insert(pos, key);
     }
 
     /// Seconds per tick.
@@ -184,7 +207,11 @@ impl World {
     /// Adds a player at the best spawn point. `bot` players are driven by the server's AI.
     pub fn add_player(&mut self, name: String, bot: bool) -> PlayerKey {
         let net_id = self.allocate_net_id();
-        let pos = self.choose_spawn();
+        let pos = if self.config.rules == Rules::S1 {
+            Vec2::new(self.rng.random_range(0.0..self.map.width), self.rng.random_range(0.0..self.map.height))
+        } else {
+            self.choose_spawn()
+        };
         let brain = bot.then(|| BotBrain::new(&mut self.rng));
         let key = self.players.insert(Player {
             net_id,
@@ -208,11 +235,7 @@ impl World {
             hit_at: None,
             inputs_dropped: 0,
         });
-        self.events.push(GameEvent::Joined {
-            id: net_id,
-            name,
-            bot,
-        });
+        self.events.push(GameEvent::Joined { id: net_id, name, bot });
         self.leaderboard_dirty = true;
         key
     }
@@ -220,10 +243,7 @@ impl World {
     /// Removes a player and its projectiles' ownership (they keep flying but score for nobody).
     pub fn remove_player(&mut self, key: PlayerKey, reason: DisconnectReason) -> Option<Player> {
         let player = self.players.remove(key)?;
-        self.events.push(GameEvent::Left {
-            id: player.net_id,
-            reason,
-        });
+        self.events.push(GameEvent::Left { id: player.net_id, reason });
         self.leaderboard_dirty = true;
         Some(player)
     }
@@ -234,10 +254,13 @@ impl World {
         let Some(player) = self.players.get_mut(key) else {
             return;
         };
-        let newest = player
-            .inputs
-            .back()
-            .map_or(player.last_applied_seq, |queued| queued.seq);
+        if self.config.rules == Rules::S1 {
+            // S1 keeps only the latest input; it is applied every tick until replaced.
+            player.last_input = cmd;
+            player.last_applied_seq = cmd.seq;
+            return;
+        }
+        let newest = player.inputs.back().map_or(player.last_applied_seq, |queued| queued.seq);
         if cmd.seq <= newest && !(newest == 0 && cmd.seq == 0 && player.inputs.is_empty()) {
             return;
         }
@@ -261,11 +284,31 @@ impl World {
     /// Advances the world by one tick.
     pub fn step(&mut self) {
         self.tick = self.tick.next();
+        if self.config.rules == Rules::S1 {
+            self.step_s1();
+            return;
+        }
         self.rebuild_player_grid();
         self.think_bots();
         self.step_players();
         self.step_projectiles();
         self.collect_orbs();
+    }
+
+    /// S1 movement: straight along the latest input at [`S1_SPEED`], clamped to the map.
+    fn step_s1(&mut self) {
+        let dt = self.dt;
+        let max = Vec2::new(self.map.width, self.map.height);
+        for player in self.players.values_mut() {
+            let input = player.last_input;
+            let mut dir = Vec2::new(input.move_x, input.move_y);
+            let len = dir.length();
+            if len > 1.0 {
+                dir /= len;
+            }
+            player.pos = (player.pos + dir * S1_SPEED * dt).clamp(Vec2::ZERO, max);
+            player.aim = input.aim;
+        }
     }
 
     fn rebuild_player_grid(&mut self) {
@@ -280,12 +323,7 @@ impl World {
     fn think_bots(&mut self) {
         let mut bot_keys = std::mem::take(&mut self.bot_keys);
         bot_keys.clear();
-        bot_keys.extend(
-            self.players
-                .iter()
-                .filter(|(_, p)| p.bot.is_some())
-                .map(|(key, _)| key),
-        );
+        bot_keys.extend(self.players.iter().filter(|(_, p)| p.bot.is_some()).map(|(key, _)| key));
         for &key in &bot_keys {
             let Some(mut brain) = self.players[key].bot.take() else {
                 continue;
@@ -321,10 +359,7 @@ impl World {
                     player.last_applied_seq = cmd.seq;
                     cmd
                 }
-                None => InputCmd {
-                    fire: false,
-                    ..player.last_input
-                },
+                None => InputCmd { fire: false, ..player.last_input },
             };
             player.last_input = input;
             player.fire_cooldown = player.fire_cooldown.saturating_sub(1);
@@ -335,13 +370,7 @@ impl World {
                 continue;
             }
             let dir = Vec2::new(input.move_x, input.move_y);
-            rules::step_player(
-                &mut player.pos,
-                &mut player.vel,
-                MoveInput { dir },
-                dt,
-                &self.map,
-            );
+            rules::step_player(&mut player.pos, &mut player.vel, MoveInput { dir }, dt, &self.map);
             player.aim = normalize_angle(input.aim);
             if input.fire && player.fire_cooldown == 0 {
                 player.fire_cooldown = fire_cooldown;
@@ -385,12 +414,11 @@ impl World {
             let expired = !projectile.expires_at.is_newer_than(tick);
             if !expired && self.map.is_free(projectile.pos, rules::PROJECTILE_RADIUS) {
                 let mut victim = None;
-                self.player_grid
-                    .query_radius(projectile.pos, hit_radius, |_, player_key| {
-                        if player_key != projectile.owner && victim.is_none_or(|v| player_key < v) {
-                            victim = Some(player_key);
-                        }
-                    });
+                self.player_grid.query_radius(projectile.pos, hit_radius, |_, player_key| {
+                    if player_key != projectile.owner && victim.is_none_or(|v| player_key < v) {
+                        victim = Some(player_key);
+                    }
+                });
                 if let Some(victim) = victim {
                     hits.push((projectile.owner, victim));
                     self.dead_projectiles.push(key);
@@ -436,10 +464,7 @@ impl World {
             }
             None => NetId(0), // The shooter left while the shot was in flight.
         };
-        self.events.push(GameEvent::Kill {
-            killer: killer_id,
-            victim: victim_id,
-        });
+        self.events.push(GameEvent::Kill { killer: killer_id, victim: victim_id });
         self.leaderboard_dirty = true;
     }
 
@@ -509,10 +534,8 @@ impl World {
     /// Places a new orb at a random free spot (gives up after a few tries on crowded maps).
     fn spawn_orb(&mut self) {
         for _ in 0..32 {
-            let pos = Vec2::new(
-                self.rng.random_range(0.0..self.map.width),
-                self.rng.random_range(0.0..self.map.height),
-            );
+            let pos =
+                Vec2::new(self.rng.random_range(0.0..self.map.width), self.rng.random_range(0.0..self.map.height));
             if !self.map.is_free(pos, rules::ORB_RADIUS) {
                 continue;
             }
@@ -553,10 +576,7 @@ impl World {
             }
         }
         self.rank_order = order;
-        Some(Leaderboard {
-            top,
-            players: self.players.len().min(usize::from(u16::MAX)) as u16,
-        })
+        Some(Leaderboard { top, players: self.players.len().min(usize::from(u16::MAX)) as u16 })
     }
 
     /// Living players near `pos` (used by the AI).
@@ -577,13 +597,7 @@ impl World {
         hash.u32(self.next_net_id);
         for player in self.players.values() {
             hash.u32(player.net_id.0);
-            for v in [
-                player.pos.x,
-                player.pos.y,
-                player.vel.x,
-                player.vel.y,
-                player.aim,
-            ] {
+            for v in [player.pos.x, player.pos.y, player.vel.x, player.vel.y, player.aim] {
                 hash.u32(v.to_bits());
             }
             hash.u32(u32::from(player.hp) | (u32::from(player.alive) << 8));
@@ -595,12 +609,7 @@ impl World {
         }
         for projectile in self.projectiles.values() {
             hash.u32(projectile.net_id.0);
-            for v in [
-                projectile.pos.x,
-                projectile.pos.y,
-                projectile.vel.x,
-                projectile.vel.y,
-            ] {
+            for v in [projectile.pos.x, projectile.pos.y, projectile.vel.x, projectile.vel.y] {
                 hash.u32(v.to_bits());
             }
             hash.u32(projectile.expires_at.0);
@@ -621,11 +630,7 @@ impl World {
 fn normalize_angle(angle: f32) -> f32 {
     use std::f32::consts::{PI, TAU};
     let wrapped = (angle + PI).rem_euclid(TAU) - PI;
-    if wrapped <= -PI {
-        wrapped + TAU
-    } else {
-        wrapped
-    }
+    if wrapped <= -PI { wrapped + TAU } else { wrapped }
 }
 
 /// FNV-1a, 64-bit: tiny, stable across platforms and versions (unlike `DefaultHasher`).
@@ -676,12 +681,7 @@ mod tests {
             let human = stepper.spawn_player("human");
             for tick in 0..900u32 {
                 let angle = tick as f32 * 0.01;
-                stepper.input(
-                    human,
-                    Vec2::new(angle.cos(), angle.sin()),
-                    angle,
-                    tick % 7 == 0,
-                );
+                stepper.input(human, Vec2::new(angle.cos(), angle.sin()), angle, tick % 7 == 0);
                 stepper.step(1);
             }
             stepper.world.state_hash()
@@ -720,14 +720,8 @@ mod tests {
             }
         }
         let died_at = died_at.expect("five hits kill");
-        let (killer_id, victim_id) = (
-            stepper.world.players[shooter].net_id,
-            stepper.world.players[target].net_id,
-        );
-        assert!(stepper.world.events.contains(&GameEvent::Kill {
-            killer: killer_id,
-            victim: victim_id
-        }));
+        let (killer_id, victim_id) = (stepper.world.players[shooter].net_id, stepper.world.players[target].net_id);
+        assert!(stepper.world.events.contains(&GameEvent::Kill { killer: killer_id, victim: victim_id }));
         assert_eq!(stepper.world.players[shooter].kills, 1);
         assert_eq!(stepper.world.players[shooter].score, rules::KILL_SCORE);
         assert_eq!(stepper.world.players[target].deaths, 1);
@@ -790,10 +784,7 @@ mod tests {
         assert_eq!(stepper.world.players[key].inputs_dropped, 12);
         stepper.step(1);
         let applied = stepper.world.players[key].last_applied_seq;
-        let stale = shared::protocol::InputCmd {
-            seq: applied,
-            ..Default::default()
-        };
+        let stale = shared::protocol::InputCmd { seq: applied, ..Default::default() };
         let queued = stepper.world.players[key].inputs.len();
         stepper.world.push_input(key, stale);
         assert_eq!(stepper.world.players[key].inputs.len(), queued);
@@ -804,14 +795,9 @@ mod tests {
         let mut stepper = Stepper::new(duel_map(), 1);
         let key = stepper.spawn_player("p");
         let id = stepper.world.players[key].net_id;
-        stepper
-            .world
-            .remove_player(key, DisconnectReason::ClientLeft);
+        stepper.world.remove_player(key, DisconnectReason::ClientLeft);
         assert!(stepper.world.players.is_empty());
-        assert!(stepper.world.events.contains(&GameEvent::Left {
-            id,
-            reason: DisconnectReason::ClientLeft
-        }));
+        assert!(stepper.world.events.contains(&GameEvent::Left { id, reason: DisconnectReason::ClientLeft }));
     }
 
     #[test]
@@ -821,18 +807,8 @@ mod tests {
             stepper.spawn_bot(&format!("bot{i}"));
         }
         stepper.step(60 * 60);
-        let total_score: u32 = stepper
-            .world
-            .players
-            .values()
-            .map(|p| u32::from(p.score))
-            .sum();
-        let kills: u32 = stepper
-            .world
-            .players
-            .values()
-            .map(|p| u32::from(p.kills))
-            .sum();
+        let total_score: u32 = stepper.world.players.values().map(|p| u32::from(p.score)).sum();
+        let kills: u32 = stepper.world.players.values().map(|p| u32::from(p.kills)).sum();
         assert!(total_score > 0, "bots never scored in a minute");
         assert!(kills > 0, "bots never killed anyone in a minute");
     }

@@ -8,13 +8,14 @@
 //! `shared::snapshot`, because the client must decode it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use glam::Vec2;
 use shared::map::MapDef;
 use shared::quant;
 use shared::snapshot::{
-    EntityState, FLAG_ALIVE, FLAG_FIRING, FLAG_HIT, NetId, OrbNet, PlayerNet, ProjectileNet,
-    SERVER_BASELINE_WINDOW, View,
+    EntityState, FLAG_ALIVE, FLAG_FIRING, FLAG_HIT, NetId, OrbNet, PlayerNet, ProjectileNet, SERVER_BASELINE_WINDOW,
+    View,
 };
 use shared::tick::Tick;
 
@@ -84,20 +85,11 @@ impl Scene {
                 spawn_tick: projectile.spawn_tick,
                 owner: projectile.owner_net_id,
             });
-            self.staging
-                .push((projectile.net_id, state, projectile.pos));
+            self.staging.push((projectile.net_id, state, projectile.pos));
         }
         for orb in world.orbs.values() {
             let (x, y) = quant::vec_to_q(orb.pos);
-            self.staging.push((
-                orb.net_id,
-                EntityState::Orb(OrbNet {
-                    x,
-                    y,
-                    value: orb.value,
-                }),
-                orb.pos,
-            ));
+            self.staging.push((orb.net_id, EntityState::Orb(OrbNet { x, y, value: orb.value }), orb.pos));
         }
         self.staging.sort_unstable_by_key(|(id, _, _)| *id);
         self.entities.clear();
@@ -110,19 +102,12 @@ impl Scene {
 
     /// Entities within `half_extent` of `center`, into `out` (sorted by id). `marks` is a reused
     /// bitset over entity indices: marking and then scanning it yields id order without a sort.
-    pub fn view_around(
-        &self,
-        center: Vec2,
-        half_extent: Vec2,
-        marks: &mut Vec<u64>,
-        out: &mut View,
-    ) {
+    pub fn view_around(&self, center: Vec2, half_extent: Vec2, marks: &mut Vec<u64>, out: &mut View) {
         marks.clear();
         marks.resize(self.entities.len().div_ceil(64), 0);
-        self.grid
-            .query_box(center - half_extent, center + half_extent, |_, index| {
-                marks[index as usize / 64] |= 1 << (index % 64);
-            });
+        self.grid.query_box(center - half_extent, center + half_extent, |_, index| {
+            marks[index as usize / 64] |= 1 << (index % 64);
+        });
         out.entities.clear();
         for (word_index, &word) in marks.iter().enumerate() {
             let mut bits = word;
@@ -149,11 +134,12 @@ impl Scene {
     }
 }
 
-/// The views recently sent to one client and the newest one it acknowledged.
+/// The views recently sent to one client and the newest one it acknowledged. Views are shared
+/// (`Arc`): without interest management every client is sent the same view, stored once.
 #[derive(Debug, Default)]
 pub struct Baselines {
     /// Oldest first; at most [`SERVER_BASELINE_WINDOW`] entries.
-    sent: VecDeque<(Tick, View)>,
+    sent: VecDeque<(Tick, Arc<View>)>,
     /// Newest acknowledged tick that is still in `sent`.
     acked: Option<Tick>,
 }
@@ -175,26 +161,17 @@ impl Baselines {
     }
 
     /// The baseline to encode the next snapshot against, if the client has one.
-    pub fn baseline(&self) -> Option<(Tick, &View)> {
+    pub fn baseline(&self) -> Option<(Tick, &Arc<View>)> {
         let acked = self.acked?;
-        self.sent
-            .iter()
-            .find(|(tick, _)| *tick == acked)
-            .map(|(tick, view)| (*tick, view))
+        self.sent.iter().find(|(tick, _)| *tick == acked).map(|(tick, view)| (*tick, view))
     }
 
     /// Remembers a view that was handed to the client's connection.
-    pub fn record(&mut self, tick: Tick, view: &View) {
-        let mut slot = if self.sent.len() >= SERVER_BASELINE_WINDOW {
-            self.sent
-                .pop_front()
-                .map(|(_, view)| view)
-                .unwrap_or_default()
-        } else {
-            View::default()
-        };
-        slot.entities.clone_from(&view.entities);
-        self.sent.push_back((tick, slot));
+    pub fn record(&mut self, tick: Tick, view: Arc<View>) {
+        if self.sent.len() >= SERVER_BASELINE_WINDOW {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((tick, view));
         if let Some(acked) = self.acked
             && !self.sent.iter().any(|(sent, _)| *sent == acked)
         {

@@ -11,8 +11,8 @@ use server::ServerConfig;
 use server::sim::sim_loop::RoomStats;
 use shared::map::MapDef;
 use shared::protocol::{
-    self, ClientMsg, DisconnectReason, GameEvent, InputCmd, Leaderboard, PROTOCOL_VERSION,
-    ServerMsg, SnapshotMsg, Welcome,
+    self, ClientMsg, DisconnectReason, GameEvent, InputCmd, Leaderboard, PROTOCOL_VERSION, ServerMsg, SnapshotMsg,
+    Welcome,
 };
 use shared::quant;
 use shared::snapshot::{EntityState, NetId, SnapshotReceiver, View};
@@ -45,9 +45,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let stats = Arc::new(RoomStats::default());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -59,12 +57,7 @@ impl TestServer {
             },
             stats.clone(),
         ));
-        TestServer {
-            addr,
-            stats,
-            stop: Some(stop),
-            handle: Some(handle),
-        }
+        TestServer { addr, stats, stop: Some(stop), handle: Some(handle) }
     }
 
     pub async fn start_default() -> TestServer {
@@ -92,20 +85,14 @@ impl TestServer {
 
 /// Opens a raw WebSocket to the server.
 pub async fn connect_raw(server: &TestServer) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(server.url(), None, true)
-        .await
-        .expect("websocket connects");
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(server.url(), None, true).await.expect("websocket connects");
     ws
 }
 
 pub fn hello(name: &str) -> Message {
     Message::Binary(
-        protocol::encode(&ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: name.to_string(),
-            resume: None,
-        })
-        .into(),
+        protocol::encode(&ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: name.to_string(), resume: None }).into(),
     )
 }
 
@@ -137,9 +124,7 @@ pub async fn read_until_closed(ws: &mut Ws) -> Ending {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("server closes within 10 s");
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("server closes within 10 s");
     ending
 }
 
@@ -162,9 +147,8 @@ impl TestClient {
     }
 
     pub async fn join_url(url: &str, name: &str) -> TestClient {
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-            .await
-            .expect("websocket connects");
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("websocket connects");
         ws.send(hello(name)).await.expect("send hello");
         let welcome = loop {
             let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -200,31 +184,18 @@ impl TestClient {
     }
 
     pub async fn send(&mut self, message: &ClientMsg) {
-        self.ws
-            .send(Message::Binary(protocol::encode(message).into()))
-            .await
-            .expect("send");
+        self.ws.send(Message::Binary(protocol::encode(message).into())).await.expect("send");
     }
 
     /// Sends one input (acking the newest snapshot).
     pub async fn input(&mut self, dir: Vec2, aim: f32, fire: bool) {
         self.seq += 1;
-        let cmd = InputCmd {
-            seq: self.seq,
-            ack: self.latest_tick(),
-            move_x: dir.x,
-            move_y: dir.y,
-            aim,
-            fire,
-        };
+        let cmd = InputCmd { seq: self.seq, ack: self.latest_tick(), move_x: dir.x, move_y: dir.y, aim, fire };
         self.send(&ClientMsg::Input(cmd)).await;
     }
 
     pub async fn chat(&mut self, text: &str) {
-        self.send(&ClientMsg::Chat {
-            text: text.to_string(),
-        })
-        .await;
+        self.send(&ClientMsg::Chat { text: text.to_string() }).await;
     }
 
     /// Receives and applies the next snapshot (5 s limit), skipping other messages.
@@ -258,11 +229,7 @@ impl TestClient {
     }
 
     /// Keeps receiving snapshots (acking them) until `done` holds; false after `limit`.
-    pub async fn until(
-        &mut self,
-        limit: Duration,
-        mut done: impl FnMut(&TestClient) -> bool,
-    ) -> bool {
+    pub async fn until(&mut self, limit: Duration, mut done: impl FnMut(&TestClient) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
             if done(self) {
@@ -276,10 +243,7 @@ impl TestClient {
     }
 
     pub fn view(&self) -> &View {
-        self.receiver
-            .latest()
-            .map(|(_, view)| view)
-            .expect("at least one snapshot")
+        self.receiver.latest().map(|(_, view)| view).expect("at least one snapshot")
     }
 
     /// Position of a player in the latest view.

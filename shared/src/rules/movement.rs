@@ -18,11 +18,7 @@ pub fn sanitize_move(raw: Vec2) -> Vec2 {
         return Vec2::ZERO;
     }
     let len_sq = raw.length_squared();
-    if len_sq > 1.0 {
-        raw / len_sq.sqrt()
-    } else {
-        raw
-    }
+    if len_sq > 1.0 { raw / len_sq.sqrt() } else { raw }
 }
 
 /// Advances one player body by `dt` seconds under `input`, then resolves collisions.
@@ -79,10 +75,7 @@ pub fn collide_with_map(pos: &mut Vec2, vel: &mut Vec2, radius: f32, map: &MapDe
             }
         }
     }
-    let clamped = pos.clamp(
-        Vec2::splat(radius),
-        Vec2::new(map.width - radius, map.height - radius),
-    );
+    let clamped = pos.clamp(Vec2::splat(radius), Vec2::new(map.width - radius, map.height - radius));
     if clamped.x != pos.x {
         vel.x = 0.0;
     }
@@ -135,23 +128,13 @@ mod tests {
     #[test]
     fn walls_block_and_players_slide() {
         let mut map = open_map();
-        map.walls.push(Rect {
-            x: 500.0,
-            y: 0.0,
-            w: 50.0,
-            h: 1000.0,
-        });
+        map.walls.push(Rect { x: 500.0, y: 0.0, w: 50.0, h: 1000.0 });
         let (mut pos, mut vel) = (Vec2::new(400.0, 500.0), Vec2::ZERO);
-        let diagonal = MoveInput {
-            dir: Vec2::new(1.0, 1.0),
-        };
+        let diagonal = MoveInput { dir: Vec2::new(1.0, 1.0) };
         for _ in 0..120 {
             step_player(&mut pos, &mut vel, diagonal, 1.0 / 60.0, &map);
         }
-        assert!(
-            pos.x <= 500.0 - PLAYER_RADIUS + 1e-3,
-            "went through the wall: {pos}"
-        );
+        assert!(pos.x <= 500.0 - PLAYER_RADIUS + 1e-3, "went through the wall: {pos}");
         assert!(pos.y > 600.0, "should slide along the wall: {pos}");
     }
 
@@ -160,15 +143,7 @@ mod tests {
         let map = open_map();
         let (mut pos, mut vel) = (Vec2::new(30.0, 30.0), Vec2::ZERO);
         for _ in 0..60 {
-            step_player(
-                &mut pos,
-                &mut vel,
-                MoveInput {
-                    dir: Vec2::new(-1.0, -1.0),
-                },
-                1.0 / 60.0,
-                &map,
-            );
+            step_player(&mut pos, &mut vel, MoveInput { dir: Vec2::new(-1.0, -1.0) }, 1.0 / 60.0, &map);
         }
         assert_eq!(pos, Vec2::splat(PLAYER_RADIUS));
     }
@@ -183,12 +158,7 @@ mod tests {
                 let dir = Vec2::new(1.0 - t % 2.0, (t * 0.7) % 1.0);
                 step_player(&mut pos, &mut vel, MoveInput { dir }, 1.0 / 60.0, &map);
             }
-            (
-                pos.x.to_bits(),
-                pos.y.to_bits(),
-                vel.x.to_bits(),
-                vel.y.to_bits(),
-            )
+            (pos.x.to_bits(), pos.y.to_bits(), vel.x.to_bits(), vel.y.to_bits())
         };
         assert_eq!(run(), run());
     }
