@@ -80,9 +80,14 @@ pub struct SnapshotScene {
 
 impl SnapshotScene {
     pub fn new(clients: usize, bots: u16, orbs: u16, size: f32, interest: bool) -> SnapshotScene {
+        SnapshotScene::with_map(clients, bots, MapDef::open("bench", size, orbs), interest)
+    }
+
+    pub fn with_map(clients: usize, bots: u16, map: MapDef, interest: bool) -> SnapshotScene {
+        let size = map.width;
         let config = ServerConfig {
-            map: Arc::new(MapDef::open("bench", size, orbs)),
-            max_players: clients as u16,
+            map: Arc::new(map),
+            max_players: clients.max(1) as u16,
             bots,
             interest,
             ..ServerConfig::default()
@@ -121,24 +126,29 @@ impl SnapshotScene {
         scene
     }
 
-    /// Gives every client's player an input per tick (walking, aiming, every third one firing)
-    /// and steps the room two ticks: one snapshot interval at 60/30 Hz, without sending.
+    /// Gives every client's player one input (walking, aiming, every third one firing).
+    pub fn feed_inputs(&mut self) {
+        self.seq += 1;
+        let t = self.seq as f32 * 0.02;
+        for (index, conn) in self.conns.iter().enumerate() {
+            let heading = t + index as f32;
+            let cmd = InputCmd {
+                seq: self.seq,
+                ack: Tick::ZERO,
+                move_x: heading.cos(),
+                move_y: heading.sin(),
+                aim: heading * 1.3,
+                fire: index % 3 == 0,
+            };
+            self.room.handle(SimInput::Input { conn: *conn, cmd, received: tokio::time::Instant::now() });
+        }
+    }
+
+    /// Feeds inputs and steps the room two ticks: one snapshot interval at 60/30 Hz, without
+    /// sending.
     pub fn advance(&mut self) {
         for _ in 0..2 {
-            self.seq += 1;
-            let t = self.seq as f32 * 0.02;
-            for (index, conn) in self.conns.iter().enumerate() {
-                let heading = t + index as f32;
-                let cmd = InputCmd {
-                    seq: self.seq,
-                    ack: Tick::ZERO,
-                    move_x: heading.cos(),
-                    move_y: heading.sin(),
-                    aim: heading * 1.3,
-                    fire: index % 3 == 0,
-                };
-                self.room.handle(SimInput::Input { conn: *conn, cmd, received: tokio::time::Instant::now() });
-            }
+            self.feed_inputs();
             self.room.step();
         }
     }

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub resume_grace: Duration,
     /// The game the room plays.
     pub rules: Rules,
+    /// Where to record the match; `None` records nothing.
+    pub replay_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             interest: true,
             resume_grace: Duration::from_secs(60),
             rules: Rules::Arena,
+            replay_dir: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod bots;
 pub mod config;
 pub mod metrics;
 pub mod net;
+pub mod replay;
 pub mod sim;
 pub mod snapshot;
 

@@ -29,6 +29,23 @@ enum Command {
     Serve(ServeArgs),
     /// Connect headless bot players to a running server and report what they saw.
     Bots(BotsArgs),
+    /// Inspect recorded matches.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ReplayCommand {
+    /// Re-simulate a replay and compare every stored state hash; exits non-zero with the first
+    /// divergent tick.
+    Verify { file: PathBuf },
+    /// Length, players, ticks and final scores of a replay.
+    Info {
+        file: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -55,6 +72,12 @@ struct ServeArgs {
     /// Map file (JSON, see assets/maps/README.md); the built-in arena when omitted.
     #[arg(long)]
     map: Option<PathBuf>,
+    /// Directory for match replays (one file per server run).
+    #[arg(long, default_value = "replays")]
+    replay_dir: PathBuf,
+    /// Do not record a replay.
+    #[arg(long)]
+    no_replay: bool,
     /// Worker threads for networking and the room (1 runs everything on one thread, which
     /// avoids cross-thread wake-ups); defaults to the number of CPUs.
     #[arg(long)]
@@ -101,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     let threads = match &cli.command {
         None => cli.serve.threads,
         Some(Command::Serve(args)) => args.threads,
-        Some(Command::Bots(_)) => None,
+        Some(Command::Bots(_)) | Some(Command::Replay(_)) => None,
     };
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
@@ -113,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
+        Some(Command::Replay(command)) => replay(command),
     }
 }
 
@@ -127,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_players: args.max_players.unwrap_or(base.max_players),
         bots: args.bots,
         seed: args.seed,
+        replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
         ..base
     };
     if let Some(path) = &args.map {
@@ -209,4 +234,69 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         bail!("bots run was not clean");
     }
     Ok(())
+}
+
+fn replay(command: ReplayCommand) -> anyhow::Result<()> {
+    use server::replay::format;
+    let load = |path: &PathBuf| -> anyhow::Result<format::ReplayFile> {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let replay = format::read(std::io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+        if replay.tail != format::TailStatus::Clean {
+            eprintln!("warning: {}: {}", path.display(), replay.tail);
+        }
+        Ok(replay)
+    };
+    match command {
+        ReplayCommand::Verify { file } => {
+            let replay = load(&file)?;
+            let started = std::time::Instant::now();
+            match server::replay::verify(&replay) {
+                Ok(report) => {
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let match_seconds = f64::from(report.ticks) / f64::from(replay.header.tick_hz.max(1));
+                    println!(
+                        "ok: {} ticks ({match_seconds:.1} s of play), {} records, {} state hashes match; re-simulated in {:.3} s ({:.0}x real time); {}",
+                        report.ticks,
+                        report.records,
+                        report.hashes_checked,
+                        elapsed,
+                        match_seconds / elapsed.max(1e-9),
+                        report.tail
+                    );
+                    Ok(())
+                }
+                Err(divergence) => bail!("{}: {divergence}", file.display()),
+            }
+        }
+        ReplayCommand::Info { file, json } => {
+            let replay = load(&file)?;
+            let info = server::replay::info(&replay);
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("file       {}", file.display());
+                println!("map        {} ({} rules, {} Hz)", info.map, info.rules, info.tick_hz);
+                println!("length     {} ticks, {:.1} s", info.ticks, info.seconds);
+                println!("records    {} ({} bytes), {} chat lines", info.records, info.bytes, info.chat_lines);
+                println!("file end   {}", info.tail);
+                if let Some(divergence) = &info.divergence {
+                    println!("WARNING    {divergence}");
+                }
+                println!("players    {}", info.players.len());
+                for (rank, p) in info.players.iter().enumerate() {
+                    println!(
+                        "  {:>3}. {:<18} {:>5} pts  {:>3} kills  {:>3} deaths{}{}",
+                        rank + 1,
+                        p.name,
+                        p.score,
+                        p.kills,
+                        p.deaths,
+                        if p.bot { "  (bot)" } else { "" },
+                        if p.present { "" } else { "  (left)" }
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }

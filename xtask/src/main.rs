@@ -7,6 +7,8 @@
 //! - `test-web`: runs the client's wasm-bindgen tests in headless Chromium.
 //! - `s1`: runs benchmark scenario S1 (fresh release server per run, the load generator, runs
 //!   interleaved) and prints medians; see BENCHMARKS.md.
+//! - `record-sample`: regenerates `assets/replays/sample.arenareplay` (28 server bots and 4
+//!   headless WebSocket bots, two minutes).
 //! - `test`: installs what is missing (wasm32 target, Chromium), checks formatting and lints,
 //!   builds everything and runs every test; ends with one `N passed, N failed` line.
 
@@ -37,6 +39,7 @@ fn main() -> Result<()> {
         }
         Some("test") => test_all(&root),
         Some("s1") => s1(&root, &args[1..]),
+        Some("record-sample") => record_sample(&root),
         Some("test-web") => {
             let mut tally = Tally::default();
             if !test_web(&root, &mut tally)? {
@@ -50,7 +53,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | record-sample | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
@@ -359,4 +362,46 @@ fn json_number(line: &str, key: &str) -> Option<f64> {
     let rest = &line[start..];
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().ok()
+}
+
+/// Regenerates the sample replay: a release server with 28 AI bots records a two-minute match in
+/// which 4 headless WebSocket bots also play (so real client inputs are in the file).
+fn record_sample(root: &Path) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "arena-server"]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let server_bin = target_dir.join("release").join("arena-server");
+    let dir = target_dir.join("sample-replay");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut server = Command::new(&server_bin)
+        .args(["--bind", "127.0.0.1:0", "--bots", "28", "--seed", "2026", "--replay-dir"])
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting arena-server")?;
+    let mut lines = BufReader::new(server.stderr.take().expect("piped")).lines();
+    let port = loop {
+        let Some(line) = lines.next() else { bail!("server exited before printing its address") };
+        if let Some(rest) = line?.split("http://localhost:").nth(1) {
+            break rest.chars().take_while(char::is_ascii_digit).collect::<String>();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let bots = Command::new(&server_bin)
+        .args(["bots", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--count", "4", "--seconds", "120"])
+        .args(["--input-hz", "30", "--seed", "2026"])
+        .status()?;
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    if !bots.success() {
+        bail!("the headless bots did not run clean");
+    }
+    let recorded = std::fs::read_dir(&dir)?.next().context("no replay was written")??.path();
+    let destination = root.join("assets").join("replays").join("sample.arenareplay");
+    std::fs::create_dir_all(destination.parent().expect("has a parent"))?;
+    std::fs::copy(&recorded, &destination)?;
+    run(Command::new(&server_bin).args(["replay", "info"]).arg(&destination))?;
+    run(Command::new(&server_bin).args(["replay", "verify"]).arg(&destination))?;
+    eprintln!("xtask: wrote {}", destination.display());
+    Ok(())
 }

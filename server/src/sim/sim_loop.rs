@@ -21,8 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::world::{PlayerKey, World, WorldConfig};
+use super::world::{PlayerKey, Rules, World, WorldConfig};
 use crate::config::ServerConfig;
+use crate::replay::{self, Op, Recorder};
 use crate::metrics::{self, Histogram};
 use crate::snapshot::{Baselines, Scene};
 
@@ -245,6 +246,8 @@ pub struct Room {
     view_capacity: usize,
     /// This round's encoded deltas by baseline tick (shared-view mode only).
     delta_cache: Vec<(Option<Tick>, Vec<u8>)>,
+    /// Records the match, when replays are on.
+    recorder: Option<Recorder>,
 }
 
 impl Room {
@@ -253,10 +256,40 @@ impl Room {
             config.map.clone(),
             WorldConfig { tick_hz: config.tick_hz, seed: config.seed, rules: config.rules },
         );
+        let mut recorder = config.replay_dir.as_ref().and_then(|dir| {
+            let header = replay::ReplayHeader {
+                protocol_version: shared::PROTOCOL_VERSION,
+                server_version: env!("CARGO_PKG_VERSION").to_string(),
+                tick_hz: config.tick_hz,
+                snapshot_hz: config.snapshot_hz,
+                seed: config.seed,
+                rules: match config.rules {
+                    Rules::Arena => 0,
+                    Rules::S1 => 1,
+                },
+                map: (*config.map).clone(),
+                started_unix_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                hash_every: replay::HASH_EVERY,
+            };
+            match Recorder::create(dir, &header) {
+                Ok(recorder) => Some(recorder),
+                Err(error) => {
+                    warn!(dir = %dir.display(), %error, "cannot record a replay; playing without one");
+                    None
+                }
+            }
+        });
         for index in 0..config.bots {
-            world.add_player(format!("bot-{}", index + 1), true);
+            let name = format!("bot-{}", index + 1);
+            let key = world.add_player(name.clone(), true);
+            if let Some(recorder) = recorder.as_mut() {
+                recorder.op(Op::Join { id: world.players[key].net_id, name, bot: true });
+            }
         }
         Room {
+            recorder,
             scene: Scene::new(&config.map),
             config,
             world,
@@ -294,6 +327,9 @@ impl Room {
                         client.latency_probe = Some((cmd.seq, received));
                     }
                     self.world.push_input(client.player, cmd);
+                    if let Some(recorder) = self.recorder.as_mut() {
+                        recorder.op(Op::Input { id: client.player_id, cmd });
+                    }
                 }
             }
             SimInput::Ack { conn, tick } => {
@@ -304,6 +340,9 @@ impl Room {
             SimInput::Chat { conn, text } => {
                 if let Some(client) = self.clients.get(&conn) {
                     info!(conn = conn.0, player = %client.player_id, %text, "chat");
+                    if let Some(recorder) = self.recorder.as_mut() {
+                        recorder.op(Op::Chat { id: client.player_id, text: text.clone() });
+                    }
                     self.world.events.push(GameEvent::Chat { from: client.player_id, text });
                 }
             }
@@ -326,9 +365,20 @@ impl Room {
         self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
         let resumed = resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d)));
         let player = self.world.add_player(name.clone(), false);
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.op(Op::Join { id: self.world.players[player].net_id, name: name.clone(), bot: false });
+        }
         let resume_token = match &resumed {
             Some((token, departed)) => {
                 self.world.restore_stats(player, departed.score, departed.kills, departed.deaths);
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.op(Op::Resume {
+                        id: self.world.players[player].net_id,
+                        score: departed.score,
+                        kills: departed.kills,
+                        deaths: departed.deaths,
+                    });
+                }
                 *token
             }
             None => self.token_source.hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
@@ -382,6 +432,9 @@ impl Room {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.op(Op::Leave { id: client.player_id, reason: reason.clone() });
+        }
         if let Some(player) = self.world.remove_player(client.player, reason.clone()) {
             if reason.is_expected() {
                 info!(conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
@@ -404,6 +457,9 @@ impl Room {
     /// Runs one tick of the world and hands its events to every client.
     pub fn step(&mut self) {
         self.world.step();
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.end_tick(&self.world);
+        }
         self.stats.tick.store(self.world.tick.0, Ordering::Relaxed);
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         self.distribute_events();
@@ -529,6 +585,18 @@ impl Room {
         }
     }
 
+    /// Flushes and closes the replay file, if recording.
+    pub fn finish_recording(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish();
+        }
+    }
+
+    /// Where this room's replay is being written.
+    pub fn replay_path(&self) -> Option<&std::path::Path> {
+        self.recorder.as_ref().map(|r| r.path.as_path())
+    }
+
     /// Asks every connection to close with `reason`.
     pub fn close_all(&mut self, reason: DisconnectReason) {
         for client in self.clients.values() {
@@ -591,5 +659,6 @@ pub async fn run(
         }
     }
     room.close_all(DisconnectReason::ServerClosing);
+    room.finish_recording();
     info!(tick = %room.world.tick, "room stopped");
 }
