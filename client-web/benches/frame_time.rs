@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo xtask build-web && cargo bench -p client-web --bench frame_time`
 
-#[path = "../tests/browser_support.rs"]
+#[path = "../tests/browser_support/mod.rs"]
 mod browser_support;
 
 use std::sync::Arc;

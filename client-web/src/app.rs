@@ -71,6 +71,9 @@ pub struct App {
     chat_open: bool,
     aim: f32,
     own_pos: Vec2,
+    /// Spectators: where the camera looks, and whether it follows the leader.
+    spectator_camera: Vec2,
+    follow_leader: bool,
     css: Vec2,
     dpr: f64,
     /// What was drawn last frame, for `arenaDebug`.
@@ -135,6 +138,8 @@ pub fn start() -> Result<(), JsValue> {
             chat_open: false,
             aim: 0.0,
             own_pos: Vec2::ZERO,
+            spectator_camera: Vec2::ZERO,
+            follow_leader: true,
             css: Vec2::ONE,
             dpr: 1.0,
             drawn_players: Vec::new(),
@@ -212,6 +217,22 @@ fn install_listeners(app: &Rc<RefCell<App>>, window: &Window, document: &web_sys
     listen::<MouseEvent>(&play, "click", app, |app, event| {
         event.prevent_default();
         app.join_clicked();
+    })?;
+    let replay_play: web_sys::EventTarget = app.borrow().hud.replay_play.clone().into();
+    listen::<MouseEvent>(&replay_play, "click", app, |app, _| {
+        let paused = app.session.as_ref().and_then(|s| s.replay).is_some_and(|r| r.paused);
+        app.replay_control(Some(!paused), None, None);
+    })?;
+    let replay_speed: web_sys::EventTarget = app.borrow().hud.replay_speed.clone().into();
+    listen::<web_sys::Event>(&replay_speed, "change", app, |app, _| {
+        let speed = app.hud.replay_speed.value().parse().unwrap_or(1.0);
+        app.replay_control(None, Some(speed), None);
+    })?;
+    let replay_seek: web_sys::EventTarget = app.borrow().hud.replay_seek.clone().into();
+    listen::<web_sys::Event>(&replay_seek, "change", app, |app, _| {
+        let tick = app.hud.replay_seek.value().parse().unwrap_or(0);
+        app.replay_control(None, None, Some(tick));
+        let _ = app.hud.replay_seek.blur();
     })?;
     Ok(())
 }
@@ -342,8 +363,9 @@ impl App {
                             self.max_error = (0.0, now);
                         }
                         self.max_error.0 = self.max_error.0.max(error);
-                        // In a background tab no inputs go out; ack anyway to keep deltas small.
-                        if now - self.last_sent_ms > 100.0 {
+                        // Spectators send no inputs, and in a background tab none go out either:
+                        // ack anyway to keep deltas small.
+                        if session.is_spectator() || now - self.last_sent_ms > 100.0 {
                             self.send(&ClientMsg::Ack { tick: snapshot.tick });
                         }
                     }
@@ -353,6 +375,11 @@ impl App {
                         }
                     }
                     Ok(ServerMsg::Disconnect(reason)) => self.server_reason = Some(reason),
+                    Ok(ServerMsg::ReplayStatus(status)) => {
+                        if let Some(session) = self.session.as_mut() {
+                            session.on_replay_status(status);
+                        }
+                    }
                     Err(error) => log_error(&format!("undecodable server message: {error}")),
                 }
             }
@@ -522,6 +549,10 @@ impl App {
         }
         // Fixed-step inputs at the server's tick rate.
         let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+        if session.is_spectator() {
+            self.accumulator_ms = 0.0;
+            self.move_spectator_camera(&session, frame_dt);
+        }
         self.accumulator_ms += frame_dt;
         let mut steps = 0;
         while self.accumulator_ms >= tick_ms && steps < 5 {
@@ -540,7 +571,9 @@ impl App {
             self.send(&ClientMsg::Ping { client_time: now });
         }
         session.expire_feeds(now);
-        let own_pos = if session.predictor.is_ready() {
+        let own_pos = if session.is_spectator() {
+            self.spectator_camera
+        } else if session.predictor.is_ready() {
             session.predictor.render_pos((frame_dt / 1000.0) as f32)
         } else {
             session.own.map_or(self.own_pos, |own| own.pos)
@@ -568,6 +601,37 @@ impl App {
         self.session = Some(session);
     }
 
+    /// Spectator camera: follows the leader until a movement key is pressed; F follows again.
+    fn move_spectator_camera(&mut self, session: &Session, frame_dt: f64) {
+        let dir = self.input.move_dir();
+        if dir != Vec2::ZERO {
+            self.follow_leader = false;
+            self.spectator_camera += dir * 900.0 * (frame_dt / 1000.0) as f32;
+        }
+        if self.input.keys.contains("KeyF") {
+            self.follow_leader = true;
+        }
+        if self.follow_leader
+            && let Some(leader) = session.leaderboard.top.first()
+            && let Some(sprite) = self.drawn_players.iter().find(|p| p.id == leader.id)
+        {
+            self.spectator_camera = sprite.pos;
+        }
+        let map = &session.welcome.map;
+        self.spectator_camera = self.spectator_camera.clamp(Vec2::ZERO, Vec2::new(map.width, map.height));
+    }
+
+    /// Sends a playback request (spectators only).
+    fn replay_control(&mut self, paused: Option<bool>, speed: Option<f32>, seek: Option<u32>) {
+        let Some(status) = self.session.as_ref().and_then(|s| s.replay) else { return };
+        let message = ClientMsg::ReplayControl {
+            paused: paused.unwrap_or(status.paused),
+            speed: speed.unwrap_or(status.speed).clamp(0.25, 8.0),
+            seek: seek.map(shared::tick::Tick),
+        };
+        self.send(&message);
+    }
+
     fn update_status(&mut self, now: f64) {
         match &self.state {
             ConnState::NameEntry | ConnState::Connected => self.hud.set_status(None, false),
@@ -587,6 +651,34 @@ impl App {
     }
 
     fn update_hud(&mut self, session: &Session, now: f64) {
+        Hud::show(&self.hud.vitals, !session.is_spectator());
+        Hud::show(&self.hud.replay_bar, session.is_spectator());
+        if let Some(status) = session.replay {
+            let rate = f64::from(session.welcome.tick_rate.max(1));
+            let clock = |ticks: u32| {
+                let seconds = (f64::from(ticks) / rate) as u32;
+                format!("{}:{:02}", seconds / 60, seconds % 60)
+            };
+            let shown = session.last_tick.map_or(status.tick.0, |t| t.0);
+            let label = format!(
+                "{} / {} · {}x{}",
+                clock(shown),
+                clock(status.total_ticks),
+                status.speed,
+                if status.paused { " · paused" } else { "" }
+            );
+            let time = self.hud.replay_time.clone();
+            self.hud.set_text("replay-time", &time, &label);
+            let play = self.hud.replay_play.clone();
+            self.hud.set_text("replay-play", &play, if status.paused { "▶ Play" } else { "❚❚ Pause" });
+            self.hud.replay_seek.set_max(&status.total_ticks.to_string());
+            let dragging =
+                self.window.document().and_then(|d| d.active_element()).is_some_and(|e| e == **self.hud.replay_seek);
+            if !dragging {
+                self.hud.replay_seek.set_value(&shown.to_string());
+            }
+            self.hud.replay_speed.set_value(&format!("{}", status.speed));
+        }
         if let Some(own) = session.own {
             self.hud.set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
             let score_text = format!("Score {} · #{} of {}", own.score, own.rank, session.leaderboard.players.max(1));
@@ -687,6 +779,8 @@ impl App {
                 .map(|(rank, name, score, me)| json!({"rank": rank, "name": name, "score": score, "me": me}))
                 .collect();
             value["player_id"] = json!(session.me().0);
+            value["spectator"] = json!(session.is_spectator());
+            value["replay"] = json!(session.replay.map(|r| json!({"tick": r.tick.0, "total_ticks": r.total_ticks, "paused": r.paused, "speed": r.speed, "epoch": r.epoch})));
             value["tick"] = json!(session.last_tick.map(|t| t.0));
             value["snapshots"] = json!(session.snapshots);
             value["decode_errors"] = json!(session.decode_errors);

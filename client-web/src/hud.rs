@@ -21,6 +21,12 @@ pub struct Hud {
     pub respawn: HtmlElement,
     pub netgraph: HtmlElement,
     pub hud_root: HtmlElement,
+    pub vitals: HtmlElement,
+    pub replay_bar: HtmlElement,
+    pub replay_play: HtmlElement,
+    pub replay_speed: web_sys::HtmlSelectElement,
+    pub replay_seek: HtmlInputElement,
+    pub replay_time: Element,
     /// What each element shows now (to skip unchanged updates).
     cache: std::collections::HashMap<&'static str, String>,
 }
@@ -50,6 +56,12 @@ impl Hud {
             respawn: by_id(document, "respawn")?,
             netgraph: by_id(document, "netgraph")?,
             hud_root: by_id(document, "hud")?,
+            vitals: by_id(document, "vitals")?,
+            replay_bar: by_id(document, "replay-bar")?,
+            replay_play: by_id(document, "replay-play")?,
+            replay_speed: by_id(document, "replay-speed")?,
+            replay_seek: by_id(document, "replay-seek")?,
+            replay_time: by_id(document, "replay-time")?,
             document: document.clone(),
             cache: Default::default(),
         })

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use glam::Vec2;
 use shared::protocol::{
-    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, SnapshotMsg, Welcome,
+    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, ReplayStatus, SnapshotMsg, Welcome,
 };
 use shared::quant;
 use shared::rules::PROJECTILE_LIFETIME_S;
@@ -65,6 +65,8 @@ pub struct Session {
     pub next_seq: u32,
     pub snapshots: u64,
     pub decode_errors: u64,
+    /// Playback state when watching a replay (the client is then a spectator).
+    pub replay: Option<ReplayStatus>,
     dt: f32,
 }
 
@@ -79,6 +81,7 @@ impl Session {
             interp: Interpolator::new(welcome.tick_rate, welcome.snapshot_rate),
             clock: ServerClock::new(welcome.tick_rate),
             dt: 1.0 / f32::from(welcome.tick_rate.max(1)),
+            replay: welcome.replay,
             welcome,
             roster,
             receiver: SnapshotReceiver::new(),
@@ -94,6 +97,21 @@ impl Session {
             snapshots: 0,
             decode_errors: 0,
         }
+    }
+
+    pub fn is_spectator(&self) -> bool {
+        self.welcome.replay.is_some()
+    }
+
+    /// Playback changed. A new epoch (after a seek) restarts the snapshot stream, whose ticks
+    /// may go backwards: forget every baseline and interpolation frame.
+    pub fn on_replay_status(&mut self, status: ReplayStatus) {
+        if self.replay.is_some_and(|old| old.epoch != status.epoch) {
+            self.receiver.reset();
+            self.interp.clear();
+            self.last_tick = None;
+        }
+        self.replay = Some(status);
     }
 
     pub fn me(&self) -> NetId {
@@ -196,6 +214,10 @@ impl Session {
 
     /// The fractional server tick at which remote entities are drawn now.
     pub fn render_tick(&self, now_ms: f64) -> Option<f64> {
+        if self.is_spectator() {
+            // Playback runs at any speed or stands still: draw the newest snapshot as it is.
+            return self.last_tick.map(|t| f64::from(t.0));
+        }
         Some(self.clock.server_tick(now_ms)? - self.interp.delay_ticks())
     }
 
@@ -321,6 +343,7 @@ mod tests {
             map: MapDef::open("test", 2000.0, 0),
             roster: vec![WireRoster { id: NetId(1), name: "me".into(), bot: false }],
             max_players: 8,
+            replay: None,
         }
     }
 
@@ -386,6 +409,26 @@ mod tests {
         assert_eq!(session.make_input(Vec2::ZERO, f32::NAN, false).aim, 0.0);
         let rows = session.leaderboard_rows();
         assert_eq!(rows, vec![(2, "me".to_string(), 0, true)]);
+    }
+
+    #[test]
+    fn a_new_replay_epoch_resets_the_snapshot_history() {
+        let mut welcome = welcome();
+        let status = ReplayStatus { tick: Tick(100), total_ticks: 7200, paused: false, speed: 1.0, epoch: 0 };
+        welcome.replay = Some(status);
+        let mut session = Session::new(welcome);
+        assert!(session.is_spectator());
+        let view = View { entities: vec![(NetId(2), player(800))] };
+        session.on_snapshot(&snapshot(500, None, &view, Vec::new()), 0.0).unwrap();
+        assert_eq!(session.render_tick(0.0), Some(500.0));
+        // Seek back to tick 100: snapshots go back in time and must still apply.
+        session.on_replay_status(ReplayStatus { tick: Tick(100), epoch: 1, ..status });
+        assert!(session.latest_view().is_none());
+        session.on_snapshot(&snapshot(102, None, &view, Vec::new()), 10.0).unwrap();
+        assert_eq!(session.last_tick, Some(Tick(102)));
+        // The same epoch keeps history: an older tick is refused.
+        session.on_replay_status(ReplayStatus { tick: Tick(102), epoch: 1, paused: true, ..status });
+        assert!(session.on_snapshot(&snapshot(90, None, &view, Vec::new()), 20.0).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod browser_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use browser_support::{Player, screenshot_dir, start_server};
+use browser_support::{Player, screenshot_dir, start_replay_server, start_server};
 use shared::map::MapDef;
 
 /// An open 1200×800 map whose two spawn points are 400 units apart, so both players are in each
@@ -132,4 +132,54 @@ async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
     carol.assert_no_console_errors();
     carol.close().await;
     again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_can_be_watched_paused_sped_up_and_seeked() {
+    let server = start_replay_server().await;
+    let mut viewer = Player::launch("viewer").await;
+    viewer.open_and_join(&server.url, "viewer").await;
+    let tick_of = |d: &serde_json::Value| d["tick"].as_u64().unwrap_or(0);
+    let watching = viewer
+        .wait_for("spectating with players in view", |d| {
+            d["spectator"] == true && d["players"].as_array().is_some_and(|p| p.len() >= 28) && tick_of(d) > 0
+        })
+        .await;
+    assert_eq!(watching["replay"]["total_ticks"].as_u64(), Some(7201));
+    assert!(viewer.eval("getComputedStyle(document.getElementById('replay-bar')).display").await != "none");
+
+    // Pause: the tick stops.
+    viewer.page.find_element("#replay-play").await.unwrap().click().await.unwrap();
+    let paused = viewer.wait_for("paused", |d| d["replay"]["paused"] == true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = viewer.debug().await;
+    assert!(tick_of(&still) <= tick_of(&paused) + 2, "paused at {} but moved to {}", tick_of(&paused), tick_of(&still));
+
+    // 8x and play: about 480 ticks per second of real time.
+    viewer
+        .eval("const s = document.getElementById('replay-speed'); s.value = '8'; s.dispatchEvent(new Event('change'))")
+        .await;
+    viewer.wait_for("speed 8", |d| d["replay"]["speed"] == 8.0).await;
+    viewer.page.find_element("#replay-play").await.unwrap().click().await.unwrap();
+    let before = tick_of(&viewer.wait_for("playing", |d| d["replay"]["paused"] == false).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = tick_of(&viewer.debug().await);
+    assert!(after >= before + 250, "8x should run ~480 ticks per second: {before} -> {after}");
+
+    // Seek back to 0:10 (tick 600): the stream restarts from there.
+    viewer
+        .eval("const r = document.getElementById('replay-seek'); r.value = '600'; r.dispatchEvent(new Event('change'))")
+        .await;
+    let seeked = viewer
+        .wait_for("seeked back", |d| {
+            d["replay"]["epoch"].as_u64() >= Some(1) && tick_of(d) >= 600 && tick_of(d) < after
+        })
+        .await;
+    assert!(tick_of(&seeked) < 600 + 8 * 60, "{seeked}");
+    let dir = screenshot_dir();
+    viewer.screenshot(&dir.join("replay-viewer.png")).await;
+    assert_eq!(viewer.debug().await["decode_errors"].as_u64(), Some(0));
+    viewer.assert_no_console_errors();
+    viewer.close().await;
+    server.stop().await;
 }

@@ -55,6 +55,33 @@ pub async fn run_with_stats(
     shutdown: impl Future<Output = ()> + Send,
     stats: Arc<RoomStats>,
 ) -> std::io::Result<()> {
+    serve(listener, config, shutdown, stats, RoomSource::Live).await
+}
+
+/// Serves a recorded match to spectators (the browser client shows playback controls) instead
+/// of a live room, until `shutdown` completes.
+pub async fn run_replay(
+    listener: TcpListener,
+    config: ServerConfig,
+    replay: replay::format::ReplayFile,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    serve(listener, config, shutdown, Arc::new(RoomStats::default()), RoomSource::Replay(Arc::new(replay))).await
+}
+
+/// What the room task plays.
+enum RoomSource {
+    Live,
+    Replay(Arc<replay::format::ReplayFile>),
+}
+
+async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    stats: Arc<RoomStats>,
+    source: RoomSource,
+) -> std::io::Result<()> {
     config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
     let config = Arc::new(config);
     let local_addr = listener.local_addr()?;
@@ -62,7 +89,12 @@ pub async fn run_with_stats(
     let stop_room = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (to_sim, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let room = tokio::spawn(sim_loop::run(config.clone(), inbox, stats.clone(), stop_room.clone()));
+    let room = match source {
+        RoomSource::Live => tokio::spawn(sim_loop::run(config.clone(), inbox, stats.clone(), stop_room.clone())),
+        RoomSource::Replay(file) => {
+            tokio::spawn(replay::theater::run(file, config.clone(), inbox, stats.clone(), stop_room.clone()))
+        }
+    };
     let ctx = Arc::new(NetContext::new(config.clone(), to_sim, stats, stop_accepting.clone(), tracker.clone()));
     let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();

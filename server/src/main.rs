@@ -39,6 +39,14 @@ enum ReplayCommand {
     /// Re-simulate a replay and compare every stored state hash; exits non-zero with the first
     /// divergent tick.
     Verify { file: PathBuf },
+    /// Serve a replay to spectators: open the printed URL, then play/pause, change speed
+    /// (0.25x–8x) and seek from the browser.
+    Serve {
+        file: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        bind: SocketAddr,
+    },
     /// Length, players, ticks and final scores of a replay.
     Info {
         file: PathBuf,
@@ -136,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
+        Some(Command::Replay(ReplayCommand::Serve { file, bind })) => runtime.block_on(serve_replay(file, bind)),
         Some(Command::Replay(command)) => replay(command),
     }
 }
@@ -236,17 +245,34 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn serve_replay(path: PathBuf, bind: SocketAddr) -> anyhow::Result<()> {
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let replay = server::replay::format::read(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if replay.tail != server::replay::format::TailStatus::Clean {
+        eprintln!("warning: {}: {}", path.display(), replay.tail);
+    }
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let port = listener.local_addr()?.port();
+    eprintln!("Replay of {} is up: open http://localhost:{port}/ in a browser", path.display());
+    let config = ServerConfig { snapshot_hz: 30, ..ServerConfig::default() };
+    server::run_replay(listener, config, replay, shutdown_signal()).await.context("server failed")?;
+    Ok(())
+}
+
 fn replay(command: ReplayCommand) -> anyhow::Result<()> {
     use server::replay::format;
     let load = |path: &PathBuf| -> anyhow::Result<format::ReplayFile> {
         let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let replay = format::read(std::io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+        let replay =
+            format::read(std::io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
         if replay.tail != format::TailStatus::Clean {
             eprintln!("warning: {}: {}", path.display(), replay.tail);
         }
         Ok(replay)
     };
     match command {
+        ReplayCommand::Serve { .. } => unreachable!("handled in main"),
         ReplayCommand::Verify { file } => {
             let replay = load(&file)?;
             let started = std::time::Instant::now();

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the histogram buckets, microseconds (the last bucket is +Inf).
-pub const BUCKETS_US: [u64; 22] = [
-    25, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500, 10_000, 15_000, 20_000, 30_000,
-    50_000, 100_000, 250_000, 1_000_000,
+pub const BUCKETS_US: [u64; 28] = [
+    25, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000,
+    10_000, 12_500, 15_000, 20_000, 30_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
 ];
 
 /// A cumulative histogram of durations, safe to record from one task and read from others.

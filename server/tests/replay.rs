@@ -128,17 +128,26 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
     let path = only_file(&dir);
     let file = format::read(std::fs::File::open(&path).unwrap()).unwrap();
     let last_tick = file.records.last().map_or(0, |r| r.tick);
-    assert!(f64::from(last_tick) >= (ran - 1.0) * 60.0 - 5.0, "lost more than a second: {last_tick} ticks after {ran:.2} s");
-    let output = Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
+    assert!(
+        f64::from(last_tick) >= (ran - 1.0) * 60.0 - 5.0,
+        "lost more than a second: {last_tick} ticks after {ran:.2} s"
+    );
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok:"));
 
     // Cut the file in the middle of its last record: it still plays, and says so.
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("truncated"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("truncated"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // A file that is not a replay gets a clear error and a non-zero exit.
     std::fs::write(&path, b"definitely not a replay").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "info"]).arg(&path).output().unwrap();

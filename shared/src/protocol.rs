@@ -14,7 +14,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
@@ -46,6 +46,25 @@ pub enum ClientMsg {
     Ping { client_time: f64 },
     /// A chat line (sanitized and rate-limited by the server).
     Chat { text: String },
+    /// Spectators of a replay: pause or resume, set the speed (0.25–8), optionally jump to a
+    /// tick. Ignored by live rooms.
+    ReplayControl { paused: bool, speed: f32, seek: Option<Tick> },
+}
+
+/// Slowest and fastest replay playback speeds.
+pub const REPLAY_SPEEDS: std::ops::RangeInclusive<f32> = 0.25..=8.0;
+
+/// Where a replay being watched is.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayStatus {
+    pub tick: Tick,
+    /// The last tick of the recording.
+    pub total_ticks: u32,
+    pub paused: bool,
+    pub speed: f32,
+    /// Bumped on every seek: snapshots of a new epoch start from scratch (their ticks may go
+    /// backwards), so the client resets its snapshot history.
+    pub epoch: u32,
 }
 
 /// Controls for one tick, tagged with the client's sequence number.
@@ -103,6 +122,9 @@ pub enum ServerMsg {
     Pong { client_time: f64, server_tick: Tick },
     /// Sent just before the server closes the connection; the Close frame repeats the reason.
     Disconnect(DisconnectReason),
+    /// Replay playback changed (pause, speed, seek); sent to spectators before the snapshots it
+    /// concerns.
+    ReplayStatus(ReplayStatus),
 }
 
 /// Everything a client needs to start playing.
@@ -121,6 +143,8 @@ pub struct Welcome {
     /// Names of every player in the room now; later changes arrive as [`GameEvent`]s.
     pub roster: Vec<RosterEntry>,
     pub max_players: u16,
+    /// Present when watching a replay: the client is a spectator with no player of its own.
+    pub replay: Option<ReplayStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,6 +399,7 @@ mod tests {
             ClientMsg::Ack { tick: Tick(77) },
             ClientMsg::Ping { client_time: 12.5 },
             ClientMsg::Chat { text: "gg".into() },
+            ClientMsg::ReplayControl { paused: true, speed: 2.0, seek: Some(Tick(600)) },
         ];
         for msg in msgs {
             assert_eq!(decode_client(&encode(&msg)).unwrap(), msg);

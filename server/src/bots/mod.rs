@@ -302,6 +302,7 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
                         outcome.disconnect = Some(format!("{reason} ({})", reason.close_code()));
                     }
                     Ok(ServerMsg::Welcome(_)) => outcome.decode_errors += 1,
+                    Ok(ServerMsg::ReplayStatus(_)) => {}
                     Err(_) => outcome.decode_errors += 1,
                 }
             }

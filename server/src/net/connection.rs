@@ -260,6 +260,12 @@ async fn read_loop<S>(
                     None => continue,
                 }
             }
+            ClientMsg::ReplayControl { paused, speed, seek } => {
+                if !protocol::REPLAY_SPEEDS.contains(&speed) {
+                    return kick.kick(DisconnectReason::InvalidInput);
+                }
+                SimInput::ReplayControl { conn, paused, speed, seek }
+            }
             ClientMsg::Hello { .. } => return kick.kick(DisconnectReason::Malformed),
         };
         if ctx.to_sim.send(to_sim).await.is_err() {

@@ -85,7 +85,9 @@ impl std::fmt::Display for TailStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TailStatus::Clean => write!(f, "complete"),
-            TailStatus::Truncated { offset } => write!(f, "truncated at byte {offset}; played up to the last whole record"),
+            TailStatus::Truncated { offset } => {
+                write!(f, "truncated at byte {offset}; played up to the last whole record")
+            }
             TailStatus::Corrupt { offset, why } => {
                 write!(f, "corrupt record at byte {offset} ({why}); played up to the last good record")
             }
@@ -99,7 +101,9 @@ pub enum ReplayError {
     Io(#[from] std::io::Error),
     #[error("not an Arena replay (bad magic)")]
     Magic,
-    #[error("replay format version {found} is not supported (this server reads version {FORMAT_VERSION}); use the server version that recorded it")]
+    #[error(
+        "replay format version {found} is not supported (this server reads version {FORMAT_VERSION}); use the server version that recorded it"
+    )]
     Version { found: u16 },
     #[error("the replay header is damaged: {0}")]
     Header(String),

@@ -9,6 +9,7 @@
 pub mod format;
 pub mod recorder;
 pub mod sim;
+pub mod theater;
 
 pub use format::{Op, ReplayHeader, TailStatus, TickRecord};
 pub use recorder::Recorder;

@@ -54,7 +54,13 @@ impl Recorder {
             .name("replay-writer".into())
             .spawn(move || write_frames(file, from_room, &writer_path))?;
         info!(path = %path.display(), "recording replay");
-        Ok(Recorder { ops: Vec::new(), to_writer: Some(to_writer), writer: Some(writer), path, hash_every: header.hash_every })
+        Ok(Recorder {
+            ops: Vec::new(),
+            to_writer: Some(to_writer),
+            writer: Some(writer),
+            path,
+            hash_every: header.hash_every,
+        })
     }
 
     /// Notes an operation the room just applied to the world.
@@ -72,7 +78,8 @@ impl Recorder {
         if self.ops.is_empty() && !hash_due {
             return;
         }
-        let record = TickRecord { tick, ops: std::mem::take(&mut self.ops), hash: hash_due.then(|| world.state_hash()) };
+        let record =
+            TickRecord { tick, ops: std::mem::take(&mut self.ops), hash: hash_due.then(|| world.state_hash()) };
         let mut bytes = Vec::with_capacity(64);
         frame(&record, &mut bytes);
         match to_writer.try_send(bytes) {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use shared::protocol::GameEvent;
 use shared::snapshot::NetId;
 use shared::tick::Tick;
 
@@ -44,6 +45,9 @@ pub struct Resim {
     /// Everyone who ever joined, with their last known stats.
     pub players: Vec<PlayerLine>,
     pub hashes_checked: u32,
+    /// Keep the world's events (kills, joins, chat) for the caller to drain; otherwise they are
+    /// dropped after every record.
+    pub keep_events: bool,
 }
 
 impl Resim {
@@ -55,14 +59,23 @@ impl Resim {
         };
         header.map.validate().map_err(|e| e.to_string())?;
         let config = WorldConfig { tick_hz: header.tick_hz, seed: header.seed, rules };
-        Ok(Resim { world: World::new(Arc::new(header.map.clone()), config), keys: HashMap::new(), players: Vec::new(), hashes_checked: 0 })
+        Ok(Resim {
+            world: World::new(Arc::new(header.map.clone()), config),
+            keys: HashMap::new(),
+            players: Vec::new(),
+            hashes_checked: 0,
+            keep_events: false,
+        })
     }
 
     /// Steps up to and including `record.tick`, applying its operations just before that step.
     pub fn apply(&mut self, record: &TickRecord) -> Result<(), Divergence> {
         let target = Tick(record.tick);
         if !target.is_newer_than(self.world.tick) {
-            return Err(Divergence { tick: record.tick, why: format!("record out of order after tick {}", self.world.tick) });
+            return Err(Divergence {
+                tick: record.tick,
+                why: format!("record out of order after tick {}", self.world.tick),
+            });
         }
         while self.world.tick.next() != target {
             self.world.step();
@@ -80,6 +93,9 @@ impl Resim {
                 });
             }
             self.hashes_checked += 1;
+        }
+        if !self.keep_events {
+            self.world.events.clear();
         }
         Ok(())
     }
@@ -125,7 +141,8 @@ impl Resim {
                 }
                 self.keys.remove(id);
             }
-            Op::Chat { .. } => {}
+            // Chat does not touch the simulation; the event is for spectators.
+            Op::Chat { id, text } => self.world.events.push(GameEvent::Chat { from: *id, text: text.clone() }),
         }
         Ok(())
     }

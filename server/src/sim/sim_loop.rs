@@ -23,8 +23,8 @@ use tracing::{info, warn};
 
 use super::world::{PlayerKey, Rules, World, WorldConfig};
 use crate::config::ServerConfig;
-use crate::replay::{self, Op, Recorder};
 use crate::metrics::{self, Histogram};
+use crate::replay::{self, Op, Recorder};
 use crate::snapshot::{Baselines, Scene};
 
 /// Identifies one connection for the lifetime of the server.
@@ -113,6 +113,13 @@ pub enum SimInput {
     Chat {
         conn: ConnId,
         text: String,
+    },
+    /// A spectator's playback request (replay rooms only).
+    ReplayControl {
+        conn: ConnId,
+        paused: bool,
+        speed: f32,
+        seek: Option<Tick>,
     },
     /// Sent exactly once per joined connection, after its reader and writer stopped.
     Leave {
@@ -347,6 +354,7 @@ impl Room {
                 }
             }
             SimInput::Leave { conn, reason } => self.leave(conn, reason),
+            SimInput::ReplayControl { .. } => {} // Live rooms cannot be paused.
         }
     }
 
@@ -400,6 +408,7 @@ impl Room {
             map: (*self.config.map).clone(),
             roster,
             max_players: self.config.max_players,
+            replay: None,
         }));
         info!(
             conn = conn.0,

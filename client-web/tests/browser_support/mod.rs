@@ -44,6 +44,20 @@ pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestS
     TestServer { addr, url: format!("http://{addr}/"), stop, handle }
 }
 
+/// Starts a replay server for the sample replay (spectator mode) on 127.0.0.1:0.
+pub async fn start_replay_server() -> TestServer {
+    assert!(server::net::assets::has_client(), "run `cargo xtask build-web` first (cargo xtask test does)");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/replays/sample.arenareplay");
+    let replay = server::replay::format::read(std::fs::File::open(path).expect("sample replay")).expect("readable");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server::run_replay(listener, ServerConfig::default(), replay, async move {
+        let _ = stopped.await;
+    }));
+    TestServer { addr, url: format!("http://{addr}/"), stop, handle }
+}
+
 impl TestServer {
     pub async fn stop(self) {
         let _ = self.stop.send(());

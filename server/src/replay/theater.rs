@@ -1,0 +1,335 @@
+//! Spectating a replay (`arena-server replay serve FILE`): this task takes the room's place. It
+//! re-simulates the recording in real time (or paused, or 0.25x–8x, with seeking) and streams the
+//! same delta snapshots players get to every connected spectator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use shared::bits::BitWriter;
+use shared::protocol::{
+    self, DisconnectReason, GameEvent, Leaderboard, REPLAY_SPEEDS, ReplayStatus, RosterEntry, ServerMsg, SnapshotMsg,
+    Welcome,
+};
+use shared::snapshot::{NetId, View, encode_delta};
+use shared::tick::Tick;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::format::ReplayFile;
+use super::sim::Resim;
+use crate::config::ServerConfig;
+use crate::sim::sim_loop::{ConnId, Kick, Outbox, RoomStats, SimInput};
+use crate::snapshot::{Baselines, Scene};
+
+/// Most simulation ticks run per real tick (8x speed).
+const MAX_STEPS_PER_TICK: u32 = 8;
+
+struct Spectator {
+    outbox: Outbox,
+    kick: Kick,
+    baselines: Baselines,
+    pending_events: Vec<GameEvent>,
+    /// The playback status must reach the client before its next snapshot.
+    status_pending: bool,
+    leaderboard_pending: bool,
+    /// Last snapshot tick sent (snapshots go out only when the world moved).
+    last_sent: Option<Tick>,
+}
+
+/// The replay being played and its audience.
+pub struct Theater {
+    file: Arc<ReplayFile>,
+    resim: Resim,
+    next_record: usize,
+    paused: bool,
+    speed: f32,
+    epoch: u32,
+    /// Fractional simulation ticks owed at slow speeds.
+    owed: f32,
+    spectators: BTreeMap<ConnId, Spectator>,
+    scene: Scene,
+    writer: BitWriter,
+    leaderboard: Leaderboard,
+    config: Arc<ServerConfig>,
+}
+
+impl Theater {
+    pub fn new(file: Arc<ReplayFile>, config: Arc<ServerConfig>) -> Result<Theater, String> {
+        let mut resim = Resim::new(&file.header)?;
+        resim.keep_events = true;
+        Ok(Theater {
+            scene: Scene::new(&file.header.map),
+            file,
+            resim,
+            next_record: 0,
+            paused: false,
+            speed: 1.0,
+            epoch: 0,
+            owed: 0.0,
+            spectators: BTreeMap::new(),
+            writer: BitWriter::new(),
+            leaderboard: Leaderboard::default(),
+            config,
+        })
+    }
+
+    pub fn total_ticks(&self) -> u32 {
+        self.file.records.last().map_or(0, |r| r.tick)
+    }
+
+    pub fn status(&self) -> ReplayStatus {
+        ReplayStatus {
+            tick: self.resim.world.tick,
+            total_ticks: self.total_ticks(),
+            paused: self.paused,
+            speed: self.speed,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Advances one simulation tick; false at the end of the recording.
+    fn advance(&mut self) -> bool {
+        let Some(record) = self.file.records.get(self.next_record) else { return false };
+        if record.tick == self.resim.world.tick.next().0 {
+            if let Err(divergence) = self.resim.apply(record) {
+                warn!(%divergence, "replay diverged; playback stops here");
+                self.next_record = self.file.records.len();
+                return false;
+            }
+            self.next_record += 1;
+        } else {
+            self.resim.world.step();
+        }
+        true
+    }
+
+    /// Jumps to `target` (re-simulating from the start when going back).
+    fn seek(&mut self, target: u32) {
+        let target = target.min(self.total_ticks());
+        if target < self.resim.world.tick.0 {
+            match Resim::new(&self.file.header) {
+                Ok(resim) => {
+                    self.resim = resim;
+                    self.next_record = 0;
+                }
+                Err(error) => {
+                    warn!(%error, "cannot restart the replay");
+                    return;
+                }
+            }
+        }
+        while self.resim.world.tick.0 < target && self.advance() {}
+        self.resim.world.events.clear();
+        self.resim.keep_events = true;
+        self.epoch += 1;
+        for spectator in self.spectators.values_mut() {
+            spectator.baselines.reset();
+            spectator.pending_events.clear();
+            spectator.last_sent = None;
+        }
+    }
+
+    fn mark_status(&mut self) {
+        for spectator in self.spectators.values_mut() {
+            spectator.status_pending = true;
+        }
+    }
+
+    pub fn handle(&mut self, input: SimInput) {
+        match input {
+            SimInput::Join { conn, outbox, kick, reply, .. } => {
+                let roster = self
+                    .resim
+                    .world
+                    .players
+                    .values()
+                    .map(|p| RosterEntry { id: p.net_id, name: p.name.clone(), bot: p.bot.is_some() })
+                    .collect();
+                let welcome = ServerMsg::Welcome(Box::new(Welcome {
+                    player_id: NetId(0),
+                    resume_token: 0,
+                    tick_rate: self.file.header.tick_hz,
+                    snapshot_rate: self.config.snapshot_hz,
+                    server_tick: self.resim.world.tick,
+                    map_id: self.file.header.map.id.clone(),
+                    map: self.file.header.map.clone(),
+                    roster,
+                    max_players: self.config.max_players,
+                    replay: Some(self.status()),
+                }));
+                if reply.send(Ok(protocol::encode(&welcome))).is_ok() {
+                    info!(conn = conn.0, "spectator joined");
+                    self.spectators.insert(
+                        conn,
+                        Spectator {
+                            outbox,
+                            kick,
+                            baselines: Baselines::new(),
+                            pending_events: Vec::new(),
+                            status_pending: false,
+                            leaderboard_pending: true,
+                            last_sent: None,
+                        },
+                    );
+                }
+            }
+            SimInput::Ack { conn, tick }
+            | SimInput::Input { conn, cmd: shared::protocol::InputCmd { ack: tick, .. }, .. } => {
+                if let Some(spectator) = self.spectators.get_mut(&conn) {
+                    spectator.baselines.ack(tick);
+                }
+            }
+            SimInput::ReplayControl { paused, speed, seek, .. } => {
+                self.paused = paused;
+                self.speed = speed.clamp(*REPLAY_SPEEDS.start(), *REPLAY_SPEEDS.end());
+                if let Some(target) = seek {
+                    self.seek(target.0);
+                }
+                self.mark_status();
+            }
+            SimInput::Leave { conn, reason } => {
+                self.spectators.remove(&conn);
+                info!(conn = conn.0, %reason, "spectator left");
+            }
+            SimInput::Chat { .. } => {} // Spectators watch; they do not talk into a recording.
+        }
+    }
+
+    /// One real-time tick: advance playback by the speed, then hand events to spectators.
+    pub fn tick(&mut self) {
+        if !self.paused {
+            self.owed += self.speed;
+            let mut steps = 0;
+            while self.owed >= 1.0 && steps < MAX_STEPS_PER_TICK {
+                self.owed -= 1.0;
+                steps += 1;
+                if !self.advance() {
+                    self.paused = true;
+                    self.owed = 0.0;
+                    self.mark_status();
+                    break;
+                }
+            }
+        }
+        if !self.resim.world.events.is_empty() {
+            for spectator in self.spectators.values_mut() {
+                spectator.pending_events.extend(self.resim.world.events.iter().cloned());
+            }
+            self.resim.world.events.clear();
+        }
+    }
+
+    /// Sends each spectator its playback status (when changed) and a snapshot (when the world
+    /// moved since the last one it got).
+    pub fn send(&mut self, stats: &RoomStats) {
+        if let Some(board) = self.resim.world.refresh_leaderboard() {
+            self.leaderboard = board;
+            for spectator in self.spectators.values_mut() {
+                spectator.leaderboard_pending = true;
+            }
+        }
+        let tick = self.resim.world.tick;
+        let status = self.status();
+        let mut view: Option<Arc<View>> = None;
+        for spectator in self.spectators.values_mut() {
+            if spectator.status_pending {
+                if spectator.outbox.try_send(protocol::encode(&ServerMsg::ReplayStatus(status))).is_err() {
+                    continue; // Retried next time; no snapshot may overtake it.
+                }
+                spectator.status_pending = false;
+            }
+            if spectator.last_sent == Some(tick) {
+                continue;
+            }
+            let view = view
+                .get_or_insert_with(|| {
+                    self.scene.rebuild(&self.resim.world, self.config.ticks_per_snapshot());
+                    let mut view = View::default();
+                    self.scene.view_all(&mut view);
+                    Arc::new(view)
+                })
+                .clone();
+            let baseline = spectator.baselines.baseline();
+            encode_delta(tick, baseline.map(|(_, v)| &**v), &view, &mut self.writer);
+            let message = ServerMsg::Snapshot(Box::new(SnapshotMsg {
+                tick,
+                baseline: baseline.map(|(t, _)| t),
+                input_ack: 0,
+                own: None,
+                delta: self.writer.finish().to_vec(),
+                events: std::mem::take(&mut spectator.pending_events),
+                leaderboard: spectator.leaderboard_pending.then(|| self.leaderboard.clone()),
+            }));
+            let bytes = protocol::encode(&message);
+            let size = bytes.len() as u64;
+            match spectator.outbox.try_send(bytes) {
+                Ok(()) => {
+                    spectator.baselines.record(tick, view);
+                    spectator.last_sent = Some(tick);
+                    spectator.leaderboard_pending = false;
+                    stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+                    stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    if let ServerMsg::Snapshot(message) = message {
+                        spectator.pending_events = message.events;
+                    }
+                    stats.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn close_all(&self) {
+        for spectator in self.spectators.values() {
+            spectator.kick.kick(DisconnectReason::ServerClosing);
+        }
+    }
+}
+
+/// The replay room task: like `sim_loop::run`, for a recording.
+pub async fn run(
+    file: Arc<ReplayFile>,
+    config: Arc<ServerConfig>,
+    mut inbox: mpsc::Receiver<SimInput>,
+    stats: Arc<RoomStats>,
+    cancel: CancellationToken,
+) {
+    let mut theater = match Theater::new(file, config.clone()) {
+        Ok(theater) => theater,
+        Err(error) => {
+            warn!(%error, "cannot play the replay");
+            return;
+        }
+    };
+    let period = Duration::from_secs_f64(1.0 / f64::from(theater.file.header.tick_hz.max(1)));
+    let ticks_per_snapshot = config.ticks_per_snapshot();
+    let mut interval = tokio::time::interval(period);
+    // Playback may skip real ticks after a stall; spectators do not need them replayed.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut real_ticks: u32 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let started = Instant::now();
+        while let Ok(input) = inbox.try_recv() {
+            theater.handle(input);
+        }
+        theater.tick();
+        real_ticks = real_ticks.wrapping_add(1);
+        if real_ticks.is_multiple_of(ticks_per_snapshot) {
+            theater.send(&stats);
+        }
+        stats.tick.store(theater.resim.world.tick.0, Ordering::Relaxed);
+        stats.clients.store(theater.spectators.len() as u32, Ordering::Relaxed);
+        stats.tick_time.record(started.elapsed());
+    }
+    theater.close_all();
+}
