@@ -265,6 +265,13 @@ pub fn debug_json() -> String {
     })
 }
 
+/// The speed as the speed menu spells it. (Avoids `{}` formatting of floats, whose
+/// shortest-representation code would add kilobytes to the WASM module.)
+fn speed_label(speed: f32) -> &'static str {
+    const LABELS: [(f32, &str); 6] = [(0.25, "0.25"), (0.5, "0.5"), (1.0, "1"), (2.0, "2"), (4.0, "4"), (8.0, "8")];
+    LABELS.iter().min_by(|a, b| (a.0 - speed).abs().total_cmp(&(b.0 - speed).abs())).map_or("1", |(_, label)| label)
+}
+
 /// Close reasons that retrying cannot fix.
 fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
     match reason {
@@ -664,7 +671,7 @@ impl App {
                 "{} / {} · {}x{}",
                 clock(shown),
                 clock(status.total_ticks),
-                status.speed,
+                speed_label(status.speed),
                 if status.paused { " · paused" } else { "" }
             );
             let time = self.hud.replay_time.clone();
@@ -677,7 +684,7 @@ impl App {
             if !dragging {
                 self.hud.replay_seek.set_value(&shown.to_string());
             }
-            self.hud.replay_speed.set_value(&format!("{}", status.speed));
+            self.hud.replay_speed.set_value(speed_label(status.speed));
         }
         if let Some(own) = session.own {
             self.hud.set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
