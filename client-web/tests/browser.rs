@@ -175,9 +175,14 @@ async fn a_replay_can_be_watched_paused_sped_up_and_seeked() {
             "const r = document.getElementById('replay-seek'); r.value = '{target}'; r.dispatchEvent(new Event('change'))"
         ))
         .await;
-    let seeked =
-        viewer.wait_for("seeked back", |d| d["replay"]["epoch"].as_u64() >= Some(1) && tick_of(d) == target).await;
-    assert!(seeked["players"].as_array().is_some_and(|p| p.len() >= 28), "the world is shown again after the seek");
+    // The world is drawn again from the new epoch's first (full) snapshot.
+    viewer
+        .wait_for("seeked back and drawn", |d| {
+            d["replay"]["epoch"].as_u64() >= Some(1)
+                && tick_of(d) == target
+                && d["players"].as_array().is_some_and(|p| p.len() >= 28)
+        })
+        .await;
     let dir = screenshot_dir();
     viewer.screenshot(&dir.join("replay-viewer.png")).await;
     assert_eq!(viewer.debug().await["decode_errors"].as_u64(), Some(0));
