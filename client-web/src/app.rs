@@ -56,6 +56,8 @@ pub struct App {
     resume: Option<u64>,
     /// The reason the server gave before closing, if any.
     server_reason: Option<DisconnectReason>,
+    /// Why the last connection ended, shown until a reconnect succeeds.
+    last_close_reason: Option<String>,
     reconnect_attempt: u32,
     accumulator_ms: f64,
     last_frame_ms: Option<f64>,
@@ -124,6 +126,7 @@ pub fn start() -> Result<(), JsValue> {
             name: stored_name,
             resume,
             server_reason: None,
+            last_close_reason: None,
             reconnect_attempt: 0,
             accumulator_ms: 0.0,
             last_frame_ms: None,
@@ -353,6 +356,7 @@ impl App {
                         self.session = Some(Session::new(*welcome));
                         self.state = ConnState::Connected;
                         self.reconnect_attempt = 0;
+                        self.last_close_reason = None;
                         self.accumulator_ms = 0.0;
                         self.last_ping_ms = 0.0;
                     }
@@ -396,8 +400,14 @@ impl App {
                 let why = match &self.server_reason {
                     Some(reason) => reason.to_string(),
                     None if !reason.is_empty() => reason,
+                    // A reconnect attempt that never got in keeps telling why we were cut off
+                    // in the first place (say, "server is shutting down").
+                    None if self.reconnect_attempt > 0 && self.last_close_reason.is_some() => {
+                        self.last_close_reason.clone().unwrap_or_default()
+                    }
                     None => "connection lost".to_string(),
                 };
+                self.last_close_reason = Some(why.clone());
                 if is_permanent(self.server_reason.as_ref(), code) {
                     self.state = ConnState::Closed { why };
                 } else {

@@ -115,7 +115,8 @@ async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
     let mut carol = Player::launch("carol").await;
     carol.open_and_join(&server.url, "carol").await;
     carol.wait_for("connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
-    server.stop().await;
+    // Watch the page while the server shuts down (stopping waits for idle HTTP connections).
+    let stopping = tokio::spawn(server.stop());
     let lost = carol
         .wait_for("shows the close reason", |d| {
             d["state"] == "reconnecting" && d["status_text"].as_str().is_some_and(|s| s.contains("Reconnecting"))
@@ -124,6 +125,11 @@ async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
     let status = lost["status_text"].as_str().unwrap_or_default().to_string();
     assert!(status.contains("server is shutting down"), "status: {status}");
     assert!(status.contains("Reconnecting in"), "status: {status}");
+    stopping.await.unwrap();
+    // Failed reconnect attempts keep showing why the connection ended.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let still = carol.debug().await["status_text"].as_str().unwrap_or_default().to_string();
+    assert!(still.contains("server is shutting down"), "status after failed attempts: {still}");
     // A server comes back on the same port: the page reconnects by itself.
     let again = start_server(small_map(), Some(port)).await;
     carol.wait_for("reconnected", |d| d["state"] == "connected" && d["own"].is_object()).await;

@@ -29,7 +29,7 @@ async fn shutdown_closes_every_client_with_a_reason() {
 #[tokio::test]
 async fn the_binary_shuts_down_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--bind", "127.0.0.1:0", "--bots", "4"])
+        .args(["--bind", "127.0.0.1:0", "--bots", "4", "--no-replay"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

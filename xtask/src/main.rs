@@ -242,6 +242,10 @@ fn test_all(root: &Path) -> Result<()> {
     if !run_counted(cargo().args(["test", "--workspace", "--no-fail-fast"]), &mut tally)? {
         steps_failed.push("cargo test".to_string());
     }
+    eprintln!("xtask: == wasm tests in Chromium");
+    if !test_web(root, &mut tally)? {
+        steps_failed.push("wasm tests".to_string());
+    }
     eprintln!("xtask: finished in {:.0}s", started.elapsed().as_secs_f64());
     if !steps_failed.is_empty() {
         eprintln!("xtask: failed steps: {}", steps_failed.join(", "));
