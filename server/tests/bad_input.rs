@@ -190,3 +190,41 @@ async fn an_abrupt_disconnect_removes_the_player() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_flood_is_refused_with_503_and_players_keep_playing() {
+    let config = ServerConfig {
+        map: duel_map(),
+        max_players: 4,
+        handshake_timeout: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut observer = TestClient::join(&server, "observer").await;
+    // The observer holds one slot; fill the rest with connections that never say hello.
+    let limit = 4 + server::net::connection::CONNECTION_HEADROOM;
+    let mut idle = Vec::new();
+    for _ in 1..limit {
+        idle.push(connect_raw(&server).await);
+    }
+    let refused = tokio_tungstenite::connect_async(server.url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected HTTP 503, got {:?}", other.map(|(_, response)| response.status())),
+    }
+    for _ in 0..5 {
+        observer.next_snapshot().await;
+    }
+    // Freeing slots lets new players in again.
+    drop(idle.drain(..10).collect::<Vec<_>>());
+    let mut late = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(server.url()).await {
+            late = Some(ws);
+            break;
+        }
+    }
+    assert!(late.is_some(), "a slot frees up once connections close");
+    server.stop().await;
+}

@@ -51,6 +51,35 @@ pub struct NetContext {
     /// Tracks connection tasks so shutdown can wait for their Close frames.
     pub tracker: TaskTracker,
     next_conn: AtomicU64,
+    /// WebSocket connections open now (joined or still in their handshake).
+    pub open_connections: std::sync::atomic::AtomicUsize,
+}
+
+/// Connections allowed beyond `max_players` (spectators, handshakes in flight, players being
+/// refused with a reason). Past this, upgrades get HTTP 503 so a connection flood cannot
+/// exhaust file descriptors.
+pub const CONNECTION_HEADROOM: usize = 256;
+
+/// Decrements the open-connection count when a connection task ends, however it ends.
+pub struct ConnectionSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl NetContext {
+    /// Claims a connection slot; false when the server is at its connection limit.
+    pub fn try_open(&self) -> bool {
+        let limit = usize::from(self.config.max_players) + CONNECTION_HEADROOM;
+        let previous = self.open_connections.fetch_add(1, Ordering::Relaxed);
+        if previous >= limit {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 impl NetContext {
@@ -61,7 +90,15 @@ impl NetContext {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> NetContext {
-        NetContext { config, to_sim, stats, shutdown, tracker, next_conn: AtomicU64::new(1) }
+        NetContext {
+            config,
+            to_sim,
+            stats,
+            shutdown,
+            tracker,
+            next_conn: AtomicU64::new(1),
+            open_connections: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 }
 
@@ -80,6 +117,8 @@ pub async fn serve<S>(mut ws: WebSocketStream<S>, peer: SocketAddr, ctx: Arc<Net
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The slot was claimed by the upgrade handler (`NetContext::try_open`); give it back at the end.
+    let _slot = ConnectionSlot(&ctx.open_connections);
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let hello = tokio::select! {
         _ = ctx.shutdown.cancelled() => Err(DisconnectReason::ServerClosing),

@@ -58,6 +58,10 @@ async fn upgrade(
     if ctx.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response();
     }
+    if !ctx.try_open() {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "too many connections\n")
+            .into_response();
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let task_ctx = ctx.clone();
     ctx.tracker.spawn(async move {
@@ -71,7 +75,10 @@ async fn upgrade(
                 .await;
                 connection::serve(ws, peer, task_ctx).await;
             }
-            Err(error) => debug!(%peer, %error, "upgrade failed"),
+            Err(error) => {
+                task_ctx.open_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                debug!(%peer, %error, "upgrade failed");
+            }
         }
     });
     let mut response = Response::new(Body::empty());
