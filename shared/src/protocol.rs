@@ -173,6 +173,34 @@ pub struct SnapshotMsg {
     pub leaderboard: Option<Leaderboard>,
 }
 
+/// A borrowed twin of [`SnapshotMsg`] for the server's hot path: it encodes (with
+/// [`encode_snapshot_into`]) to exactly the bytes of `ServerMsg::Snapshot(SnapshotMsg { .. })`
+/// without copying the delta, the events or the leaderboard into an owned message first.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SnapshotMsgRef<'a> {
+    pub tick: Tick,
+    pub baseline: Option<Tick>,
+    pub input_ack: u32,
+    pub own: Option<OwnState>,
+    #[serde(with = "serde_bytes")]
+    pub delta: &'a [u8],
+    pub events: &'a [GameEvent],
+    pub leaderboard: Option<&'a Leaderboard>,
+}
+
+/// Mirrors [`ServerMsg`]'s variant order so the snapshot gets the same variant index.
+#[derive(Serialize)]
+enum ServerMsgRef<'a> {
+    #[allow(dead_code)]
+    Welcome,
+    Snapshot(SnapshotMsgRef<'a>),
+}
+
+/// Encodes `ServerMsg::Snapshot` from borrowed parts into `out` (cleared first).
+pub fn encode_snapshot_into(message: SnapshotMsgRef<'_>, out: &mut Vec<u8>) {
+    encode_into(&ServerMsgRef::Snapshot(message), out);
+}
+
 /// Full-precision state of the receiving client's own player.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OwnState {
@@ -412,6 +440,47 @@ mod tests {
         assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
         assert_eq!(peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })), None);
         assert_eq!(peek_hello_version(&[]), None);
+    }
+
+    #[test]
+    fn borrowed_snapshots_encode_like_owned_ones() {
+        let own = OwnState {
+            pos: glam::Vec2::new(1.5, 2.0),
+            vel: glam::Vec2::ZERO,
+            hp: 90,
+            alive: true,
+            respawn_tick: None,
+            fire_cooldown: 3,
+            score: 7,
+            rank: 2,
+        };
+        let events = vec![GameEvent::Chat { from: NetId(3), text: "hi".into() }, GameEvent::Respawned { id: NetId(4) }];
+        let board = Leaderboard { top: vec![LeaderEntry { id: NetId(3), score: 7, kills: 1, deaths: 0 }], players: 2 };
+        let delta = vec![1u8, 2, 3, 250];
+        let owned = ServerMsg::Snapshot(Box::new(SnapshotMsg {
+            tick: Tick(99),
+            baseline: Some(Tick(97)),
+            input_ack: 12,
+            own: Some(own),
+            delta: delta.clone(),
+            events: events.clone(),
+            leaderboard: Some(board.clone()),
+        }));
+        let mut borrowed = Vec::new();
+        encode_snapshot_into(
+            SnapshotMsgRef {
+                tick: Tick(99),
+                baseline: Some(Tick(97)),
+                input_ack: 12,
+                own: Some(own),
+                delta: &delta,
+                events: &events,
+                leaderboard: Some(&board),
+            },
+            &mut borrowed,
+        );
+        assert_eq!(borrowed, encode(&owned));
+        assert_eq!(decode_server(&borrowed).unwrap(), owned);
     }
 
     #[test]

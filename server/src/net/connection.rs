@@ -29,7 +29,7 @@ use tracing::{debug, info};
 
 use super::rate::TokenBucket;
 use crate::config::ServerConfig;
-use crate::sim::sim_loop::{ConnId, Kick, OUTBOX_CAPACITY, Outbox, RoomStats, SimInput};
+use crate::sim::sim_loop::{ConnId, Kick, KickWaiter, OUTBOX_CAPACITY, Outbox, RoomStats, SimInput};
 
 /// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
 /// chat), with a burst that absorbs a network stall of about two seconds being flushed at once.
@@ -245,7 +245,7 @@ async fn read_loop<S>(
 {
     let mut messages = TokenBucket::new(MESSAGE_RATE, MESSAGE_BURST);
     let mut chat = TokenBucket::new(CHAT_RATE, CHAT_BURST);
-    let kicked = kick.cancelled();
+    let kicked = kick.signal(KickWaiter::Reader);
     tokio::pin!(kicked);
     loop {
         let frame = tokio::select! {
@@ -320,7 +320,7 @@ async fn write_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let kicked = kick.cancelled();
+    let kicked = kick.signal(KickWaiter::Writer);
     tokio::pin!(kicked);
     loop {
         let next = tokio::select! {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shared::bits::BitWriter;
 use shared::protocol::{
-    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg, SnapshotMsg, Welcome,
+    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg, SnapshotMsgRef, Welcome,
 };
 use shared::rules::VIEW_HALF_EXTENT;
 use shared::snapshot::{NetId, View, encode_delta};
@@ -45,11 +45,29 @@ pub const MAX_CATCH_UP_TICKS: u32 = 4;
 const MAX_PENDING_EVENTS: usize = 2048;
 
 /// A one-shot, first-reason-wins request to close a connection. Shared by the sim (too slow,
-/// server closing) and the connection's own reader (protocol violations); the writer waits on it.
+/// server closing) and the connection's own reader (protocol violations); the reader and the
+/// writer each wait on it through their own waker slot.
+///
+/// Lock-free on the hot path: a connection's tasks poll `signal` on every wake-up, so it is an
+/// atomic flag plus an `AtomicWaker` per waiter (a `CancellationToken` took a lock per poll).
 #[derive(Clone, Debug, Default)]
 pub struct Kick {
-    token: CancellationToken,
-    reason: Arc<Mutex<Option<DisconnectReason>>>,
+    inner: Arc<KickInner>,
+}
+
+#[derive(Debug, Default)]
+struct KickInner {
+    kicked: std::sync::atomic::AtomicBool,
+    reason: Mutex<Option<DisconnectReason>>,
+    /// Slot 0: the reader; slot 1: the writer.
+    wakers: [futures_util::task::AtomicWaker; 2],
+}
+
+/// Which of a connection's tasks waits on a [`Kick`].
+#[derive(Clone, Copy, Debug)]
+pub enum KickWaiter {
+    Reader = 0,
+    Writer = 1,
 }
 
 impl Kick {
@@ -59,31 +77,46 @@ impl Kick {
 
     /// Requests the close. Later reasons are ignored.
     pub fn kick(&self, reason: DisconnectReason) {
-        let mut slot = self.reason.lock().expect("kick mutex is never poisoned: no panics while held");
+        let mut slot = self.inner.reason.lock().expect("kick mutex is never poisoned: no panics while held");
         if slot.is_none() {
             *slot = Some(reason);
-            self.token.cancel();
+            self.inner.kicked.store(true, Ordering::Release);
+            for waker in &self.inner.wakers {
+                waker.wake();
+            }
         }
     }
 
-    /// Resolves once [`Kick::kick`] was called, with the first reason.
-    pub async fn kicked(&self) -> DisconnectReason {
-        self.token.cancelled().await;
-        self.reason().unwrap_or(DisconnectReason::ConnectionLost)
-    }
-
-    /// Completes once kicked. Create it once and poll it by reference in loops: each creation
-    /// registers a waiter under a lock.
-    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.token.cancelled()
+    /// Completes once kicked. Create it once per task and poll it by reference in loops.
+    pub fn signal(&self, waiter: KickWaiter) -> KickSignal<'_> {
+        KickSignal { kick: self, slot: waiter as usize }
     }
 
     pub fn reason(&self) -> Option<DisconnectReason> {
-        self.reason.lock().expect("kick mutex is never poisoned").clone()
+        self.inner.reason.lock().expect("kick mutex is never poisoned").clone()
     }
 
     pub fn is_kicked(&self) -> bool {
-        self.token.is_cancelled()
+        self.inner.kicked.load(Ordering::Acquire)
+    }
+}
+
+/// The future returned by [`Kick::signal`].
+pub struct KickSignal<'a> {
+    kick: &'a Kick,
+    slot: usize,
+}
+
+impl std::future::Future for KickSignal<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.kick.is_kicked() {
+            return std::task::Poll::Ready(());
+        }
+        self.kick.inner.wakers[self.slot].register(cx.waker());
+        // Checked again after registering, so a kick in between is never missed.
+        if self.kick.is_kicked() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
     }
 }
 
@@ -527,19 +560,22 @@ impl Room {
             };
             let baseline = client.baselines.baseline();
             let baseline_tick = baseline.map(|(tick, _)| tick);
-            let cached = shared_view
-                .is_some()
-                .then(|| self.delta_cache.iter().find(|(key, _)| *key == baseline_tick).map(|(_, bytes)| bytes.clone()))
-                .flatten();
-            let delta = match cached {
-                Some(bytes) => bytes,
+            // In shared-view mode each distinct baseline → view delta is encoded once per round.
+            let cached = if shared_view.is_some() {
+                self.delta_cache.iter().position(|(key, _)| *key == baseline_tick)
+            } else {
+                None
+            };
+            let cached = match cached {
+                Some(index) => Some(index),
                 None => {
                     encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
-                    let bytes = self.writer.finish().to_vec();
                     if shared_view.is_some() {
-                        self.delta_cache.push((baseline_tick, bytes.clone()));
+                        self.delta_cache.push((baseline_tick, self.writer.finish().to_vec()));
+                        Some(self.delta_cache.len() - 1)
+                    } else {
+                        None
                     }
-                    bytes
                 }
             };
             let own = OwnState {
@@ -552,21 +588,26 @@ impl Room {
                 score: player.score,
                 rank: player.rank,
             };
-            let message = SnapshotMsg {
+            let delta: &[u8] = match cached {
+                Some(index) => &self.delta_cache[index].1,
+                None => self.writer.finish(),
+            };
+            let message = SnapshotMsgRef {
                 tick,
                 baseline: baseline_tick,
                 input_ack: player.last_applied_seq,
                 own: Some(own),
                 delta,
-                events: std::mem::take(&mut client.pending_events),
-                leaderboard: client.leaderboard_pending.then(|| self.leaderboard.clone()),
+                events: &client.pending_events,
+                leaderboard: client.leaderboard_pending.then_some(&self.leaderboard),
             };
-            let message = ServerMsg::Snapshot(Box::new(message));
-            let bytes = protocol::encode(&message);
+            let mut bytes = Vec::with_capacity(delta.len() + 64);
+            protocol::encode_snapshot_into(message, &mut bytes);
             let size = bytes.len() as u64;
             match client.outbox.try_send(bytes) {
                 Ok(()) => {
                     client.baselines.record(tick, view);
+                    client.pending_events.clear();
                     client.leaderboard_pending = false;
                     client.skipped = 0;
                     if let Some((seq, received)) = client.latency_probe
@@ -579,11 +620,9 @@ impl Room {
                     self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
                 }
                 Err(_) => {
-                    // Full or closed: keep the events for the next snapshot; the next delta is
-                    // still taken against what the client acknowledged, so skipping is safe.
-                    if let ServerMsg::Snapshot(message) = message {
-                        client.pending_events = message.events;
-                    }
+                    // Full or closed: the events stay pending for the next snapshot; the next
+                    // delta is still taken against what the client acknowledged, so skipping is
+                    // safe.
                     client.skipped += 1;
                     self.stats.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
                     if client.skipped > too_slow_after {
