@@ -15,6 +15,13 @@ use shared::protocol::InputCmd;
 use shared::tick::Tick;
 use tokio::sync::{mpsc, oneshot};
 
+/// The scripted input of player `index` at input number `seq`: walking in a slowly turning
+/// direction, aiming, and firing when asked.
+fn scripted_input(seq: u32, index: usize, aim_rate: f32, fire: bool) -> InputCmd {
+    let heading = seq as f32 * 0.02 + index as f32;
+    InputCmd { seq, ack: Tick::ZERO, move_x: heading.cos(), move_y: heading.sin(), aim: heading * aim_rate, fire }
+}
+
 /// A world with `players` scripted players (every `fire_every`-th one shooting constantly) on an
 /// open `size`×`size` map with `orbs` orbs, warmed up for two seconds so projectile counts are at
 /// steady state.
@@ -46,18 +53,9 @@ impl TickScene {
     /// Feeds every player one input and steps once.
     pub fn step(&mut self) {
         self.seq += 1;
-        let t = self.seq as f32 * 0.02;
         for (index, key) in self.players.iter().enumerate() {
-            let heading = t + index as f32;
-            let cmd = InputCmd {
-                seq: self.seq,
-                ack: Tick::ZERO,
-                move_x: heading.cos(),
-                move_y: heading.sin(),
-                aim: heading * 1.7,
-                fire: self.firing_every > 0 && index % self.firing_every == 0,
-            };
-            self.stepper.world.push_input(*key, cmd);
+            let fire = self.firing_every > 0 && index % self.firing_every == 0;
+            self.stepper.world.push_input(*key, scripted_input(self.seq, index, 1.7, fire));
         }
         self.stepper.world.step();
     }
@@ -129,17 +127,8 @@ impl SnapshotScene {
     /// Gives every client's player one input (walking, aiming, every third one firing).
     pub fn feed_inputs(&mut self) {
         self.seq += 1;
-        let t = self.seq as f32 * 0.02;
         for (index, conn) in self.conns.iter().enumerate() {
-            let heading = t + index as f32;
-            let cmd = InputCmd {
-                seq: self.seq,
-                ack: Tick::ZERO,
-                move_x: heading.cos(),
-                move_y: heading.sin(),
-                aim: heading * 1.3,
-                fire: index % 3 == 0,
-            };
+            let cmd = scripted_input(self.seq, index, 1.3, index % 3 == 0);
             self.room.handle(SimInput::Input { conn: *conn, cmd, received: tokio::time::Instant::now() });
         }
     }

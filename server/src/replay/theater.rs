@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use shared::bits::BitWriter;
 use shared::protocol::{
-    self, DisconnectReason, GameEvent, Leaderboard, REPLAY_SPEEDS, ReplayStatus, RosterEntry, ServerMsg, SnapshotMsg,
-    Welcome,
+    self, DisconnectReason, GameEvent, Leaderboard, REPLAY_SPEEDS, ReplayStatus, ServerMsg, SnapshotMsg, Welcome,
 };
 use shared::snapshot::{NetId, View, encode_delta};
 use shared::tick::Tick;
@@ -142,13 +141,7 @@ impl Theater {
     pub fn handle(&mut self, input: SimInput) {
         match input {
             SimInput::Join { conn, outbox, kick, reply, .. } => {
-                let roster = self
-                    .resim
-                    .world
-                    .players
-                    .values()
-                    .map(|p| RosterEntry { id: p.net_id, name: p.name.clone(), bot: p.bot.is_some() })
-                    .collect();
+                let roster = self.resim.world.roster();
                 let welcome = ServerMsg::Welcome(Box::new(Welcome {
                     player_id: NetId(0),
                     resume_token: 0,

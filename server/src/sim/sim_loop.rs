@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shared::bits::BitWriter;
 use shared::protocol::{
-    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, RosterEntry, ServerMsg, SnapshotMsgRef, Welcome,
+    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, ServerMsg, SnapshotMsgRef, Welcome,
 };
 use shared::rules::VIEW_HALF_EXTENT;
 use shared::snapshot::{NetId, View, encode_delta};
@@ -425,12 +425,7 @@ impl Room {
             None => self.token_source.hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
         };
         let player_id = self.world.players[player].net_id;
-        let roster = self
-            .world
-            .players
-            .values()
-            .map(|p| RosterEntry { id: p.net_id, name: p.name.clone(), bot: p.bot.is_some() })
-            .collect();
+        let roster = self.world.roster();
         let welcome = ServerMsg::Welcome(Box::new(Welcome {
             player_id,
             resume_token,

@@ -13,7 +13,9 @@ use glam::Vec2;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg32;
 use shared::map::MapDef;
-use shared::protocol::{DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, LeaderEntry, Leaderboard};
+use shared::protocol::{
+    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, LeaderEntry, Leaderboard, RosterEntry,
+};
 use shared::rules::{self, MoveInput};
 use shared::snapshot::NetId;
 use shared::tick::Tick;
@@ -577,6 +579,14 @@ impl World {
         }
         self.rank_order = order;
         Some(Leaderboard { top, players: self.players.len().min(usize::from(u16::MAX)) as u16 })
+    }
+
+    /// Names of everyone in the room, for a welcome.
+    pub fn roster(&self) -> Vec<RosterEntry> {
+        self.players
+            .values()
+            .map(|p| RosterEntry { id: p.net_id, name: p.name.clone(), bot: p.bot.is_some() })
+            .collect()
     }
 
     /// Living players near `pos` (used by the AI).
