@@ -30,7 +30,12 @@ fn main() -> Result<()> {
         Some("run") => {
             build_web(&root, false)?;
             let mut command = cargo();
-            command.args(["run", "--release", "-p", "arena-server", "--"]).args(&args[1..]);
+            // `cargo xtask run -- --bots 8` and `cargo xtask run --bots 8` both work.
+            let server_args = match args.get(1).map(String::as_str) {
+                Some("--") => &args[2..],
+                _ => &args[1..],
+            };
+            command.args(["run", "--release", "-p", "arena-server", "--"]).args(server_args);
             let status = command.status().context("running the server")?;
             if !status.success() {
                 bail!("server exited with {status}");
