@@ -50,7 +50,7 @@ fn main() {
             frame["mean_ms"].as_f64().unwrap_or(f64::NAN),
             frame["frames"].as_u64().unwrap_or(0).min(300),
         );
-        player.assert_no_console_errors();
+        player.assert_no_console_errors().await;
         player.close().await;
         server.stop().await;
     });

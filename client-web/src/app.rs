@@ -770,6 +770,7 @@ impl App {
         let mut value = json!({
             "state": state,
             "close_reason": why,
+            "reconnect_attempt": self.reconnect_attempt,
             "name": self.name,
             "status_text": self.hud.status.text_content(),
             "overlay": self.overlay,

@@ -46,6 +46,7 @@ fn main() -> Result<()> {
         Some("s1") => s1(&root, &args[1..]),
         Some("record-sample") => record_sample(&root),
         Some("test-web") => {
+            ensure_chromium()?;
             let mut tally = Tally::default();
             if !test_web(&root, &mut tally)? {
                 bail!("wasm tests failed");
@@ -159,26 +160,71 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Installs Debian's Chromium and ChromeDriver when missing (browser end-to-end tests).
+/// What the browser tests need, each checked on its own: (program, Debian package, used for).
+const BROWSER_TOOLS: [(&str, &str, &str); 2] = [
+    ("/usr/bin/chromium", "chromium", "the browser end-to-end tests (headless Chromium over CDP)"),
+    ("/usr/bin/chromedriver", "chromium-driver", "the WASM tests (wasm-bindgen-test drives Chromium through it)"),
+];
+
+/// Installs whichever of Debian's Chromium and ChromeDriver is missing (a machine often has the
+/// browser but not its driver), then checks that each one actually runs. Fails with a message
+/// naming what is missing and how to install it when apt-get cannot be used.
 fn ensure_chromium() -> Result<()> {
-    if Path::new("/usr/bin/chromium").exists() {
-        return Ok(());
+    let missing: Vec<(&str, &str, &str)> =
+        BROWSER_TOOLS.iter().copied().filter(|(path, _, _)| !Path::new(path).exists()).collect();
+    if !missing.is_empty() {
+        let packages: Vec<&str> = missing.iter().map(|(_, package, _)| *package).collect();
+        for (path, package, used_for) in &missing {
+            eprintln!("xtask: {path} is missing (Debian package {package}, needed for {used_for})");
+        }
+        eprintln!("xtask: installing {} with apt-get", packages.join(" "));
+        if let Err(error) = apt_install(&packages) {
+            bail!(
+                "could not install {} ({error:#}). Install it by hand: `sudo apt-get install {}`",
+                packages.join(" and "),
+                packages.join(" ")
+            );
+        }
     }
-    eprintln!("xtask: installing chromium (browser tests) with apt-get");
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    for (path, package, used_for) in BROWSER_TOOLS {
+        let output = Command::new(path).arg("--version").output();
+        match output {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => bail!(
+                "{path} (package {package}, needed for {used_for}) does not run: `{path} --version` exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Err(error) => {
+                bail!("{path} (package {package}, needed for {used_for}) cannot be started: {error}")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `apt-get update` then `apt-get install` of `packages`, as root or through sudo.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    let has_sudo = Command::new("sudo").arg("-n").arg("true").status().is_ok_and(|s| s.success());
+    if !is_root && !has_sudo {
+        bail!("not root and no password-less sudo");
+    }
     let apt = |args: &[&str]| {
         let mut command = if is_root {
             Command::new("apt-get")
         } else {
             let mut sudo = Command::new("sudo");
-            sudo.arg("apt-get");
+            sudo.arg("-n").arg("apt-get");
             sudo
         };
         command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         run(&mut command)
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    apt(&install)
 }
 
 #[derive(Default)]
@@ -214,7 +260,6 @@ fn count_before(text: &str, label: &str) -> u64 {
 /// (the library form of `wasm-bindgen-test-runner`: nothing to install).
 fn test_web(root: &Path, tally: &mut Tally) -> Result<bool> {
     ensure_wasm_target()?;
-    ensure_chromium()?;
     let runner = std::env::current_exe()?;
     let mut command = cargo();
     command
@@ -229,8 +274,12 @@ fn test_web(root: &Path, tally: &mut Tally) -> Result<bool> {
 fn test_all(root: &Path) -> Result<()> {
     let started = Instant::now();
     ensure_wasm_target()?;
-    ensure_chromium()?;
     let mut steps_failed = Vec::new();
+    // Without the browser tools the rest still runs; the browser tests then fail, and this says why.
+    if let Err(error) = ensure_chromium() {
+        eprintln!("xtask: browser tools FAILED: {error:#}");
+        steps_failed.push(format!("browser tools ({error:#})"));
+    }
     let mut step = |name: &str, command: &mut Command| {
         eprintln!("xtask: == {name}");
         if let Err(error) = run(command) {

@@ -18,6 +18,9 @@ use shared::map::MapDef;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// How long any wait in the browser tests may take before it fails.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub url: String,
@@ -90,6 +93,7 @@ pub struct Player {
     handler: JoinHandle<()>,
     pub page: Page,
     errors: Arc<Mutex<Vec<String>>>,
+    label: String,
     _profile: Profile,
 }
 
@@ -135,7 +139,7 @@ impl Player {
                 exception_errors.lock().unwrap().push(format!("uncaught: {:?}", event.exception_details.text));
             }
         });
-        Player { browser, handler, page, errors, _profile: Profile(profile) }
+        Player { browser, handler, page, errors, label: label.to_string(), _profile: Profile(profile) }
     }
 
     /// Opens the game, types the name into the join form and clicks Play, like a person.
@@ -164,34 +168,73 @@ impl Player {
         serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
     }
 
-    /// Polls `arenaDebug()` until `done` holds (15 s limit).
+    /// Polls `arenaDebug()` until `done` holds (15 s limit). On timeout it fails with the last
+    /// state seen and a screenshot.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             let debug = self.debug().await;
             if done(&debug) {
                 return debug;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last state: {debug}");
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(&format!("timed out after {WAIT_LIMIT:?} waiting for {what}; last state: {debug}")).await;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Polls a JavaScript expression until `done` holds (15 s limit).
+    /// Polls a JavaScript expression until `done` holds (15 s limit): the way to wait for
+    /// something in the page's DOM, which the client rewrites only in its next animation frame
+    /// (so `arenaDebug()` can be ahead of what is shown). On timeout it fails with the last
+    /// value, the debug state and a screenshot.
     pub async fn wait_for_eval(
         &self,
+        what: &str,
         expression: &str,
         done: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             let value = self.eval(expression).await;
             if done(&value) {
                 return value;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {expression}: {value}");
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(&format!(
+                    "timed out after {WAIT_LIMIT:?} waiting for {what} (`{expression}`); last value: {value}"
+                ))
+                .await;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits for the text of the element with this id to satisfy `done`; returns the text.
+    pub async fn wait_for_text(&self, what: &str, id: &str, done: impl Fn(&str) -> bool) -> String {
+        let expression = format!("(document.getElementById('{id}') || {{}}).textContent ?? null");
+        let value = self.wait_for_eval(what, &expression, |v| v.as_str().is_some_and(&done)).await;
+        value.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts `ok`; on failure panics with `what`, this page's debug state and a screenshot path.
+    pub async fn check(&self, ok: bool, what: impl std::fmt::Display) {
+        if !ok {
+            self.fail(&what.to_string()).await;
+        }
+    }
+
+    /// Fails the test explaining itself: the message, the page's `arenaDebug()` state and the
+    /// path of a screenshot taken now.
+    pub async fn fail(&self, what: &str) -> ! {
+        let debug = self.debug().await;
+        let path = screenshot_dir().join(format!("failure-{}-{}.png", self.label, rand_suffix()));
+        let shot = match tokio::time::timeout(Duration::from_secs(5), self.try_screenshot(&path)).await {
+            Ok(Ok(())) => format!("screenshot: {}", path.display()),
+            Ok(Err(error)) => format!("no screenshot: {error}"),
+            Err(_) => "no screenshot: timed out".to_string(),
+        };
+        panic!("[{}] {what}\n  debug state: {debug}\n  {shot}", self.label);
     }
 
     async fn key(&self, kind: DispatchKeyEventType, key: &str, code: &str, virtual_key: i64, text: Option<&str>) {
@@ -228,13 +271,17 @@ impl Player {
     }
 
     pub async fn screenshot(&self, path: &Path) {
-        let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).build();
-        self.page.save_screenshot(params, path).await.expect("screenshot");
+        self.try_screenshot(path).await.expect("screenshot");
     }
 
-    pub fn assert_no_console_errors(&self) {
-        let errors = self.errors.lock().unwrap();
-        assert!(errors.is_empty(), "console errors: {errors:?}");
+    async fn try_screenshot(&self, path: &Path) -> Result<(), String> {
+        let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).build();
+        self.page.save_screenshot(params, path).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    pub async fn assert_no_console_errors(&self) {
+        let errors = self.errors.lock().unwrap().clone();
+        self.check(errors.is_empty(), format!("console errors: {errors:?}")).await;
     }
 
     pub async fn close(mut self) {
