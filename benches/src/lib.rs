@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use server::ServerConfig;
-use server::sim::sim_loop::{ConnId, Kick, Room, RoomStats, SimInput};
+use server::room::live::{ConnId, Kick, Room, RoomStats, SimInput};
 use server::sim::testing::Stepper;
 use server::sim::world::PlayerKey;
 use shared::map::MapDef;
@@ -104,6 +104,9 @@ impl SnapshotScene {
                 outbox,
                 kick: Kick::new(),
                 reply,
+                spectator: false,
+                host_key: None,
+                client_id: index as u64 + 1,
             });
             outboxes.push(outbox_rx);
             conns.push(conn);

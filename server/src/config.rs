@@ -1,5 +1,5 @@
 //! Server configuration: what a host can set from the command line, with the defaults a
-//! no-flags start uses.
+//! no-flags start uses. Shapes every room (rates, limits) and the server around them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,10 @@ use crate::sim::world::Rules;
 /// so the binary needs no files next to it.
 pub const DEFAULT_MAP_JSON: &str = include_str!("../../assets/maps/arena.json");
 
+/// Most bots a host of the server may put in "Main" (`--bots`); rooms' own hosts may ask for
+/// up to [`shared::room::MAX_ROOM_BOTS`].
+pub const MAX_MAIN_BOTS: u16 = 1000;
+
 /// Everything that shapes one room.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -19,10 +23,12 @@ pub struct ServerConfig {
     pub tick_hz: u16,
     /// Snapshot rate, per second; at most `tick_hz`.
     pub snapshot_hz: u16,
-    /// Human players admitted at once; bots do not count.
+    /// Human players admitted to one room at once (bots and spectators do not count); also the
+    /// cap on what a room's creator may ask for.
     pub max_players: u16,
-    /// Server-side AI players added at start.
+    /// Server-side AI players in "Main".
     pub bots: u16,
+    /// The map of "Main", and the default for new rooms.
     pub map: Arc<MapDef>,
     /// Seed of the world's PRNG (orb placement, bots).
     pub seed: u64,
@@ -38,6 +44,16 @@ pub struct ServerConfig {
     pub rules: Rules,
     /// Where to record the match; `None` records nothing.
     pub replay_dir: Option<std::path::PathBuf>,
+    /// Rooms the server hosts at once, "Main" included.
+    pub max_rooms: u16,
+    /// An empty room (other than "Main") closes after this long.
+    pub room_idle: Duration,
+    /// Rooms created per minute from one IP address (API and hello alike); also the burst.
+    pub room_creates_per_minute: u16,
+    /// WebSocket connections open at once, all rooms together; past it upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// The public room "Main" that a no-flags start opens and that never closes.
+    pub main_room: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +71,11 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(60),
             rules: Rules::Arena,
             replay_dir: None,
+            max_rooms: 64,
+            room_idle: Duration::from_secs(60),
+            room_creates_per_minute: 10,
+            max_connections: 2048,
+            main_room: true,
         }
     }
 }
@@ -68,6 +89,7 @@ impl ServerConfig {
             rules: Rules::S1,
             interest: false,
             max_players: 2000,
+            max_connections: 4096,
             ..ServerConfig::default()
         }
     }
@@ -82,6 +104,12 @@ impl ServerConfig {
         }
         if self.max_players == 0 {
             return Err("--max-players must be at least 1".to_string());
+        }
+        if self.max_rooms == 0 {
+            return Err("--max-rooms must be at least 1".to_string());
+        }
+        if self.bots > MAX_MAIN_BOTS {
+            return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));
         }
         Ok(())
     }

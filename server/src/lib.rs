@@ -1,15 +1,17 @@
 //! Arena's dedicated server as a library, so tests and benchmarks can run it in-process.
 //!
-//! [`run`] serves one room on a listener until its shutdown future completes: HTTP and
-//! WebSocket on one port ([`net`]), one task that owns the world and ticks it ([`sim`]), and
-//! per-client delta snapshots ([`snapshot`]). [`bots`] is the headless WebSocket client behind
-//! `arena-server bots`.
+//! [`run`] serves on a listener until its shutdown future completes: HTTP and WebSocket on one
+//! port ([`net`]), the room registry and one task per room, each owning its world and ticking it
+//! ([`room`], [`sim`]), and per-client delta snapshots ([`snapshot`]). [`bots`] is the headless
+//! WebSocket client behind `arena-server bots`.
 
 pub mod bots;
 pub mod config;
+pub mod maps;
 pub mod metrics;
 pub mod net;
 pub mod replay;
+pub mod room;
 pub mod sim;
 pub mod snapshot;
 
@@ -20,14 +22,14 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::ServerConfig;
 use net::connection::NetContext;
-use sim::sim_loop::{self, INBOX_CAPACITY, RoomStats};
+use room::live::RoomStats;
+use room::registry::Registry;
 
 /// Kernel send buffer per connection, bytes (a couple of seconds of snapshots for a busy view).
 const SOCKET_SEND_BUFFER: usize = 128 * 1024;
@@ -35,10 +37,10 @@ const SOCKET_SEND_BUFFER: usize = 128 * 1024;
 /// How long shutdown waits for connections to deliver their Close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Serves one room on `listener` until `shutdown` completes, then closes every connection with
-/// a reason and returns.
+/// Serves the rooms on `listener` until `shutdown` completes, then closes every connection with
+/// a reason and returns. A no-flags configuration opens the public room "Main".
 ///
-/// Shutdown order: stop accepting; stop the room, which asks every client to close with
+/// Shutdown order: stop accepting; stop every room, each asking its clients to close with
 /// `ServerClosing`; wait (bounded) for the connection tasks to send their Close frames.
 pub async fn run(
     listener: TcpListener,
@@ -48,54 +50,77 @@ pub async fn run(
     run_with_stats(listener, config, shutdown, Arc::new(RoomStats::default())).await
 }
 
-/// [`run`], publishing the room's figures into `stats` (for tests, `/metrics` and benchmarks).
+/// [`run`], publishing the figures of "Main" into `stats` (for tests and benchmarks).
 pub async fn run_with_stats(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
     stats: Arc<RoomStats>,
 ) -> std::io::Result<()> {
-    serve(listener, config, shutdown, stats, RoomSource::Live).await
+    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    let config = Arc::new(config);
+    let rooms = Registry::new(config.clone(), stats);
+    if config.main_room {
+        rooms.open_main();
+    }
+    serve(listener, config, rooms, shutdown, None).await
 }
 
-/// Serves a recorded match to spectators (the browser client shows playback controls) instead
-/// of a live room, until `shutdown` completes.
+/// [`run`] with a registry the caller made (and keeps, to look at or act on rooms in tests).
+pub async fn run_with_registry(
+    listener: TcpListener,
+    rooms: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let config = rooms.config().clone();
+    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    if config.main_room && rooms.main_code().is_none() {
+        rooms.open_main();
+    }
+    serve(listener, config, rooms, shutdown, None).await
+}
+
+/// Serves a recorded match to spectators (the browser client shows playback controls): the
+/// server's only room, which quick play and the lobby lead to, until `shutdown` completes.
 pub async fn run_replay(
     listener: TcpListener,
     config: ServerConfig,
     replay: replay::format::ReplayFile,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    serve(listener, config, shutdown, Arc::new(RoomStats::default()), RoomSource::Replay(Arc::new(replay))).await
-}
-
-/// What the room task plays.
-enum RoomSource {
-    Live,
-    Replay(Arc<replay::format::ReplayFile>),
+    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    // No other rooms can be created next to the recording.
+    let config = Arc::new(ServerConfig { max_rooms: 1, main_room: false, ..config });
+    let stats = Arc::new(RoomStats::default());
+    let rooms = Registry::new(config.clone(), stats.clone());
+    let (handle, inbox) = rooms.register_external("Replay", &replay.header.map.id);
+    let stop_theater = CancellationToken::new();
+    let theater = tokio::spawn(room::theater::run(
+        Arc::new(replay),
+        config.clone(),
+        inbox,
+        stats,
+        stop_theater.clone(),
+        handle.public.clone(),
+    ));
+    let result = serve(listener, config, rooms, shutdown, Some(stop_theater)).await;
+    if let Err(error) = theater.await {
+        warn!(%error, "replay room ended abnormally");
+    }
+    result
 }
 
 async fn serve(
     listener: TcpListener,
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
+    rooms: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send,
-    stats: Arc<RoomStats>,
-    source: RoomSource,
+    extra_room: Option<CancellationToken>,
 ) -> std::io::Result<()> {
-    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
-    let config = Arc::new(config);
     let local_addr = listener.local_addr()?;
     let stop_accepting = CancellationToken::new();
-    let stop_room = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let (to_sim, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let room = match source {
-        RoomSource::Live => tokio::spawn(sim_loop::run(config.clone(), inbox, stats.clone(), stop_room.clone())),
-        RoomSource::Replay(file) => {
-            tokio::spawn(replay::theater::run(file, config.clone(), inbox, stats.clone(), stop_room.clone()))
-        }
-    };
-    let ctx = Arc::new(NetContext::new(config.clone(), to_sim, stats, stop_accepting.clone(), tracker.clone()));
+    let ctx = Arc::new(NetContext::new(config.clone(), rooms.clone(), stop_accepting.clone(), tracker.clone()));
     let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
@@ -113,8 +138,10 @@ async fn serve(
         tick_hz = config.tick_hz,
         snapshot_hz = config.snapshot_hz,
         max_players = config.max_players,
+        max_rooms = config.max_rooms,
         bots = config.bots,
         map = %config.map.id,
+        main = %rooms.main_code().map_or_else(|| "-".to_string(), |c| c.to_string()),
         client = if net::assets::has_client() { "embedded" } else { "placeholder (run `cargo xtask build-web`)" },
         "arena server listening"
     );
@@ -122,10 +149,10 @@ async fn serve(
     shutdown.await;
     info!("shutting down");
     stop_accepting.cancel();
-    stop_room.cancel();
-    if let Err(error) = room.await {
-        warn!(%error, "room task ended abnormally");
+    if let Some(extra) = extra_room {
+        extra.cancel();
     }
+    rooms.shutdown().await;
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some connections did not close in time");

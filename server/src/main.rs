@@ -67,20 +67,35 @@ struct ServeArgs {
     /// Snapshots per second sent to each client.
     #[arg(long, default_value_t = 30)]
     snapshot_hz: u16,
-    /// Most human players at once (bots do not count) [default: 64; 2000 with --scenario s1].
+    /// Most human players in one room (bots and spectators do not count); also the most a
+    /// room's creator may ask for [default: 64; 2000 with --scenario s1].
     #[arg(long)]
     max_players: Option<u16>,
+    /// Most rooms at once, "Main" included.
+    #[arg(long, default_value_t = 64)]
+    max_rooms: u16,
+    /// An empty room (other than "Main") closes after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    room_idle_seconds: u64,
+    /// Rooms one IP address may create per minute (API and browser alike).
+    #[arg(long, default_value_t = 10)]
+    room_creates_per_minute: u16,
+    /// Most WebSocket connections at once, all rooms together (then HTTP 503)
+    /// [default: 2048; 4096 with --scenario s1].
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Game rules: `arena` (the game) or `s1` (benchmark scenario S1: 4000×4000 open world,
     /// 500 static orbs, straight 200 units/s movement, no combat, no interest filtering).
     #[arg(long, value_enum, default_value = "arena")]
     scenario: Scenario,
-    /// Server-side AI players that move, aim, shoot and collect orbs.
+    /// Server-side AI players in "Main" that move, aim, shoot and collect orbs.
     #[arg(long, default_value_t = 0)]
     bots: u16,
-    /// Map file (JSON, see assets/maps/README.md); the built-in arena when omitted.
+    /// Map file (JSON, see assets/maps/README.md) for "Main" and the default of new rooms; the
+    /// built-in arena when omitted.
     #[arg(long)]
     map: Option<PathBuf>,
-    /// Directory for match replays (one file per server run).
+    /// Directory for match replays (one file per room and match, named with the room's code).
     #[arg(long, default_value = "replays")]
     replay_dir: PathBuf,
     /// Do not record a replay.
@@ -121,6 +136,12 @@ struct BotsArgs {
     /// Random seed for the bots' behaviour.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Join the room with this code (default: quick play).
+    #[arg(long, conflicts_with = "rooms")]
+    room: Option<String>,
+    /// Spread the bots over this many new rooms (mind the server's --room-creates-per-minute).
+    #[arg(long, default_value_t = 0)]
+    rooms: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,6 +179,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tick_hz: args.tick_hz,
         snapshot_hz: args.snapshot_hz,
         max_players: args.max_players.unwrap_or(base.max_players),
+        max_rooms: args.max_rooms,
+        room_idle: std::time::Duration::from_secs(args.room_idle_seconds),
+        room_creates_per_minute: args.room_creates_per_minute,
+        max_connections: args.max_connections.unwrap_or(base.max_connections),
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
@@ -217,6 +242,8 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         seconds: args.seconds,
         input_hz: args.input_hz.clamp(1, 120),
         seed: args.seed,
+        room: args.room,
+        rooms: args.rooms,
         ..BotsConfig::default()
     };
     // Hard limit: the run can never outlive its budget by more than a minute.
@@ -235,6 +262,7 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         println!("bytes/client/s        {:.0}", report.bytes_per_client_s);
         println!("entities in view      {:.1}", report.entities_in_view_mean);
         println!("rtt p50 / p99 (ms)    {:.2} / {:.2}", report.rtt_ms_p50, report.rtt_ms_p99);
+        println!("rooms                 {}", report.rooms.join(" "));
         for reason in &report.disconnect_reasons {
             println!("  ended: {reason}");
         }

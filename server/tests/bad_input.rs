@@ -55,7 +55,14 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
     let mut observer = TestClient::join(&server, "observer").await;
     observer.next_snapshot().await;
 
-    let wrong_version = ClientMsg::Hello { protocol: PROTOCOL_VERSION + 1, name: "old".into(), resume: None };
+    let wrong_version = ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        name: "old".into(),
+        resume: None,
+        room: shared::room::RoomRequest::QuickPlay,
+        host_key: None,
+        client_id: 0,
+    };
     check(
         &server,
         &mut observer,
@@ -196,13 +203,14 @@ async fn a_connection_flood_is_refused_with_503_and_players_keep_playing() {
     let config = ServerConfig {
         map: duel_map(),
         max_players: 4,
+        max_connections: 260,
         handshake_timeout: Duration::from_secs(30),
         ..ServerConfig::default()
     };
     let server = TestServer::start(config).await;
     let mut observer = TestClient::join(&server, "observer").await;
     // The observer holds one slot; fill the rest with connections that never say hello.
-    let limit = 4 + server::net::connection::CONNECTION_HEADROOM;
+    let limit = 260;
     let mut idle = Vec::new();
     for _ in 1..limit {
         idle.push(connect_raw(&server).await);

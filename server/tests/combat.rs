@@ -9,9 +9,8 @@ use common::{TestClient, TestServer, duel_map};
 use futures_util::{SinkExt, StreamExt};
 use glam::Vec2;
 use server::ServerConfig;
-use shared::protocol::{self, ClientMsg, GameEvent, PROTOCOL_VERSION, ServerMsg};
+use shared::protocol::{self, GameEvent, ServerMsg};
 use shared::rules::KILL_SCORE;
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score() {
@@ -59,8 +58,7 @@ async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score()
     drop(shooter);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut ws = common::connect_raw(&server).await;
-    let hello = ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: "shooter".into(), resume: Some(token) };
-    ws.send(Message::Binary(protocol::encode(&hello).into())).await.unwrap();
+    ws.send(common::hello_to("shooter", shared::room::RoomRequest::QuickPlay, None, 0, Some(token))).await.unwrap();
     let mut score = None;
     while score.is_none() {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();

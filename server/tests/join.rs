@@ -68,7 +68,9 @@ async fn two_clients_see_each_other_and_leaving_removes_the_entity() {
 
 #[tokio::test]
 async fn a_full_server_refuses_with_a_reason() {
-    let server = TestServer::start(ServerConfig { max_players: 1, map: duel_map(), ..ServerConfig::default() }).await;
+    // One room of one player: quick play finds no space and cannot open another room.
+    let config = ServerConfig { max_players: 1, max_rooms: 1, map: duel_map(), ..ServerConfig::default() };
+    let server = TestServer::start(config).await;
     let _first = TestClient::join(&server, "first").await;
     let mut ws = common::connect_raw(&server).await;
     use futures_util::SinkExt;

@@ -114,17 +114,32 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("http://localhost:") {
-                let _ = tx.send(());
+            if let Some(rest) = line.split("http://localhost:").nth(1) {
+                let _ = tx.send(rest.chars().take_while(char::is_ascii_digit).collect::<String>());
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(20)).expect("server started");
+    let port = rx.recv_timeout(Duration::from_secs(20)).expect("server started");
+    // An empty room does not tick: a headless player keeps Main's match going (and recorded).
+    let mut player = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(["bots", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--count", "1", "--seconds", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The recording starts with the first player: wait for its file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&dir).unwrap().next().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no replay file 20 s after a player joined");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let started = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(3000));
     child.kill().unwrap(); // SIGKILL: no chance to flush.
     let ran = started.elapsed().as_secs_f64();
     let _ = child.wait();
+    let _ = player.kill();
+    let _ = player.wait();
     let path = only_file(&dir);
     let file = format::read(std::fs::File::open(&path).unwrap()).unwrap();
     let last_tick = file.records.last().map_or(0, |r| r.tick);

@@ -12,6 +12,7 @@ pub mod bits;
 pub mod map;
 pub mod protocol;
 pub mod quant;
+pub mod room;
 pub mod rules;
 pub mod snapshot;
 pub mod tick;

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::map::MapDef;
+use crate::room::{HostCmd, HostKey, RoomInfo, RoomRequest};
 use crate::snapshot::NetId;
 use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
@@ -34,9 +35,15 @@ pub enum ClientMsg {
         protocol: u16,
         /// Display name; sanitized by the server (see [`sanitize_name`]).
         name: String,
-        /// Token from an earlier [`Welcome`]: rejoining within the grace period restores the
-        /// player's score, kills and deaths.
+        /// Token from an earlier [`Welcome`]: rejoining the same room within the grace period
+        /// restores the player's score, kills and deaths.
         resume: Option<u64>,
+        /// Which room: quick play, a code, a new room, or watching one.
+        room: RoomRequest,
+        /// The room's host key, if this browser holds it (makes the connection the host).
+        host_key: Option<HostKey>,
+        /// A random id this browser keeps; a player kicked by the host cannot come back with it.
+        client_id: u64,
     },
     /// One tick's worth of controls. Clients send one per simulation tick.
     Input(InputCmd),
@@ -49,6 +56,9 @@ pub enum ClientMsg {
     /// Spectators of a replay: pause or resume, set the speed (0.25–8), optionally jump to a
     /// tick. Ignored by live rooms.
     ReplayControl { paused: bool, speed: f32, seek: Option<Tick> },
+    /// A host command; from anyone but the room's host it closes the connection with
+    /// [`DisconnectReason::NotAllowed`].
+    Host(HostCmd),
 }
 
 /// Slowest and fastest replay playback speeds.
@@ -125,6 +135,9 @@ pub enum ServerMsg {
     /// Replay playback changed (pause, speed, seek); sent to spectators before the snapshots it
     /// concerns.
     ReplayStatus(ReplayStatus),
+    /// The room changed (host, lock, visibility, bots, map): its new description, as this
+    /// client may see it. A new match (restart, map change) arrives as a new [`Welcome`].
+    Room(Box<RoomInfo>),
 }
 
 /// Everything a client needs to start playing.
@@ -145,6 +158,10 @@ pub struct Welcome {
     pub max_players: u16,
     /// Present when watching a replay: the client is a spectator with no player of its own.
     pub replay: Option<ReplayStatus>,
+    /// The room joined.
+    pub room: RoomInfo,
+    /// Watching a live room: no player of its own (`player_id` is 0), no inputs.
+    pub spectator: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,11 +237,30 @@ pub struct OwnState {
 /// Something that happened, shown in the kill feed, notices or chat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum GameEvent {
-    Kill { killer: NetId, victim: NetId },
-    Joined { id: NetId, name: String, bot: bool },
-    Left { id: NetId, reason: DisconnectReason },
-    Chat { from: NetId, text: String },
-    Respawned { id: NetId },
+    Kill {
+        killer: NetId,
+        victim: NetId,
+    },
+    Joined {
+        id: NetId,
+        name: String,
+        bot: bool,
+    },
+    Left {
+        id: NetId,
+        reason: DisconnectReason,
+    },
+    Chat {
+        from: NetId,
+        text: String,
+    },
+    Respawned {
+        id: NetId,
+    },
+    /// A room notice (host actions and the like), shown as text.
+    Notice {
+        text: String,
+    },
 }
 
 /// Top players by score. Names come from the roster.
@@ -254,7 +290,7 @@ pub enum DisconnectReason {
     ClientLeft,
     /// The server is shutting down.
     ServerClosing,
-    /// The room has `max` players already.
+    /// Quick play found no room with space (`max` players each) and could not open another.
     ServerFull { max: u16 },
     /// The client speaks another protocol version.
     ProtocolMismatch { server: u16, client: u16 },
@@ -272,10 +308,24 @@ pub enum DisconnectReason {
     RateLimited,
     /// The client could not keep up with snapshots for too long.
     TooSlow,
-    /// Removed by the host.
+    /// Removed by the host (also when coming back to a room one was kicked from).
     Kicked,
     /// The connection dropped without a Close frame.
     ConnectionLost,
+    /// No live room has that code (or it is not a code at all).
+    NoSuchRoom,
+    /// The room closed (idle, or it failed) before or while joining.
+    RoomClosed,
+    /// The host locked the room.
+    RoomLocked,
+    /// The room has `max` players already (the server may have space in other rooms).
+    RoomFull { max: u16 },
+    /// A host command from a non-host, or an input from a spectator.
+    NotAllowed,
+    /// The server hosts `max` rooms already.
+    TooManyRooms { max: u16 },
+    /// This address created rooms too fast; try again in a few seconds.
+    CreateRateLimited,
 }
 
 impl DisconnectReason {
@@ -296,6 +346,13 @@ impl DisconnectReason {
             DisconnectReason::RateLimited => 4006,
             DisconnectReason::TooSlow => 4007,
             DisconnectReason::Kicked => 4008,
+            DisconnectReason::NoSuchRoom => 4009,
+            DisconnectReason::RoomClosed => 4010,
+            DisconnectReason::RoomLocked => 4011,
+            DisconnectReason::RoomFull { .. } => 4012,
+            DisconnectReason::NotAllowed => 4013,
+            DisconnectReason::TooManyRooms { .. } => 4014,
+            DisconnectReason::CreateRateLimited => 4015,
         }
     }
 
@@ -313,7 +370,7 @@ impl std::fmt::Display for DisconnectReason {
         match self {
             DisconnectReason::ClientLeft => write!(f, "left the game"),
             DisconnectReason::ServerClosing => write!(f, "server is shutting down"),
-            DisconnectReason::ServerFull { max } => write!(f, "server is full ({max} players)"),
+            DisconnectReason::ServerFull { max } => write!(f, "server is full (every room has {max} players)"),
             DisconnectReason::ProtocolMismatch { server, client } => {
                 write!(f, "version mismatch: server speaks protocol {server}, client {client}; reload the page")
             }
@@ -326,6 +383,15 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::TooSlow => write!(f, "connection too slow to keep up"),
             DisconnectReason::Kicked => write!(f, "kicked by the host"),
             DisconnectReason::ConnectionLost => write!(f, "connection lost"),
+            DisconnectReason::NoSuchRoom => write!(f, "no room has that code"),
+            DisconnectReason::RoomClosed => write!(f, "the room has closed"),
+            DisconnectReason::RoomLocked => write!(f, "the room is locked"),
+            DisconnectReason::RoomFull { max } => write!(f, "the room is full ({max} players)"),
+            DisconnectReason::NotAllowed => {
+                write!(f, "not allowed: only the host can do that, and spectators cannot play")
+            }
+            DisconnectReason::TooManyRooms { max } => write!(f, "the server has too many rooms ({max})"),
+            DisconnectReason::CreateRateLimited => write!(f, "creating rooms too fast; try again in a few seconds"),
         }
     }
 }
@@ -422,7 +488,29 @@ mod tests {
     #[test]
     fn client_messages_round_trip() {
         let msgs = [
-            ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: "ana".into(), resume: Some(7) },
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "ana".into(),
+                resume: Some(7),
+                room: RoomRequest::Join { code: "ABCD".into() },
+                host_key: Some([7; 16]),
+                client_id: 99,
+            },
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "bo".into(),
+                resume: None,
+                room: RoomRequest::Create(crate::room::RoomSettings {
+                    name: Some("fun".into()),
+                    public: Some(false),
+                    map: Some("duel".into()),
+                    bots: Some(3),
+                    max_players: Some(8),
+                }),
+                host_key: None,
+                client_id: 1,
+            },
+            ClientMsg::Host(HostCmd::Kick { player: NetId(5) }),
             ClientMsg::Input(InputCmd { seq: 9, ack: Tick(4), move_x: 1.0, move_y: -0.5, aim: 2.0, fire: true }),
             ClientMsg::Ack { tick: Tick(77) },
             ClientMsg::Ping { client_time: 12.5 },
@@ -436,7 +524,14 @@ mod tests {
 
     #[test]
     fn hello_version_can_be_peeked() {
-        let hello = ClientMsg::Hello { protocol: 999, name: "x".into(), resume: None };
+        let hello = ClientMsg::Hello {
+            protocol: 999,
+            name: "x".into(),
+            resume: None,
+            room: RoomRequest::QuickPlay,
+            host_key: None,
+            client_id: 0,
+        };
         assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
         assert_eq!(peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })), None);
         assert_eq!(peek_hello_version(&[]), None);
@@ -538,6 +633,13 @@ mod tests {
             DisconnectReason::TooSlow,
             DisconnectReason::Kicked,
             DisconnectReason::ConnectionLost,
+            DisconnectReason::NoSuchRoom,
+            DisconnectReason::RoomClosed,
+            DisconnectReason::RoomLocked,
+            DisconnectReason::RoomFull { max: 9 },
+            DisconnectReason::NotAllowed,
+            DisconnectReason::TooManyRooms { max: 64 },
+            DisconnectReason::CreateRateLimited,
         ];
         let mut codes: Vec<u16> = reasons.iter().map(DisconnectReason::close_code).collect();
         codes.sort_unstable();

@@ -185,7 +185,14 @@ async fn client(
         )
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-        let hello = ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: format!("s1-{index}"), resume: None };
+        let hello = ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: format!("s1-{index}"),
+            resume: None,
+            room: shared::room::RoomRequest::QuickPlay,
+            host_key: None,
+            client_id: index as u64 + 1,
+        };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.map_err(|e| format!("hello: {e}"))?;
         loop {
             match ws.next().await {

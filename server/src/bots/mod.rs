@@ -11,6 +11,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg32;
 use serde::Serialize;
 use shared::protocol::{self, ClientMsg, InputCmd, PROTOCOL_VERSION, ServerMsg};
+use shared::room::{RoomRequest, RoomSettings};
 use shared::snapshot::{EntityState, SnapshotReceiver};
 use shared::tick::Tick;
 use tokio::sync::Semaphore;
@@ -38,6 +39,11 @@ pub struct BotsConfig {
     /// Joins in flight at once.
     pub connect_concurrency: usize,
     pub seed: u64,
+    /// Join the room with this code; `None` quick-plays (unless `rooms` is set).
+    pub room: Option<String>,
+    /// Spread the bots over this many new rooms (bot i plays in room i mod `rooms`; the first
+    /// bot of each creates it). 0: no new rooms.
+    pub rooms: u32,
 }
 
 impl Default for BotsConfig {
@@ -50,6 +56,8 @@ impl Default for BotsConfig {
             input_hz: 60,
             connect_concurrency: 10,
             seed: 1,
+            room: None,
+            rooms: 0,
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct BotsReport {
     pub entities_in_view_mean: f64,
     pub inputs_sent: u64,
     pub seconds: f64,
+    /// Codes of the rooms the bots played in.
+    pub rooms: Vec<String>,
 }
 
 impl BotsReport {
@@ -102,17 +112,22 @@ struct BotOutcome {
     entities_seen: u64,
     inputs_sent: u64,
     played: f64,
+    room: Option<String>,
 }
 
 /// Runs the bots and gathers their report.
 pub async fn run(config: BotsConfig) -> BotsReport {
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
+    // One cell per new room: its creator publishes the code, the others wait for it.
+    let codes: Arc<Vec<tokio::sync::watch::Sender<Option<String>>>> =
+        Arc::new((0..config.rooms).map(|_| tokio::sync::watch::Sender::new(None)).collect());
     let mut tasks = Vec::new();
     for index in 0..config.count {
         let config = config.clone();
         let gate = gate.clone();
-        tasks.push(tokio::spawn(async move { play_one(index, &config, &gate).await }));
+        let codes = codes.clone();
+        tasks.push(tokio::spawn(async move { play_one(index, &config, &gate, &codes).await }));
     }
     let mut report = BotsReport { clients: config.count, ..Default::default() };
     let mut rtts = Vec::new();
@@ -133,6 +148,11 @@ pub async fn run(config: BotsConfig) -> BotsReport {
         report.decode_errors += outcome.decode_errors;
         report.reconstruction_errors += outcome.reconstruction_errors;
         report.inputs_sent += outcome.inputs_sent;
+        if let Some(code) = outcome.room
+            && !report.rooms.contains(&code)
+        {
+            report.rooms.push(code);
+        }
         snapshots += outcome.snapshots;
         bytes += outcome.bytes;
         played += outcome.played;
@@ -161,8 +181,62 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[index]
 }
 
-async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutcome {
+/// Which room bot `index` asks for, waiting for its room's creator when it is not the creator.
+async fn room_request(
+    index: u32,
+    config: &BotsConfig,
+    codes: &[tokio::sync::watch::Sender<Option<String>>],
+) -> Option<RoomRequest> {
+    if config.rooms > 0 {
+        let group = (index % config.rooms) as usize;
+        if index < config.rooms {
+            let name = format!("{} room {}", config.name_prefix, group + 1);
+            return Some(RoomRequest::Create(RoomSettings { name: Some(name), ..RoomSettings::default() }));
+        }
+        let mut code = codes[group].subscribe();
+        let code = code.wait_for(Option::is_some).await.ok()?.clone()?;
+        // An empty code means the creator failed.
+        return (!code.is_empty()).then_some(RoomRequest::Join { code });
+    }
+    Some(match &config.room {
+        Some(code) => RoomRequest::Join { code: code.clone() },
+        None => RoomRequest::QuickPlay,
+    })
+}
+
+async fn play_one(
+    index: u32,
+    config: &BotsConfig,
+    gate: &Semaphore,
+    codes: &[tokio::sync::watch::Sender<Option<String>>],
+) -> BotOutcome {
+    let creator = config.rooms > 0 && index < config.rooms;
+    let outcome = play_one_inner(index, config, gate, codes).await;
+    if creator {
+        // Release the room's other bots even when the creator failed (empty code: give up).
+        codes[index as usize].send_if_modified(|code| {
+            if code.is_none() {
+                *code = Some(String::new());
+                true
+            } else {
+                false
+            }
+        });
+    }
+    outcome
+}
+
+async fn play_one_inner(
+    index: u32,
+    config: &BotsConfig,
+    gate: &Semaphore,
+    codes: &[tokio::sync::watch::Sender<Option<String>>],
+) -> BotOutcome {
     let mut outcome = BotOutcome::default();
+    let Some(room) = room_request(index, config, codes).await else {
+        outcome.disconnect = Some("its room could not be created".to_string());
+        return outcome;
+    };
     let mut rng = Pcg32::seed_from_u64(config.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(index)));
     // Handshake with at most `connect_concurrency` in flight.
     let permit = gate.acquire().await.expect("semaphore is never closed");
@@ -186,6 +260,9 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
         protocol: PROTOCOL_VERSION,
         name: format!("{}-{}", config.name_prefix, index + 1),
         resume: None,
+        room,
+        host_key: None,
+        client_id: config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(u64::from(index) + 1),
     };
     if ws.send(Message::Binary(protocol::encode(&hello).into())).await.is_err() {
         outcome.disconnect = Some("hello could not be sent".to_string());
@@ -215,7 +292,11 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
     };
     drop(permit);
     outcome.connected = true;
-    let me = welcome.player_id;
+    outcome.room = Some(welcome.room.code.to_string());
+    if config.rooms > 0 && index < config.rooms {
+        codes[index as usize].send_replace(Some(welcome.room.code.to_string()));
+    }
+    let mut me = welcome.player_id;
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(config.seconds);
@@ -301,8 +382,13 @@ async fn play_one(index: u32, config: &BotsConfig, gate: &Semaphore) -> BotOutco
                     Ok(ServerMsg::Disconnect(reason)) => {
                         outcome.disconnect = Some(format!("{reason} ({})", reason.close_code()));
                     }
-                    Ok(ServerMsg::Welcome(_)) => outcome.decode_errors += 1,
-                    Ok(ServerMsg::ReplayStatus(_)) => {}
+                    Ok(ServerMsg::Welcome(welcome)) => {
+                        // The host started a new match: a new player, snapshots from scratch.
+                        me = welcome.player_id;
+                        receiver = SnapshotReceiver::new();
+                        latest = Tick::ZERO;
+                    }
+                    Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_)) => {}
                     Err(_) => outcome.decode_errors += 1,
                 }
             }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use shared::protocol::{self, ClientMsg, DisconnectReason, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, ServerMsg};
+use shared::room::{HostKey, RoomRequest};
 use shared::tick::Tick;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +30,8 @@ use tracing::{debug, info};
 
 use super::rate::TokenBucket;
 use crate::config::ServerConfig;
-use crate::sim::sim_loop::{ConnId, Kick, KickWaiter, OUTBOX_CAPACITY, Outbox, RoomStats, SimInput};
+use crate::room::live::{ConnId, Kick, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
+use crate::room::registry::{Registry, RoomHandle};
 
 /// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
 /// chat), with a burst that absorbs a network stall of about two seconds being flushed at once.
@@ -44,8 +46,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What every connection task shares.
 pub struct NetContext {
     pub config: Arc<ServerConfig>,
-    pub to_sim: mpsc::Sender<SimInput>,
-    pub stats: Arc<RoomStats>,
+    pub rooms: Arc<Registry>,
     /// Fires when the server starts shutting down (connections still in their handshake leave).
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their Close frames.
@@ -54,11 +55,6 @@ pub struct NetContext {
     /// WebSocket connections open now (joined or still in their handshake).
     pub open_connections: std::sync::atomic::AtomicUsize,
 }
-
-/// Connections allowed beyond `max_players` (spectators, handshakes in flight, players being
-/// refused with a reason). Past this, upgrades get HTTP 503 so a connection flood cannot
-/// exhaust file descriptors.
-pub const CONNECTION_HEADROOM: usize = 256;
 
 /// Decrements the open-connection count when a connection task ends, however it ends.
 pub struct ConnectionSlot<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -70,9 +66,10 @@ impl Drop for ConnectionSlot<'_> {
 }
 
 impl NetContext {
-    /// Claims a connection slot; false when the server is at its connection limit.
+    /// Claims a connection slot; false when the server is at its connection limit
+    /// (`max_connections`, so a connection flood cannot exhaust file descriptors).
     pub fn try_open(&self) -> bool {
-        let limit = usize::from(self.config.max_players) + CONNECTION_HEADROOM;
+        let limit = self.config.max_connections;
         let previous = self.open_connections.fetch_add(1, Ordering::Relaxed);
         if previous >= limit {
             self.open_connections.fetch_sub(1, Ordering::Relaxed);
@@ -85,15 +82,13 @@ impl NetContext {
 impl NetContext {
     pub fn new(
         config: Arc<ServerConfig>,
-        to_sim: mpsc::Sender<SimInput>,
-        stats: Arc<RoomStats>,
+        rooms: Arc<Registry>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> NetContext {
         NetContext {
             config,
-            to_sim,
-            stats,
+            rooms,
             shutdown,
             tracker,
             next_conn: AtomicU64::new(1),
@@ -126,7 +121,7 @@ where
             result.unwrap_or(Err(DisconnectReason::HandshakeTimeout))
         }
     };
-    let (name, resume) = match hello {
+    let hello = match hello {
         Ok(hello) => hello,
         Err(reason) => {
             info!(conn = conn.0, %peer, %reason, code = reason.close_code(), "refused in handshake");
@@ -137,21 +132,11 @@ where
 
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let kick = Kick::new();
-    let (reply, reply_rx) = oneshot::channel();
-    let join = SimInput::Join { conn, name, resume, outbox: outbox.clone(), kick: kick.clone(), reply };
-    if ctx.to_sim.send(join).await.is_err() {
-        close_with(&mut ws, &DisconnectReason::ServerClosing).await;
-        return;
-    }
-    let welcome = match reply_rx.await {
-        Ok(Ok(welcome)) => welcome,
-        Ok(Err(reason)) => {
-            info!(conn = conn.0, %peer, %reason, "join refused");
+    let (room, welcome) = match join_room(&ctx, conn, peer, hello, &outbox, &kick).await {
+        Ok(joined) => joined,
+        Err(reason) => {
+            info!(conn = conn.0, %peer, %reason, code = reason.close_code(), "join refused");
             close_with(&mut ws, &reason).await;
-            return;
-        }
-        Err(_) => {
-            close_with(&mut ws, &DisconnectReason::ServerClosing).await;
             return;
         }
     };
@@ -162,16 +147,78 @@ where
     // The writer runs as its own task so a wake-up for one direction never polls the other.
     let writer_kick = kick.clone();
     let writer = ctx.tracker.spawn(async move { write_loop(sink, outbox_rx, &writer_kick).await });
-    read_loop(stream, conn, &ctx, &kick, &outbox).await;
+    read_loop(stream, conn, &room, &kick, &outbox).await;
     let _ = writer.await;
     let reason = kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
-    debug!(conn = conn.0, %peer, %reason, "connection closed");
-    // The room may already be gone during shutdown; then there is nobody left to tell.
-    let _ = ctx.to_sim.send(SimInput::Leave { conn, reason }).await;
+    debug!(conn = conn.0, %peer, room = %room.public.code, %reason, "connection closed");
+    // The room may already be gone (shutdown, idle close); then there is nobody left to tell.
+    let _ = room.inbox.send(SimInput::Leave { conn, reason }).await;
+}
+
+/// A valid hello's content.
+struct Hello {
+    name: String,
+    resume: Option<u64>,
+    room: RoomRequest,
+    host_key: Option<HostKey>,
+    client_id: u64,
+}
+
+/// Quick play tries this many rooms before it gives up (each can fill or lock meanwhile).
+const QUICK_PLAY_ATTEMPTS: usize = 4;
+
+/// Finds the hello's room and joins it in one step: the room either admits the connection
+/// (and answers with the welcome) or says why not. A room that closes while the join is queued
+/// answers "room closed" (its inbox refuses or drops the request); nothing waits forever.
+async fn join_room(
+    ctx: &NetContext,
+    conn: ConnId,
+    peer: SocketAddr,
+    hello: Hello,
+    outbox: &Outbox,
+    kick: &Kick,
+) -> Result<(RoomHandle, Vec<u8>), DisconnectReason> {
+    let mut tried = Vec::new();
+    loop {
+        let destination = ctx.rooms.resolve(&hello.room, peer.ip(), &tried)?;
+        let room = destination.room;
+        let (reply, reply_rx) = oneshot::channel();
+        let join = SimInput::Join {
+            conn,
+            name: hello.name.clone(),
+            resume: hello.resume,
+            outbox: outbox.clone(),
+            kick: kick.clone(),
+            reply,
+            spectator: destination.spectator,
+            host_key: destination.created_key.or(hello.host_key),
+            client_id: hello.client_id,
+        };
+        let answer = match room.inbox.send(join).await {
+            Ok(()) => reply_rx.await.unwrap_or(Err(DisconnectReason::RoomClosed)),
+            Err(_) => Err(DisconnectReason::RoomClosed),
+        };
+        let answer = match answer {
+            Err(DisconnectReason::RoomClosed) if ctx.shutdown.is_cancelled() => Err(DisconnectReason::ServerClosing),
+            other => other,
+        };
+        match answer {
+            Ok(welcome) => {
+                info!(conn = conn.0, %peer, room = %room.public.code, spectator = destination.spectator, "joined room");
+                return Ok((room, welcome));
+            }
+            Err(DisconnectReason::RoomFull { .. } | DisconnectReason::RoomLocked | DisconnectReason::RoomClosed)
+                if hello.room == RoomRequest::QuickPlay && tried.len() + 1 < QUICK_PLAY_ATTEMPTS =>
+            {
+                tried.push(room.public.code);
+            }
+            Err(reason) => return Err(reason),
+        }
+    }
 }
 
 /// Waits for the hello and checks its version.
-async fn read_hello<S>(ws: &mut WebSocketStream<S>) -> Result<(String, Option<u64>), DisconnectReason>
+async fn read_hello<S>(ws: &mut WebSocketStream<S>) -> Result<Hello, DisconnectReason>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -184,8 +231,10 @@ where
             Some(Err(error)) => return Err(reason_for(&error)),
         };
         return match protocol::decode_client(&bytes) {
-            Ok(ClientMsg::Hello { protocol, name, resume }) if protocol == PROTOCOL_VERSION => {
-                Ok((protocol::sanitize_name(&name), resume))
+            Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id })
+                if protocol == PROTOCOL_VERSION =>
+            {
+                Ok(Hello { name: protocol::sanitize_name(&name), resume, room, host_key, client_id })
             }
             Ok(ClientMsg::Hello { protocol, .. }) => {
                 Err(DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: protocol })
@@ -237,7 +286,7 @@ fn close_frame(reason: &DisconnectReason) -> CloseFrame {
 async fn read_loop<S>(
     mut stream: SplitStream<WebSocketStream<S>>,
     conn: ConnId,
-    ctx: &NetContext,
+    room: &RoomHandle,
     kick: &Kick,
     outbox: &Outbox,
 ) where
@@ -247,10 +296,14 @@ async fn read_loop<S>(
     let mut chat = TokenBucket::new(CHAT_RATE, CHAT_BURST);
     let kicked = kick.signal(KickWaiter::Reader);
     tokio::pin!(kicked);
+    let room_gone = room.inbox.closed();
+    tokio::pin!(room_gone);
     loop {
         let frame = tokio::select! {
             biased;
             _ = &mut kicked => return,
+            // The room's task ended (closed or failed) without closing this connection first.
+            _ = &mut room_gone => return kick.kick(DisconnectReason::RoomClosed),
             frame = stream.next() => frame,
         };
         let bytes = match frame {
@@ -283,7 +336,7 @@ async fn read_loop<S>(
                 if !client_time.is_finite() {
                     return kick.kick(DisconnectReason::InvalidInput);
                 }
-                let server_tick = Tick(ctx.stats.tick.load(Ordering::Relaxed));
+                let server_tick = Tick(room.public.stats.tick.load(Ordering::Relaxed));
                 let pong = protocol::encode(&ServerMsg::Pong { client_time, server_tick });
                 // A full outbox means the client is behind anyway; it will ping again.
                 let _ = outbox.try_send(pong);
@@ -305,10 +358,12 @@ async fn read_loop<S>(
                 }
                 SimInput::ReplayControl { conn, paused, speed, seek }
             }
+            ClientMsg::Host(cmd) => SimInput::Host { conn, cmd },
             ClientMsg::Hello { .. } => return kick.kick(DisconnectReason::Malformed),
         };
-        if ctx.to_sim.send(to_sim).await.is_err() {
-            return kick.kick(DisconnectReason::ServerClosing);
+        if room.inbox.send(to_sim).await.is_err() {
+            // The room's task ended (closed or failed) without closing this connection first.
+            return kick.kick(DisconnectReason::RoomClosed);
         }
     }
 }
@@ -328,7 +383,11 @@ async fn write_loop<S>(
             _ = &mut kicked => None,
             message = outbox.recv() => message,
         };
-        let Some(bytes) = next else { break };
+        let Some(bytes) = next else {
+            // The room dropped this client's outbox without a reason: its task ended.
+            kick.kick(DisconnectReason::RoomClosed);
+            break;
+        };
         let sent = tokio::select! {
             biased;
             _ = &mut kicked => break,

@@ -1,16 +1,18 @@
-//! HTTP on the game port: `/ws` upgrades to a player connection, `/healthz` answers 200, and
-//! everything else is the embedded browser client.
+//! HTTP on the game port: `/ws` upgrades to a player connection, `/api/rooms` and `/api/maps`
+//! are the lobby's JSON API, `/healthz` answers 200, `/metrics` is Prometheus text, `/r/CODE` is
+//! an invite link (the client page), and everything else is the embedded browser client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
+use shared::room::{CreatedRoom, RoomSettings, host_key_hex};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -24,6 +26,10 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/api/rooms", get(list_rooms).post(create_room))
+        .route("/api/rooms/{code}", get(get_room))
+        .route("/api/maps", get(list_maps))
+        .route("/r/{code}", get(invite_page))
         .fallback(get(static_file))
         .with_state(ctx)
 }
@@ -91,15 +97,100 @@ async fn upgrade(
     response
 }
 
-/// Prometheus text exposition of the room's figures.
+/// Prometheus text exposition of every live room's figures.
 async fn metrics(State(ctx): State<Arc<NetContext>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], ctx.stats.render_prometheus())
-        .into_response()
+    let mut rooms: Vec<_> = ctx.rooms.handles().into_iter().map(|h| (h.public.code, h.public.stats.clone())).collect();
+    let main = ctx.rooms.main_code();
+    rooms.sort_by_key(|(code, _)| (Some(*code) != main, *code));
+    let text = crate::room::live::RoomStats::render_prometheus_rooms(&rooms);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("API types serialize");
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// `GET /api/rooms`: the public rooms.
+async fn list_rooms(State(ctx): State<Arc<NetContext>>) -> Response {
+    json(StatusCode::OK, &ctx.rooms.list_public())
+}
+
+/// `GET /api/rooms/CODE`: any live room, private ones included (the code is the secret).
+async fn get_room(State(ctx): State<Arc<NetContext>>, Path(code): Path<String>) -> Response {
+    match ctx.rooms.find(&code) {
+        Some(room) => json(StatusCode::OK, &room.public.summary()),
+        None => json_error(StatusCode::NOT_FOUND, "no room has that code"),
+    }
+}
+
+/// `GET /api/maps`: the maps a room can be created with.
+async fn list_maps(State(ctx): State<Arc<NetContext>>) -> Response {
+    let maps: Vec<_> = ctx.rooms.maps.iter().map(|map| serde_json::json!({ "id": map.id, "name": map.name })).collect();
+    json(StatusCode::OK, &maps)
+}
+
+/// Largest `POST /api/rooms` body accepted.
+const MAX_CREATE_BODY: usize = 4096;
+
+/// `POST /api/rooms`: creates a room from a JSON [`RoomSettings`] body; 201 with its code and
+/// host key, 400 for bad JSON or settings, 429 (with `Retry-After`) past the per-address create
+/// rate, 503 at `--max-rooms` or while shutting down.
+async fn create_room(
+    State(ctx): State<Arc<NetContext>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    use crate::room::registry::CreateError;
+    let body = match axum::body::to_bytes(request.into_body(), MAX_CREATE_BODY).await {
+        Ok(body) => body,
+        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 4096 bytes"),
+    };
+    let settings: RoomSettings = if body.iter().all(u8::is_ascii_whitespace) {
+        RoomSettings::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(settings) => settings,
+            Err(error) => return json_error(StatusCode::BAD_REQUEST, &format!("invalid room settings: {error}")),
+        }
+    };
+    match ctx.rooms.create(settings, Some(peer.ip())) {
+        Ok((room, key)) => {
+            let created =
+                CreatedRoom { code: room.public.code, host_key: host_key_hex(&key), room: room.public.summary() };
+            json(StatusCode::CREATED, &created)
+        }
+        Err(CreateError::RateLimited) => {
+            let seconds = (60 / ctx.config.room_creates_per_minute.max(1)).max(1).to_string();
+            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "creating rooms too fast; try again later");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+            response
+        }
+        Err(CreateError::BadSettings(why)) => {
+            json_error(StatusCode::BAD_REQUEST, &format!("invalid room settings: {why}"))
+        }
+        Err(error @ (CreateError::TooManyRooms { .. } | CreateError::ShuttingDown)) => {
+            json_error(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+        }
+    }
+}
+
+/// `GET /r/CODE`: the client page; it reads the code from the address and joins that room.
+async fn invite_page(request_headers: HeaderMap) -> Response {
+    serve_asset("/index.html", &request_headers)
 }
 
 /// Serves an embedded file, gzip-compressed when the browser accepts it.
 async fn static_file(request_headers: HeaderMap, request: Request) -> Response {
-    let Some(asset) = assets::find(request.uri().path()) else {
+    serve_asset(request.uri().path(), &request_headers)
+}
+
+fn serve_asset(path: &str, request_headers: &HeaderMap) -> Response {
+    let Some(asset) = assets::find(path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     let accepts_gzip = request_headers

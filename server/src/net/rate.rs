@@ -16,6 +16,12 @@ impl TokenBucket {
         TokenBucket { rate, burst, tokens: burst, last: Instant::now() }
     }
 
+    /// True when the bucket has refilled to its burst (nothing to remember about its user).
+    pub fn is_full(&self) -> bool {
+        let elapsed = Instant::now().saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     /// Takes one token if available.
     pub fn try_take(&mut self) -> bool {
         let now = Instant::now();

@@ -9,7 +9,6 @@
 pub mod format;
 pub mod recorder;
 pub mod sim;
-pub mod theater;
 
 pub use format::{Op, ReplayHeader, TailStatus, TickRecord};
 pub use recorder::Recorder;

@@ -30,16 +30,23 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates `dir` if needed and starts a new replay file in it.
+    /// Creates `dir` if needed and starts a new replay file in it, `match-<unix ms>.arenareplay`.
     pub fn create(dir: &Path, header: &ReplayHeader) -> std::io::Result<Recorder> {
+        Recorder::create_named(dir, header, "")
+    }
+
+    /// Like [`Recorder::create`], with the room's code in the name:
+    /// `match-<CODE>-<unix ms>.arenareplay`.
+    pub fn create_named(dir: &Path, header: &ReplayHeader, room: &str) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(dir)?;
         let stamp = header.started_unix_ms;
+        let prefix = if room.is_empty() { "match".to_string() } else { format!("match-{room}") };
         let (path, file) = (0..100)
             .find_map(|attempt| {
                 let name = if attempt == 0 {
-                    format!("match-{stamp}.arenareplay")
+                    format!("{prefix}-{stamp}.arenareplay")
                 } else {
-                    format!("match-{stamp}-{attempt}.arenareplay")
+                    format!("{prefix}-{stamp}-{attempt}.arenareplay")
                 };
                 let path = dir.join(name);
                 OpenOptions::new().write(true).create_new(true).open(&path).ok().map(|file| (path, file))

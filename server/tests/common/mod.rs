@@ -8,13 +8,15 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use glam::Vec2;
 use server::ServerConfig;
-use server::sim::sim_loop::RoomStats;
+use server::room::live::RoomStats;
+use server::room::registry::Registry;
 use shared::map::MapDef;
 use shared::protocol::{
     self, ClientMsg, DisconnectReason, GameEvent, InputCmd, Leaderboard, PROTOCOL_VERSION, ServerMsg, SnapshotMsg,
     Welcome,
 };
 use shared::quant;
+use shared::room::{HostKey, RoomRequest};
 use shared::snapshot::{EntityState, NetId, SnapshotReceiver, View};
 use shared::tick::Tick;
 use tokio::net::TcpStream;
@@ -39,6 +41,8 @@ pub fn duel_map() -> Arc<MapDef> {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<RoomStats>,
+    /// The server's rooms (to look at them, or act on them, from a test).
+    pub rooms: Arc<Registry>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -48,16 +52,18 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let stats = Arc::new(RoomStats::default());
+        let rooms = Registry::new(Arc::new(config), stats.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server::run_with_stats(
-            listener,
-            config,
-            async move {
-                let _ = stopped.await;
-            },
-            stats.clone(),
-        ));
-        TestServer { addr, stats, stop: Some(stop), handle: Some(handle) }
+        let handle = tokio::spawn(server::run_with_registry(listener, rooms.clone(), async move {
+            let _ = stopped.await;
+        }));
+        // "Main" is open once the server listens; wait for it so tests can rely on it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while rooms.main_code().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "Main did not open");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        TestServer { addr, stats, rooms, stop: Some(stop), handle: Some(handle) }
     }
 
     pub async fn start_default() -> TestServer {
@@ -90,10 +96,51 @@ pub async fn connect_raw(server: &TestServer) -> Ws {
     ws
 }
 
+/// A quick-play hello.
 pub fn hello(name: &str) -> Message {
+    hello_to(name, RoomRequest::QuickPlay, None, 0, None)
+}
+
+/// A hello asking for `room`.
+pub fn hello_to(
+    name: &str,
+    room: RoomRequest,
+    host_key: Option<HostKey>,
+    client_id: u64,
+    resume: Option<u64>,
+) -> Message {
     Message::Binary(
-        protocol::encode(&ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: name.to_string(), resume: None }).into(),
+        protocol::encode(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume,
+            room,
+            host_key,
+            client_id,
+        })
+        .into(),
     )
+}
+
+/// One HTTP/1.0 request to the server: (status, headers in lower case, body).
+pub async fn http(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write request");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 5 s")
+        .expect("read response");
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
 }
 
 /// How a connection ended, as seen by the client.
@@ -147,23 +194,39 @@ impl TestClient {
     }
 
     pub async fn join_url(url: &str, name: &str) -> TestClient {
+        TestClient::join_with(url, hello(name)).await.unwrap_or_else(|ending| panic!("join refused: {ending:?}"))
+    }
+
+    /// Joins (or creates, or watches) `room`; panics if refused.
+    pub async fn join_room(server: &TestServer, name: &str, room: RoomRequest) -> TestClient {
+        TestClient::join_with(&server.url(), hello_to(name, room, None, 0, None))
+            .await
+            .unwrap_or_else(|ending| panic!("join refused: {ending:?}"))
+    }
+
+    /// Sends `hello` and returns the client once welcomed, or how the server ended it.
+    pub async fn join_with(url: &str, hello: Message) -> Result<TestClient, Ending> {
         let (mut ws, _) =
             tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("websocket connects");
-        ws.send(hello(name)).await.expect("send hello");
+        ws.send(hello).await.expect("send hello");
+        let mut ending = Ending::default();
         let welcome = loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-                .await
-                .expect("welcome within 5 s")
-                .expect("connection open")
-                .expect("frame");
-            if let Message::Binary(bytes) = frame {
-                match protocol::decode_server(&bytes).expect("decodable") {
+            let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("an answer within 5 s");
+            match frame {
+                Some(Ok(Message::Binary(bytes))) => match protocol::decode_server(&bytes).expect("decodable") {
                     ServerMsg::Welcome(welcome) => break *welcome,
+                    ServerMsg::Disconnect(reason) => ending.reason = Some(reason),
                     other => panic!("expected a welcome, got {other:?}"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    ending.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Err(ending);
                 }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Err(ending),
             }
         };
-        TestClient {
+        Ok(TestClient {
             ws,
             welcome,
             receiver: SnapshotReceiver::new(),
@@ -172,6 +235,26 @@ impl TestClient {
             leaderboard: None,
             snapshots: 0,
             seq: 0,
+        })
+    }
+
+    /// A new match began (the host restarted or changed the map): start over from `welcome`.
+    pub fn restart(&mut self, welcome: Welcome) {
+        self.welcome = welcome;
+        self.receiver = SnapshotReceiver::new();
+        self.last = None;
+    }
+
+    /// Reads messages until a new welcome (a new match) arrives (5 s), and starts over from it.
+    pub async fn next_welcome(&mut self) -> Welcome {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next()).await.expect("a welcome within 5 s");
+            let Some(Ok(Message::Binary(bytes))) = frame else { panic!("connection ended: {frame:?}") };
+            if let Ok(ServerMsg::Welcome(welcome)) = protocol::decode_server(&bytes) {
+                self.restart((*welcome).clone());
+                return *welcome;
+            }
         }
     }
 
@@ -223,6 +306,7 @@ impl TestClient {
                     return *snapshot;
                 }
                 ServerMsg::Disconnect(reason) => panic!("disconnected: {reason}"),
+                ServerMsg::Welcome(welcome) => self.restart(*welcome),
                 _ => continue,
             }
         }

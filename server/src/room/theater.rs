@@ -18,10 +18,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::format::ReplayFile;
-use super::sim::Resim;
 use crate::config::ServerConfig;
-use crate::sim::sim_loop::{ConnId, Kick, Outbox, RoomStats, SimInput};
+use crate::replay::format::ReplayFile;
+use crate::replay::sim::Resim;
+use crate::room::live::{ConnId, Kick, Outbox, RoomStats, SimInput};
 use crate::snapshot::{Baselines, Scene};
 
 /// Most simulation ticks run per real tick (8x speed).
@@ -54,6 +54,8 @@ pub struct Theater {
     writer: BitWriter,
     leaderboard: Leaderboard,
     config: Arc<ServerConfig>,
+    /// Where the lobby reads this room's summary (spectator count).
+    public: Option<Arc<super::RoomPublic>>,
 }
 
 impl Theater {
@@ -72,6 +74,7 @@ impl Theater {
             spectators: BTreeMap::new(),
             writer: BitWriter::new(),
             leaderboard: Leaderboard::default(),
+            public: None,
             config,
         })
     }
@@ -132,6 +135,32 @@ impl Theater {
         }
     }
 
+    /// The replay room as a spectator sees it: permanent, public, nobody's to host.
+    fn room_info(&self) -> shared::room::RoomInfo {
+        shared::room::RoomInfo {
+            code: self.public.as_ref().map_or(shared::room::RoomCode::from_indices([0; 4]), |p| p.code),
+            name: "Replay".to_string(),
+            public: true,
+            locked: false,
+            map_id: self.file.header.map.id.clone(),
+            max_players: 0,
+            bots: 0,
+            host: None,
+            you_are_host: false,
+            host_key: None,
+            maps: Vec::new(),
+            permanent: true,
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(public) = &self.public {
+            let mut summary = public.summary.lock().expect("summary lock is never poisoned");
+            summary.spectators = self.spectators.len() as u16;
+            summary.players = self.resim.world.players.len() as u16;
+        }
+    }
+
     fn mark_status(&mut self) {
         for spectator in self.spectators.values_mut() {
             spectator.status_pending = true;
@@ -153,6 +182,8 @@ impl Theater {
                     roster,
                     max_players: self.config.max_players,
                     replay: Some(self.status()),
+                    room: self.room_info(),
+                    spectator: true,
                 }));
                 if reply.send(Ok(protocol::encode(&welcome))).is_ok() {
                     info!(conn = conn.0, "spectator joined");
@@ -189,6 +220,13 @@ impl Theater {
                 info!(conn = conn.0, %reason, "spectator left");
             }
             SimInput::Chat { .. } => {} // Spectators watch; they do not talk into a recording.
+            SimInput::Host { conn, .. } => {
+                // A recording has no host.
+                if let Some(spectator) = self.spectators.get(&conn) {
+                    spectator.kick.kick(DisconnectReason::NotAllowed);
+                }
+            }
+            SimInput::Crash => panic!("replay room was asked to crash (panic containment test)"),
         }
     }
 
@@ -284,16 +322,17 @@ impl Theater {
     }
 }
 
-/// The replay room task: like `sim_loop::run`, for a recording.
+/// The replay room task: like `live::run`, for a recording.
 pub async fn run(
     file: Arc<ReplayFile>,
     config: Arc<ServerConfig>,
     mut inbox: mpsc::Receiver<SimInput>,
     stats: Arc<RoomStats>,
     cancel: CancellationToken,
+    public: Arc<super::RoomPublic>,
 ) {
     let mut theater = match Theater::new(file, config.clone()) {
-        Ok(theater) => theater,
+        Ok(theater) => Theater { public: Some(public), ..theater },
         Err(error) => {
             warn!(%error, "cannot play the replay");
             return;
@@ -322,6 +361,7 @@ pub async fn run(
         }
         stats.tick.store(theater.resim.world.tick.0, Ordering::Relaxed);
         stats.clients.store(theater.spectators.len() as u32, Ordering::Relaxed);
+        theater.publish();
         stats.tick_time.record(started.elapsed());
     }
     theater.close_all();

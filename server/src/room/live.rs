@@ -1,0 +1,1312 @@
+//! A live room's task: owns the [`World`], runs the fixed-timestep loop, admits players and
+//! spectators, carries out host commands and sends every client its snapshot. Connection tasks
+//! talk to it only through [`SimInput`] on its one bounded channel; it talks back only with
+//! `try_send` into each client's bounded outbox and by [`Kick`], so it never waits on a client
+//! (no cycle of bounded channels). It publishes its summary for the lobby into its
+//! [`RoomPublic`] and never waits on the registry or on another room. An empty room does not
+//! tick: it sleeps on its inbox until someone joins or its idle time runs out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shared::bits::BitWriter;
+use shared::map::MapDef;
+use shared::protocol::{
+    self, DisconnectReason, GameEvent, InputCmd, Leaderboard, OwnState, ServerMsg, SnapshotMsgRef, Welcome,
+};
+use shared::room::{HostCmd, HostKey, MAX_ROOM_BOTS, RoomCode, RoomInfo};
+use shared::rules::VIEW_HALF_EXTENT;
+use shared::snapshot::{NetId, View, encode_delta};
+use shared::tick::Tick;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::RoomPublic;
+use crate::config::ServerConfig;
+use crate::maps::MapCatalog;
+use crate::metrics::{self, Histogram};
+use crate::replay::{self, Op, Recorder};
+use crate::sim::world::{PlayerKey, Rules, World, WorldConfig};
+use crate::snapshot::{Baselines, Scene};
+
+/// Identifies one connection for the lifetime of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Encoded server messages on their way to one connection's writer.
+pub type Outbox = mpsc::Sender<Vec<u8>>;
+
+/// Capacity of each client's outbox, in messages. Small on purpose: a client that cannot keep up
+/// should skip stale snapshots, not queue them.
+pub const OUTBOX_CAPACITY: usize = 8;
+/// Capacity of the channel into the sim. Connection tasks wait when it is full.
+pub const INBOX_CAPACITY: usize = 8192;
+/// Most ticks the loop runs back to back to catch up after a stall; beyond that it drops time.
+pub const MAX_CATCH_UP_TICKS: u32 = 4;
+/// Undelivered events a client may accumulate before it counts as too slow.
+const MAX_PENDING_EVENTS: usize = 2048;
+
+/// A one-shot, first-reason-wins request to close a connection. Shared by the sim (too slow,
+/// server closing) and the connection's own reader (protocol violations); the reader and the
+/// writer each wait on it through their own waker slot.
+///
+/// Lock-free on the hot path: a connection's tasks poll `signal` on every wake-up, so it is an
+/// atomic flag plus an `AtomicWaker` per waiter (a `CancellationToken` took a lock per poll).
+#[derive(Clone, Debug, Default)]
+pub struct Kick {
+    inner: Arc<KickInner>,
+}
+
+#[derive(Debug, Default)]
+struct KickInner {
+    kicked: std::sync::atomic::AtomicBool,
+    reason: Mutex<Option<DisconnectReason>>,
+    /// Slot 0: the reader; slot 1: the writer.
+    wakers: [futures_util::task::AtomicWaker; 2],
+}
+
+/// Which of a connection's tasks waits on a [`Kick`].
+#[derive(Clone, Copy, Debug)]
+pub enum KickWaiter {
+    Reader = 0,
+    Writer = 1,
+}
+
+impl Kick {
+    pub fn new() -> Kick {
+        Kick::default()
+    }
+
+    /// Requests the close. Later reasons are ignored.
+    pub fn kick(&self, reason: DisconnectReason) {
+        let mut slot = self.inner.reason.lock().expect("kick mutex is never poisoned: no panics while held");
+        if slot.is_none() {
+            *slot = Some(reason);
+            self.inner.kicked.store(true, Ordering::Release);
+            for waker in &self.inner.wakers {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Completes once kicked. Create it once per task and poll it by reference in loops.
+    pub fn signal(&self, waiter: KickWaiter) -> KickSignal<'_> {
+        KickSignal { kick: self, slot: waiter as usize }
+    }
+
+    pub fn reason(&self) -> Option<DisconnectReason> {
+        self.inner.reason.lock().expect("kick mutex is never poisoned").clone()
+    }
+
+    pub fn is_kicked(&self) -> bool {
+        self.inner.kicked.load(Ordering::Acquire)
+    }
+}
+
+/// The future returned by [`Kick::signal`].
+pub struct KickSignal<'a> {
+    kick: &'a Kick,
+    slot: usize,
+}
+
+impl std::future::Future for KickSignal<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.kick.is_kicked() {
+            return std::task::Poll::Ready(());
+        }
+        self.kick.inner.wakers[self.slot].register(cx.waker());
+        // Checked again after registering, so a kick in between is never missed.
+        if self.kick.is_kicked() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    }
+}
+
+/// Everything that can change the room arrives through this enum.
+#[derive(Debug)]
+pub enum SimInput {
+    /// A connection finished its handshake and wants a player.
+    Join {
+        conn: ConnId,
+        name: String,
+        resume: Option<u64>,
+        outbox: Outbox,
+        kick: Kick,
+        /// The encoded [`ServerMsg::Welcome`], or why the join was refused.
+        reply: oneshot::Sender<Result<Vec<u8>, DisconnectReason>>,
+        /// Watch instead of play.
+        spectator: bool,
+        /// The host key the client presented, if any.
+        host_key: Option<HostKey>,
+        /// The browser's own id (0 if it sent none); kicked ids cannot come back.
+        client_id: u64,
+    },
+    /// A host command; the room checks that `conn` is the host.
+    Host {
+        conn: ConnId,
+        cmd: HostCmd,
+    },
+    /// Makes the room task panic. No client message maps to it: tests use it to prove that a
+    /// failing room is contained (only its own players are disconnected, with a reason).
+    Crash,
+    Input {
+        conn: ConnId,
+        cmd: InputCmd,
+        /// When the connection task decoded it (for input-to-ack latency).
+        received: Instant,
+    },
+    Ack {
+        conn: ConnId,
+        tick: Tick,
+    },
+    Chat {
+        conn: ConnId,
+        text: String,
+    },
+    /// A spectator's playback request (replay rooms only).
+    ReplayControl {
+        conn: ConnId,
+        paused: bool,
+        speed: f32,
+        seek: Option<Tick>,
+    },
+    /// Sent exactly once per joined connection, after its reader and writer stopped.
+    Leave {
+        conn: ConnId,
+        reason: DisconnectReason,
+    },
+}
+
+/// Figures the room publishes for logs, `/metrics` and tests. Written by the sim task only.
+#[derive(Debug, Default)]
+pub struct RoomStats {
+    pub tick: AtomicU32,
+    pub ticks: AtomicU64,
+    /// Ticks dropped because the loop fell more than [`MAX_CATCH_UP_TICKS`] behind.
+    pub ticks_dropped: AtomicU64,
+    /// Duration of the last tick (step plus snapshots, if any), microseconds.
+    pub last_tick_us: AtomicU64,
+    pub players: AtomicU32,
+    pub clients: AtomicU32,
+    pub snapshots_sent: AtomicU64,
+    /// Snapshots not sent because the client's outbox was full.
+    pub snapshots_skipped: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+    /// Duration of each loop iteration that did work (steps plus snapshots).
+    pub tick_time: Histogram,
+    /// From an input's arrival to the snapshot that acknowledges it leaving for the socket.
+    pub input_ack_latency: Histogram,
+}
+
+impl RoomStats {
+    /// Prometheus text exposition of every room's figures: server-wide totals (counters summed,
+    /// histograms merged) under the historical names, then a few labeled series per live room
+    /// (only live rooms: closed rooms' labels disappear, so label growth is bounded by
+    /// `--max-rooms`).
+    pub fn render_prometheus_rooms(rooms: &[(RoomCode, Arc<RoomStats>)]) -> String {
+        let mut out = String::new();
+        let sum64 = |f: &dyn Fn(&RoomStats) -> u64| rooms.iter().map(|(_, s)| f(s)).sum::<u64>();
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        metrics::gauge(&mut out, "arena_rooms", "Live rooms, Main included.", rooms.len() as u64);
+        metrics::gauge(
+            &mut out,
+            "arena_tick",
+            "Current simulation tick of the oldest room.",
+            rooms.first().map_or(0, |(_, s)| u64::from(s.tick.load(Ordering::Relaxed))),
+        );
+        metrics::counter(&mut out, "arena_ticks_total", "Simulation ticks run, all rooms.", sum64(&|s| load(&s.ticks)));
+        metrics::counter(
+            &mut out,
+            "arena_ticks_dropped_total",
+            "Ticks skipped after falling too far behind, all rooms.",
+            sum64(&|s| load(&s.ticks_dropped)),
+        );
+        metrics::gauge(
+            &mut out,
+            "arena_players",
+            "Players in all rooms, bots included.",
+            sum64(&|s| u64::from(s.players.load(Ordering::Relaxed))),
+        );
+        metrics::gauge(
+            &mut out,
+            "arena_clients",
+            "Connected clients in all rooms (players and spectators).",
+            sum64(&|s| u64::from(s.clients.load(Ordering::Relaxed))),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_sent_total",
+            "Snapshots handed to connections.",
+            sum64(&|s| load(&s.snapshots_sent)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_skipped_total",
+            "Snapshots skipped for full outboxes.",
+            sum64(&|s| load(&s.snapshots_skipped)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshot_bytes_total",
+            "Bytes of snapshot messages sent.",
+            sum64(&|s| load(&s.snapshot_bytes)),
+        );
+        let tick_time = Histogram::default();
+        let input_ack = Histogram::default();
+        for (_, stats) in rooms {
+            tick_time.add(&stats.tick_time);
+            input_ack.add(&stats.input_ack_latency);
+        }
+        tick_time.render(
+            &mut out,
+            "arena_tick_duration_seconds",
+            "Time per tick-loop iteration with work (step and snapshots), all rooms.",
+        );
+        input_ack.render(
+            &mut out,
+            "arena_input_ack_latency_seconds",
+            "From receiving an input to queueing the snapshot that acks it, all rooms.",
+        );
+        type Series = (&'static str, &'static str, &'static str, fn(&RoomStats) -> f64);
+        let per_room: [Series; 4] = [
+            ("arena_room_players", "gauge", "Players in the room, bots included.", |s| {
+                f64::from(s.players.load(Ordering::Relaxed))
+            }),
+            ("arena_room_clients", "gauge", "Connected clients in the room.", |s| {
+                f64::from(s.clients.load(Ordering::Relaxed))
+            }),
+            ("arena_room_ticks_total", "counter", "Simulation ticks the room ran.", |s| {
+                s.ticks.load(Ordering::Relaxed) as f64
+            }),
+            ("arena_room_tick_p99_seconds", "gauge", "99th percentile of the room's tick time since it opened.", |s| {
+                metrics::quantile_us(&s.tick_time.snapshot(), 0.99).map_or(0.0, |us| us.min(10_000_000) as f64 / 1e6)
+            }),
+        ];
+        for (name, kind, help, value) in per_room {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (code, stats) in rooms {
+                let _ =
+                    std::fmt::Write::write_fmt(&mut out, format_args!("{name}{{room=\"{code}\"}} {}\n", value(stats)));
+            }
+        }
+        out
+    }
+}
+
+/// One player's connection as the room sees it.
+struct Client {
+    player: PlayerKey,
+    player_id: NetId,
+    name: String,
+    client_id: u64,
+    outbox: Outbox,
+    kick: Kick,
+    baselines: Baselines,
+    /// Events not yet delivered (kept across skipped snapshots).
+    pending_events: Vec<GameEvent>,
+    leaderboard_pending: bool,
+    /// The room's description changed and this client has not been sent it yet.
+    room_pending: bool,
+    /// Consecutive snapshots skipped because the outbox was full.
+    skipped: u32,
+    resume_token: u64,
+    /// One input being timed until a snapshot acknowledges it: (sequence, arrival).
+    latency_probe: Option<(u32, Instant)>,
+}
+
+/// A spectator of a live room: sees the whole map, has no player, sends no inputs.
+struct Spectator {
+    outbox: Outbox,
+    kick: Kick,
+    baselines: Baselines,
+    pending_events: Vec<GameEvent>,
+    leaderboard_pending: bool,
+    room_pending: bool,
+    skipped: u32,
+}
+
+/// Stats of a departed player, kept for a while so a reconnect can resume.
+struct Departed {
+    score: u16,
+    kills: u16,
+    deaths: u16,
+    left_at: Instant,
+}
+
+/// Spectators one room admits at once.
+pub const MAX_SPECTATORS: u16 = 64;
+
+/// What a room is, beyond the server-wide configuration: its identity and its creator's choices.
+#[derive(Clone, Debug)]
+pub struct RoomSetup {
+    pub code: RoomCode,
+    pub name: String,
+    pub public: bool,
+    pub map: Arc<MapDef>,
+    pub bots: u16,
+    pub max_players: u16,
+    /// "Main": never closes for being idle.
+    pub permanent: bool,
+    pub host_key: HostKey,
+    pub maps: Arc<MapCatalog>,
+}
+
+impl RoomSetup {
+    /// A room that plays `config`'s map with its bots and player cap (tests and benchmarks).
+    pub fn from_config(config: &ServerConfig, code: RoomCode) -> RoomSetup {
+        RoomSetup {
+            code,
+            name: "Main".to_string(),
+            public: true,
+            map: config.map.clone(),
+            bots: config.bots,
+            max_players: config.max_players,
+            permanent: true,
+            host_key: super::random_host_key(),
+            maps: Arc::new(MapCatalog::with_default(config.map.clone())),
+        }
+    }
+}
+
+/// The state the room task owns.
+pub struct Room {
+    config: Arc<ServerConfig>,
+    setup: RoomSetup,
+    pub world: World,
+    clients: BTreeMap<ConnId, Client>,
+    spectators: BTreeMap<ConnId, Spectator>,
+    departed: HashMap<u64, Departed>,
+    scene: Scene,
+    leaderboard: Leaderboard,
+    stats: Arc<RoomStats>,
+    public: Option<Arc<RoomPublic>>,
+    token_source: RandomState,
+    locked: bool,
+    /// The host's connection, while a human holds the role.
+    host: Option<ConnId>,
+    /// Browsers (client ids) and resume tokens the host kicked: refused for the room's life.
+    banned_clients: HashSet<u64>,
+    banned_tokens: HashSet<u64>,
+    /// Matches played (restarts and map changes start a new one).
+    match_number: u32,
+    // Buffers reused for every client's snapshot.
+    view_marks: Vec<u64>,
+    writer: BitWriter,
+    /// Largest interest view seen, to size new view buffers in one allocation.
+    view_capacity: usize,
+    /// This round's encoded deltas by baseline tick (shared-view mode only).
+    delta_cache: Vec<(Option<Tick>, Vec<u8>)>,
+    /// Records the match, when replays are on; started when the first player joins.
+    recorder: Option<Recorder>,
+}
+
+impl Room {
+    /// A room playing `config`'s map (tests and benchmarks; the server uses [`Room::with_setup`]).
+    pub fn new(config: Arc<ServerConfig>, stats: Arc<RoomStats>) -> Room {
+        let setup = RoomSetup::from_config(&config, RoomCode::from_indices([0, 1, 2, 3]));
+        Room::with_setup(config, setup, stats, None)
+    }
+
+    pub fn with_setup(
+        config: Arc<ServerConfig>,
+        setup: RoomSetup,
+        stats: Arc<RoomStats>,
+        public: Option<Arc<RoomPublic>>,
+    ) -> Room {
+        let world = new_world(&config, &setup.map, 0);
+        let mut room = Room {
+            scene: Scene::new(&setup.map),
+            setup,
+            config,
+            world,
+            clients: BTreeMap::new(),
+            spectators: BTreeMap::new(),
+            departed: HashMap::new(),
+            leaderboard: Leaderboard::default(),
+            stats,
+            public,
+            token_source: RandomState::new(),
+            locked: false,
+            host: None,
+            banned_clients: HashSet::new(),
+            banned_tokens: HashSet::new(),
+            match_number: 0,
+            view_marks: Vec::new(),
+            writer: BitWriter::new(),
+            view_capacity: 64,
+            delta_cache: Vec::new(),
+            recorder: None,
+        };
+        room.add_bots(room.setup.bots);
+        room.publish();
+        room
+    }
+
+    pub fn code(&self) -> RoomCode {
+        self.setup.code
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.setup.permanent
+    }
+
+    /// Nobody is playing or watching.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.spectators.is_empty()
+    }
+
+    fn humans(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Starts recording this match if replays are on and it is not recorded yet.
+    fn ensure_recording(&mut self) {
+        if self.recorder.is_some() {
+            return;
+        }
+        let Some(dir) = self.config.replay_dir.as_ref() else { return };
+        let header = replay::ReplayHeader {
+            protocol_version: shared::PROTOCOL_VERSION,
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            tick_hz: self.config.tick_hz,
+            snapshot_hz: self.config.snapshot_hz,
+            seed: match_seed(&self.config, self.match_number),
+            rules: match self.config.rules {
+                Rules::Arena => 0,
+                Rules::S1 => 1,
+            },
+            map: (*self.setup.map).clone(),
+            started_unix_ms: unix_ms(),
+            hash_every: replay::HASH_EVERY,
+        };
+        // A recording must start from the match's first tick: a match already under way (players
+        // joined before recording could start) is not recorded.
+        if self.world.tick.0 != 0 {
+            return;
+        }
+        match Recorder::create_named(dir, &header, self.setup.code.as_str()) {
+            Ok(mut recorder) => {
+                for player in self.world.players.values() {
+                    recorder.op(Op::Join { id: player.net_id, name: player.name.clone(), bot: player.bot.is_some() });
+                }
+                self.recorder = Some(recorder);
+            }
+            Err(error) => {
+                warn!(room = %self.setup.code, dir = %dir.display(), %error, "cannot record a replay; playing without one")
+            }
+        }
+    }
+
+    fn record(&mut self, op: Op) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.op(op);
+        }
+    }
+
+    fn add_bots(&mut self, count: u16) {
+        let existing = self.world.players.values().filter(|p| p.bot.is_some()).count();
+        for index in existing..existing + usize::from(count) {
+            let name = format!("bot-{}", index + 1);
+            let key = self.world.add_player(name.clone(), true);
+            let id = self.world.players[key].net_id;
+            self.record(Op::Join { id, name, bot: true });
+        }
+    }
+
+    fn remove_bots(&mut self, count: u16) {
+        let mut bots: Vec<(PlayerKey, NetId)> =
+            self.world.players.iter().filter(|(_, p)| p.bot.is_some()).map(|(k, p)| (k, p.net_id)).collect();
+        bots.sort_by_key(|(_, id)| std::cmp::Reverse(id.0));
+        for (key, id) in bots.into_iter().take(usize::from(count)) {
+            self.world.remove_player(key, DisconnectReason::ClientLeft);
+            self.record(Op::Leave { id, reason: DisconnectReason::ClientLeft });
+        }
+    }
+
+    /// Applies one message from a connection.
+    pub fn handle(&mut self, input: SimInput) {
+        match input {
+            SimInput::Join { conn, name, resume, outbox, kick, reply, spectator, host_key, client_id } => {
+                let result = if spectator {
+                    self.join_spectator(conn, client_id, outbox, kick)
+                } else {
+                    self.join(conn, name, resume, outbox, kick, host_key, client_id)
+                };
+                if let Err(Ok(welcome)) = reply.send(result) {
+                    // The connection gave up waiting: undo the join.
+                    drop(welcome);
+                    self.leave(conn, DisconnectReason::ConnectionLost);
+                }
+            }
+            SimInput::Input { conn, cmd, received } => {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.baselines.ack(cmd.ack);
+                    if client.latency_probe.is_none() {
+                        client.latency_probe = Some((cmd.seq, received));
+                    }
+                    self.world.push_input(client.player, cmd);
+                    let id = client.player_id;
+                    self.record(Op::Input { id, cmd });
+                } else if let Some(spectator) = self.spectators.get(&conn) {
+                    spectator.kick.kick(DisconnectReason::NotAllowed);
+                }
+            }
+            SimInput::Ack { conn, tick } => {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.baselines.ack(tick);
+                } else if let Some(spectator) = self.spectators.get_mut(&conn) {
+                    spectator.baselines.ack(tick);
+                }
+            }
+            SimInput::Chat { conn, text } => {
+                if let Some(client) = self.clients.get(&conn) {
+                    info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, %text, "chat");
+                    let id = client.player_id;
+                    self.record(Op::Chat { id, text: text.clone() });
+                    self.world.events.push(GameEvent::Chat { from: id, text });
+                }
+            }
+            SimInput::Host { conn, cmd } => self.host_command(conn, cmd),
+            SimInput::Leave { conn, reason } => self.leave(conn, reason),
+            SimInput::ReplayControl { conn, .. } => {
+                // Live rooms cannot be paused; a player asking is confused, not hostile.
+                if let Some(spectator) = self.spectators.get(&conn) {
+                    spectator.kick.kick(DisconnectReason::NotAllowed);
+                }
+            }
+            SimInput::Crash => panic!("room {} was asked to crash (panic containment test)", self.setup.code),
+        }
+    }
+
+    /// Whether `key` is this room's host key (constant time: no timing hints for guessers).
+    fn is_host_key(&self, key: Option<&HostKey>) -> bool {
+        use subtle::ConstantTimeEq;
+        key.is_some_and(|key| bool::from(key.ct_eq(&self.setup.host_key)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        conn: ConnId,
+        name: String,
+        resume: Option<u64>,
+        outbox: Outbox,
+        kick: Kick,
+        host_key: Option<HostKey>,
+        client_id: u64,
+    ) -> Result<Vec<u8>, DisconnectReason> {
+        if (client_id != 0 && self.banned_clients.contains(&client_id))
+            || resume.is_some_and(|token| self.banned_tokens.contains(&token))
+        {
+            return Err(DisconnectReason::Kicked);
+        }
+        let grace = self.config.resume_grace;
+        self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
+        let key_holder = self.is_host_key(host_key.as_ref());
+        let resuming = resume.is_some_and(|token| self.departed.contains_key(&token));
+        if self.locked && !key_holder && !resuming {
+            return Err(DisconnectReason::RoomLocked);
+        }
+        if self.humans() >= usize::from(self.setup.max_players) {
+            return Err(DisconnectReason::RoomFull { max: self.setup.max_players });
+        }
+        if self.world.tick.0 == 0 {
+            self.ensure_recording();
+        }
+        let resumed = resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d)));
+        let player = self.world.add_player(name.clone(), false);
+        let player_id = self.world.players[player].net_id;
+        self.record(Op::Join { id: player_id, name: name.clone(), bot: false });
+        let resume_token = match &resumed {
+            Some((token, departed)) => {
+                self.world.restore_stats(player, departed.score, departed.kills, departed.deaths);
+                self.record(Op::Resume {
+                    id: player_id,
+                    score: departed.score,
+                    kills: departed.kills,
+                    deaths: departed.deaths,
+                });
+                *token
+            }
+            None => self.token_source.hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
+        };
+        self.clients.insert(
+            conn,
+            Client {
+                player,
+                player_id,
+                name: name.clone(),
+                client_id,
+                outbox,
+                kick,
+                baselines: Baselines::new(),
+                pending_events: Vec::new(),
+                leaderboard_pending: true,
+                room_pending: false,
+                skipped: 0,
+                resume_token,
+                latency_probe: None,
+            },
+        );
+        // The key holder takes the role (back); with no host at all the first player does not:
+        // the creator of a room made over HTTP may still be on the way.
+        if key_holder && self.host != Some(conn) {
+            let previous = self.host.replace(conn);
+            if previous.is_some() {
+                self.announce(format!("{name} is the host again"));
+            }
+            self.mark_room_changed();
+        }
+        info!(
+            room = %self.setup.code,
+            conn = conn.0,
+            player = %player_id,
+            %name,
+            resumed = resumed.is_some(),
+            host = self.host == Some(conn),
+            players = self.world.players.len(),
+            "join"
+        );
+        self.publish();
+        Ok(protocol::encode(&self.welcome_for(conn)))
+    }
+
+    fn join_spectator(
+        &mut self,
+        conn: ConnId,
+        client_id: u64,
+        outbox: Outbox,
+        kick: Kick,
+    ) -> Result<Vec<u8>, DisconnectReason> {
+        if client_id != 0 && self.banned_clients.contains(&client_id) {
+            return Err(DisconnectReason::Kicked);
+        }
+        if self.spectators.len() >= usize::from(MAX_SPECTATORS) {
+            return Err(DisconnectReason::RoomFull { max: MAX_SPECTATORS });
+        }
+        self.spectators.insert(
+            conn,
+            Spectator {
+                outbox,
+                kick,
+                baselines: Baselines::new(),
+                pending_events: Vec::new(),
+                leaderboard_pending: true,
+                room_pending: false,
+                skipped: 0,
+            },
+        );
+        info!(room = %self.setup.code, conn = conn.0, spectators = self.spectators.len(), "spectator joined");
+        self.publish();
+        Ok(protocol::encode(&self.welcome_for(conn)))
+    }
+
+    /// The welcome for `conn` (a player or a spectator) in the current match.
+    fn welcome_for(&self, conn: ConnId) -> ServerMsg {
+        let client = self.clients.get(&conn);
+        ServerMsg::Welcome(Box::new(Welcome {
+            player_id: client.map_or(NetId(0), |c| c.player_id),
+            resume_token: client.map_or(0, |c| c.resume_token),
+            tick_rate: self.config.tick_hz,
+            snapshot_rate: self.config.snapshot_hz,
+            server_tick: self.world.tick,
+            map_id: self.setup.map.id.clone(),
+            map: (*self.setup.map).clone(),
+            roster: self.world.roster(),
+            max_players: self.setup.max_players,
+            replay: None,
+            room: self.room_info_for(conn),
+            spectator: client.is_none(),
+        }))
+    }
+
+    /// The room as `conn` may see it: only the host gets the host key.
+    fn room_info_for(&self, conn: ConnId) -> RoomInfo {
+        let is_host = self.host == Some(conn);
+        RoomInfo {
+            code: self.setup.code,
+            name: self.setup.name.clone(),
+            public: self.setup.public,
+            locked: self.locked,
+            map_id: self.setup.map.id.clone(),
+            max_players: self.setup.max_players,
+            bots: self.setup.bots,
+            host: self.host.and_then(|host| self.clients.get(&host)).map(|c| c.player_id),
+            you_are_host: is_host,
+            host_key: is_host.then_some(self.setup.host_key),
+            maps: self.setup.maps.ids(),
+            permanent: self.setup.permanent,
+        }
+    }
+
+    /// Every client is sent the room's new description with its next snapshot (or sooner).
+    fn mark_room_changed(&mut self) {
+        for client in self.clients.values_mut() {
+            client.room_pending = true;
+        }
+        for spectator in self.spectators.values_mut() {
+            spectator.room_pending = true;
+        }
+        self.publish();
+    }
+
+    /// A notice for everyone in the room (host actions and the like).
+    fn announce(&mut self, text: String) {
+        info!(room = %self.setup.code, notice = %text, "room notice");
+        let event = GameEvent::Notice { text };
+        for client in self.clients.values_mut() {
+            client.pending_events.push(event.clone());
+        }
+        for spectator in self.spectators.values_mut() {
+            spectator.pending_events.push(event.clone());
+        }
+    }
+
+    /// A notice for one client only (a host command that could not be carried out).
+    fn tell(&mut self, conn: ConnId, text: String) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.pending_events.push(GameEvent::Notice { text });
+        }
+    }
+
+    fn host_command(&mut self, conn: ConnId, cmd: HostCmd) {
+        if self.host != Some(conn) {
+            let kick = self.clients.get(&conn).map(|c| &c.kick).or(self.spectators.get(&conn).map(|s| &s.kick));
+            if let Some(kick) = kick {
+                warn!(room = %self.setup.code, conn = conn.0, ?cmd, "host command from a non-host");
+                kick.kick(DisconnectReason::NotAllowed);
+            }
+            return;
+        }
+        let host_name = self.clients.get(&conn).map_or_else(|| "The host".to_string(), |c| c.name.clone());
+        info!(room = %self.setup.code, conn = conn.0, ?cmd, "host command");
+        match cmd {
+            HostCmd::Restart => {
+                self.new_match(self.setup.map.clone());
+                self.announce(format!("{host_name} restarted the match"));
+            }
+            HostCmd::SetMap { map } => match self.setup.maps.get(&map) {
+                Some(map) => {
+                    let name = map.name.clone();
+                    self.new_match(map);
+                    self.announce(format!("{host_name} changed the map to {name}"));
+                }
+                None => self.tell(conn, format!("There is no map called \"{map}\"")),
+            },
+            HostCmd::SetBots { bots } => {
+                if bots > MAX_ROOM_BOTS {
+                    self.tell(conn, format!("A room can have at most {MAX_ROOM_BOTS} bots"));
+                    return;
+                }
+                let now = self.setup.bots;
+                if bots > now {
+                    self.add_bots(bots - now);
+                } else {
+                    self.remove_bots(now - bots);
+                }
+                self.setup.bots = bots;
+                self.mark_room_changed();
+                self.announce(format!("{host_name} set the bots to {bots}"));
+            }
+            HostCmd::Kick { player } => {
+                let target = self.clients.iter().find(|(c, client)| **c != conn && client.player_id == player);
+                let Some((&target, client)) = target else {
+                    self.tell(conn, "That player is not in the room".to_string());
+                    return;
+                };
+                if client.client_id != 0 {
+                    self.banned_clients.insert(client.client_id);
+                }
+                self.banned_tokens.insert(client.resume_token);
+                client.kick.kick(DisconnectReason::Kicked);
+                let name = client.name.clone();
+                let _ = target;
+                self.announce(format!("{host_name} kicked {name}"));
+            }
+            HostCmd::SetLocked { locked } => {
+                self.locked = locked;
+                self.mark_room_changed();
+                self.announce(format!("{host_name} {} the room", if locked { "locked" } else { "unlocked" }));
+            }
+            HostCmd::SetPublic { public } => {
+                self.setup.public = public;
+                self.mark_room_changed();
+                self.announce(format!("{host_name} made the room {}", if public { "public" } else { "private" }));
+            }
+            HostCmd::Handover { player } => {
+                let target = self.clients.iter().find(|(c, client)| **c != conn && client.player_id == player);
+                let Some((&target, client)) = target else {
+                    self.tell(conn, "That player is not in the room".to_string());
+                    return;
+                };
+                let name = client.name.clone();
+                self.host = Some(target);
+                // A new key: the old host cannot take the role back by reconnecting.
+                self.setup.host_key = super::random_host_key();
+                self.mark_room_changed();
+                self.announce(format!("{host_name} made {name} the host"));
+            }
+        }
+    }
+
+    /// Starts a new match on `map`: a new world (scores reset), a new replay file, and a new
+    /// welcome for everyone in the room. Players keep their connections and resume tokens.
+    fn new_match(&mut self, map: Arc<MapDef>) {
+        self.finish_recording();
+        self.match_number += 1;
+        self.world = new_world(&self.config, &map, self.match_number);
+        self.scene = Scene::new(&map);
+        self.setup.map = map;
+        self.leaderboard = Leaderboard::default();
+        self.departed.clear();
+        self.ensure_recording();
+        self.add_bots(self.setup.bots);
+        let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        for conn in &conns {
+            let client = self.clients.get_mut(conn).expect("listed");
+            let player = self.world.add_player(client.name.clone(), false);
+            client.player = player;
+            client.player_id = self.world.players[player].net_id;
+            let (id, name) = (client.player_id, client.name.clone());
+            self.record(Op::Join { id, name, bot: false });
+        }
+        let spectators: Vec<ConnId> = self.spectators.keys().copied().collect();
+        for conn in conns.iter().chain(&spectators) {
+            let welcome = protocol::encode(&self.welcome_for(*conn));
+            let (outbox, kick) = match (self.clients.get_mut(conn), self.spectators.get_mut(conn)) {
+                (Some(client), _) => {
+                    client.baselines.reset();
+                    // Events name the old match's players; notices are plain text and stay.
+                    client.pending_events.retain(|e| matches!(e, GameEvent::Notice { .. }));
+                    client.leaderboard_pending = true;
+                    client.room_pending = false;
+                    client.latency_probe = None;
+                    (&client.outbox, &client.kick)
+                }
+                (None, Some(spectator)) => {
+                    spectator.baselines.reset();
+                    spectator.pending_events.retain(|e| matches!(e, GameEvent::Notice { .. }));
+                    spectator.leaderboard_pending = true;
+                    spectator.room_pending = false;
+                    (&spectator.outbox, &spectator.kick)
+                }
+                (None, None) => continue,
+            };
+            // A client whose outbox is full now would apply the old match's snapshots to the new
+            // one: it is too slow to follow a restart.
+            if outbox.try_send(welcome).is_err() {
+                kick.kick(DisconnectReason::TooSlow);
+            }
+        }
+        self.world.events.clear();
+        self.publish();
+    }
+
+    fn leave(&mut self, conn: ConnId, reason: DisconnectReason) {
+        if self.spectators.remove(&conn).is_some() {
+            info!(room = %self.setup.code, conn = conn.0, %reason, "spectator left");
+            self.publish();
+            return;
+        }
+        let Some(client) = self.clients.remove(&conn) else {
+            return;
+        };
+        self.record(Op::Leave { id: client.player_id, reason: reason.clone() });
+        if let Some(player) = self.world.remove_player(client.player, reason.clone()) {
+            if reason.is_expected() {
+                info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+            } else {
+                warn!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+            }
+            if !self.banned_tokens.contains(&client.resume_token) {
+                self.departed.insert(
+                    client.resume_token,
+                    Departed {
+                        score: player.score,
+                        kills: player.kills,
+                        deaths: player.deaths,
+                        left_at: Instant::now(),
+                    },
+                );
+            }
+        }
+        if self.host == Some(conn) {
+            // The longest-present human (lowest connection id) becomes host. The key is kept, so
+            // the original host reloading the page takes the role back.
+            self.host = self.clients.keys().next().copied();
+            if let Some(name) = self.host.and_then(|host| self.clients.get(&host)).map(|c| c.name.clone()) {
+                self.announce(format!("{name} is now the host"));
+            }
+            self.mark_room_changed();
+        }
+        self.publish();
+    }
+
+    /// Writes the room's lobby summary and counts where the registry and `/metrics` read them.
+    fn publish(&self) {
+        self.stats.players.store(self.world.players.len() as u32, Ordering::Relaxed);
+        self.stats.clients.store((self.clients.len() + self.spectators.len()) as u32, Ordering::Relaxed);
+        if let Some(public) = &self.public {
+            let mut summary = public.summary.lock().expect("summary lock is never poisoned");
+            summary.name.clone_from(&self.setup.name);
+            summary.map.clone_from(&self.setup.map.id);
+            summary.players = self.clients.len() as u16;
+            summary.max_players = self.setup.max_players;
+            summary.bots = self.setup.bots;
+            summary.spectators = self.spectators.len() as u16;
+            summary.locked = self.locked;
+            summary.public = self.setup.public;
+        }
+    }
+
+    /// Runs one tick of the world and hands its events to every client.
+    pub fn step(&mut self) {
+        self.world.step();
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.end_tick(&self.world);
+        }
+        self.stats.tick.store(self.world.tick.0, Ordering::Relaxed);
+        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        self.distribute_events();
+    }
+
+    fn distribute_events(&mut self) {
+        if self.world.events.is_empty() {
+            return;
+        }
+        for client in self.clients.values_mut() {
+            client.pending_events.extend(self.world.events.iter().cloned());
+            if client.pending_events.len() > MAX_PENDING_EVENTS {
+                client.pending_events.clear();
+                client.kick.kick(DisconnectReason::TooSlow);
+            }
+        }
+        for spectator in self.spectators.values_mut() {
+            spectator.pending_events.extend(self.world.events.iter().cloned());
+            if spectator.pending_events.len() > MAX_PENDING_EVENTS {
+                spectator.pending_events.clear();
+                spectator.kick.kick(DisconnectReason::TooSlow);
+            }
+        }
+        self.world.events.clear();
+    }
+
+    /// Sends the room's new description to every client that has not had it yet.
+    fn send_room_updates(&mut self) {
+        let conns: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.room_pending)
+            .map(|(c, _)| *c)
+            .chain(self.spectators.iter().filter(|(_, s)| s.room_pending).map(|(c, _)| *c))
+            .collect();
+        for conn in conns {
+            let message = protocol::encode(&ServerMsg::Room(Box::new(self.room_info_for(conn))));
+            let sent = match (self.clients.get(&conn), self.spectators.get(&conn)) {
+                (Some(client), _) => client.outbox.try_send(message).is_ok(),
+                (None, Some(spectator)) => spectator.outbox.try_send(message).is_ok(),
+                (None, None) => continue,
+            };
+            if sent {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.room_pending = false;
+                } else if let Some(spectator) = self.spectators.get_mut(&conn) {
+                    spectator.room_pending = false;
+                }
+            }
+        }
+    }
+
+    /// Snapshots for spectators: the whole map, no own player.
+    fn send_spectator_snapshots(&mut self, too_slow_after: u32) {
+        if self.spectators.is_empty() {
+            return;
+        }
+        let mut view = View { entities: Vec::with_capacity(self.scene.len()) };
+        self.scene.view_all(&mut view);
+        let view = Arc::new(view);
+        let tick = self.world.tick;
+        for spectator in self.spectators.values_mut() {
+            if spectator.kick.is_kicked() {
+                continue;
+            }
+            let baseline = spectator.baselines.baseline();
+            encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
+            let message = SnapshotMsgRef {
+                tick,
+                baseline: baseline.map(|(tick, _)| tick),
+                input_ack: 0,
+                own: None,
+                delta: self.writer.finish(),
+                events: &spectator.pending_events,
+                leaderboard: spectator.leaderboard_pending.then_some(&self.leaderboard),
+            };
+            let mut bytes = Vec::new();
+            protocol::encode_snapshot_into(message, &mut bytes);
+            let size = bytes.len() as u64;
+            if spectator.outbox.try_send(bytes).is_ok() {
+                spectator.baselines.record(tick, view.clone());
+                spectator.pending_events.clear();
+                spectator.leaderboard_pending = false;
+                spectator.skipped = 0;
+                self.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
+            } else {
+                spectator.skipped += 1;
+                self.stats.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
+                if spectator.skipped > too_slow_after {
+                    spectator.kick.kick(DisconnectReason::TooSlow);
+                }
+            }
+        }
+    }
+
+    /// Builds and queues one snapshot for every client.
+    ///
+    /// Without interest management every client gets the same view: it is built once, shared
+    /// (`Arc`) as everyone's baseline, and each distinct (baseline → view) delta is encoded once
+    /// per round and reused for every client that acknowledged the same baseline.
+    pub fn send_snapshots(&mut self) {
+        self.send_room_updates();
+        if let Some(leaderboard) = self.world.refresh_leaderboard() {
+            self.leaderboard = leaderboard;
+            for client in self.clients.values_mut() {
+                client.leaderboard_pending = true;
+            }
+            for spectator in self.spectators.values_mut() {
+                spectator.leaderboard_pending = true;
+            }
+        }
+        self.scene.rebuild(&self.world, self.config.ticks_per_snapshot());
+        let tick = self.world.tick;
+        let too_slow_after =
+            (self.config.slow_client_timeout.as_secs_f32() * f32::from(self.config.snapshot_hz)).ceil() as u32;
+        let shared_view = (!self.config.interest).then(|| {
+            let mut view = View { entities: Vec::with_capacity(self.scene.len()) };
+            self.scene.view_all(&mut view);
+            Arc::new(view)
+        });
+        self.delta_cache.clear();
+        let now = Instant::now();
+        for client in self.clients.values_mut() {
+            if client.kick.is_kicked() {
+                continue;
+            }
+            let Some(player) = self.world.players.get(client.player) else { continue };
+            let view = match &shared_view {
+                Some(view) => view.clone(),
+                None => {
+                    let mut view = View { entities: Vec::with_capacity(self.view_capacity) };
+                    self.scene.view_around(player.pos, VIEW_HALF_EXTENT, &mut self.view_marks, &mut view);
+                    self.view_capacity = self.view_capacity.max(view.len());
+                    Arc::new(view)
+                }
+            };
+            let baseline = client.baselines.baseline();
+            let baseline_tick = baseline.map(|(tick, _)| tick);
+            // In shared-view mode each distinct baseline → view delta is encoded once per round.
+            let cached = if shared_view.is_some() {
+                self.delta_cache.iter().position(|(key, _)| *key == baseline_tick)
+            } else {
+                None
+            };
+            let cached = match cached {
+                Some(index) => Some(index),
+                None => {
+                    encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
+                    if shared_view.is_some() {
+                        self.delta_cache.push((baseline_tick, self.writer.finish().to_vec()));
+                        Some(self.delta_cache.len() - 1)
+                    } else {
+                        None
+                    }
+                }
+            };
+            let own = OwnState {
+                pos: player.pos,
+                vel: player.vel,
+                hp: player.hp,
+                alive: player.alive,
+                respawn_tick: (!player.alive).then_some(player.respawn_at),
+                fire_cooldown: player.fire_cooldown.min(u32::from(u16::MAX)) as u16,
+                score: player.score,
+                rank: player.rank,
+            };
+            let delta: &[u8] = match cached {
+                Some(index) => &self.delta_cache[index].1,
+                None => self.writer.finish(),
+            };
+            let message = SnapshotMsgRef {
+                tick,
+                baseline: baseline_tick,
+                input_ack: player.last_applied_seq,
+                own: Some(own),
+                delta,
+                events: &client.pending_events,
+                leaderboard: client.leaderboard_pending.then_some(&self.leaderboard),
+            };
+            let mut bytes = Vec::with_capacity(delta.len() + 64);
+            protocol::encode_snapshot_into(message, &mut bytes);
+            let size = bytes.len() as u64;
+            match client.outbox.try_send(bytes) {
+                Ok(()) => {
+                    client.baselines.record(tick, view);
+                    client.pending_events.clear();
+                    client.leaderboard_pending = false;
+                    client.skipped = 0;
+                    if let Some((seq, received)) = client.latency_probe
+                        && player.last_applied_seq >= seq
+                    {
+                        self.stats.input_ack_latency.record(now.saturating_duration_since(received));
+                        client.latency_probe = None;
+                    }
+                    self.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // Full or closed: the events stay pending for the next snapshot; the next
+                    // delta is still taken against what the client acknowledged, so skipping is
+                    // safe.
+                    client.skipped += 1;
+                    self.stats.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
+                    if client.skipped > too_slow_after {
+                        client.kick.kick(DisconnectReason::TooSlow);
+                    }
+                }
+            }
+        }
+        self.send_spectator_snapshots(too_slow_after);
+    }
+
+    /// Flushes and closes the replay file, if recording.
+    pub fn finish_recording(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish();
+        }
+    }
+
+    /// Where this room's replay is being written.
+    pub fn replay_path(&self) -> Option<&std::path::Path> {
+        self.recorder.as_ref().map(|r| r.path.as_path())
+    }
+
+    /// Asks every connection to close with `reason`.
+    pub fn close_all(&mut self, reason: DisconnectReason) {
+        for client in self.clients.values() {
+            client.kick.kick(reason.clone());
+        }
+        for spectator in self.spectators.values() {
+            spectator.kick.kick(reason.clone());
+        }
+    }
+}
+
+fn new_world(config: &ServerConfig, map: &Arc<MapDef>, match_number: u32) -> World {
+    World::new(
+        map.clone(),
+        WorldConfig { tick_hz: config.tick_hz, seed: match_seed(config, match_number), rules: config.rules },
+    )
+}
+
+/// Each match of a room has its own seed, derived from the server's.
+fn match_seed(config: &ServerConfig, match_number: u32) -> u64 {
+    config.seed.wrapping_add(u64::from(match_number).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the room until `cancel` fires (then every client is asked to close with
+/// [`DisconnectReason::ServerClosing`]) or, unless the room is permanent, until it has been empty
+/// for `config.room_idle` (then joins still queued are refused with
+/// [`DisconnectReason::RoomClosed`]).
+pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: CancellationToken) {
+    let config = room.config.clone();
+    let stats = room.stats.clone();
+    let period = Duration::from_secs_f64(1.0 / f64::from(config.tick_hz));
+    let ticks_per_snapshot = config.ticks_per_snapshot();
+    // A hand-rolled deadline instead of `tokio::time::interval`: after a stall we run at most
+    // MAX_CATCH_UP_TICKS ticks back to back and then drop the rest of the debt (and count it),
+    // so a long pause never turns into a burst of hundreds of ticks (no spiral of death).
+    let mut next_tick = Instant::now() + period;
+    let mut pending = Vec::with_capacity(1024);
+    loop {
+        if room.is_empty() {
+            // Nobody here: no ticks at all (the world, bots included, is paused), just wait for
+            // a join, the idle deadline or shutdown. An empty room costs no CPU.
+            let idle_deadline = Instant::now() + config.room_idle;
+            let permanent = room.is_permanent();
+            let message = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                message = inbox.recv() => message,
+                _ = tokio::time::sleep_until(idle_deadline), if !permanent => {
+                    info!(room = %room.code(), idle_s = config.room_idle.as_secs(), "room closed after being empty");
+                    refuse_queued_joins(&mut inbox);
+                    room.close_all(DisconnectReason::RoomClosed);
+                    room.finish_recording();
+                    return;
+                }
+            };
+            let Some(message) = message else { break };
+            room.handle(message);
+            next_tick = Instant::now() + period;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next_tick) => {}
+        }
+        let started = Instant::now();
+        // Drain everything the connections sent since the last tick.
+        while let Ok(input) = inbox.try_recv() {
+            pending.push(input);
+        }
+        for input in pending.drain(..) {
+            room.handle(input);
+        }
+        let mut ran = 0;
+        let mut snapshot_due = false;
+        while next_tick <= started && ran < MAX_CATCH_UP_TICKS {
+            room.step();
+            snapshot_due |= room.world.tick.0.is_multiple_of(ticks_per_snapshot);
+            next_tick += period;
+            ran += 1;
+        }
+        if next_tick <= started {
+            let behind = ((started - next_tick).as_secs_f64() / period.as_secs_f64()) as u64 + 1;
+            stats.ticks_dropped.fetch_add(behind, Ordering::Relaxed);
+            warn!(room = %room.code(), ticks_dropped = behind, tick = %room.world.tick, "tick loop fell behind; dropping time");
+            next_tick = started + period;
+        }
+        if snapshot_due {
+            room.send_snapshots();
+        }
+        let took = started.elapsed();
+        stats.last_tick_us.store(took.as_micros() as u64, Ordering::Relaxed);
+        if ran > 0 {
+            stats.tick_time.record(took);
+        }
+    }
+    room.close_all(DisconnectReason::ServerClosing);
+    room.finish_recording();
+    info!(room = %room.code(), tick = %room.world.tick, "room stopped");
+}
+
+/// Closes the inbox and answers every join still queued in it with "room closed", so a join
+/// racing the room's close never hangs and never lands in a dead room.
+fn refuse_queued_joins(inbox: &mut mpsc::Receiver<SimInput>) {
+    inbox.close();
+    while let Ok(message) = inbox.try_recv() {
+        if let SimInput::Join { reply, .. } = message {
+            let _ = reply.send(Err(DisconnectReason::RoomClosed));
+        }
+    }
+}

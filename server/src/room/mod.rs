@@ -1,0 +1,55 @@
+//! Rooms: many matches in one server. Each live room is its own task that owns its `World`
+//! ([`live`]); a replay being watched is a room of spectators only ([`theater`]); the
+//! [`registry`] creates rooms, maps codes to their handles and lists them, and is never on a
+//! tick's path.
+
+pub mod live;
+pub mod registry;
+pub mod theater;
+
+use std::sync::{Arc, Mutex};
+
+use shared::room::{HOST_KEY_BYTES, HostKey, ROOM_CODE_LEN, RoomCode, RoomSummary};
+
+use live::RoomStats;
+
+/// What a room publishes for everyone else to read (the lobby, the API, `/metrics`). Only the
+/// room writes it; readers take the lock for a copy and never wait on the room itself.
+#[derive(Debug)]
+pub struct RoomPublic {
+    pub code: RoomCode,
+    pub permanent: bool,
+    pub stats: Arc<RoomStats>,
+    pub summary: Mutex<RoomSummary>,
+}
+
+impl RoomPublic {
+    pub fn summary(&self) -> RoomSummary {
+        self.summary.lock().expect("summary lock is never poisoned").clone()
+    }
+}
+
+/// 128 bits from the operating system's generator.
+pub fn random_host_key() -> HostKey {
+    let mut key = [0u8; HOST_KEY_BYTES];
+    getrandom::fill(&mut key).expect("the OS random generator is available");
+    key
+}
+
+/// A uniformly random room code.
+pub fn random_code() -> RoomCode {
+    let mut bytes = [0u8; ROOM_CODE_LEN];
+    // Rejection sampling keeps the letters uniform (256 is not a multiple of 24).
+    let limit = 240u8;
+    for slot in &mut bytes {
+        loop {
+            let mut byte = [0u8; 1];
+            getrandom::fill(&mut byte).expect("the OS random generator is available");
+            if byte[0] < limit {
+                *slot = byte[0];
+                break;
+            }
+        }
+    }
+    RoomCode::from_indices(bytes)
+}

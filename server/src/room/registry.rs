@@ -1,0 +1,356 @@
+//! The room registry: creates rooms, maps codes to handles, lists the public ones and removes
+//! rooms when their task ends (idle close, shutdown or a panic). A connection asks it once, at
+//! hello, which room to join, and from then on talks only to that room. It is never on a tick's
+//! path: rooms write their summaries into their own [`RoomPublic`] and never wait on it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use shared::protocol::DisconnectReason;
+use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+use super::RoomPublic;
+use super::live::{self, INBOX_CAPACITY, Room, RoomSetup, RoomStats, SimInput};
+use crate::config::ServerConfig;
+use crate::maps::MapCatalog;
+use crate::net::rate::TokenBucket;
+
+/// How a connection reaches a room: its inbox and what it publishes.
+#[derive(Clone, Debug)]
+pub struct RoomHandle {
+    pub inbox: mpsc::Sender<SimInput>,
+    pub public: Arc<RoomPublic>,
+}
+
+/// Why a room could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateError {
+    /// This address created rooms too fast.
+    RateLimited,
+    /// The server hosts `max` rooms already.
+    TooManyRooms { max: u16 },
+    /// A setting is out of range or names no map.
+    BadSettings(String),
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+impl CreateError {
+    pub fn reason(&self) -> DisconnectReason {
+        match self {
+            CreateError::RateLimited => DisconnectReason::CreateRateLimited,
+            CreateError::TooManyRooms { max } => DisconnectReason::TooManyRooms { max: *max },
+            CreateError::BadSettings(_) => DisconnectReason::Malformed,
+            CreateError::ShuttingDown => DisconnectReason::ServerClosing,
+        }
+    }
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CreateError::BadSettings(why) => write!(f, "{why}"),
+            other => write!(f, "{}", other.reason()),
+        }
+    }
+}
+
+/// Where a connection's hello leads.
+pub struct Destination {
+    pub room: RoomHandle,
+    pub spectator: bool,
+    /// The host key of a room this very hello created (the creator is its host).
+    pub created_key: Option<HostKey>,
+}
+
+/// The server's rooms.
+pub struct Registry {
+    config: Arc<ServerConfig>,
+    pub maps: Arc<MapCatalog>,
+    rooms: Mutex<HashMap<RoomCode, RoomHandle>>,
+    creates: Mutex<HashMap<IpAddr, TokenBucket>>,
+    /// Fires at shutdown: every room closes its clients with "server is shutting down".
+    stop: CancellationToken,
+    /// Room tasks, so shutdown can wait for them.
+    tracker: TaskTracker,
+    /// The stats of "Main" (for the callers of `run_with_stats`).
+    main_stats: Arc<RoomStats>,
+    main_code: Mutex<Option<RoomCode>>,
+}
+
+/// Addresses remembered for the create limit before idle ones are forgotten.
+const MAX_TRACKED_CREATORS: usize = 4096;
+
+impl Registry {
+    pub fn new(config: Arc<ServerConfig>, main_stats: Arc<RoomStats>) -> Arc<Registry> {
+        Arc::new(Registry {
+            maps: Arc::new(MapCatalog::with_default(config.map.clone())),
+            config,
+            rooms: Mutex::new(HashMap::new()),
+            creates: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            main_stats,
+            main_code: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.config
+    }
+
+    /// Opens "Main": public, permanent, the configured map and bots.
+    pub fn open_main(self: &Arc<Self>) -> RoomHandle {
+        let settings = RoomSettings {
+            name: Some("Main".to_string()),
+            public: Some(true),
+            map: Some(self.config.map.id.clone()),
+            bots: Some(self.config.bots),
+            max_players: Some(self.config.max_players),
+        };
+        let (handle, _) = self.spawn_room(settings, true, Some(self.main_stats.clone())).expect("Main always fits");
+        *self.main_code.lock().expect("not poisoned") = Some(handle.public.code);
+        handle
+    }
+
+    /// Registers a room whose task the caller runs (the replay theater): it gets a code and is
+    /// listed as public and permanent.
+    pub fn register_external(self: &Arc<Self>, name: &str, map: &str) -> (RoomHandle, mpsc::Receiver<SimInput>) {
+        let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
+        let mut rooms = self.rooms.lock().expect("not poisoned");
+        let code = unused_code(&rooms);
+        let public = Arc::new(RoomPublic {
+            code,
+            permanent: true,
+            stats: self.main_stats.clone(),
+            summary: Mutex::new(RoomSummary {
+                code,
+                name: name.to_string(),
+                map: map.to_string(),
+                players: 0,
+                max_players: 0,
+                bots: 0,
+                spectators: 0,
+                locked: false,
+                public: true,
+                created_unix_ms: live::unix_ms(),
+            }),
+        });
+        let handle = RoomHandle { inbox, public };
+        rooms.insert(code, handle.clone());
+        *self.main_code.lock().expect("not poisoned") = Some(code);
+        (handle, receiver)
+    }
+
+    /// Creates a room for `creator` (rate-limited per address) and returns it with its host key.
+    pub fn create(
+        self: &Arc<Self>,
+        settings: RoomSettings,
+        creator: Option<IpAddr>,
+    ) -> Result<(RoomHandle, HostKey), CreateError> {
+        if self.stop.is_cancelled() {
+            return Err(CreateError::ShuttingDown);
+        }
+        self.validate(&settings)?;
+        if let Some(ip) = creator
+            && !self.take_create_token(ip)
+        {
+            return Err(CreateError::RateLimited);
+        }
+        self.spawn_room(settings, false, None)
+    }
+
+    fn validate(&self, settings: &RoomSettings) -> Result<(), CreateError> {
+        if let Some(map) = &settings.map
+            && self.maps.get(map).is_none()
+        {
+            let known = self.maps.ids().join(", ");
+            return Err(CreateError::BadSettings(format!("map: no map called {map:?} (maps: {known})")));
+        }
+        if let Some(bots) = settings.bots
+            && bots > MAX_ROOM_BOTS
+        {
+            return Err(CreateError::BadSettings(format!("bots: at most {MAX_ROOM_BOTS}, got {bots}")));
+        }
+        if let Some(max) = settings.max_players
+            && !(1..=self.config.max_players).contains(&max)
+        {
+            return Err(CreateError::BadSettings(format!(
+                "max_players: 1..={} on this server, got {max}",
+                self.config.max_players
+            )));
+        }
+        Ok(())
+    }
+
+    fn take_create_token(&self, ip: IpAddr) -> bool {
+        let per_minute = f64::from(self.config.room_creates_per_minute);
+        let mut creates = self.creates.lock().expect("not poisoned");
+        if creates.len() >= MAX_TRACKED_CREATORS {
+            // Forget addresses whose bucket has refilled (they are back to a full burst anyway).
+            creates.retain(|_, bucket| !bucket.is_full());
+        }
+        creates.entry(ip).or_insert_with(|| TokenBucket::new(per_minute / 60.0, per_minute)).try_take()
+    }
+
+    /// Registers and starts a room. The room is findable by its code before this returns.
+    fn spawn_room(
+        self: &Arc<Self>,
+        settings: RoomSettings,
+        permanent: bool,
+        stats: Option<Arc<RoomStats>>,
+    ) -> Result<(RoomHandle, HostKey), CreateError> {
+        let mut rooms = self.rooms.lock().expect("not poisoned");
+        if rooms.len() >= usize::from(self.config.max_rooms) {
+            return Err(CreateError::TooManyRooms { max: self.config.max_rooms });
+        }
+        let code = unused_code(&rooms);
+        let map = settings.map.as_deref().and_then(|id| self.maps.get(id)).unwrap_or_else(|| self.maps.default_map());
+        let host_key = super::random_host_key();
+        let setup = RoomSetup {
+            code,
+            name: sanitize_room_name(settings.name.as_deref().unwrap_or(""), &format!("Room {code}")),
+            public: settings.public.unwrap_or(true),
+            map,
+            // Main's bots are the server host's choice (`--bots`); other rooms' are capped.
+            bots: if permanent { settings.bots.unwrap_or(0) } else { settings.bots.unwrap_or(0).min(MAX_ROOM_BOTS) },
+            max_players: settings.max_players.unwrap_or(self.config.max_players).clamp(1, self.config.max_players),
+            permanent,
+            host_key,
+            maps: self.maps.clone(),
+        };
+        let stats = stats.unwrap_or_default();
+        let public = Arc::new(RoomPublic {
+            code,
+            permanent,
+            stats: stats.clone(),
+            summary: std::sync::Mutex::new(RoomSummary {
+                code,
+                name: setup.name.clone(),
+                map: setup.map.id.clone(),
+                players: 0,
+                max_players: setup.max_players,
+                bots: setup.bots,
+                spectators: 0,
+                locked: false,
+                public: setup.public,
+                created_unix_ms: live::unix_ms(),
+            }),
+        });
+        let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
+        let handle = RoomHandle { inbox, public: public.clone() };
+        rooms.insert(code, handle.clone());
+        drop(rooms);
+        info!(room = %code, name = %setup.name, map = %setup.map.id, public = setup.public, bots = setup.bots, "room created");
+        let room = Room::with_setup(self.config.clone(), setup, stats, Some(public));
+        let task = tokio::spawn(live::run(room, receiver, self.stop.child_token()));
+        let registry = Arc::downgrade(self);
+        // The supervisor: whatever way the room's task ends, the room leaves the registry; a
+        // panic is logged and touches no other room (its clients see their outboxes close and
+        // are told "room closed").
+        self.tracker.spawn(async move {
+            if let Err(failure) = task.await {
+                error!(room = %code, %failure, "room task failed; its players were disconnected");
+            }
+            if let Some(registry) = registry.upgrade() {
+                registry.rooms.lock().expect("not poisoned").remove(&code);
+            }
+            info!(room = %code, "room removed");
+        });
+        Ok((handle, host_key))
+    }
+
+    /// The live room with this code (private ones included).
+    pub fn find(&self, code: &str) -> Option<RoomHandle> {
+        let code = RoomCode::parse(code)?;
+        self.rooms.lock().expect("not poisoned").get(&code).cloned()
+    }
+
+    /// Public rooms, oldest first.
+    pub fn list_public(&self) -> Vec<RoomSummary> {
+        let mut list: Vec<RoomSummary> =
+            self.handles().iter().map(|h| h.public.summary()).filter(|summary| summary.public).collect();
+        list.sort_by_key(|summary| (summary.created_unix_ms, summary.code));
+        list
+    }
+
+    /// Every live room's handle.
+    pub fn handles(&self) -> Vec<RoomHandle> {
+        self.rooms.lock().expect("not poisoned").values().cloned().collect()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.lock().expect("not poisoned").len()
+    }
+
+    /// Quick play's pick: the fullest public, unlocked room with space, skipping `except`.
+    fn quick_play_pick(&self, except: &[RoomCode]) -> Option<RoomHandle> {
+        self.handles()
+            .into_iter()
+            .filter(|h| !except.contains(&h.public.code))
+            .map(|h| (h.public.summary(), h))
+            .filter(|(s, _)| s.public && !s.locked && s.players < s.max_players)
+            .max_by_key(|(s, _)| (s.players, std::cmp::Reverse(s.created_unix_ms)))
+            .map(|(_, h)| h)
+    }
+
+    /// Resolves a hello's room request. `tried` lists rooms quick play already failed to join.
+    pub fn resolve(
+        self: &Arc<Self>,
+        request: &RoomRequest,
+        peer: IpAddr,
+        tried: &[RoomCode],
+    ) -> Result<Destination, DisconnectReason> {
+        match request {
+            RoomRequest::QuickPlay => {
+                if let Some(room) = self.quick_play_pick(tried) {
+                    return Ok(Destination { room, spectator: false, created_key: None });
+                }
+                let settings = RoomSettings { public: Some(true), ..RoomSettings::default() };
+                // No room has space and none can be opened: the server is full.
+                let (room, key) = self.create(settings, Some(peer)).map_err(|error| match error {
+                    CreateError::TooManyRooms { .. } => DisconnectReason::ServerFull { max: self.config.max_players },
+                    other => other.reason(),
+                })?;
+                Ok(Destination { room, spectator: false, created_key: Some(key) })
+            }
+            RoomRequest::Join { code } => {
+                let room = self.find(code).ok_or(DisconnectReason::NoSuchRoom)?;
+                Ok(Destination { room, spectator: false, created_key: None })
+            }
+            RoomRequest::Watch { code } => {
+                let room = self.find(code).ok_or(DisconnectReason::NoSuchRoom)?;
+                Ok(Destination { room, spectator: true, created_key: None })
+            }
+            RoomRequest::Create(settings) => {
+                let (room, key) = self.create(settings.clone(), Some(peer)).map_err(|e| e.reason())?;
+                Ok(Destination { room, spectator: false, created_key: Some(key) })
+            }
+        }
+    }
+
+    /// Stops every room (clients are told the server is shutting down) and waits for them.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    pub fn main_code(&self) -> Option<RoomCode> {
+        *self.main_code.lock().expect("not poisoned")
+    }
+}
+
+fn unused_code(rooms: &HashMap<RoomCode, RoomHandle>) -> RoomCode {
+    loop {
+        let code = super::random_code();
+        if !rooms.contains_key(&code) {
+            return code;
+        }
+    }
+}
