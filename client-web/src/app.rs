@@ -1,44 +1,48 @@
-//! The browser shell: owns the canvas, the DOM HUD, the socket and the [`Session`], and drives
-//! everything from `requestAnimationFrame`. Inputs go out at the simulation tick rate from a
-//! fixed-step accumulator; snapshots are applied as they arrive (even in a background tab).
+//! The browser shell: owns the canvas, the DOM HUD, the lobby, the socket and the [`Session`],
+//! and drives everything from `requestAnimationFrame`. Inputs go out at the simulation tick rate
+//! from a fixed-step accumulator; snapshots are applied as they arrive (even in a background
+//! tab). The lobby and the room around a match (joining, invite links, host controls) live in
+//! [`rooms`].
+
+mod rooms;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use glam::Vec2;
 use serde_json::json;
-use shared::protocol::{self, ClientMsg, DisconnectReason, PROTOCOL_VERSION, ServerMsg};
+use shared::protocol::{self, ClientMsg, DisconnectReason, ServerMsg};
+use shared::room::{RoomCode, RoomInfo, RoomSummary};
 use shared::rules::PLAYER_MAX_HP;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, KeyboardEvent, MouseEvent, TouchEvent, Window};
 
+use crate::host_panel::HostPanel;
 use crate::hud::Hud;
 use crate::input::{InputState, TouchStick};
+use crate::lobby::{self, JoinTarget, MapEntry, NAME_KEY};
+use crate::lobby_view::LobbyView;
 use crate::net::{Connection, NetEvent, server_url};
 use crate::render::{self, Camera, FrameScene};
 use crate::session::{PlayerSprite, Session};
 use crate::stats::{FrameTimes, Rate};
+use crate::storage;
 
 thread_local! {
     static APP: RefCell<Option<Rc<RefCell<App>>>> = const { RefCell::new(None) };
 }
 
-const NAME_KEY: &str = "arena.name";
-const RESUME_KEY: &str = "arena.resume";
-
 #[derive(Debug, Clone, PartialEq)]
 enum ConnState {
+    /// On the lobby screen (named for the old name-entry form, which tests wait for).
     NameEntry,
     Connecting,
     Connected,
-    /// Lost; the next attempt is at `at_ms`.
+    /// Lost; the next attempt is at `at_ms`. Endings retrying cannot fix go back to the lobby
+    /// instead (see [`lobby::after_close`]).
     Reconnecting {
         at_ms: f64,
-        why: String,
-    },
-    /// Ended for a reason retrying cannot fix.
-    Closed {
         why: String,
     },
 }
@@ -48,12 +52,37 @@ pub struct App {
     canvas: HtmlCanvasElement,
     ctx: CanvasRenderingContext2d,
     hud: Hud,
+    lobby: LobbyView,
+    host_panel: HostPanel,
     input: InputState,
     conn: Option<Connection>,
     state: ConnState,
     session: Option<Session>,
     name: String,
-    resume: Option<u64>,
+    /// What the current (or next) connection asks for. After a welcome it names the room joined,
+    /// so reconnects go back into the same room.
+    target: JoinTarget,
+    /// The room the player is in, from the welcome and later `Room` messages. Kept while
+    /// reconnecting: what happens after a close depends on whether we had got in.
+    room: Option<RoomInfo>,
+    /// This browser's random id (localStorage), sent in every hello.
+    client_id: u64,
+    /// The last resume token and its room, in case sessionStorage is unavailable.
+    resume: Option<(RoomCode, u64)>,
+    /// The room of the invite link the lobby offers to join (`/r/CODE` without a known name),
+    /// and what the server said about it.
+    invite: Option<RoomCode>,
+    invite_room: Option<RoomSummary>,
+    /// The last `/api/rooms` and `/api/maps` answers.
+    lobby_rooms: Vec<RoomSummary>,
+    maps: Vec<MapEntry>,
+    /// Why the lobby is showing again (kicked, room locked...), shown at its top.
+    lobby_message: Option<String>,
+    /// When the running `/api/rooms` poll started (one at a time), and when the last one did.
+    poll_started_ms: Option<f64>,
+    last_poll_ms: f64,
+    /// When the invite link was last copied, to say so on the button for a moment.
+    copied_at_ms: Option<f64>,
     /// The reason the server gave before closing, if any.
     server_reason: Option<DisconnectReason>,
     /// Why the last connection ended, shown until a reconnect succeeds.
@@ -98,33 +127,37 @@ pub fn start() -> Result<(), JsValue> {
     let window = web_sys::window().ok_or("no window")?;
     let document = window.document().ok_or("no document")?;
     let hud = Hud::new(&document).map_err(|e| JsValue::from_str(&e))?;
+    let lobby = LobbyView::new(&document).map_err(|e| JsValue::from_str(&e))?;
+    let host_panel = HostPanel::new(&document).map_err(|e| JsValue::from_str(&e))?;
     let canvas: HtmlCanvasElement = document.get_element_by_id("game").ok_or("#game missing")?.dyn_into()?;
     let ctx: CanvasRenderingContext2d = canvas.get_context("2d")?.ok_or("no 2d context")?.dyn_into()?;
-    let stored_name = window
-        .local_storage()
-        .ok()
-        .flatten()
-        .and_then(|storage| storage.get_item(NAME_KEY).ok().flatten())
-        .unwrap_or_default();
-    hud.name_input.set_value(&stored_name);
-    let resume = window
-        .session_storage()
-        .ok()
-        .flatten()
-        .and_then(|storage| storage.get_item(RESUME_KEY).ok().flatten())
-        .and_then(|token| token.parse().ok());
+    let stored_name = storage::local_get(NAME_KEY).unwrap_or_default();
+    lobby.name_input.set_value(&stored_name);
     let app = Rc::new_cyclic(|this| {
         RefCell::new(App {
             window: window.clone(),
             canvas,
             ctx,
             hud,
+            lobby,
+            host_panel,
             input: InputState::default(),
             conn: None,
             state: ConnState::NameEntry,
             session: None,
             name: stored_name,
-            resume,
+            target: JoinTarget::QuickPlay,
+            room: None,
+            client_id: storage::client_id(),
+            resume: None,
+            invite: None,
+            invite_room: None,
+            lobby_rooms: Vec::new(),
+            maps: Vec::new(),
+            lobby_message: None,
+            poll_started_ms: None,
+            last_poll_ms: f64::NEG_INFINITY,
+            copied_at_ms: None,
             server_reason: None,
             last_close_reason: None,
             reconnect_attempt: 0,
@@ -154,21 +187,7 @@ pub fn start() -> Result<(), JsValue> {
     APP.with(|slot| *slot.borrow_mut() = Some(app.clone()));
     install_listeners(&app, &window, &document)?;
     start_frame_loop(app.clone(), &window)?;
-    {
-        let mut app = app.borrow_mut();
-        app.hud.name_input.focus().ok();
-        // `?name=...&autojoin=1` joins straight away (handy for LAN parties and benchmarks).
-        let search = window.location().search().unwrap_or_default();
-        let params = web_sys::UrlSearchParams::new_with_str(&search).ok();
-        if let Some(params) = params {
-            if let Some(name) = params.get("name") {
-                app.hud.name_input.set_value(&name);
-            }
-            if params.get("autojoin").is_some() {
-                app.join_clicked();
-            }
-        }
-    }
+    app.borrow_mut().launch();
     Ok(())
 }
 
@@ -216,11 +235,7 @@ fn install_listeners(app: &Rc<RefCell<App>>, window: &Window, document: &web_sys
     for kind in ["touchstart", "touchmove", "touchend", "touchcancel"] {
         listen::<TouchEvent>(&canvas, kind, app, App::on_touch)?;
     }
-    let play: web_sys::EventTarget = document.get_element_by_id("play").ok_or("#play missing")?.into();
-    listen::<MouseEvent>(&play, "click", app, |app, event| {
-        event.prevent_default();
-        app.join_clicked();
-    })?;
+    rooms::install_listeners(app, document)?;
     let replay_play: web_sys::EventTarget = app.borrow().hud.replay_play.clone().into();
     listen::<MouseEvent>(&replay_play, "click", app, |app, _| {
         let paused = app.session.as_ref().and_then(|s| s.replay).is_some_and(|r| r.paused);
@@ -275,35 +290,7 @@ fn speed_label(speed: f32) -> &'static str {
     LABELS.iter().min_by(|a, b| (a.0 - speed).abs().total_cmp(&(b.0 - speed).abs())).map_or("1", |(_, label)| label)
 }
 
-/// Close reasons that retrying cannot fix.
-fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
-    match reason {
-        Some(reason) => matches!(
-            reason,
-            DisconnectReason::ProtocolMismatch { .. }
-                | DisconnectReason::Kicked
-                | DisconnectReason::Malformed
-                | DisconnectReason::InvalidInput
-                | DisconnectReason::TextFrame
-        ),
-        None => matches!(code, 4001 | 4004 | 4005 | 4008 | 1003),
-    }
-}
-
 impl App {
-    fn join_clicked(&mut self) {
-        let name = protocol::sanitize_name(&self.hud.name_input.value());
-        if let Ok(Some(storage)) = self.window.local_storage() {
-            let _ = storage.set_item(NAME_KEY, &name);
-        }
-        self.name = name;
-        Hud::show(&self.hud.join, false);
-        Hud::show(&self.hud.hud_root, true);
-        let _ = self.canvas.focus();
-        self.reconnect_attempt = 0;
-        self.connect();
-    }
-
     fn connect(&mut self) {
         self.conn = None;
         self.session = None;
@@ -341,25 +328,17 @@ impl App {
         let now = now_ms();
         match event {
             NetEvent::Open => {
-                let hello =
-                    ClientMsg::Hello { protocol: PROTOCOL_VERSION, name: self.name.clone(), resume: self.resume };
+                let remembered = self.resume;
+                let hello = lobby::hello(&self.name, &self.target, self.client_id, |code| {
+                    storage::credentials(code, remembered)
+                });
                 self.send(&hello);
             }
             NetEvent::Message(bytes) => {
                 self.bytes_in.add(now, bytes.len() as f64);
                 match protocol::decode_server(&bytes) {
-                    Ok(ServerMsg::Welcome(welcome)) => {
-                        self.resume = Some(welcome.resume_token);
-                        if let Ok(Some(storage)) = self.window.session_storage() {
-                            let _ = storage.set_item(RESUME_KEY, &welcome.resume_token.to_string());
-                        }
-                        self.session = Some(Session::new(*welcome));
-                        self.state = ConnState::Connected;
-                        self.reconnect_attempt = 0;
-                        self.last_close_reason = None;
-                        self.accumulator_ms = 0.0;
-                        self.last_ping_ms = 0.0;
-                    }
+                    Ok(ServerMsg::Welcome(welcome)) => self.on_welcome(*welcome),
+                    Ok(ServerMsg::Room(room)) => self.on_room(*room),
                     Ok(ServerMsg::Snapshot(snapshot)) => {
                         self.snapshots_in.add(now, 1.0);
                         let Some(session) = self.session.as_mut() else {
@@ -405,14 +384,10 @@ impl App {
                     None if self.reconnect_attempt > 0 && self.last_close_reason.is_some() => {
                         self.last_close_reason.clone().unwrap_or_default()
                     }
-                    None => "connection lost".to_string(),
+                    None if code == 1006 => "connection lost".to_string(),
+                    None => lobby::close_code_words(code),
                 };
-                self.last_close_reason = Some(why.clone());
-                if is_permanent(self.server_reason.as_ref(), code) {
-                    self.state = ConnState::Closed { why };
-                } else {
-                    self.schedule_reconnect(why);
-                }
+                self.on_closed(code, why);
             }
         }
     }
@@ -425,11 +400,11 @@ impl App {
 
     fn on_key_down(&mut self, event: KeyboardEvent) {
         let code = event.code();
-        if !self.hud.join.class_list().contains("hidden") {
-            if code == "Enter" || code == "NumpadEnter" {
-                event.prevent_default();
-                self.join_clicked();
-            }
+        if self.state == ConnState::NameEntry {
+            self.on_lobby_key(&event);
+            return;
+        }
+        if self.on_panel_key(&event) {
             return;
         }
         if self.chat_open {
@@ -455,7 +430,8 @@ impl App {
                 event.prevent_default();
                 self.overlay = !self.overlay;
             }
-            "Enter" | "NumpadEnter" => {
+            // Watching a live room is read-only: the server accepts no chat from spectators.
+            "Enter" | "NumpadEnter" if !self.is_live_spectator() => {
                 event.prevent_default();
                 self.chat_open = true;
                 self.input.release_all();
@@ -541,6 +517,9 @@ impl App {
         {
             self.connect();
         }
+        if self.state == ConnState::NameEntry {
+            self.poll_lobby(now);
+        }
         if self.state == ConnState::Connected && self.session.is_some() {
             self.play_frame(now, frame_dt);
         } else {
@@ -565,23 +544,12 @@ impl App {
             }
         }
         // Fixed-step inputs at the server's tick rate.
-        let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
         if session.is_spectator() {
+            // No inputs at all: a live room closes a spectator's connection for one.
             self.accumulator_ms = 0.0;
             self.move_spectator_camera(&session, frame_dt);
-        }
-        self.accumulator_ms += frame_dt;
-        let mut steps = 0;
-        while self.accumulator_ms >= tick_ms && steps < 5 {
-            let playing = !self.chat_open;
-            let dir = if playing { self.input.move_dir() } else { Vec2::ZERO };
-            let cmd = session.make_input(dir, self.aim, playing && self.input.firing());
-            self.send(&ClientMsg::Input(cmd));
-            self.accumulator_ms -= tick_ms;
-            steps += 1;
-        }
-        if steps == 5 {
-            self.accumulator_ms = 0.0; // Too far behind (tab was hidden): do not burst.
+        } else {
+            self.send_inputs(&mut session, frame_dt);
         }
         if now - self.last_ping_ms > 1000.0 {
             self.last_ping_ms = now;
@@ -616,6 +584,24 @@ impl App {
         self.drawn_projectiles = projectiles.len();
         self.drawn_orbs = orbs.len();
         self.session = Some(session);
+    }
+
+    /// Fixed-step inputs at the server's tick rate.
+    fn send_inputs(&mut self, session: &mut Session, frame_dt: f64) {
+        let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+        self.accumulator_ms += frame_dt;
+        let mut steps = 0;
+        while self.accumulator_ms >= tick_ms && steps < 5 {
+            let playing = !self.chat_open;
+            let dir = if playing { self.input.move_dir() } else { Vec2::ZERO };
+            let cmd = session.make_input(dir, self.aim, playing && self.input.firing());
+            self.send(&ClientMsg::Input(cmd));
+            self.accumulator_ms -= tick_ms;
+            steps += 1;
+        }
+        if steps == 5 {
+            self.accumulator_ms = 0.0; // Too far behind (tab was hidden): do not burst.
+        }
     }
 
     /// Spectator camera: follows the leader until a movement key is pressed; F follows again.
@@ -658,10 +644,6 @@ impl App {
                 let text = format!("Disconnected: {why}. Reconnecting in {seconds:.0} s…");
                 self.hud.set_status(Some(&text), true);
             }
-            ConnState::Closed { why } => {
-                let text = format!("Disconnected: {why}.");
-                self.hud.set_status(Some(&text), true);
-            }
         }
         let show_overlay = self.overlay;
         Hud::show(&self.hud.netgraph, show_overlay);
@@ -669,7 +651,8 @@ impl App {
 
     fn update_hud(&mut self, session: &Session, now: f64) {
         Hud::show(&self.hud.vitals, !session.is_spectator());
-        Hud::show(&self.hud.replay_bar, session.is_spectator());
+        Hud::show(&self.hud.replay_bar, session.is_replay());
+        self.update_room_box(session, now);
         if let Some(status) = session.replay {
             let rate = f64::from(session.welcome.tick_rate.max(1));
             let clock = |ticks: u32| {
@@ -761,10 +744,9 @@ impl App {
             ConnState::Connecting => "connecting",
             ConnState::Connected => "connected",
             ConnState::Reconnecting { .. } => "reconnecting",
-            ConnState::Closed { .. } => "closed",
         };
         let why = match &self.state {
-            ConnState::Reconnecting { why, .. } | ConnState::Closed { why } => Some(why.clone()),
+            ConnState::Reconnecting { why, .. } => Some(why.clone()),
             _ => None,
         };
         let mut value = json!({
@@ -782,6 +764,7 @@ impl App {
                 "p99_ms": self.frames.quantile(0.99),
             },
         });
+        self.debug_rooms(&mut value);
         if let Some(session) = &self.session {
             let players: Vec<_> = self
                 .drawn_players

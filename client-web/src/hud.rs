@@ -1,5 +1,6 @@
 //! The DOM side of the HUD: health, score, leaderboard, kill feed, notices, chat, respawn
-//! countdown, connection status and the network overlay. All player-provided text goes through
+//! countdown, connection status, the room box (name, code, invite link, Leave) and the network
+//! overlay. All player-provided text goes through
 //! `textContent`, never HTML. Elements are only touched when what they show changed.
 
 use wasm_bindgen::JsCast;
@@ -7,8 +8,6 @@ use web_sys::{Document, Element, HtmlElement, HtmlInputElement};
 
 pub struct Hud {
     document: Document,
-    pub join: HtmlElement,
-    pub name_input: HtmlInputElement,
     pub status: HtmlElement,
     pub hp_fill: HtmlElement,
     pub hp_text: Element,
@@ -27,11 +26,20 @@ pub struct Hud {
     pub replay_speed: web_sys::HtmlSelectElement,
     pub replay_seek: HtmlInputElement,
     pub replay_time: Element,
+    /// Top-left column holding the room box, the host controls and the network overlay; keys
+    /// typed there are not game controls.
+    pub top_left: HtmlElement,
+    pub room_name: Element,
+    pub room_code: Element,
+    pub room_role: HtmlElement,
+    pub invite_row: HtmlElement,
+    pub invite_link: Element,
+    pub copy_invite: HtmlElement,
     /// What each element shows now (to skip unchanged updates).
     cache: std::collections::HashMap<&'static str, String>,
 }
 
-fn by_id<T: JsCast>(document: &Document, id: &str) -> Result<T, String> {
+pub(crate) fn by_id<T: JsCast>(document: &Document, id: &str) -> Result<T, String> {
     document
         .get_element_by_id(id)
         .ok_or_else(|| format!("#{id} missing from index.html"))?
@@ -42,8 +50,6 @@ fn by_id<T: JsCast>(document: &Document, id: &str) -> Result<T, String> {
 impl Hud {
     pub fn new(document: &Document) -> Result<Hud, String> {
         Ok(Hud {
-            join: by_id(document, "join")?,
-            name_input: by_id(document, "name")?,
             status: by_id(document, "status")?,
             hp_fill: by_id(document, "hp-fill")?,
             hp_text: by_id(document, "hp-text")?,
@@ -62,6 +68,13 @@ impl Hud {
             replay_speed: by_id(document, "replay-speed")?,
             replay_seek: by_id(document, "replay-seek")?,
             replay_time: by_id(document, "replay-time")?,
+            top_left: by_id(document, "top-left")?,
+            room_name: by_id(document, "room-name")?,
+            room_code: by_id(document, "room-code")?,
+            room_role: by_id(document, "room-role")?,
+            invite_row: by_id(document, "invite-row")?,
+            invite_link: by_id(document, "invite-link")?,
+            copy_invite: by_id(document, "copy-invite")?,
             document: document.clone(),
             cache: Default::default(),
         })

@@ -1,26 +1,38 @@
 //! Arena's browser client: a thin wasm-bindgen shell over plain-Rust game logic.
 //!
 //! The logic that can run without a browser — prediction ([`predict`]), interpolation
-//! ([`interp`]), clock sync ([`clock`]), the match state ([`session`]) and counters ([`stats`]) —
-//! is plain Rust tested natively. The browser shell ([`app`], [`net`], [`input`], [`render`],
-//! [`hud`]) wires it to WebSocket, keyboard/mouse/touch, a canvas and the DOM.
+//! ([`interp`]), clock sync ([`clock`]), the match state ([`session`]), counters ([`stats`]), and
+//! the lobby's rules ([`lobby`], [`route`]: which room to ask for, what a close leads to, what a
+//! URL means) — is plain Rust tested natively. The browser shell (`app`, `net`, `http`, `input`,
+//! `render`, `hud`, `lobby_view`, `host_panel`, `storage`) wires it to WebSocket, fetch,
+//! keyboard/mouse/touch, a canvas, the DOM and browser storage.
 
 pub mod clock;
 pub mod interp;
+pub mod lobby;
 pub mod predict;
+pub mod route;
 pub mod session;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod host_panel;
+#[cfg(target_arch = "wasm32")]
+mod http;
+#[cfg(target_arch = "wasm32")]
 mod hud;
 #[cfg(target_arch = "wasm32")]
 mod input;
 #[cfg(target_arch = "wasm32")]
+mod lobby_view;
+#[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]
 mod render;
+#[cfg(target_arch = "wasm32")]
+mod storage;
 
 use wasm_bindgen::prelude::*;
 

@@ -50,6 +50,12 @@ impl Connection {
         Ok(Connection { socket, _on_open: on_open, _on_message: on_message, _on_close: on_close })
     }
 
+    /// Closes the socket as a player leaving (code 1000). The callbacks go with `self`, so the
+    /// close event never reaches the app and nothing reconnects.
+    pub fn close_normally(self) {
+        let _ = self.socket.close_with_code(1000);
+    }
+
     /// Sends one binary message; false when the socket is not open.
     pub fn send(&self, bytes: &[u8]) -> bool {
         self.socket.ready_state() == WebSocket::OPEN && self.socket.send_with_u8_array(bytes).is_ok()

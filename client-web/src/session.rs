@@ -99,7 +99,13 @@ impl Session {
         }
     }
 
+    /// No player of its own: watching a replay or a live room. Spectators send no inputs.
     pub fn is_spectator(&self) -> bool {
+        self.welcome.replay.is_some() || self.welcome.spectator
+    }
+
+    /// Watching a recording (playback controls, no interpolation delay).
+    pub fn is_replay(&self) -> bool {
         self.welcome.replay.is_some()
     }
 
@@ -193,6 +199,9 @@ impl Session {
                 let name = self.name_of(*from);
                 push(&mut self.chat, CHAT_LINES, FeedLine { at_ms: now_ms, text: text.clone(), from: Some(name) });
             }
+            GameEvent::Notice { text } => {
+                push(&mut self.notices, NOTICE_LINES, FeedLine { at_ms: now_ms, text: text.clone(), from: None });
+            }
             GameEvent::Respawned { .. } => {}
         }
     }
@@ -214,7 +223,7 @@ impl Session {
 
     /// The fractional server tick at which remote entities are drawn now.
     pub fn render_tick(&self, now_ms: f64) -> Option<f64> {
-        if self.is_spectator() {
+        if self.is_replay() {
             // Playback runs at any speed or stands still: draw the newest snapshot as it is.
             return self.last_tick.map(|t| f64::from(t.0));
         }
@@ -330,6 +339,7 @@ mod tests {
     use shared::bits::BitWriter;
     use shared::map::MapDef;
     use shared::protocol::RosterEntry as WireRoster;
+    use shared::room::{RoomCode, RoomInfo};
     use shared::snapshot::{PlayerNet, encode_delta};
 
     fn welcome() -> Welcome {
@@ -344,6 +354,21 @@ mod tests {
             roster: vec![WireRoster { id: NetId(1), name: "me".into(), bot: false }],
             max_players: 8,
             replay: None,
+            room: RoomInfo {
+                code: RoomCode::parse("ABCD").unwrap(),
+                name: "Main".into(),
+                public: true,
+                locked: false,
+                map_id: "test".into(),
+                max_players: 8,
+                bots: 0,
+                host: None,
+                you_are_host: false,
+                host_key: None,
+                maps: Vec::new(),
+                permanent: true,
+            },
+            spectator: false,
         }
     }
 
@@ -429,6 +454,28 @@ mod tests {
         // The same epoch keeps history: an older tick is refused.
         session.on_replay_status(ReplayStatus { tick: Tick(102), epoch: 1, paused: true, ..status });
         assert!(session.on_snapshot(&snapshot(90, None, &view, Vec::new()), 20.0).is_err());
+    }
+
+    #[test]
+    fn a_live_spectator_has_no_player_and_interpolates() {
+        let mut welcome = welcome();
+        welcome.player_id = NetId(0);
+        welcome.spectator = true;
+        let mut session = Session::new(welcome);
+        assert!(session.is_spectator() && !session.is_replay());
+        let view = View { entities: vec![(NetId(2), player(800))] };
+        session.on_snapshot(&snapshot(500, None, &view, Vec::new()), 0.0).unwrap();
+        // Unlike a replay, a live room is drawn behind the newest snapshot, between two.
+        assert!(session.render_tick(0.0).is_some_and(|tick| tick < 500.0));
+    }
+
+    #[test]
+    fn room_notices_are_shown_as_text() {
+        let mut session = Session::new(welcome());
+        let view = View { entities: vec![(NetId(1), player(800))] };
+        let events = vec![GameEvent::Notice { text: "<b>ann</b> locked the room".into() }];
+        session.on_snapshot(&snapshot(102, None, &view, events), 0.0).unwrap();
+        assert_eq!(session.notices.back().unwrap().text, "<b>ann</b> locked the room");
     }
 
     #[test]

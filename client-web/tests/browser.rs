@@ -210,3 +210,125 @@ async fn a_replay_can_be_watched_paused_sped_up_and_seeked() {
     viewer.close().await;
     server.stop().await;
 }
+
+/// `POST /api/rooms` with a JSON body, as a host's script would; returns the status line and body.
+async fn post_room(server: &browser_support::TestServer, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!(
+        "POST /api/rooms HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+fn names(d: &serde_json::Value) -> Vec<String> {
+    d["players"].as_array().map_or_else(Vec::new, |players| {
+        players.iter().filter_map(|p| p["name"].as_str().map(str::to_string)).collect()
+    })
+}
+
+fn lobby_has(d: &serde_json::Value, name: &str) -> bool {
+    d["lobby_rooms"].as_array().is_some_and(|rooms| rooms.iter().any(|r| r["name"] == name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_room_by_invite_quick_play_elsewhere_a_kick_and_a_live_lobby() {
+    let config = server::ServerConfig {
+        map: small_map(),
+        room_idle: Duration::from_secs(2),
+        room_creates_per_minute: 100,
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+    let main_code = server.main_code.clone();
+
+    // Dora watches the lobby the whole time.
+    let mut dora = Player::launch("dora").await;
+    dora.open(&server.url).await;
+    dora.wait_for("Main listed in the lobby", |d| lobby_has(d, "Main")).await;
+
+    // Alice creates a private room from the lobby form.
+    let mut alice = Player::launch("alice").await;
+    alice.open(&server.url).await;
+    alice.set_value("#name", "alice").await;
+    alice.set_value("#create-name", "alice's den").await;
+    alice.set_checked("#create-public", false).await;
+    alice.click("#create").await;
+    let created = alice
+        .wait_for("alice in her new room as host", |d| {
+            d["screen"] == "game" && d["state"] == "connected" && d["room"]["you_are_host"] == true
+        })
+        .await;
+    let code = created["room"]["code"].as_str().unwrap_or_default().to_string();
+    let invite = created["invite_link"].as_str().unwrap_or_default().to_string();
+    alice.check(invite.ends_with(&format!("/r/{code}")), format!("invite link {invite:?} for room {code}")).await;
+    alice.check(created["room"]["public"] == false, "the room is private").await;
+    alice.wait_for_text("the invite link in the HUD", "invite-link", |t| t == invite).await;
+
+    // Bob, a first-time visitor, opens the invite link: name screen, then straight into the room.
+    let mut bob = Player::launch("bob").await;
+    bob.open_and_join(&invite, "bob").await;
+    let bob_state = bob
+        .wait_for("bob in alice's room, seeing alice", |d| {
+            d["room"]["code"] == code.as_str() && names(d).iter().any(|n| n == "alice")
+        })
+        .await;
+    let bob_id = bob_state["player_id"].as_u64().unwrap_or(0);
+    alice.wait_for("alice sees bob", |d| names(d).iter().any(|n| n == "bob")).await;
+
+    // Carol quick-plays: she lands in Main and sees neither of them.
+    let mut carol = Player::launch("carol").await;
+    carol.open_and_join(&server.url, "carol").await;
+    let carol_state = carol
+        .wait_for("carol in Main, drawn", |d| {
+            d["state"] == "connected" && d["room"]["code"] == main_code.as_str() && !names(d).is_empty()
+        })
+        .await;
+    carol.check(names(&carol_state) == ["carol"], format!("carol sees only herself: {:?}", names(&carol_state))).await;
+    // The private room is not in the lobby.
+    let lobby = dora.debug().await;
+    dora.check(!lobby_has(&lobby, "alice's den"), "the private room is not listed").await;
+
+    // The host kicks Bob: his page says so in words and he is back in the lobby.
+    let kick = format!("#host-players li[data-id=\"{bob_id}\"] button.kick");
+    alice.wait_for_element(&kick).await;
+    alice.click(&kick).await;
+    bob.wait_for("bob back in the lobby, told why", |d| {
+        d["screen"] == "lobby" && d["lobby_message"].as_str().is_some_and(|m| m.contains("kicked by the host"))
+    })
+    .await;
+    bob.wait_for_text("the kick in the lobby's message", "lobby-message", |t| t.contains("kicked by the host")).await;
+    alice
+        .wait_for("alice's notice of the kick", |d| {
+            d["notices"].as_array().is_some_and(|n| n.iter().any(|n| n == "alice kicked bob"))
+        })
+        .await;
+
+    // A room created (by a host's script) appears in Dora's lobby, as text, and disappears when
+    // it closes for being empty.
+    let answer = post_room(&server, r#"{"name":"<i>pop-up</i>","public":true}"#).await;
+    dora.check(answer.starts_with("HTTP/1.0 201") || answer.starts_with("HTTP/1.1 201"), answer.clone()).await;
+    dora.wait_for("the new room in the lobby", |d| lobby_has(d, "<i>pop-up</i>")).await;
+    dora.wait_for_text("the new room drawn in the list", "lobby-rooms", |t| t.contains("<i>pop-up</i>")).await;
+    let italics = dora.eval("document.querySelectorAll('#lobby-rooms i').length").await;
+    dora.check(italics.as_u64() == Some(0), format!("room names must be text, found {italics} <i> elements")).await;
+    dora.wait_for("the empty room gone from the lobby", |d| lobby_has(d, "Main") && !lobby_has(d, "<i>pop-up</i>"))
+        .await;
+    dora.wait_for_text("the closed room gone from the list", "lobby-rooms", |t| !t.contains("pop-up")).await;
+
+    let dir = screenshot_dir();
+    alice.screenshot(&dir.join("rooms-alice-host.png")).await;
+    bob.screenshot(&dir.join("rooms-bob-kicked.png")).await;
+    dora.screenshot(&dir.join("rooms-lobby.png")).await;
+    for player in [&alice, &bob, &carol, &dora] {
+        player.assert_no_console_errors().await;
+    }
+    for player in [alice, bob, carol, dora] {
+        player.close().await;
+    }
+    server.stop().await;
+}

@@ -142,6 +142,9 @@ struct BotsArgs {
     /// Spread the bots over this many new rooms (mind the server's --room-creates-per-minute).
     #[arg(long, default_value_t = 0)]
     rooms: u32,
+    /// Server bots in each of the new rooms (with --rooms).
+    #[arg(long, default_value_t = 0)]
+    room_bots: u16,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -244,6 +247,7 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         seed: args.seed,
         room: args.room,
         rooms: args.rooms,
+        room_bots: args.room_bots,
         ..BotsConfig::default()
     };
     // Hard limit: the run can never outlive its budget by more than a minute.

@@ -24,6 +24,8 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub url: String,
+    /// The code of "Main" (empty for a replay server).
+    pub main_code: String,
     stop: oneshot::Sender<()>,
     handle: JoinHandle<std::io::Result<()>>,
 }
@@ -41,10 +43,19 @@ pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestS
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(server::run(listener, config, async move {
+    let rooms = server::room::registry::Registry::new(Arc::new(config), Default::default());
+    let handle = tokio::spawn(server::run_with_registry(listener, rooms.clone(), async move {
         let _ = stopped.await;
     }));
-    TestServer { addr, url: format!("http://{addr}/"), stop, handle }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let main_code = loop {
+        if let Some(code) = rooms.main_code() {
+            break code.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "Main did not open");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    TestServer { addr, url: format!("http://{addr}/"), main_code, stop, handle }
 }
 
 /// Starts a replay server for the sample replay (spectator mode) on 127.0.0.1:0.
@@ -58,7 +69,7 @@ pub async fn start_replay_server() -> TestServer {
     let handle = tokio::spawn(server::run_replay(listener, ServerConfig::default(), replay, async move {
         let _ = stopped.await;
     }));
-    TestServer { addr, url: format!("http://{addr}/"), stop, handle }
+    TestServer { addr, url: format!("http://{addr}/"), main_code: String::new(), stop, handle }
 }
 
 impl TestServer {
@@ -142,7 +153,9 @@ impl Player {
         Player { browser, handler, page, errors, label: label.to_string(), _profile: Profile(profile) }
     }
 
-    /// Opens the game, types the name into the join form and clicks Play, like a person.
+    /// Opens the game, types the name into the lobby and clicks `#play` (Quick play, or "Join
+    /// CODE" on an invite link), like a person. The page must show the lobby: an invite link
+    /// opened by a browser that has played before goes straight into the room instead.
     pub async fn open_and_join(&mut self, url: &str, name: &str) {
         self.page.goto(url).await.expect("open the game page");
         self.wait_for("page ready", |d| d["state"] == "name-entry").await;
@@ -151,6 +164,64 @@ impl Player {
         self.eval("document.getElementById('name').value = ''").await;
         input.type_str(name).await.unwrap();
         self.page.find_element("#play").await.expect("play button").click().await.unwrap();
+    }
+
+    /// Opens a page of the game (`/`, `/r/CODE`, ...) and waits for the client to start, whatever
+    /// screen it shows.
+    pub async fn navigate(&mut self, url: &str) {
+        self.page.goto(url).await.expect("open the game page");
+        self.wait_for("the client to start", |d| d["state"].is_string() && d["state"] != "busy").await;
+    }
+
+    /// Opens a page of the game and waits for the lobby (nothing is joined).
+    pub async fn open(&mut self, url: &str) {
+        self.page.goto(url).await.expect("open the game page");
+        self.wait_for("the lobby", |d| d["screen"] == "lobby" && d["state"] == "name-entry").await;
+    }
+
+    /// Waits until an element matching the CSS selector exists (the lobby's room rows and the
+    /// host's player rows are drawn after data arrives).
+    pub async fn wait_for_element(&self, selector: &str) {
+        let expression = format!("document.querySelector({}) !== null", js_string(selector));
+        self.wait_for_eval(&format!("an element matching {selector}"), &expression, |v| v == true).await;
+    }
+
+    /// Clicks the element matching the CSS selector like a person (scrolled into view, a real
+    /// mouse click at its centre). Fails the test, with a screenshot, if there is none.
+    pub async fn click(&self, selector: &str) {
+        let element = match self.page.find_element(selector).await {
+            Ok(element) => element,
+            Err(error) => self.fail(&format!("no element matches {selector}: {error}")).await,
+        };
+        if let Err(error) = element.click().await {
+            self.fail(&format!("could not click {selector}: {error}")).await;
+        }
+    }
+
+    /// Sets an input's or select's `.value` and dispatches `input` and `change`, as typing or
+    /// picking would.
+    pub async fn set_value(&self, selector: &str, value: &str) {
+        let expression = format!(
+            "(() => {{ const e = document.querySelector({}); if (!e) return false; e.value = {}; \
+             e.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+             e.dispatchEvent(new Event('change', {{ bubbles: true }})); return true; }})()",
+            js_string(selector),
+            js_string(value)
+        );
+        let found = self.eval(&expression).await;
+        self.check(found == true, format!("no element matches {selector} to set its value")).await;
+    }
+
+    /// Ticks or unticks a checkbox and dispatches `input` and `change`.
+    pub async fn set_checked(&self, selector: &str, checked: bool) {
+        let expression = format!(
+            "(() => {{ const e = document.querySelector({}); if (!e) return false; e.checked = {checked}; \
+             e.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+             e.dispatchEvent(new Event('change', {{ bubbles: true }})); return true; }})()",
+            js_string(selector)
+        );
+        let found = self.eval(&expression).await;
+        self.check(found == true, format!("no checkbox matches {selector}")).await;
     }
 
     pub async fn eval(&self, expression: &str) -> serde_json::Value {
@@ -289,6 +360,11 @@ impl Player {
         let _ = self.browser.wait().await;
         self.handler.abort();
     }
+}
+
+/// A JavaScript string literal for `text` (JSON's quoting is valid JavaScript).
+fn js_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 fn rand_suffix() -> u64 {

@@ -44,6 +44,8 @@ pub struct BotsConfig {
     /// Spread the bots over this many new rooms (bot i plays in room i mod `rooms`; the first
     /// bot of each creates it). 0: no new rooms.
     pub rooms: u32,
+    /// Server bots in each new room.
+    pub room_bots: u16,
 }
 
 impl Default for BotsConfig {
@@ -58,6 +60,7 @@ impl Default for BotsConfig {
             seed: 1,
             room: None,
             rooms: 0,
+            room_bots: 0,
         }
     }
 }
@@ -191,7 +194,8 @@ async fn room_request(
         let group = (index % config.rooms) as usize;
         if index < config.rooms {
             let name = format!("{} room {}", config.name_prefix, group + 1);
-            return Some(RoomRequest::Create(RoomSettings { name: Some(name), ..RoomSettings::default() }));
+            let settings = RoomSettings { name: Some(name), bots: Some(config.room_bots), ..RoomSettings::default() };
+            return Some(RoomRequest::Create(settings));
         }
         let mut code = codes[group].subscribe();
         let code = code.wait_for(Option::is_some).await.ok()?.clone()?;

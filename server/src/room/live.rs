@@ -1235,7 +1235,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     // MAX_CATCH_UP_TICKS ticks back to back and then drop the rest of the debt (and count it),
     // so a long pause never turns into a burst of hundreds of ticks (no spiral of death).
     let mut next_tick = Instant::now() + period;
-    let mut pending = Vec::with_capacity(1024);
+    let mut pending = Vec::new();
     loop {
         if room.is_empty() {
             // Nobody here: no ticks at all (the world, bots included, is paused), just wait for

@@ -133,7 +133,7 @@ impl Registry {
                 name: name.to_string(),
                 map: map.to_string(),
                 players: 0,
-                max_players: 0,
+                max_players: live::MAX_SPECTATORS,
                 bots: 0,
                 spectators: 0,
                 locked: false,

@@ -157,7 +157,8 @@ impl Theater {
         if let Some(public) = &self.public {
             let mut summary = public.summary.lock().expect("summary lock is never poisoned");
             summary.spectators = self.spectators.len() as u16;
-            summary.players = self.resim.world.players.len() as u16;
+            // Everyone here watches; quick play may always lead here.
+            summary.players = 0;
         }
     }
 

@@ -1,0 +1,425 @@
+//! The lobby's rules, without a browser: which room a connection asks for and with which
+//! credentials, what a closed connection leads to (retry, or back to the lobby with a sentence),
+//! the create-room form, the room list's wording, and the browser-storage keys. The DOM side is
+//! `lobby_view`; the socket side is `app`.
+
+use serde::{Deserialize, Serialize};
+use shared::protocol::{ClientMsg, DisconnectReason, PROTOCOL_VERSION};
+use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
+
+/// The player's name (localStorage): remembered across visits.
+pub const NAME_KEY: &str = "arena.name";
+/// This browser's random client id (localStorage), generated once.
+pub const CLIENT_ID_KEY: &str = "arena.client";
+
+/// The resume token for a room (sessionStorage: a reload of this tab resumes, another tab is
+/// another player).
+pub fn resume_key(code: RoomCode) -> String {
+    format!("arena.resume.{code}")
+}
+
+/// The host key for a room, as hex (localStorage: the host stays host after closing the tab).
+pub fn host_key_key(code: RoomCode) -> String {
+    format!("arena.hostkey.{code}")
+}
+
+/// A client id from two `Math.random()` values in [0, 1): 32 bits from each. Never 0, so a
+/// stored id is always distinguishable from "none".
+pub fn client_id_from_random(high: f64, low: f64) -> u64 {
+    let bits = |value: f64| ((value.clamp(0.0, 1.0) * 4_294_967_296.0) as u64).min(u64::from(u32::MAX));
+    ((bits(high) << 32) | bits(low)).max(1)
+}
+
+/// A stored client id, if it is one.
+pub fn parse_client_id(text: &str) -> Option<u64> {
+    text.trim().parse().ok().filter(|&id| id != 0)
+}
+
+/// Which room a connection asks for. After a welcome the app keeps `Join`/`Watch` of the room it
+/// got, so reconnects go back to the same room rather than to a quick-play pick.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JoinTarget {
+    QuickPlay,
+    Join(RoomCode),
+    Watch(RoomCode),
+    Create(RoomSettings),
+}
+
+impl JoinTarget {
+    pub fn request(&self) -> RoomRequest {
+        match self {
+            JoinTarget::QuickPlay => RoomRequest::QuickPlay,
+            JoinTarget::Join(code) => RoomRequest::Join { code: code.to_string() },
+            JoinTarget::Watch(code) => RoomRequest::Watch { code: code.to_string() },
+            JoinTarget::Create(settings) => RoomRequest::Create(settings.clone()),
+        }
+    }
+}
+
+/// What this browser holds for a room: its resume token and, for the room's host, the host key.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Credentials {
+    pub resume: Option<u64>,
+    pub host_key: Option<HostKey>,
+}
+
+/// The hello for `target`. Credentials go only to the room they belong to: `credentials_for` is
+/// asked only when joining a code as a player (never for quick play, creating or watching).
+pub fn hello(
+    name: &str,
+    target: &JoinTarget,
+    client_id: u64,
+    credentials_for: impl FnOnce(RoomCode) -> Credentials,
+) -> ClientMsg {
+    let credentials = match target {
+        JoinTarget::Join(code) => credentials_for(*code),
+        _ => Credentials::default(),
+    };
+    ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        name: name.to_string(),
+        resume: credentials.resume,
+        room: target.request(),
+        host_key: credentials.host_key,
+        client_id,
+    }
+}
+
+/// Close codes whose reasons retrying cannot fix (see [`DisconnectReason::close_code`]), for when
+/// the server's `Disconnect` message did not arrive before the Close frame.
+fn is_permanent_code(code: u16) -> bool {
+    matches!(code, 1003 | 4001 | 4004 | 4005 | 4008..=4015)
+}
+
+/// Endings that retrying cannot fix: the client must not reconnect by itself.
+pub fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
+    match reason {
+        Some(reason) => matches!(
+            reason,
+            DisconnectReason::ProtocolMismatch { .. }
+                | DisconnectReason::Kicked
+                | DisconnectReason::Malformed
+                | DisconnectReason::InvalidInput
+                | DisconnectReason::TextFrame
+                | DisconnectReason::NoSuchRoom
+                | DisconnectReason::RoomClosed
+                | DisconnectReason::RoomLocked
+                | DisconnectReason::RoomFull { .. }
+                | DisconnectReason::NotAllowed
+                | DisconnectReason::TooManyRooms { .. }
+                | DisconnectReason::CreateRateLimited
+        ),
+        None => is_permanent_code(code),
+    }
+}
+
+/// How a connection ended, as far as deciding what comes next needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Ending<'a> {
+    /// What the server said in its `Disconnect` message, if it said anything.
+    pub reason: Option<&'a DisconnectReason>,
+    /// The Close frame's code.
+    pub code: u16,
+    /// The reason in words (the `Disconnect`'s Display, else the Close frame's text).
+    pub why: &'a str,
+    /// What the connection asked for.
+    pub target: &'a JoinTarget,
+    /// The room the player had been welcomed into on this or an earlier connection of the same
+    /// visit, and whether it is its server's permanent room.
+    pub in_room: Option<RoomState>,
+}
+
+/// What the client knew about the room it was in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoomState {
+    pub permanent: bool,
+}
+
+/// What to do after a connection ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AfterClose {
+    /// Try the same target again, after a backoff.
+    Retry,
+    /// The server's permanent room is gone, which means the server restarted (its rooms got new
+    /// codes): quick play finds the new server's room, as a reconnect did before rooms existed.
+    QuickPlay,
+    /// Back to the lobby, saying this.
+    Lobby(String),
+}
+
+pub fn after_close(ending: Ending<'_>) -> AfterClose {
+    if !is_permanent(ending.reason, ending.code) {
+        return AfterClose::Retry;
+    }
+    let no_such_room = match ending.reason {
+        Some(reason) => *reason == DisconnectReason::NoSuchRoom,
+        None => ending.code == DisconnectReason::NoSuchRoom.close_code(),
+    };
+    if no_such_room && ending.in_room.is_some_and(|room| room.permanent) {
+        return AfterClose::QuickPlay;
+    }
+    AfterClose::Lobby(lobby_message(ending))
+}
+
+/// The sentence the lobby shows after a permanent ending.
+fn lobby_message(ending: Ending<'_>) -> String {
+    let kicked = match ending.reason {
+        Some(reason) => *reason == DisconnectReason::Kicked,
+        None => ending.code == DisconnectReason::Kicked.close_code(),
+    };
+    let why = ending.why;
+    if kicked {
+        "You were kicked by the host".to_string()
+    } else if ending.in_room.is_some() {
+        format!("Disconnected: {why}")
+    } else {
+        match ending.target {
+            JoinTarget::Create(_) => format!("Could not create a room: {why}"),
+            JoinTarget::Watch(_) => format!("Could not watch: {why}"),
+            JoinTarget::QuickPlay | JoinTarget::Join(_) => format!("Could not join: {why}"),
+        }
+    }
+}
+
+/// The words for a connection that closed without a `Disconnect` message or Close reason text.
+pub fn close_code_words(code: u16) -> String {
+    match code {
+        1000 | 1005 => "the server closed the connection".to_string(),
+        1001 => DisconnectReason::ServerClosing.to_string(),
+        1006 => DisconnectReason::ConnectionLost.to_string(),
+        other => format!("the connection closed (code {other})"),
+    }
+}
+
+/// A room code typed into the join-by-code box, or the sentence explaining what a code is.
+pub fn typed_code(text: &str) -> Result<RoomCode, String> {
+    if text.trim().is_empty() {
+        return Err("Type the room's code first (4 letters, like ABCD)".to_string());
+    }
+    RoomCode::parse(text)
+        .ok_or_else(|| format!("\u{201c}{}\u{201d} is not a room code: codes are 4 letters, like ABCD", text.trim()))
+}
+
+/// The create-room form as [`RoomSettings`]; a blank or unreadable field is left to the server's
+/// default rather than refused.
+pub fn settings_from_form(name: &str, public: bool, map: &str, bots: &str, max_players: &str) -> RoomSettings {
+    let name = sanitize_room_name(name, "");
+    let number = |text: &str| text.trim().parse::<u16>().ok();
+    RoomSettings {
+        name: (!name.is_empty()).then_some(name),
+        public: Some(public),
+        map: (!map.trim().is_empty()).then(|| map.trim().to_string()),
+        bots: number(bots).map(|bots| bots.min(MAX_ROOM_BOTS)),
+        max_players: number(max_players).filter(|&max| max > 0),
+    }
+}
+
+/// A bots count typed by the host, or `None` when it is not a number.
+pub fn typed_bots(text: &str) -> Option<u16> {
+    let bots = text.trim().parse::<i64>().ok()?;
+    Some(bots.clamp(0, i64::from(MAX_ROOM_BOTS)) as u16)
+}
+
+/// One entry of `GET /api/maps`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapEntry {
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /api/rooms`'s body, or `None` when it is not a room list (a server without the API).
+pub fn parse_rooms(body: &str) -> Option<Vec<RoomSummary>> {
+    serde_json::from_str(body).ok()
+}
+
+/// `GET /api/rooms/CODE`'s body.
+pub fn parse_room(body: &str) -> Option<RoomSummary> {
+    serde_json::from_str(body).ok()
+}
+
+/// `GET /api/maps`'s body.
+pub fn parse_maps(body: &str) -> Option<Vec<MapEntry>> {
+    serde_json::from_str(body).ok()
+}
+
+/// A map's display name: its name from the map list, else its id.
+pub fn map_name<'a>(maps: &'a [MapEntry], id: &'a str) -> &'a str {
+    maps.iter().find(|map| map.id == id).map_or(id, |map| map.name.as_str())
+}
+
+/// The second line of a room row: map, players, bots, spectators.
+pub fn room_details(room: &RoomSummary, maps: &[MapEntry]) -> String {
+    let plural = |count: u16, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+    format!(
+        "{} · {}/{} players · {} · {} watching",
+        map_name(maps, &room.map),
+        room.players,
+        room.max_players,
+        plural(room.bots, "bot", "bots"),
+        room.spectators
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> RoomCode {
+        RoomCode::parse(text).expect("valid code")
+    }
+
+    fn ending<'a>(
+        reason: Option<&'a DisconnectReason>,
+        target: &'a JoinTarget,
+        in_room: Option<RoomState>,
+    ) -> Ending<'a> {
+        let code = reason.map_or(1006, DisconnectReason::close_code);
+        Ending { reason, code, why: "", target, in_room }
+    }
+
+    #[test]
+    fn client_ids_are_64_random_bits_and_never_zero() {
+        assert_eq!(client_id_from_random(0.0, 0.0), 1);
+        assert_eq!(client_id_from_random(0.5, 0.25), (1u64 << 63) | (1 << 30));
+        assert_eq!(client_id_from_random(0.999_999_999_9, 0.999_999_999_9), u64::MAX);
+        assert_eq!(client_id_from_random(f64::NAN, 1.5) & 0xffff_ffff, u64::from(u32::MAX));
+        assert_eq!(parse_client_id(" 42 "), Some(42));
+        assert_eq!(parse_client_id("0"), None);
+        assert_eq!(parse_client_id("-1"), None);
+        assert_eq!(parse_client_id("x"), None);
+    }
+
+    #[test]
+    fn credentials_go_only_to_their_own_room() {
+        let room = code("ABCD");
+        let held = Credentials { resume: Some(7), host_key: Some([3; 16]) };
+        let lookup = |asked: RoomCode| {
+            assert_eq!(asked, room);
+            held
+        };
+        let ClientMsg::Hello { resume, host_key, room: request, client_id, protocol, name } =
+            hello("ann", &JoinTarget::Join(room), 99, lookup)
+        else {
+            panic!("not a hello");
+        };
+        assert_eq!((resume, host_key, client_id, protocol), (Some(7), Some([3; 16]), 99, PROTOCOL_VERSION));
+        assert_eq!((request, name.as_str()), (RoomRequest::Join { code: "ABCD".into() }, "ann"));
+        let unasked = |_| panic!("credentials must not be looked up");
+        for target in [JoinTarget::QuickPlay, JoinTarget::Watch(room), JoinTarget::Create(RoomSettings::default())] {
+            let ClientMsg::Hello { resume, host_key, room, .. } = hello("ann", &target, 1, unasked) else {
+                panic!("not a hello");
+            };
+            assert_eq!((resume, host_key, room), (None, None, target.request()));
+        }
+    }
+
+    #[test]
+    fn room_endings_are_permanent_and_told_in_words() {
+        let join = JoinTarget::Join(code("ABCD"));
+        let locked = DisconnectReason::RoomLocked;
+        let closed = Ending { why: "the room is locked", ..ending(Some(&locked), &join, None) };
+        assert_eq!(after_close(closed), AfterClose::Lobby("Could not join: the room is locked".into()));
+        let kicked = DisconnectReason::Kicked;
+        let in_room = Some(RoomState { permanent: false });
+        assert_eq!(
+            after_close(ending(Some(&kicked), &join, in_room)),
+            AfterClose::Lobby("You were kicked by the host".into())
+        );
+        let create = JoinTarget::Create(RoomSettings::default());
+        let busy = DisconnectReason::CreateRateLimited;
+        let why = busy.to_string();
+        let refused = Ending { why: &why, ..ending(Some(&busy), &create, None) };
+        assert_eq!(
+            after_close(refused),
+            AfterClose::Lobby("Could not create a room: creating rooms too fast; try again in a few seconds".into())
+        );
+        let gone = DisconnectReason::RoomClosed;
+        let ended = Ending { why: "the room has closed", ..ending(Some(&gone), &join, in_room) };
+        assert_eq!(after_close(ended), AfterClose::Lobby("Disconnected: the room has closed".into()));
+        // Without the Disconnect message, the Close frame's code decides.
+        let by_code = Ending { code: 4008, ..ending(None, &join, in_room) };
+        assert_eq!(after_close(by_code), AfterClose::Lobby("You were kicked by the host".into()));
+        let full = Ending { code: 4012, why: "the room is full (8 players)", ..ending(None, &join, None) };
+        assert_eq!(after_close(full), AfterClose::Lobby("Could not join: the room is full (8 players)".into()));
+    }
+
+    #[test]
+    fn passing_troubles_are_retried() {
+        let join = JoinTarget::Join(code("ABCD"));
+        let in_room = Some(RoomState { permanent: false });
+        for reason in [
+            DisconnectReason::ServerClosing,
+            DisconnectReason::ConnectionLost,
+            DisconnectReason::TooSlow,
+            DisconnectReason::ServerFull { max: 8 },
+            DisconnectReason::RateLimited,
+        ] {
+            assert_eq!(after_close(ending(Some(&reason), &join, in_room)), AfterClose::Retry, "{reason:?}");
+        }
+        assert_eq!(after_close(ending(None, &join, in_room)), AfterClose::Retry, "a dropped connection");
+    }
+
+    #[test]
+    fn a_vanished_permanent_room_means_a_restarted_server() {
+        let join = JoinTarget::Join(code("ABCD"));
+        let gone = DisconnectReason::NoSuchRoom;
+        let main = Some(RoomState { permanent: true });
+        assert_eq!(after_close(ending(Some(&gone), &join, main)), AfterClose::QuickPlay);
+        let other = Some(RoomState { permanent: false });
+        let why = gone.to_string();
+        let ended = Ending { why: &why, ..ending(Some(&gone), &join, other) };
+        assert_eq!(after_close(ended), AfterClose::Lobby("Disconnected: no room has that code".into()));
+        let never_in = Ending { why: &why, ..ending(Some(&gone), &join, None) };
+        assert_eq!(after_close(never_in), AfterClose::Lobby("Could not join: no room has that code".into()));
+    }
+
+    #[test]
+    fn the_create_form_leaves_blanks_to_the_server() {
+        let settings = settings_from_form("  Fun\u{202e} room ", false, "arena", " 40 ", "12");
+        assert_eq!(
+            settings,
+            RoomSettings {
+                name: Some("Fun room".into()),
+                public: Some(false),
+                map: Some("arena".into()),
+                bots: Some(MAX_ROOM_BOTS),
+                max_players: Some(12),
+            }
+        );
+        let blank = settings_from_form(" ", true, "", "", "0");
+        assert_eq!(blank, RoomSettings { public: Some(true), ..RoomSettings::default() });
+        assert_eq!(settings_from_form("", true, "", "-3", "x").bots, None);
+    }
+
+    #[test]
+    fn typed_codes_and_bots() {
+        assert_eq!(typed_code(" abcd "), Ok(code("ABCD")));
+        assert!(typed_code("").unwrap_err().contains("4 letters"));
+        assert!(typed_code("AB0D").unwrap_err().contains("not a room code"));
+        assert_eq!(typed_bots("5"), Some(5));
+        assert_eq!(typed_bots("-2"), Some(0));
+        assert_eq!(typed_bots("999"), Some(MAX_ROOM_BOTS));
+        assert_eq!(typed_bots("many"), None);
+    }
+
+    #[test]
+    fn lobby_lists_parse_and_read_well() {
+        let rooms = parse_rooms(
+            r#"[{"code":"ABCD","name":"<b>x</b>","map":"arena","players":3,"max_players":8,"bots":1,
+                 "spectators":2,"locked":true,"public":true,"created_unix_ms":5}]"#,
+        )
+        .expect("a room list");
+        assert_eq!(rooms[0].code, code("ABCD"));
+        let maps = parse_maps(r#"[{"id":"arena","name":"The Arena"}]"#).expect("a map list");
+        assert_eq!(room_details(&rooms[0], &maps), "The Arena · 3/8 players · 1 bot · 2 watching");
+        assert_eq!(room_details(&rooms[0], &[]), "arena · 3/8 players · 1 bot · 2 watching");
+        assert_eq!(parse_rooms("<!doctype html>"), None);
+        assert_eq!(parse_room(r#"{"code":"AB0D"}"#), None);
+    }
+
+    #[test]
+    fn storage_keys_name_the_room() {
+        assert_eq!(resume_key(code("abcd")), "arena.resume.ABCD");
+        assert_eq!(host_key_key(code("WXYZ")), "arena.hostkey.WXYZ");
+    }
+}

@@ -1,0 +1,176 @@
+//! The lobby's DOM: the name box and the play button, the live list of public rooms, join by
+//! code, and the create-room form. Room names and every other peer-provided string go through
+//! `textContent`, never HTML. Lists are rebuilt only when what they show changed, so a button
+//! under the pointer is not replaced every second.
+
+use shared::room::{RoomCode, RoomSummary};
+use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlSelectElement};
+
+use crate::hud::{Hud, by_id};
+use crate::lobby::{self, MapEntry};
+
+pub struct LobbyView {
+    document: Document,
+    pub root: HtmlElement,
+    pub name_input: HtmlInputElement,
+    pub play: HtmlElement,
+    invite_banner: HtmlElement,
+    message: HtmlElement,
+    rooms: Element,
+    rooms_empty: HtmlElement,
+    pub code_input: HtmlInputElement,
+    pub create_name: HtmlInputElement,
+    pub create_public: HtmlInputElement,
+    pub create_map: HtmlSelectElement,
+    pub create_bots: HtmlInputElement,
+    pub create_max: HtmlInputElement,
+    /// What the room list and the map menu show now (to skip unchanged rebuilds).
+    rooms_shown: Option<String>,
+    maps_shown: Option<String>,
+}
+
+impl LobbyView {
+    pub fn new(document: &Document) -> Result<LobbyView, String> {
+        Ok(LobbyView {
+            root: by_id(document, "lobby")?,
+            name_input: by_id(document, "name")?,
+            play: by_id(document, "play")?,
+            invite_banner: by_id(document, "invite-banner")?,
+            message: by_id(document, "lobby-message")?,
+            rooms: by_id(document, "lobby-rooms")?,
+            rooms_empty: by_id(document, "lobby-empty")?,
+            code_input: by_id(document, "code")?,
+            create_name: by_id(document, "create-name")?,
+            create_public: by_id(document, "create-public")?,
+            create_map: by_id(document, "create-map")?,
+            create_bots: by_id(document, "create-bots")?,
+            create_max: by_id(document, "create-max")?,
+            document: document.clone(),
+            rooms_shown: None,
+            maps_shown: None,
+        })
+    }
+
+    pub fn show(&self, visible: bool) {
+        Hud::show(&self.root, visible);
+    }
+
+    /// The sentence at the top of the lobby (why the last room ended, a bad code), or none.
+    pub fn set_message(&self, text: Option<&str>) {
+        self.message.set_text_content(text);
+        Hud::show(&self.message, text.is_some());
+    }
+
+    /// An invite link opened without a name yet: the play button joins that room instead of
+    /// quick play. `room` is what the server said about it, once it answered.
+    pub fn set_invite(&self, invite: Option<RoomCode>, room: Option<&RoomSummary>) {
+        match invite {
+            Some(code) => {
+                let banner = match room {
+                    Some(room) => {
+                        format!("Join room {code}: {} ({}/{} players)", room.name, room.players, room.max_players)
+                    }
+                    None => format!("Join room {code}"),
+                };
+                self.invite_banner.set_text_content(Some(&banner));
+                self.play.set_text_content(Some(&format!("Join {code}")));
+            }
+            None => self.play.set_text_content(Some("Quick play")),
+        }
+        Hud::show(&self.invite_banner, invite.is_some());
+    }
+
+    /// The public room list: one `li[data-code]` per room with its name, details, a lock marker
+    /// and `button.join` / `button.watch`.
+    pub fn set_rooms(&mut self, rooms: &[RoomSummary], maps: &[MapEntry]) {
+        let rows: Vec<(String, String)> =
+            rooms.iter().map(|room| (room.name.clone(), lobby::room_details(room, maps))).collect();
+        let signature = rooms
+            .iter()
+            .zip(&rows)
+            .map(|(room, (name, details))| format!("{}\u{1}{name}\u{1}{details}\u{1}{}\u{2}", room.code, room.locked))
+            .collect::<String>();
+        if self.rooms_shown.as_deref() == Some(signature.as_str()) {
+            return;
+        }
+        self.rooms_shown = Some(signature);
+        self.rooms.set_text_content(None);
+        for (room, (name, details)) in rooms.iter().zip(&rows) {
+            if let Some(row) = self.room_row(room, name, details) {
+                let _ = self.rooms.append_child(&row);
+            }
+        }
+        Hud::show(&self.rooms_empty, rooms.is_empty());
+    }
+
+    fn room_row(&self, room: &RoomSummary, name: &str, details: &str) -> Option<Element> {
+        let row = self.element("li", "room", None)?;
+        let _ = row.set_attribute("data-code", room.code.as_str());
+        let _ = row.class_list().toggle_with_force("locked", room.locked);
+        let text = self.element("div", "room-text", None)?;
+        let title = self.element("div", "room-title", None)?;
+        append(&title, self.element("span", "room-name", Some(name))?)?;
+        append(&title, self.element("span", "room-code", Some(room.code.as_str()))?)?;
+        if room.locked {
+            let marker = self.element("span", "lock", Some("locked"))?;
+            let _ = marker.set_attribute("title", "Locked: nobody new can join");
+            append(&title, marker)?;
+        }
+        append(&text, title)?;
+        append(&text, self.element("div", "room-details", Some(details))?)?;
+        append(&row, text)?;
+        append(&row, self.button("join", "Join")?)?;
+        append(&row, self.button("watch", "Watch")?)?;
+        Some(row)
+    }
+
+    /// The create form's map menu, from `GET /api/maps`.
+    pub fn set_maps(&mut self, maps: &[MapEntry]) {
+        let signature: String = maps.iter().map(|map| format!("{}\u{1}{}\u{2}", map.id, map.name)).collect();
+        if self.maps_shown.as_deref() == Some(signature.as_str()) {
+            return;
+        }
+        self.maps_shown = Some(signature);
+        let chosen = self.create_map.value();
+        fill_select(&self.document, &self.create_map, maps.iter().map(|map| (map.id.as_str(), map.name.as_str())));
+        if maps.iter().any(|map| map.id == chosen) {
+            self.create_map.set_value(&chosen);
+        }
+    }
+
+    fn element(&self, tag: &str, class: &str, text: Option<&str>) -> Option<Element> {
+        let element = self.document.create_element(tag).ok()?;
+        element.set_class_name(class);
+        if text.is_some() {
+            element.set_text_content(text);
+        }
+        Some(element)
+    }
+
+    fn button(&self, class: &str, label: &str) -> Option<Element> {
+        let button = self.element("button", class, Some(label))?;
+        let _ = button.set_attribute("type", "button");
+        Some(button)
+    }
+}
+
+/// Appends `child` to `parent`; `None` if the DOM refused.
+pub fn append(parent: &Element, child: Element) -> Option<()> {
+    parent.append_child(&child).ok().map(drop)
+}
+
+/// Replaces a menu's options with (value, label) pairs, as text.
+pub fn fill_select<'a>(
+    document: &Document,
+    select: &HtmlSelectElement,
+    options: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    select.set_text_content(None);
+    for (value, label) in options {
+        if let Ok(option) = document.create_element("option") {
+            let _ = option.set_attribute("value", value);
+            option.set_text_content(Some(label));
+            let _ = select.append_child(&option);
+        }
+    }
+}

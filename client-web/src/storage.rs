@@ -1,0 +1,58 @@
+//! Browser storage for what outlives a connection: the player's name and client id
+//! (localStorage), resume tokens (sessionStorage, per tab) and host keys (localStorage), each
+//! per room code. Storage can be missing or full (private windows, quotas): every read may be
+//! `None` and every write may silently not happen.
+
+use shared::room::{RoomCode, host_key_hex, parse_host_key};
+use web_sys::Storage;
+
+use crate::lobby::{self, CLIENT_ID_KEY, Credentials};
+
+fn local() -> Option<Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn session() -> Option<Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+pub fn local_get(key: &str) -> Option<String> {
+    local()?.get_item(key).ok().flatten()
+}
+
+pub fn local_set(key: &str, value: &str) {
+    if let Some(storage) = local() {
+        let _ = storage.set_item(key, value);
+    }
+}
+
+/// This browser's client id, generated (and stored) on first use.
+pub fn client_id() -> u64 {
+    if let Some(id) = local_get(CLIENT_ID_KEY).as_deref().and_then(lobby::parse_client_id) {
+        return id;
+    }
+    let id = lobby::client_id_from_random(js_sys::Math::random(), js_sys::Math::random());
+    local_set(CLIENT_ID_KEY, &id.to_string());
+    id
+}
+
+pub fn save_resume(code: RoomCode, token: u64) {
+    if let Some(storage) = session() {
+        let _ = storage.set_item(&lobby::resume_key(code), &token.to_string());
+    }
+}
+
+pub fn save_host_key(code: RoomCode, key: &shared::room::HostKey) {
+    local_set(&lobby::host_key_key(code), &host_key_hex(key));
+}
+
+/// What this browser holds for `code`. `remembered` is the app's own copy of the last resume
+/// token, for when sessionStorage is unavailable.
+pub fn credentials(code: RoomCode, remembered: Option<(RoomCode, u64)>) -> Credentials {
+    let stored = session().and_then(|storage| storage.get_item(&lobby::resume_key(code)).ok().flatten());
+    let resume = stored
+        .and_then(|token| token.parse().ok())
+        .or_else(|| remembered.filter(|(room, _)| *room == code).map(|(_, token)| token));
+    let host_key = local_get(&lobby::host_key_key(code)).as_deref().and_then(parse_host_key);
+    Credentials { resume, host_key }
+}
