@@ -13,6 +13,11 @@ use std::time::Duration;
 use browser_support::{Player, screenshot_dir, start_replay_server, start_server};
 use shared::map::MapDef;
 
+/// The browser tests run one at a time: each starts one to four Chromiums, and on two cores
+/// several tests' browsers at once starve the servers they test (a shutdown's goodbye then
+/// misses its 1 s deadline). Held for a whole test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// An open 1200×800 map whose two spawn points are 400 units apart, so both players are in each
 /// other's view from the start.
 fn small_map() -> Arc<MapDef> {
@@ -27,6 +32,7 @@ fn small_map() -> Arc<MapDef> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_players_see_each_other_move_and_chat() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let server = start_server(small_map(), None).await;
     let mut alice = Player::launch("alice").await;
     let mut bob = Player::launch("bob").await;
@@ -111,6 +117,7 @@ async fn two_players_see_each_other_move_and_chat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let server = start_server(small_map(), None).await;
     let port = server.addr.port();
     let mut carol = Player::launch("carol").await;
@@ -145,6 +152,7 @@ async fn shutdown_is_shown_in_words_and_the_client_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_can_be_watched_paused_sped_up_and_seeked() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let server = start_replay_server().await;
     let mut viewer = Player::launch("viewer").await;
     viewer.open_and_join(&server.url, "viewer").await;
@@ -237,6 +245,7 @@ fn lobby_has(d: &serde_json::Value, name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_room_by_invite_quick_play_elsewhere_a_kick_and_a_live_lobby() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let config = server::ServerConfig {
         map: small_map(),
         room_idle: Duration::from_secs(2),
