@@ -147,12 +147,33 @@ where
     // The writer runs as its own task so a wake-up for one direction never polls the other.
     let writer_kick = kick.clone();
     let writer = ctx.tracker.spawn(async move { write_loop(sink, outbox_rx, &writer_kick).await });
-    read_loop(stream, conn, &room, &kick, &outbox).await;
+    let mut stream = stream;
+    read_loop(&mut stream, conn, &room, &kick, &outbox).await;
     let _ = writer.await;
     let reason = kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
     debug!(conn = conn.0, %peer, room = %room.public.code, %reason, "connection closed");
     // The room may already be gone (shutdown, idle close); then there is nobody left to tell.
     let _ = room.inbox.send(SimInput::Leave { conn, reason }).await;
+    drain_until_closed(&mut stream).await;
+}
+
+/// The end of the closing handshake: after our Close frame, read (and drop) what the peer still
+/// sends until its Close reply or the end of the stream, for at most [`CLOSE_TIMEOUT`]. Closing
+/// the socket with the peer's inputs still unread would make the kernel answer with a reset,
+/// and a browser that gets a reset may throw away our goodbye before reading it (it then shows
+/// "connection lost" instead of the reason).
+async fn drain_until_closed<S>(stream: &mut SplitStream<WebSocketStream<S>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 
 /// A valid hello's content.
@@ -284,7 +305,7 @@ fn close_frame(reason: &DisconnectReason) -> CloseFrame {
 }
 
 async fn read_loop<S>(
-    mut stream: SplitStream<WebSocketStream<S>>,
+    stream: &mut SplitStream<WebSocketStream<S>>,
     conn: ConnId,
     room: &RoomHandle,
     kick: &Kick,
