@@ -107,6 +107,7 @@ impl SnapshotScene {
                 spectator: false,
                 host_key: None,
                 client_id: index as u64 + 1,
+                ip: None,
             });
             outboxes.push(outbox_rx);
             conns.push(conn);

@@ -95,16 +95,18 @@ pub async fn run_replay(
     let rooms = Registry::new(config.clone(), stats.clone());
     let (handle, inbox) = rooms.register_external("Replay", &replay.header.map.id);
     let stop_theater = CancellationToken::new();
-    let theater = tokio::spawn(room::theater::run(
-        Arc::new(replay),
-        config.clone(),
-        inbox,
-        stats,
-        stop_theater.clone(),
-        handle.public.clone(),
-    ));
+    let theater_room =
+        room::theater::run(Arc::new(replay), config.clone(), inbox, stats, stop_theater.clone(), handle.public.clone());
+    let registry = rooms.clone();
+    let code = handle.public.code;
+    // However the replay room ends (it could not play the file, or it failed), it is unlisted.
+    let theater = tokio::spawn(async move {
+        let outcome = tokio::spawn(theater_room).await;
+        registry.remove(code);
+        outcome
+    });
     let result = serve(listener, config, rooms, shutdown, Some(stop_theater)).await;
-    if let Err(error) = theater.await {
+    if let Ok(Err(error)) = theater.await {
         warn!(%error, "replay room ended abnormally");
     }
     result

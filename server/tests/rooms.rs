@@ -197,8 +197,16 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
     assert_eq!(welcome.map_id, "crossfire");
     assert_eq!(welcome.roster.len(), 6, "3 humans and 3 bots in the new match: {:?}", welcome.roster);
     host.send(&ClientMsg::Host(HostCmd::SetMap { map: "nowhere".into() })).await;
+    // A restart right after a map change is refused with a notice (one new match per 2 s).
     host.send(&ClientMsg::Host(HostCmd::Restart)).await;
+    assert!(
+        host.until(Duration::from_secs(5), |t| notices(t).iter().any(|n| n.contains("wait a moment"))).await,
+        "notices: {:?}",
+        notices(&host)
+    );
     assert_eq!(wait_welcome(&mut carol).await.map_id, "crossfire", "carol's first new match: the map change");
+    tokio::time::sleep(server::room::live::NEW_MATCH_COOLDOWN).await;
+    host.send(&ClientMsg::Host(HostCmd::Restart)).await;
     let restarted = wait_welcome(&mut carol).await;
     assert_eq!(restarted.map_id, "crossfire", "the restart keeps the map");
 
@@ -210,9 +218,17 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
     let sneaky =
         TestClient::join_with(&server.url(), hello_to("sneaky", join(&code), Some(old_key), 0, None)).await.unwrap();
     assert!(!sneaky.welcome.room.you_are_host);
-    // Bob (the host) leaves: the longest-present human, the original host, takes over.
+    // A control the old host clicked before hearing of the handover: a notice, not a disconnect.
+    host.send(&ClientMsg::Host(HostCmd::SetLocked { locked: true })).await;
+    assert!(
+        host.until(Duration::from_secs(5), |t| notices(t).iter().any(|n| n == "You are no longer the host")).await,
+        "notices: {:?}",
+        notices(&host)
+    );
+    // Bob (the host) leaves: the longest-present human, the original host, takes over, but
+    // without the key (only a host who joined with it or was handed the role ever gets it).
     bob.ws.close(None).await.unwrap();
-    wait_room(&mut host, |room| room.you_are_host).await;
+    wait_room(&mut host, |room| room.you_are_host && room.host_key.is_none()).await;
     assert!(
         host.until(Duration::from_secs(5), |t| {
             let n = notices(t);
@@ -232,7 +248,7 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
 async fn the_api_creates_lists_and_refuses_with_the_right_status_codes() {
     let server = TestServer::start(ServerConfig {
         map: duel_map(),
-        max_rooms: 3,
+        max_rooms: 5,
         room_creates_per_minute: 2,
         ..ServerConfig::default()
     })

@@ -214,6 +214,7 @@ async fn join_room(
             spectator: destination.spectator,
             host_key: destination.created_key.or(hello.host_key),
             client_id: hello.client_id,
+            ip: Some(peer.ip()),
         };
         let answer = match room.inbox.send(join).await {
             Ok(()) => reply_rx.await.unwrap_or(Err(DisconnectReason::RoomClosed)),

@@ -145,6 +145,8 @@ pub enum SimInput {
         host_key: Option<HostKey>,
         /// The browser's own id (0 if it sent none); kicked ids cannot come back.
         client_id: u64,
+        /// The peer's address (`None` in tests and benchmarks without a socket).
+        ip: Option<std::net::IpAddr>,
     },
     /// A host command; the room checks that `conn` is the host.
     Host {
@@ -304,6 +306,7 @@ struct Client {
     player_id: NetId,
     name: String,
     client_id: u64,
+    ip: Option<std::net::IpAddr>,
     outbox: Outbox,
     kick: Kick,
     baselines: Baselines,
@@ -340,6 +343,11 @@ struct Departed {
 
 /// Spectators one room admits at once.
 pub const MAX_SPECTATORS: u16 = 64;
+/// Restarts and map changes are at most one per this long (each one ends a replay file).
+pub const NEW_MATCH_COOLDOWN: Duration = Duration::from_secs(2);
+/// How long a host who lost the role without acting gets a notice instead of a disconnect for
+/// a host command (one that was on its way before the news arrived).
+const DEMOTION_GRACE: Duration = Duration::from_secs(5);
 
 /// What a room is, beyond the server-wide configuration: its identity and its creator's choices.
 #[derive(Clone, Debug)]
@@ -389,9 +397,21 @@ pub struct Room {
     locked: bool,
     /// The host's connection, while a human holds the role.
     host: Option<ConnId>,
-    /// Browsers (client ids) and resume tokens the host kicked: refused for the room's life.
+    /// Whether the host holds the key (joined with it, or was handed the role). A player who
+    /// became host only because the host left plays host without the key, so the creator
+    /// coming back with it takes the role back, and nobody else ever learns it.
+    host_has_key: bool,
+    /// The last host who lost the role without acting, and when: a control they click before
+    /// the news reaches them gets a notice, not a disconnect.
+    former_host: Option<(ConnId, Instant)>,
+    /// When the last new match started (restarts and map changes are limited to one per
+    /// [`NEW_MATCH_COOLDOWN`]: each closes one replay file and opens another).
+    last_new_match: Option<Instant>,
+    /// Browsers (client ids), resume tokens and addresses the host kicked: refused for the
+    /// room's life.
     banned_clients: HashSet<u64>,
     banned_tokens: HashSet<u64>,
+    banned_ips: HashSet<std::net::IpAddr>,
     /// Matches played (restarts and map changes start a new one).
     match_number: u32,
     // Buffers reused for every client's snapshot.
@@ -433,8 +453,12 @@ impl Room {
             token_source: RandomState::new(),
             locked: false,
             host: None,
+            host_has_key: false,
+            former_host: None,
+            last_new_match: None,
             banned_clients: HashSet::new(),
             banned_tokens: HashSet::new(),
+            banned_ips: HashSet::new(),
             match_number: 0,
             view_marks: Vec::new(),
             writer: BitWriter::new(),
@@ -531,11 +555,13 @@ impl Room {
     /// Applies one message from a connection.
     pub fn handle(&mut self, input: SimInput) {
         match input {
-            SimInput::Join { conn, name, resume, outbox, kick, reply, spectator, host_key, client_id } => {
-                let result = if spectator {
-                    self.join_spectator(conn, client_id, outbox, kick)
+            SimInput::Join { conn, name, resume, outbox, kick, reply, spectator, host_key, client_id, ip } => {
+                let result = if self.is_banned(client_id, resume, ip) {
+                    Err(DisconnectReason::Kicked)
+                } else if spectator {
+                    self.join_spectator(conn, outbox, kick)
                 } else {
-                    self.join(conn, name, resume, outbox, kick, host_key, client_id)
+                    self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip))
                 };
                 if let Err(Ok(welcome)) = reply.send(result) {
                     // The connection gave up waiting: undo the join.
@@ -589,6 +615,15 @@ impl Room {
         key.is_some_and(|key| bool::from(key.ct_eq(&self.setup.host_key)))
     }
 
+    /// Whether a join comes from someone the host kicked: the same browser id, resume token or
+    /// address. Loopback addresses are never banned: everyone on the server's own machine
+    /// shares them.
+    fn is_banned(&self, client_id: u64, resume: Option<u64>, ip: Option<std::net::IpAddr>) -> bool {
+        (client_id != 0 && self.banned_clients.contains(&client_id))
+            || resume.is_some_and(|token| self.banned_tokens.contains(&token))
+            || ip.is_some_and(|ip| !ip.is_loopback() && self.banned_ips.contains(&ip))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
@@ -598,13 +633,8 @@ impl Room {
         outbox: Outbox,
         kick: Kick,
         host_key: Option<HostKey>,
-        client_id: u64,
+        (client_id, ip): (u64, Option<std::net::IpAddr>),
     ) -> Result<Vec<u8>, DisconnectReason> {
-        if (client_id != 0 && self.banned_clients.contains(&client_id))
-            || resume.is_some_and(|token| self.banned_tokens.contains(&token))
-        {
-            return Err(DisconnectReason::Kicked);
-        }
         let grace = self.config.resume_grace;
         self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
         let key_holder = self.is_host_key(host_key.as_ref());
@@ -642,6 +672,7 @@ impl Room {
                 player_id,
                 name: name.clone(),
                 client_id,
+                ip,
                 outbox,
                 kick,
                 baselines: Baselines::new(),
@@ -657,7 +688,9 @@ impl Room {
         // the creator of a room made over HTTP may still be on the way.
         if key_holder && self.host != Some(conn) {
             let previous = self.host.replace(conn);
-            if previous.is_some() {
+            self.host_has_key = true;
+            if let Some(previous) = previous {
+                self.former_host = Some((previous, Instant::now()));
                 self.announce(format!("{name} is the host again"));
             }
             self.mark_room_changed();
@@ -676,16 +709,7 @@ impl Room {
         Ok(protocol::encode(&self.welcome_for(conn)))
     }
 
-    fn join_spectator(
-        &mut self,
-        conn: ConnId,
-        client_id: u64,
-        outbox: Outbox,
-        kick: Kick,
-    ) -> Result<Vec<u8>, DisconnectReason> {
-        if client_id != 0 && self.banned_clients.contains(&client_id) {
-            return Err(DisconnectReason::Kicked);
-        }
+    fn join_spectator(&mut self, conn: ConnId, outbox: Outbox, kick: Kick) -> Result<Vec<u8>, DisconnectReason> {
         if self.spectators.len() >= usize::from(MAX_SPECTATORS) {
             return Err(DisconnectReason::RoomFull { max: MAX_SPECTATORS });
         }
@@ -701,6 +725,10 @@ impl Room {
                 skipped: 0,
             },
         );
+        // Watching starts the clock: record the match from its first tick.
+        if self.world.tick.0 == 0 {
+            self.ensure_recording();
+        }
         info!(room = %self.setup.code, conn = conn.0, spectators = self.spectators.len(), "spectator joined");
         self.publish();
         Ok(protocol::encode(&self.welcome_for(conn)))
@@ -738,7 +766,7 @@ impl Room {
             bots: self.setup.bots,
             host: self.host.and_then(|host| self.clients.get(&host)).map(|c| c.player_id),
             you_are_host: is_host,
-            host_key: is_host.then_some(self.setup.host_key),
+            host_key: (is_host && self.host_has_key).then_some(self.setup.host_key),
             maps: self.setup.maps.ids(),
             permanent: self.setup.permanent,
         }
@@ -775,6 +803,12 @@ impl Room {
     }
 
     fn host_command(&mut self, conn: ConnId, cmd: HostCmd) {
+        let just_demoted =
+            self.former_host.is_some_and(|(former, when)| former == conn && when.elapsed() < DEMOTION_GRACE);
+        if self.host != Some(conn) && just_demoted {
+            self.tell(conn, "You are no longer the host".to_string());
+            return;
+        }
         if self.host != Some(conn) {
             let kick = self.clients.get(&conn).map(|c| &c.kick).or(self.spectators.get(&conn).map(|s| &s.kick));
             if let Some(kick) = kick {
@@ -786,6 +820,12 @@ impl Room {
         let host_name = self.clients.get(&conn).map_or_else(|| "The host".to_string(), |c| c.name.clone());
         info!(room = %self.setup.code, conn = conn.0, ?cmd, "host command");
         match cmd {
+            HostCmd::Restart | HostCmd::SetMap { .. }
+                if self.last_new_match.is_some_and(|at| at.elapsed() < NEW_MATCH_COOLDOWN)
+                    && !matches!(&cmd, HostCmd::SetMap { map } if self.setup.maps.get(map).is_none()) =>
+            {
+                self.tell(conn, "A new match just started; wait a moment".to_string());
+            }
             HostCmd::Restart => {
                 self.new_match(self.setup.map.clone());
                 self.announce(format!("{host_name} restarted the match"));
@@ -822,6 +862,9 @@ impl Room {
                 if client.client_id != 0 {
                     self.banned_clients.insert(client.client_id);
                 }
+                if let Some(ip) = client.ip.filter(|ip| !ip.is_loopback()) {
+                    self.banned_ips.insert(ip);
+                }
                 self.banned_tokens.insert(client.resume_token);
                 client.kick.kick(DisconnectReason::Kicked);
                 let name = client.name.clone();
@@ -846,8 +889,10 @@ impl Room {
                 };
                 let name = client.name.clone();
                 self.host = Some(target);
-                // A new key: the old host cannot take the role back by reconnecting.
+                self.former_host = Some((conn, Instant::now()));
+                // A new key, for the new host only: the old host cannot take the role back.
                 self.setup.host_key = super::random_host_key();
+                self.host_has_key = true;
                 self.mark_room_changed();
                 self.announce(format!("{host_name} made {name} the host"));
             }
@@ -857,7 +902,14 @@ impl Room {
     /// Starts a new match on `map`: a new world (scores reset), a new replay file, and a new
     /// welcome for everyone in the room. Players keep their connections and resume tokens.
     fn new_match(&mut self, map: Arc<MapDef>) {
-        self.finish_recording();
+        // Closing the file joins its writer thread (a final flush and fsync): off this thread.
+        if let Some(recorder) = self.recorder.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || recorder.finish())),
+                Err(_) => recorder.finish(),
+            }
+        }
+        self.last_new_match = Some(Instant::now());
         self.match_number += 1;
         self.world = new_world(&self.config, &map, self.match_number);
         self.scene = Scene::new(&map);
@@ -936,9 +988,10 @@ impl Room {
             }
         }
         if self.host == Some(conn) {
-            // The longest-present human (lowest connection id) becomes host. The key is kept, so
-            // the original host reloading the page takes the role back.
-            self.host = self.clients.keys().next().copied();
+            // The longest-present human (lowest connection id) still in the room becomes host,
+            // without the key: the key holder reloading the page takes the role back.
+            self.host = self.clients.iter().find(|(_, c)| !c.kick.is_kicked()).map(|(conn, _)| *conn);
+            self.host_has_key = false;
             if let Some(name) = self.host.and_then(|host| self.clients.get(&host)).map(|c| c.name.clone()) {
                 self.announce(format!("{name} is now the host"));
             }
@@ -1236,11 +1289,13 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     // so a long pause never turns into a burst of hundreds of ticks (no spiral of death).
     let mut next_tick = Instant::now() + period;
     let mut pending = Vec::new();
+    // Set when the room becomes empty; refused joins do not push it back.
+    let mut empty_since: Option<Instant> = None;
     loop {
         if room.is_empty() {
             // Nobody here: no ticks at all (the world, bots included, is paused), just wait for
             // a join, the idle deadline or shutdown. An empty room costs no CPU.
-            let idle_deadline = Instant::now() + config.room_idle;
+            let idle_deadline = *empty_since.get_or_insert_with(Instant::now) + config.room_idle;
             let permanent = room.is_permanent();
             let message = tokio::select! {
                 biased;
@@ -1259,6 +1314,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             next_tick = Instant::now() + period;
             continue;
         }
+        empty_since = None;
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -1300,6 +1356,33 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     info!(room = %room.code(), tick = %room.world.tick, "room stopped");
 }
 
+/// Runs a room that is built only when its first message (a join) arrives: until then an unused
+/// room is just its handle and its summary (no world, no scene), so a thousand rooms created and
+/// never joined cost almost no memory. Closes unused after `idle`, like an empty room.
+pub async fn run_when_used(
+    make: impl FnOnce() -> Room,
+    code: RoomCode,
+    idle: Duration,
+    mut inbox: mpsc::Receiver<SimInput>,
+    cancel: CancellationToken,
+) {
+    let first = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return,
+        message = inbox.recv() => message,
+        _ = tokio::time::sleep(idle) => {
+            info!(room = %code, idle_s = idle.as_secs(), "room closed: nobody joined");
+            refuse_queued_joins(&mut inbox);
+            return;
+        }
+    };
+    let Some(first) = first else { return };
+    let mut room = make();
+    room.handle(first);
+    // Boxed, so the waiting state above stays small (the running room's future is large).
+    Box::pin(run(room, inbox, cancel)).await;
+}
+
 /// Closes the inbox and answers every join still queued in it with "room closed", so a join
 /// racing the room's close never hangs and never lands in a dead room.
 fn refuse_queued_joins(inbox: &mut mpsc::Receiver<SimInput>) {
@@ -1308,5 +1391,63 @@ fn refuse_queued_joins(inbox: &mut mpsc::Receiver<SimInput>) {
         if let SimInput::Join { reply, .. } = message {
             let _ = reply.send(Err(DisconnectReason::RoomClosed));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Joins `conn` as a player; returns the welcome or the refusal.
+    fn join(
+        room: &mut Room,
+        conn: u64,
+        key: Option<HostKey>,
+        client_id: u64,
+        ip: &str,
+    ) -> Result<Welcome, DisconnectReason> {
+        let (outbox, _outbox_rx) = mpsc::channel(64);
+        let (reply, mut reply_rx) = oneshot::channel();
+        room.handle(SimInput::Join {
+            conn: ConnId(conn),
+            name: format!("p{conn}"),
+            resume: None,
+            outbox,
+            kick: Kick::new(),
+            reply,
+            spectator: false,
+            host_key: key,
+            client_id,
+            ip: Some(ip.parse().unwrap()),
+        });
+        match reply_rx.try_recv().expect("answered at once") {
+            Ok(bytes) => match protocol::decode_server(&bytes).unwrap() {
+                ServerMsg::Welcome(welcome) => Ok(*welcome),
+                other => panic!("{other:?}"),
+            },
+            Err(reason) => Err(reason),
+        }
+    }
+
+    #[test]
+    fn a_kick_bans_the_browser_and_its_address_but_never_loopback() {
+        let config = Arc::new(ServerConfig::default());
+        let mut setup = RoomSetup::from_config(&config, RoomCode::from_indices([1, 2, 3, 4]));
+        setup.host_key = [9; 16];
+        let mut room = Room::with_setup(config, setup, Arc::new(RoomStats::default()), None);
+        let host = join(&mut room, 1, Some([9; 16]), 1, "127.0.0.1").unwrap();
+        assert!(host.room.you_are_host);
+        let lan = join(&mut room, 2, None, 2, "192.168.1.20").unwrap();
+        let local = join(&mut room, 3, None, 3, "127.0.0.1").unwrap();
+        room.handle(SimInput::Host { conn: ConnId(1), cmd: HostCmd::Kick { player: lan.player_id } });
+        room.handle(SimInput::Leave { conn: ConnId(2), reason: DisconnectReason::Kicked });
+        // A new browser id from the same LAN address is still the kicked player.
+        assert_eq!(join(&mut room, 4, None, 44, "192.168.1.20").err(), Some(DisconnectReason::Kicked));
+        assert!(join(&mut room, 5, None, 55, "192.168.1.21").is_ok());
+        room.handle(SimInput::Host { conn: ConnId(1), cmd: HostCmd::Kick { player: local.player_id } });
+        room.handle(SimInput::Leave { conn: ConnId(3), reason: DisconnectReason::Kicked });
+        // Loopback is everyone on the server's machine: only the browser id is banned there.
+        assert_eq!(join(&mut room, 6, None, 3, "127.0.0.1").err(), Some(DisconnectReason::Kicked));
+        assert!(join(&mut room, 7, None, 77, "127.0.0.1").is_ok());
     }
 }

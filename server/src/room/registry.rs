@@ -157,6 +157,9 @@ impl Registry {
             return Err(CreateError::ShuttingDown);
         }
         self.validate(&settings)?;
+        if self.room_count() >= usize::from(self.config.max_rooms) {
+            return Err(CreateError::TooManyRooms { max: self.config.max_rooms });
+        }
         if let Some(ip) = creator
             && !self.take_create_token(ip)
         {
@@ -191,9 +194,13 @@ impl Registry {
     fn take_create_token(&self, ip: IpAddr) -> bool {
         let per_minute = f64::from(self.config.room_creates_per_minute);
         let mut creates = self.creates.lock().expect("not poisoned");
-        if creates.len() >= MAX_TRACKED_CREATORS {
-            // Forget addresses whose bucket has refilled (they are back to a full burst anyway).
+        if creates.len() >= MAX_TRACKED_CREATORS && !creates.contains_key(&ip) {
+            // Forget addresses whose bucket has refilled (they are back to a full burst anyway);
+            // if that frees nothing, refuse rather than grow without bound.
             creates.retain(|_, bucket| !bucket.is_full());
+            if creates.len() >= MAX_TRACKED_CREATORS {
+                return false;
+            }
         }
         creates.entry(ip).or_insert_with(|| TokenBucket::new(per_minute / 60.0, per_minute)).try_take()
     }
@@ -247,8 +254,16 @@ impl Registry {
         rooms.insert(code, handle.clone());
         drop(rooms);
         info!(room = %code, name = %setup.name, map = %setup.map.id, public = setup.public, bots = setup.bots, "room created");
-        let room = Room::with_setup(self.config.clone(), setup, stats, Some(public));
-        let task = tokio::spawn(live::run(room, receiver, self.stop.child_token()));
+        let cancel = self.stop.child_token();
+        let task = if permanent {
+            let room = Room::with_setup(self.config.clone(), setup, stats, Some(public));
+            tokio::spawn(live::run(room, receiver, cancel))
+        } else {
+            // Built at its first join: a room nobody uses costs a handle and a summary.
+            let config = self.config.clone();
+            let make = move || Room::with_setup(config, setup, stats, Some(public));
+            tokio::spawn(live::run_when_used(make, code, self.config.room_idle, receiver, cancel))
+        };
         let registry = Arc::downgrade(self);
         // The supervisor: whatever way the room's task ends, the room leaves the registry; a
         // panic is logged and touches no other room (its clients see their outboxes close and
@@ -263,6 +278,11 @@ impl Registry {
             info!(room = %code, "room removed");
         });
         Ok((handle, host_key))
+    }
+
+    /// Removes a room whose task the caller ran (see [`Registry::register_external`]).
+    pub fn remove(&self, code: RoomCode) {
+        self.rooms.lock().expect("not poisoned").remove(&code);
     }
 
     /// The live room with this code (private ones included).
