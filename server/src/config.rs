@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The public room "Main" that a no-flags start opens and that never closes.
     pub main_room: bool,
+    /// Condition every connection's link (both directions); testing only, off by default.
+    pub net_sim: Option<crate::net::netsim::NetSim>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             room_creates_per_minute: 10,
             max_connections: 2048,
             main_room: true,
+            net_sim: None,
         }
     }
 }

@@ -144,10 +144,14 @@ async fn serve(
         bots = config.bots,
         map = %config.map.id,
         main = %rooms.main_code().map_or_else(|| "-".to_string(), |c| c.to_string()),
+        net_sim = %config.net_sim.map_or_else(|| "off".to_string(), |sim| sim.to_string()),
         client = if net::assets::has_client() { "embedded" } else { "placeholder (run `cargo xtask build-web`)" },
         "arena server listening"
     );
 
+    if let Some(sim) = config.net_sim {
+        warn!(%sim, "--net-sim is on: every connection is delayed on purpose (testing only)");
+    }
     shutdown.await;
     info!("shutting down");
     stop_accepting.cancel();

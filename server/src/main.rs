@@ -108,6 +108,10 @@ struct ServeArgs {
     /// Seed for orb placement and bot behaviour.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+    /// Condition every connection's link, both directions, for testing netcode on a bad
+    /// network: e.g. `latency=75ms,jitter=10ms,stall=250ms/10s,bandwidth=64000`. Off by default.
+    #[arg(long)]
+    net_sim: Option<server::net::netsim::NetSim>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +190,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         room_idle: std::time::Duration::from_secs(args.room_idle_seconds),
         room_creates_per_minute: args.room_creates_per_minute,
         max_connections: args.max_connections.unwrap_or(base.max_connections),
+        net_sim: args.net_sim,
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

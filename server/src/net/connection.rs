@@ -19,6 +19,7 @@ use shared::room::{HostKey, RoomRequest};
 use shared::tick::Tick;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+use super::netsim::Link;
 use super::rate::TokenBucket;
 use crate::config::ServerConfig;
 use crate::room::live::{ConnId, Kick, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
@@ -146,9 +148,22 @@ where
     }
     // The writer runs as its own task so a wake-up for one direction never polls the other.
     let writer_kick = kick.clone();
-    let writer = ctx.tracker.spawn(async move { write_loop(sink, outbox_rx, &writer_kick).await });
+    // With `--net-sim`, each direction goes through its own conditioned link.
+    let (writer, up) = match ctx.config.net_sim {
+        None => (ctx.tracker.spawn(async move { write_loop(sink, outbox_rx, &writer_kick).await }), None),
+        Some(sim) => {
+            let now = Instant::now();
+            let down = Link::new(sim, now, conn.0.wrapping_mul(2));
+            let up = Link::new(sim, now, conn.0.wrapping_mul(2) + 1);
+            let writer =
+                ctx.tracker.spawn(async move { write_loop_conditioned(sink, outbox_rx, &writer_kick, down).await });
+            let (delayed, arrivals) = mpsc::channel(CONDITIONED_QUEUE);
+            ctx.tracker.spawn(deliver_conditioned(arrivals, room.clone(), outbox.clone(), kick.clone()));
+            (writer, Some((up, delayed)))
+        }
+    };
     let mut stream = stream;
-    read_loop(&mut stream, conn, &room, &kick, &outbox).await;
+    read_loop(&mut stream, conn, &room, &kick, &outbox, up).await;
     let _ = writer.await;
     let reason = kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
     debug!(conn = conn.0, %peer, room = %room.public.code, %reason, "connection closed");
@@ -311,6 +326,7 @@ async fn read_loop<S>(
     room: &RoomHandle,
     kick: &Kick,
     outbox: &Outbox,
+    mut conditioned: Option<(Link, mpsc::Sender<(Instant, Arrival)>)>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -351,17 +367,21 @@ async fn read_loop<S>(
                     debug!(conn = conn.0, %error, "invalid input");
                     return kick.kick(DisconnectReason::InvalidInput);
                 }
-                SimInput::Input { conn, cmd, received: tokio::time::Instant::now() }
+                SimInput::Input { conn, cmd, received: Instant::now() }
             }
             ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
             ClientMsg::Ping { client_time } => {
                 if !client_time.is_finite() {
                     return kick.kick(DisconnectReason::InvalidInput);
                 }
-                let server_tick = Tick(room.public.stats.tick.load(Ordering::Relaxed));
-                let pong = protocol::encode(&ServerMsg::Pong { client_time, server_tick });
-                // A full outbox means the client is behind anyway; it will ping again.
-                let _ = outbox.try_send(pong);
+                if let Some((link, delayed)) = conditioned.as_mut() {
+                    let at = link.deliver_at(Instant::now(), bytes.len());
+                    if delayed.send((at, Arrival::Ping(client_time))).await.is_err() {
+                        return kick.kick(DisconnectReason::RoomClosed);
+                    }
+                    continue;
+                }
+                answer_ping(room, outbox, client_time);
                 continue;
             }
             ClientMsg::Chat { text } => {
@@ -383,9 +403,59 @@ async fn read_loop<S>(
             ClientMsg::Host(cmd) => SimInput::Host { conn, cmd },
             ClientMsg::Hello { .. } => return kick.kick(DisconnectReason::Malformed),
         };
+        if let Some((link, delayed)) = conditioned.as_mut() {
+            let at = link.deliver_at(Instant::now(), bytes.len());
+            if delayed.send((at, Arrival::Room(to_sim))).await.is_err() {
+                return kick.kick(DisconnectReason::RoomClosed);
+            }
+            continue;
+        }
         if room.inbox.send(to_sim).await.is_err() {
             // The room's task ended (closed or failed) without closing this connection first.
             return kick.kick(DisconnectReason::RoomClosed);
+        }
+    }
+}
+
+/// Answers a ping at once with the room's current tick. A full outbox means the client is
+/// behind anyway; it will ping again.
+fn answer_ping(room: &RoomHandle, outbox: &Outbox, client_time: f64) {
+    let server_tick = Tick(room.public.stats.tick.load(Ordering::Relaxed));
+    let _ = outbox.try_send(protocol::encode(&ServerMsg::Pong { client_time, server_tick }));
+}
+
+/// A client message on its way through the conditioned link (`--net-sim`).
+#[derive(Debug)]
+enum Arrival {
+    Room(SimInput),
+    Ping(f64),
+}
+
+/// Messages queued in a conditioned link, each way; past this the link pushes back (the reader
+/// stops reading, the room's outbox fills), as a saturated real link would.
+const CONDITIONED_QUEUE: usize = 1024;
+
+/// Delivers the client's messages to the room when the conditioned link says they arrive.
+async fn deliver_conditioned(
+    mut arrivals: mpsc::Receiver<(Instant, Arrival)>,
+    room: RoomHandle,
+    outbox: Outbox,
+    kick: Kick,
+) {
+    while let Some((at, arrival)) = arrivals.recv().await {
+        tokio::time::sleep_until(at).await;
+        match arrival {
+            Arrival::Room(input) => {
+                let input = match input {
+                    // The room sees the input when the link delivers it.
+                    SimInput::Input { conn, cmd, .. } => SimInput::Input { conn, cmd, received: Instant::now() },
+                    other => other,
+                };
+                if room.inbox.send(input).await.is_err() {
+                    return kick.kick(DisconnectReason::RoomClosed);
+                }
+            }
+            Arrival::Ping(client_time) => answer_ping(&room, &outbox, client_time),
         }
     }
 }
@@ -420,6 +490,14 @@ async fn write_loop<S>(
             break;
         }
     }
+    send_goodbye(sink, kick).await;
+}
+
+/// Sends the reason (message and Close frame) on the writer's half, within [`CLOSE_TIMEOUT`].
+async fn send_goodbye<S>(mut sink: SplitSink<WebSocketStream<S>, Message>, kick: &Kick)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let reason = kick.reason().unwrap_or(DisconnectReason::ServerClosing);
     let goodbye = async {
         if reason_deserves_goodbye(&reason) {
@@ -430,4 +508,42 @@ async fn write_loop<S>(
         sink.close().await
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+}
+
+/// [`write_loop`] through a conditioned link (`--net-sim`): each message leaves when the link
+/// says it arrives. At most [`CONDITIONED_QUEUE`] wait; then the outbox fills as it would with
+/// a slow client. The goodbye is not delayed.
+async fn write_loop_conditioned<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut outbox: mpsc::Receiver<Vec<u8>>,
+    kick: &Kick,
+    mut link: Link,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let kicked = kick.signal(KickWaiter::Writer);
+    tokio::pin!(kicked);
+    let mut queue: std::collections::VecDeque<(Instant, Vec<u8>)> = std::collections::VecDeque::new();
+    loop {
+        let due = queue.front().map(|(at, _)| *at);
+        tokio::select! {
+            biased;
+            _ = &mut kicked => break,
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                let Some((_, bytes)) = queue.pop_front() else { continue };
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    kick.kick(DisconnectReason::ConnectionLost);
+                    break;
+                }
+            }
+            message = outbox.recv(), if queue.len() < CONDITIONED_QUEUE => {
+                let Some(bytes) = message else {
+                    kick.kick(DisconnectReason::RoomClosed);
+                    break;
+                };
+                queue.push_back((link.deliver_at(Instant::now(), bytes.len()), bytes));
+            }
+        }
+    }
+    send_goodbye(sink, kick).await;
 }

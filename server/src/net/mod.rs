@@ -4,4 +4,5 @@
 pub mod assets;
 pub mod connection;
 pub mod http;
+pub mod netsim;
 pub mod rate;
