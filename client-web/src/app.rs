@@ -111,6 +111,9 @@ pub struct App {
     drawn_players: Vec<PlayerSprite>,
     drawn_projectiles: usize,
     drawn_orbs: usize,
+    /// Where remote entities were drawn last frame (fractional tick), and fixed steps run.
+    drawn_render_tick: f64,
+    steps_this_frame: u32,
     this: Weak<RefCell<App>>,
 }
 
@@ -181,6 +184,8 @@ pub fn start() -> Result<(), JsValue> {
             drawn_players: Vec::new(),
             drawn_projectiles: 0,
             drawn_orbs: 0,
+            drawn_render_tick: 0.0,
+            steps_this_frame: 0,
             this: this.clone(),
         })
     });
@@ -559,7 +564,10 @@ impl App {
         let own_pos = if session.is_spectator() {
             self.spectator_camera
         } else if session.predictor.is_ready() {
-            session.predictor.render_pos((frame_dt / 1000.0) as f32)
+            // Between the last two fixed steps, by how far this frame is into the next one.
+            let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+            let blend = (self.accumulator_ms / tick_ms) as f32;
+            session.predictor.render_pos((frame_dt / 1000.0) as f32, blend)
         } else {
             session.own.map_or(self.own_pos, |own| own.pos)
         };
@@ -583,6 +591,7 @@ impl App {
         self.drawn_players = players;
         self.drawn_projectiles = projectiles.len();
         self.drawn_orbs = orbs.len();
+        self.drawn_render_tick = render_tick;
         self.session = Some(session);
     }
 
@@ -602,6 +611,7 @@ impl App {
         if steps == 5 {
             self.accumulator_ms = 0.0; // Too far behind (tab was hidden): do not burst.
         }
+        self.steps_this_frame = steps;
     }
 
     /// Spectator camera: follows the leader until a movement key is pressed; F follows again.
@@ -726,8 +736,8 @@ impl App {
             self.snapshots_in.per_second(now),
             self.bytes_in.per_second(now) / 1000.0,
             self.bytes_out.per_second(now) / 1000.0,
-            session.interp.delay_ticks() * tick_ms,
-            session.interp.jitter_ticks() * tick_ms,
+            session.playout.delay_ticks() * tick_ms,
+            session.playout.jitter_ticks() * tick_ms,
             session.predictor.last_error,
             self.max_error.0,
             session.predictor.pending(),
@@ -797,7 +807,13 @@ impl App {
             value["leaderboard"] = json!(board);
             value["net"] = json!({
                 "rtt_ms": session.clock.rtt_ms,
-                "interp_delay_ticks": session.interp.delay_ticks(),
+                "interp_delay_ticks": session.playout.delay_ticks(),
+                "jitter_ticks": session.playout.jitter_ticks(),
+                "render_tick": self.drawn_render_tick,
+                "newest_tick": session.playout.newest_tick(),
+                "extrapolated_ms": session.playout.extrapolated_ms,
+                "correction_offset": session.predictor.correction_offset(),
+                "steps_this_frame": self.steps_this_frame,
                 "prediction_error": session.predictor.last_error,
                 "pending_inputs": session.predictor.pending(),
             });

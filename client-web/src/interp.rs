@@ -1,8 +1,8 @@
-//! Interpolation of remote entities between snapshots, with an adaptive delay.
+//! Interpolation of remote entities between snapshots.
 //!
-//! Remote players are drawn where they were at `server_tick - delay`, blended between the two
-//! snapshots around that time, so motion is smooth even though snapshots arrive 30 times a second
-//! with jitter. The delay starts at about two snapshot intervals and grows with measured jitter.
+//! Remote players are drawn where they were at the playout clock's render tick
+//! ([`crate::playout::Playout`]), blended between the two snapshots around it, so motion is smooth
+//! even though snapshots arrive 30 times a second with jitter.
 
 use std::collections::VecDeque;
 
@@ -29,10 +29,6 @@ pub struct Interpolator {
     frames: VecDeque<Frame>,
     /// Ticks between snapshots at nominal rate.
     interval_ticks: f64,
-    /// Smoothed deviation of snapshot arrival from the nominal interval, in ticks.
-    jitter_ticks: f64,
-    last_arrival: Option<(u32, f64)>,
-    tick_rate: f64,
 }
 
 /// Snapshots kept for interpolation (about a second at 30 Hz).
@@ -43,24 +39,14 @@ impl Interpolator {
         Interpolator {
             frames: VecDeque::with_capacity(KEEP),
             interval_ticks: f64::from(tick_rate) / f64::from(snapshot_rate.max(1)),
-            jitter_ticks: 0.0,
-            last_arrival: None,
-            tick_rate: f64::from(tick_rate),
         }
     }
 
-    /// Records the players of a snapshot that arrived at `now_ms`.
-    pub fn push(&mut self, tick: u32, view: &View, now_ms: f64) {
-        if let Some((last_tick, last_ms)) = self.last_arrival {
-            if tick <= last_tick {
-                return;
-            }
-            // Jitter: how far the arrival gap strays from the tick gap it covers.
-            let expected_ms = f64::from(tick - last_tick) * 1000.0 / self.tick_rate;
-            let deviation_ticks = ((now_ms - last_ms) - expected_ms).abs() * self.tick_rate / 1000.0;
-            self.jitter_ticks = self.jitter_ticks * 0.9 + deviation_ticks * 0.1;
+    /// Records the players of a snapshot (older or repeated ticks are ignored).
+    pub fn push(&mut self, tick: u32, view: &View) {
+        if self.frames.back().is_some_and(|newest| tick <= newest.tick) {
+            return;
         }
-        self.last_arrival = Some((tick, now_ms));
         let mut frame = if self.frames.len() >= KEEP {
             self.frames.pop_front().expect("non-empty when full")
         } else {
@@ -74,16 +60,6 @@ impl Interpolator {
             }
         }
         self.frames.push_back(frame);
-    }
-
-    /// The delay to draw remote entities at, in ticks: two snapshot intervals plus three times
-    /// the jitter, capped at ten intervals.
-    pub fn delay_ticks(&self) -> f64 {
-        (2.0 * self.interval_ticks + 3.0 * self.jitter_ticks).min(10.0 * self.interval_ticks)
-    }
-
-    pub fn jitter_ticks(&self) -> f64 {
-        self.jitter_ticks
     }
 
     /// The pose of `id` at fractional `tick`: blended between the snapshots around it, held at
@@ -140,7 +116,6 @@ impl Interpolator {
 
     pub fn clear(&mut self) {
         self.frames.clear();
-        self.last_arrival = None;
     }
 }
 
@@ -174,8 +149,8 @@ mod tests {
     #[test]
     fn blends_between_snapshots() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
-        interp.push(102, &view_with(1, 110.0, 100.0), 33.3);
+        interp.push(100, &view_with(1, 100.0, 100.0));
+        interp.push(102, &view_with(1, 110.0, 100.0));
         let mid = interp.sample(NetId(1), 101.0).unwrap();
         assert!((mid.pos.x - 105.0).abs() < 0.2, "{mid:?}");
         let quarter = interp.sample(NetId(1), 100.5).unwrap();
@@ -186,8 +161,8 @@ mod tests {
     #[test]
     fn extrapolates_at_most_one_interval_past_the_newest() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
-        interp.push(102, &view_with(1, 110.0, 100.0), 33.3);
+        interp.push(100, &view_with(1, 100.0, 100.0));
+        interp.push(102, &view_with(1, 110.0, 100.0));
         let ahead = interp.sample(NetId(1), 103.0).unwrap();
         assert!((ahead.pos.x - 115.0).abs() < 0.2, "{ahead:?}");
         let far = interp.sample(NetId(1), 200.0).unwrap();
@@ -197,25 +172,10 @@ mod tests {
     #[test]
     fn respawns_do_not_slide_across_the_map() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0), 0.0);
-        interp.push(102, &view_with(1, 1900.0, 1900.0), 33.3);
+        interp.push(100, &view_with(1, 100.0, 100.0));
+        interp.push(102, &view_with(1, 1900.0, 1900.0));
         let pose = interp.sample(NetId(1), 100.6).unwrap();
         assert_eq!(pose.pos, Vec2::new(100.0, 100.0));
-    }
-
-    #[test]
-    fn delay_grows_with_jitter() {
-        let mut steady = Interpolator::new(60, 30);
-        let mut jittery = Interpolator::new(60, 30);
-        for i in 0..60u32 {
-            let nominal = f64::from(i) * 1000.0 / 30.0;
-            steady.push(100 + 2 * i, &view_with(1, 0.0, 0.0), nominal);
-            let noise = if i % 2 == 0 { 25.0 } else { -10.0 };
-            jittery.push(100 + 2 * i, &view_with(1, 0.0, 0.0), nominal + noise);
-        }
-        assert!((steady.delay_ticks() - 4.0).abs() < 0.1, "two intervals: {}", steady.delay_ticks());
-        assert!(jittery.delay_ticks() > steady.delay_ticks() + 1.0, "{}", jittery.delay_ticks());
-        assert!(jittery.delay_ticks() <= 20.0);
     }
 
     #[test]

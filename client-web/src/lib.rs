@@ -1,7 +1,7 @@
 //! Arena's browser client: a thin wasm-bindgen shell over plain-Rust game logic.
 //!
 //! The logic that can run without a browser — prediction ([`predict`]), interpolation
-//! ([`interp`]), clock sync ([`clock`]), the match state ([`session`]), counters ([`stats`]), and
+//! ([`interp`]) and its playout clock ([`playout`]), clock sync ([`clock`]), the match state ([`session`]), counters ([`stats`]), and
 //! the lobby's rules ([`lobby`], [`route`]: which room to ask for, what a close leads to, what a
 //! URL means) — is plain Rust tested natively. The browser shell (`app`, `net`, `http`, `input`,
 //! `render`, `hud`, `lobby_view`, `host_panel`, `storage`) wires it to WebSocket, fetch,
@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod interp;
 pub mod lobby;
+pub mod playout;
 pub mod predict;
 pub mod route;
 pub mod session;

@@ -27,6 +27,9 @@ pub struct Predictor {
     /// Predicted simulation state (what the server will have after all pending inputs).
     pub pos: Vec2,
     pub vel: Vec2,
+    /// The predicted position one fixed step earlier: frames between steps are drawn as a blend
+    /// of the two, so motion is even when the display and the simulation rates do not divide.
+    prev_pos: Vec2,
     /// Visual offset added to `pos` when drawing; decays to zero.
     offset: Vec2,
     /// Size of the last correction, world units (for the net overlay).
@@ -46,6 +49,7 @@ impl Predictor {
         if !self.initialized || !self.alive {
             return;
         }
+        self.prev_pos = self.pos;
         step_player(&mut self.pos, &mut self.vel, MoveInput { dir: Vec2::new(cmd.move_x, cmd.move_y) }, dt, map);
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
@@ -59,8 +63,10 @@ impl Predictor {
             self.pending.pop_front();
         }
         let before = self.pos;
+        let before_prev = self.prev_pos;
         self.pos = own.pos;
         self.vel = own.vel;
+        self.prev_pos = own.pos;
         self.alive = own.alive;
         if !own.alive {
             self.pending.clear();
@@ -68,8 +74,14 @@ impl Predictor {
             self.initialized = true;
             return;
         }
+        // Rebuild both blend ends from the replay, so a blend never straddles a correction.
         for cmd in &self.pending {
+            self.prev_pos = self.pos;
             step_player(&mut self.pos, &mut self.vel, MoveInput { dir: Vec2::new(cmd.move_x, cmd.move_y) }, dt, map);
+        }
+        if self.pending.is_empty() {
+            // Nothing to replay: the last step's start is unknown, keep the blend's shape.
+            self.prev_pos = self.pos - (before - before_prev);
         }
         if !self.initialized {
             self.initialized = true;
@@ -84,13 +96,21 @@ impl Predictor {
         }
     }
 
-    /// Where to draw the player this frame; advances the smoothing by `frame_dt` seconds.
-    pub fn render_pos(&mut self, frame_dt: f32) -> Vec2 {
+    /// Where to draw the player this frame: `blend` (0..=1, how far the frame is between the
+    /// previous fixed step and the next, `accumulator / dt`) of the way from the previous step's
+    /// position to the current one, plus the decaying correction offset; advances the smoothing
+    /// by `frame_dt` seconds.
+    pub fn render_pos(&mut self, frame_dt: f32, blend: f32) -> Vec2 {
         self.offset *= (-SMOOTHING_RATE * frame_dt.clamp(0.0, 0.25)).exp();
         if self.offset.length_squared() < 1e-4 {
             self.offset = Vec2::ZERO;
         }
-        self.pos + self.offset
+        self.prev_pos.lerp(self.pos, blend.clamp(0.0, 1.0)) + self.offset
+    }
+
+    /// The correction still being smoothed out, world units.
+    pub fn correction_offset(&self) -> f32 {
+        self.offset.length()
     }
 
     pub fn pending(&self) -> usize {
@@ -151,7 +171,7 @@ mod tests {
         assert_eq!(predictor.pos, predicted, "same rules, same inputs: no correction");
         assert_eq!(predictor.pending(), 18);
         assert_eq!(predictor.last_error, 0.0);
-        assert_eq!(predictor.render_pos(DT), predicted);
+        assert_eq!(predictor.render_pos(DT, 1.0), predicted);
     }
 
     #[test]
@@ -163,18 +183,49 @@ mod tests {
         for seq in 1..=10 {
             predictor.apply_local(cmd(seq, 1.0), DT, &map);
         }
-        let shown_before = predictor.render_pos(0.0);
+        let shown_before = predictor.render_pos(0.0, 1.0);
         // The server disagrees by 8 units (say, a collision the client did not know about).
         let (pos, vel) = server_after(&(1..=10).map(|s| cmd(s, 1.0)).collect::<Vec<_>>(), start, &map);
         predictor.reconcile(&own(pos - Vec2::new(8.0, 0.0), vel), 10, DT, &map);
         assert!((predictor.last_error - 8.0).abs() < 1e-3);
-        let shown_after = predictor.render_pos(0.0);
+        let shown_after = predictor.render_pos(0.0, 1.0);
         assert!((shown_after - shown_before).length() < 1e-3, "no visible jump on the correction frame");
         // Half a second later the offset has decayed away.
         for _ in 0..30 {
-            predictor.render_pos(DT);
+            predictor.render_pos(DT, 1.0);
         }
-        assert!((predictor.render_pos(0.0) - predictor.pos).length() < 0.05);
+        assert!((predictor.render_pos(0.0, 1.0) - predictor.pos).length() < 0.05);
+    }
+
+    #[test]
+    fn frames_between_steps_are_drawn_as_a_blend_of_the_last_two() {
+        let map = map();
+        let mut predictor = Predictor::new();
+        predictor.reconcile(&own(Vec2::new(500.0, 500.0), Vec2::ZERO), 0, DT, &map);
+        for seq in 1..=30 {
+            predictor.apply_local(cmd(seq, 1.0), DT, &map);
+        }
+        let before = predictor.render_pos(0.0, 0.0);
+        let after = predictor.render_pos(0.0, 1.0);
+        let half = predictor.render_pos(0.0, 0.5);
+        assert!(after.x > before.x, "moving right");
+        assert!((half - before.lerp(after, 0.5)).length() < 1e-4);
+        // A 144 Hz display: the drawn position advances evenly, frame by frame.
+        let (mut accumulator, mut last, mut steps) = (0.0f32, predictor.render_pos(0.0, 0.0).x, Vec::new());
+        let mut seq = 31;
+        for _ in 0..144 {
+            accumulator += 1.0 / 144.0;
+            while accumulator >= DT {
+                predictor.apply_local(cmd(seq, 1.0), DT, &map);
+                seq += 1;
+                accumulator -= DT;
+            }
+            let x = predictor.render_pos(0.0, accumulator / DT).x;
+            steps.push(x - last);
+            last = x;
+        }
+        let (min, max) = steps.iter().skip(20).fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+        assert!(max - min < 0.05 * max, "per-frame motion {min:.3}..{max:.3}");
     }
 
     #[test]
@@ -183,7 +234,7 @@ mod tests {
         let mut predictor = Predictor::new();
         predictor.reconcile(&own(Vec2::new(100.0, 100.0), Vec2::ZERO), 0, DT, &map);
         predictor.reconcile(&own(Vec2::new(1500.0, 1500.0), Vec2::ZERO), 0, DT, &map);
-        assert_eq!(predictor.render_pos(0.0), Vec2::new(1500.0, 1500.0));
+        assert_eq!(predictor.render_pos(0.0, 1.0), Vec2::new(1500.0, 1500.0));
     }
 
     #[test]

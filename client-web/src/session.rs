@@ -14,6 +14,7 @@ use shared::tick::Tick;
 
 use crate::clock::ServerClock;
 use crate::interp::Interpolator;
+use crate::playout::Playout;
 use crate::predict::Predictor;
 
 /// A line in the kill feed, notices or chat, with when it arrived (ms).
@@ -53,6 +54,8 @@ pub struct Session {
     pub roster: HashMap<NetId, RosterEntry>,
     pub receiver: SnapshotReceiver,
     pub interp: Interpolator,
+    /// Where (in server ticks) remote entities are drawn: anchored to snapshot arrivals.
+    pub playout: Playout,
     pub predictor: Predictor,
     pub clock: ServerClock,
     pub own: Option<OwnState>,
@@ -79,6 +82,7 @@ impl Session {
             .collect();
         Session {
             interp: Interpolator::new(welcome.tick_rate, welcome.snapshot_rate),
+            playout: Playout::new(welcome.tick_rate, welcome.snapshot_rate),
             clock: ServerClock::new(welcome.tick_rate),
             dt: 1.0 / f32::from(welcome.tick_rate.max(1)),
             replay: welcome.replay,
@@ -115,6 +119,7 @@ impl Session {
         if self.replay.is_some_and(|old| old.epoch != status.epoch) {
             self.receiver.reset();
             self.interp.clear();
+            self.playout.clear();
             self.last_tick = None;
         }
         self.replay = Some(status);
@@ -148,7 +153,8 @@ impl Session {
         };
         self.snapshots += 1;
         self.last_tick = Some(snapshot.tick);
-        self.interp.push(snapshot.tick.0, view, now_ms);
+        self.interp.push(snapshot.tick.0, view);
+        self.playout.on_arrival(snapshot.tick.0, now_ms);
         self.clock.on_snapshot(snapshot.tick.0, now_ms);
         if let Some(own) = snapshot.own {
             self.predictor.reconcile(&own, snapshot.input_ack, self.dt, &self.welcome.map);
@@ -221,13 +227,14 @@ impl Session {
         cmd
     }
 
-    /// The fractional server tick at which remote entities are drawn now.
-    pub fn render_tick(&self, now_ms: f64) -> Option<f64> {
+    /// Advances the playout clock to `now_ms` and returns the fractional server tick at which
+    /// remote entities are drawn this frame (see [`Playout`]).
+    pub fn render_tick(&mut self, now_ms: f64) -> Option<f64> {
         if self.is_replay() {
             // Playback runs at any speed or stands still: draw the newest snapshot as it is.
             return self.last_tick.map(|t| f64::from(t.0));
         }
-        Some(self.clock.server_tick(now_ms)? - self.interp.delay_ticks())
+        self.playout.advance(now_ms)
     }
 
     /// Players to draw: others interpolated at `render_tick`, self at its predicted position.

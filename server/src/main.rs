@@ -149,6 +149,9 @@ struct BotsArgs {
     /// Server bots in each of the new rooms (with --rooms).
     #[arg(long, default_value_t = 0)]
     room_bots: u16,
+    /// Condition each bot's link, both directions (same spec as the server's --net-sim).
+    #[arg(long)]
+    net_sim: Option<server::net::netsim::NetSim>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -253,6 +256,7 @@ async fn run_bots(args: BotsArgs) -> anyhow::Result<()> {
         room: args.room,
         rooms: args.rooms,
         room_bots: args.room_bots,
+        net_sim: args.net_sim,
         ..BotsConfig::default()
     };
     // Hard limit: the run can never outlive its budget by more than a minute.

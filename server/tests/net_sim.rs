@@ -59,3 +59,20 @@ async fn latency_is_added_both_ways_and_stalls_hold_then_burst() {
     assert!(count >= 50, "the burst after each stall delivers what was held: {count} snapshots");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_bots_condition_their_own_link() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let config = server::bots::BotsConfig {
+        url: server.url(),
+        count: 3,
+        seconds: 2.0,
+        net_sim: Some("latency=40ms,jitter=5ms".parse().unwrap()),
+        ..server::bots::BotsConfig::default()
+    };
+    let report = server::bots::run(config).await;
+    assert!(report.is_clean(), "{report:?}");
+    // 40 ms each way on the bots' side only: round trips of at least 80 ms.
+    assert!(report.rtt_ms_p50 >= 75.0 && report.rtt_ms_p50 < 300.0, "{report:?}");
+    server.stop().await;
+}

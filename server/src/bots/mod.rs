@@ -14,7 +14,10 @@ use shared::protocol::{self, ClientMsg, InputCmd, PROTOCOL_VERSION, ServerMsg};
 use shared::room::{RoomRequest, RoomSettings};
 use shared::snapshot::{EntityState, SnapshotReceiver};
 use shared::tick::Tick;
+use std::collections::VecDeque;
 use tokio::sync::Semaphore;
+
+use crate::net::netsim::{Link, NetSim};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -46,6 +49,8 @@ pub struct BotsConfig {
     pub rooms: u32,
     /// Server bots in each new room.
     pub room_bots: u16,
+    /// Condition each bot's link (both directions), like the server's `--net-sim`.
+    pub net_sim: Option<NetSim>,
 }
 
 impl Default for BotsConfig {
@@ -61,6 +66,7 @@ impl Default for BotsConfig {
             room: None,
             rooms: 0,
             room_bots: 0,
+            net_sim: None,
         }
     }
 }
@@ -183,6 +189,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index]
 }
+
+/// One direction of a bot's conditioned link: the schedule and what waits in it.
+type ConditionedLink = Option<(Link, VecDeque<(Instant, Vec<u8>)>)>;
 
 /// Which room bot `index` asks for, waiting for its room's creator when it is not the creator.
 async fn room_request(
@@ -313,9 +322,29 @@ async fn play_one_inner(
     inputs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pings = tokio::time::interval(Duration::from_millis(500));
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // With `net_sim`, both directions go through a conditioned link: messages wait in these
+    // queues until the link delivers them.
+    let mut up = config.net_sim.map(|sim| (Link::new(sim, Instant::now(), u64::from(index) * 2), VecDeque::new()));
+    let mut down =
+        config.net_sim.map(|sim| (Link::new(sim, Instant::now(), u64::from(index) * 2 + 1), VecDeque::new()));
+    let due = |queue: &ConditionedLink| queue.as_ref().and_then(|(_, q)| q.front()).map(|(at, _)| *at);
     let ended_by_us = loop {
-        tokio::select! {
+        let (up_due, down_due) = (due(&up), due(&down));
+        let far = deadline + Duration::from_secs(3600);
+        let bytes: Vec<u8> = tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break true,
+            _ = tokio::time::sleep_until(up_due.unwrap_or(far)), if up_due.is_some() => {
+                let Some((_, bytes)) = up.as_mut().and_then(|(_, q)| q.pop_front()) else { continue };
+                if ws.send(Message::Binary(bytes.into())).await.is_err() {
+                    outcome.disconnect = Some("send failed".to_string());
+                    break false;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(down_due.unwrap_or(far)), if down_due.is_some() => {
+                let Some((_, bytes)) = down.as_mut().and_then(|(_, q)| q.pop_front()) else { continue };
+                bytes
+            }
             _ = inputs.tick() => {
                 seq += 1;
                 heading += rng.random_range(-0.3..0.3);
@@ -328,18 +357,26 @@ async fn play_one_inner(
                     aim,
                     fire: rng.random_bool(0.2),
                 };
-                if ws.send(Message::Binary(protocol::encode(&ClientMsg::Input(cmd)).into())).await.is_err() {
+                let bytes = protocol::encode(&ClientMsg::Input(cmd));
+                if let Some((link, queue)) = up.as_mut() {
+                    queue.push_back((link.deliver_at(Instant::now(), bytes.len()), bytes));
+                } else if ws.send(Message::Binary(bytes.into())).await.is_err() {
                     outcome.disconnect = Some("send failed".to_string());
                     break false;
                 }
                 outcome.inputs_sent += 1;
+                continue;
             }
             _ = pings.tick() => {
                 let client_time = started.elapsed().as_secs_f64() * 1000.0;
-                if ws.send(Message::Binary(protocol::encode(&ClientMsg::Ping { client_time }).into())).await.is_err() {
+                let bytes = protocol::encode(&ClientMsg::Ping { client_time });
+                if let Some((link, queue)) = up.as_mut() {
+                    queue.push_back((link.deliver_at(Instant::now(), bytes.len()), bytes));
+                } else if ws.send(Message::Binary(bytes.into())).await.is_err() {
                     outcome.disconnect = Some("send failed".to_string());
                     break false;
                 }
+                continue;
             }
             frame = ws.next() => {
                 let bytes = match frame {
@@ -363,39 +400,44 @@ async fn play_one_inner(
                         break false;
                     }
                 };
-                outcome.bytes += bytes.len() as u64;
-                match protocol::decode_server(&bytes) {
-                    Ok(ServerMsg::Snapshot(snapshot)) => {
-                        outcome.snapshots += 1;
-                        match receiver.apply(snapshot.tick, snapshot.baseline, &snapshot.delta) {
-                            Ok(view) => {
-                                latest = snapshot.tick;
-                                outcome.entities_seen += view.len() as u64;
-                                let own_alive = snapshot.own.is_some_and(|own| own.alive);
-                                let own_seen = matches!(view.get(me), Some(EntityState::Player(_)));
-                                if !view.is_sorted() || (own_alive && !own_seen) {
-                                    outcome.reconstruction_errors += 1;
-                                }
-                            }
-                            Err(_) => outcome.decode_errors += 1,
+                if let Some((link, queue)) = down.as_mut() {
+                    queue.push_back((link.deliver_at(Instant::now(), bytes.len()), bytes.to_vec()));
+                    continue;
+                }
+                bytes.to_vec()
+            }
+        };
+        outcome.bytes += bytes.len() as u64;
+        match protocol::decode_server(&bytes) {
+            Ok(ServerMsg::Snapshot(snapshot)) => {
+                outcome.snapshots += 1;
+                match receiver.apply(snapshot.tick, snapshot.baseline, &snapshot.delta) {
+                    Ok(view) => {
+                        latest = snapshot.tick;
+                        outcome.entities_seen += view.len() as u64;
+                        let own_alive = snapshot.own.is_some_and(|own| own.alive);
+                        let own_seen = matches!(view.get(me), Some(EntityState::Player(_)));
+                        if !view.is_sorted() || (own_alive && !own_seen) {
+                            outcome.reconstruction_errors += 1;
                         }
                     }
-                    Ok(ServerMsg::Pong { client_time, .. }) => {
-                        outcome.rtts_ms.push(started.elapsed().as_secs_f64() * 1000.0 - client_time);
-                    }
-                    Ok(ServerMsg::Disconnect(reason)) => {
-                        outcome.disconnect = Some(format!("{reason} ({})", reason.close_code()));
-                    }
-                    Ok(ServerMsg::Welcome(welcome)) => {
-                        // The host started a new match: a new player, snapshots from scratch.
-                        me = welcome.player_id;
-                        receiver = SnapshotReceiver::new();
-                        latest = Tick::ZERO;
-                    }
-                    Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_)) => {}
                     Err(_) => outcome.decode_errors += 1,
                 }
             }
+            Ok(ServerMsg::Pong { client_time, .. }) => {
+                outcome.rtts_ms.push(started.elapsed().as_secs_f64() * 1000.0 - client_time);
+            }
+            Ok(ServerMsg::Disconnect(reason)) => {
+                outcome.disconnect = Some(format!("{reason} ({})", reason.close_code()));
+            }
+            Ok(ServerMsg::Welcome(welcome)) => {
+                // The host started a new match: a new player, snapshots from scratch.
+                me = welcome.player_id;
+                receiver = SnapshotReceiver::new();
+                latest = Tick::ZERO;
+            }
+            Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_)) => {}
+            Err(_) => outcome.decode_errors += 1,
         }
     };
     outcome.played = started.elapsed().as_secs_f64().min(config.seconds);
