@@ -114,6 +114,10 @@ pub struct App {
     /// Where remote entities were drawn last frame (fractional tick), and fixed steps run.
     drawn_render_tick: f64,
     steps_this_frame: u32,
+    /// How the game felt, frame by frame, since this page loaded (`arenaDebug().feel`).
+    feel: crate::feel::FeelStats,
+    /// Snapshots applied as of the previous frame (a new one may have corrected the prediction).
+    feel_snapshots: u64,
     this: Weak<RefCell<App>>,
 }
 
@@ -186,6 +190,8 @@ pub fn start() -> Result<(), JsValue> {
             drawn_orbs: 0,
             drawn_render_tick: 0.0,
             steps_this_frame: 0,
+            feel: Default::default(),
+            feel_snapshots: 0,
             this: this.clone(),
         })
     });
@@ -592,6 +598,22 @@ impl App {
         self.drawn_projectiles = projectiles.len();
         self.drawn_orbs = orbs.len();
         self.drawn_render_tick = render_tick;
+        if !session.is_replay() {
+            let corrected = session.snapshots != self.feel_snapshots;
+            self.feel_snapshots = session.snapshots;
+            let own = !session.is_spectator() && session.predictor.is_ready();
+            let frame = crate::feel::FrameFeel {
+                render_tick,
+                newest_tick: session.playout.newest_tick().unwrap_or(render_tick),
+                interval_ticks: f64::from(session.welcome.tick_rate) / f64::from(session.welcome.snapshot_rate.max(1)),
+                frame_s: (frame_dt / 1000.0) as f32,
+                max_speed: shared::rules::PLAYER_MAX_SPEED,
+                own_pos: own.then_some(own_pos),
+                held: if self.chat_open { Vec2::ZERO } else { self.input.move_dir() },
+                correction: if corrected { session.predictor.last_error } else { 0.0 },
+            };
+            self.feel.frame(frame, self.drawn_players.iter().filter(|p| !p.own && p.alive).map(|p| (p.id, p.pos)));
+        }
         self.session = Some(session);
     }
 
@@ -805,6 +827,7 @@ impl App {
             value["kill_feed"] = json!(kills);
             value["notices"] = json!(notices);
             value["leaderboard"] = json!(board);
+            value["feel"] = serde_json::to_value(&self.feel).unwrap_or_default();
             value["net"] = json!({
                 "rtt_ms": session.clock.rtt_ms,
                 "interp_delay_ticks": session.playout.delay_ticks(),

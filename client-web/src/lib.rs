@@ -8,6 +8,7 @@
 //! keyboard/mouse/touch, a canvas, the DOM and browser storage.
 
 pub mod clock;
+pub mod feel;
 pub mod interp;
 pub mod lobby;
 pub mod playout;

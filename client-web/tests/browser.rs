@@ -341,3 +341,47 @@ async fn a_private_room_by_invite_quick_play_elsewhere_a_kick_and_a_live_lobby()
     }
     server.stop().await;
 }
+
+/// The feel on a bad link, measured by the page itself (`arenaDebug().feel`, every frame): the
+/// server conditions both directions at 75 ms ± 10 ms each way with a 250 ms stall every 5 s,
+/// Alice runs back and forth for 12 s and Bob watches her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_150_ms_link_with_stalls_remote_players_never_snap_or_run_ahead() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let config = server::ServerConfig {
+        map: small_map(),
+        net_sim: Some("latency=75ms,jitter=10ms,stall=250ms/5s".parse().expect("valid spec")),
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+    let mut alice = Player::launch("alice").await;
+    let mut bob = Player::launch("bob").await;
+    alice.open_and_join(&server.url, "alice").await;
+    alice.wait_for("alice connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    bob.open_and_join(&server.url, "bob").await;
+    bob.wait_for("bob sees alice", |d| names(d).iter().any(|n| n == "alice")).await;
+    let bob_frames_before = bob.debug().await["feel"]["frames"].as_u64().unwrap_or(0);
+    for lap in 0..6 {
+        let (key, code) = if lap % 2 == 0 { ("ArrowRight", 39) } else { ("ArrowLeft", 37) };
+        alice.key_down(key, code).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        alice.key_up(key, code).await;
+    }
+    let watched =
+        bob.wait_for("bob drew 600 frames", |d| d["feel"]["frames"].as_u64() >= Some(bob_frames_before + 600)).await;
+    let played = alice.debug().await;
+    eprintln!("bob's feel (watching): {}", watched["feel"]);
+    eprintln!("alice's feel (playing): {}", played["feel"]);
+    let feel = &watched["feel"];
+    bob.check(feel["remote_snaps"].as_u64() == Some(0), format!("remote players snapped: {feel}")).await;
+    bob.check(feel["frames_past_cap"].as_u64() == Some(0), format!("drawn > 1 interval past the data: {feel}")).await;
+    // Not bought with latency: the median trail behind the newest snapshot stays within two
+    // snapshot intervals plus twice the jitter (4 + 2 × 1.2 ticks here).
+    let trail = feel["trail_ticks_p50"].as_f64().unwrap_or(f64::MAX);
+    bob.check(trail <= 6.4, format!("median trail {trail} ticks: {feel}")).await;
+    alice.assert_no_console_errors().await;
+    bob.assert_no_console_errors().await;
+    alice.close().await;
+    bob.close().await;
+    server.stop().await;
+}

@@ -1,0 +1,140 @@
+//! Per-frame measurements of how the game feels, kept by the client itself so a test (or a
+//! player with F3) can read them from `arenaDebug().feel`: how often remote players were drawn
+//! past the newest snapshot, whether any of them snapped, how far render time trailed the data,
+//! and whether the own player ever moved backwards with a key held or was corrected.
+
+use std::collections::HashMap;
+
+use glam::Vec2;
+use shared::snapshot::NetId;
+
+/// A remote player moving this many times its top speed in one frame has snapped.
+const SNAP_FACTOR: f32 = 3.0;
+/// Jumps longer than this are respawns (teleports by design), not snaps.
+const RESPAWN_DISTANCE: f32 = 150.0;
+/// Trail samples kept for the median.
+const TRAIL_SAMPLES: usize = 2048;
+
+/// What one frame drew, as far as the feel is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameFeel {
+    /// Where remote entities were drawn, the newest snapshot, and one snapshot interval (ticks).
+    pub render_tick: f64,
+    pub newest_tick: f64,
+    pub interval_ticks: f64,
+    /// Frame time, seconds, and the players' top speed (units per second).
+    pub frame_s: f32,
+    pub max_speed: f32,
+    /// The own player's drawn position and the direction of the keys held (zero: none).
+    pub own_pos: Option<Vec2>,
+    pub held: Vec2,
+    /// The correction the last reconciliation made (units; 0 when none this frame).
+    pub correction: f32,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FeelStats {
+    pub frames: u64,
+    /// Frames drawing remote players past the newest snapshot (extrapolating).
+    pub frames_past_newest: u64,
+    /// Frames drawing them more than one snapshot interval past it (never, by design).
+    pub frames_past_cap: u64,
+    /// Remote players moving ≥ 3× top speed in one frame (respawns excluded).
+    pub remote_snaps: u64,
+    /// Frames where the own player, with a key held, was drawn moving against it.
+    pub own_backward_frames: u64,
+    /// Reconciliation corrections of at least one unit, and the largest.
+    pub corrections_over_1: u64,
+    pub max_correction: f32,
+    /// Median of (newest snapshot − render tick), ticks.
+    pub trail_ticks_p50: f64,
+    #[serde(skip)]
+    trails: Vec<f64>,
+    #[serde(skip)]
+    last_remote: HashMap<NetId, Vec2>,
+    #[serde(skip)]
+    last_own: Option<Vec2>,
+}
+
+impl FeelStats {
+    /// Adds one frame: what it drew (`remote` players' positions) and how.
+    pub fn frame(&mut self, frame: FrameFeel, remote: impl Iterator<Item = (NetId, Vec2)>) {
+        self.frames += 1;
+        let ahead = frame.render_tick - frame.newest_tick;
+        if ahead > 1e-6 {
+            self.frames_past_newest += 1;
+        }
+        if ahead > frame.interval_ticks + 1e-6 {
+            self.frames_past_cap += 1;
+        }
+        if self.trails.len() == TRAIL_SAMPLES {
+            self.trails.remove(0);
+        }
+        self.trails.push(-ahead);
+        let snap = SNAP_FACTOR * frame.max_speed * frame.frame_s.max(1.0 / 240.0);
+        let mut seen = HashMap::with_capacity(self.last_remote.len());
+        for (id, pos) in remote {
+            if let Some(before) = self.last_remote.get(&id) {
+                let moved = before.distance(pos);
+                if moved >= snap && moved < RESPAWN_DISTANCE {
+                    self.remote_snaps += 1;
+                }
+            }
+            seen.insert(id, pos);
+        }
+        self.last_remote = seen;
+        if let (Some(now), Some(before)) = (frame.own_pos, self.last_own)
+            && frame.held != Vec2::ZERO
+            && (now - before).dot(frame.held.normalize()) < -0.5
+        {
+            self.own_backward_frames += 1;
+        }
+        self.last_own = frame.own_pos;
+        if frame.correction >= 1.0 {
+            self.corrections_over_1 += 1;
+        }
+        self.max_correction = self.max_correction.max(frame.correction);
+        let mut sorted = self.trails.clone();
+        sorted.sort_by(f64::total_cmp);
+        self.trail_ticks_p50 = sorted[sorted.len() / 2];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(render: f64, newest: f64) -> FrameFeel {
+        FrameFeel {
+            render_tick: render,
+            newest_tick: newest,
+            interval_ticks: 2.0,
+            frame_s: 1.0 / 60.0,
+            max_speed: 300.0,
+            ..FrameFeel::default()
+        }
+    }
+
+    #[test]
+    fn counts_extrapolation_snaps_and_backward_frames() {
+        let mut feel = FeelStats::default();
+        feel.frame(frame(10.0, 12.0), [(NetId(1), Vec2::new(0.0, 0.0))].into_iter());
+        feel.frame(frame(12.5, 12.0), [(NetId(1), Vec2::new(4.0, 0.0))].into_iter());
+        feel.frame(frame(14.5, 12.0), [(NetId(1), Vec2::new(40.0, 0.0))].into_iter()); // 36 units: a snap
+        feel.frame(frame(15.0, 16.0), [(NetId(1), Vec2::new(900.0, 0.0))].into_iter()); // respawn
+        assert_eq!((feel.frames, feel.frames_past_newest, feel.frames_past_cap), (4, 2, 1));
+        assert_eq!(feel.remote_snaps, 1);
+        let mut own = FeelStats::default();
+        let held = |x: f32, c: f32| FrameFeel {
+            own_pos: Some(Vec2::new(x, 0.0)),
+            held: Vec2::X,
+            correction: c,
+            ..frame(0.0, 0.0)
+        };
+        own.frame(held(0.0, 0.0), std::iter::empty());
+        own.frame(held(5.0, 0.0), std::iter::empty());
+        own.frame(held(3.0, 2.5), std::iter::empty()); // moved back 2 units with the key held
+        assert_eq!(own.own_backward_frames, 1);
+        assert_eq!((own.corrections_over_1, own.max_correction), (1, 2.5));
+    }
+}
