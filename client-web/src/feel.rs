@@ -14,6 +14,9 @@ const SNAP_FACTOR: f32 = 3.0;
 const RESPAWN_DISTANCE: f32 = 150.0;
 /// Trail samples kept for the median.
 const TRAIL_SAMPLES: usize = 2048;
+/// A key counts as held (for backward frames) once held this long: reversing at full speed
+/// takes the movement rules about a quarter second, and that momentum is not a defect.
+const HELD_FOR_S: f32 = 0.35;
 
 /// What one frame drew, as far as the feel is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,7 +44,8 @@ pub struct FeelStats {
     pub frames_past_cap: u64,
     /// Remote players moving ≥ 3× top speed in one frame (respawns excluded).
     pub remote_snaps: u64,
-    /// Frames where the own player, with a key held, was drawn moving against it.
+    /// Frames where the own player, with a key held (for 0.35 s or more), was drawn moving
+    /// against it.
     pub own_backward_frames: u64,
     /// Reconciliation corrections of at least one unit, and the largest.
     pub corrections_over_1: u64,
@@ -54,6 +58,9 @@ pub struct FeelStats {
     last_remote: HashMap<NetId, Vec2>,
     #[serde(skip)]
     last_own: Option<Vec2>,
+    /// The keys held and for how long, seconds.
+    #[serde(skip)]
+    held: (Vec2, f32),
 }
 
 impl FeelStats {
@@ -83,8 +90,11 @@ impl FeelStats {
             seen.insert(id, pos);
         }
         self.last_remote = seen;
+        self.held =
+            if frame.held == self.held.0 { (frame.held, self.held.1 + frame.frame_s) } else { (frame.held, 0.0) };
         if let (Some(now), Some(before)) = (frame.own_pos, self.last_own)
             && frame.held != Vec2::ZERO
+            && self.held.1 >= HELD_FOR_S
             && (now - before).dot(frame.held.normalize()) < -0.5
         {
             self.own_backward_frames += 1;
@@ -133,7 +143,13 @@ mod tests {
         };
         own.frame(held(0.0, 0.0), std::iter::empty());
         own.frame(held(5.0, 0.0), std::iter::empty());
-        own.frame(held(3.0, 2.5), std::iter::empty()); // moved back 2 units with the key held
+        // Just pressed: moving back is momentum, not counted.
+        own.frame(held(3.0, 0.0), std::iter::empty());
+        assert_eq!(own.own_backward_frames, 0);
+        for step in 0..30 {
+            own.frame(held(3.0 + step as f32, 0.0), std::iter::empty());
+        }
+        own.frame(held(30.0, 2.5), std::iter::empty()); // moved back 2 units, key held 0.5 s
         assert_eq!(own.own_backward_frames, 1);
         assert_eq!((own.corrections_over_1, own.max_correction), (1, 2.5));
     }

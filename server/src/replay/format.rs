@@ -25,8 +25,10 @@ use thiserror::Error;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"ARENARPL";
 /// Bumped whenever the layout, the operations or the rules change in a way that breaks old
-/// replays. Readers refuse other versions with [`ReplayError::Version`].
-pub const FORMAT_VERSION: u16 = 1;
+/// replays. Readers refuse other versions with [`ReplayError::Version`]. 2: a player with no
+/// input queued holds still instead of repeating its last input, and a backlog is applied two
+/// inputs per tick.
+pub const FORMAT_VERSION: u16 = 2;
 /// Largest frame payload accepted (a tick with every player's input fits easily).
 pub const MAX_FRAME: u32 = 16 << 20;
 

@@ -33,9 +33,15 @@ new_key_type! {
     pub struct OrbKey;
 }
 
-/// How many unapplied inputs a player may have queued. Older inputs are dropped first, so a
-/// client that sends in bursts never builds up latency.
-pub const INPUT_BUFFER: usize = 8;
+/// How many unapplied inputs a player may have queued (two seconds at 60 Hz); past that the
+/// oldest are dropped. A backlog within it is applied in full, in order, so the server takes
+/// exactly the steps the client predicted.
+pub const INPUT_BUFFER: usize = 120;
+/// Queued inputs the server keeps as a cushion against jitter; above it, it catches up.
+pub const INPUT_TARGET_DEPTH: usize = 2;
+/// Most inputs applied in one tick while catching up (a late burst after a stall): the player
+/// moves at most this many times its speed for a moment, never a lurch.
+pub const MAX_INPUTS_PER_TICK: usize = 2;
 
 /// Which game the world plays.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,7 +91,7 @@ pub struct Player {
     pub rank: u16,
     /// Inputs received but not applied yet, oldest first.
     pub inputs: VecDeque<InputCmd>,
-    /// The input applied last tick; repeated (without firing) when the buffer runs dry.
+    /// The input applied last (bots: the one they chose this tick).
     pub last_input: InputCmd,
     /// Sequence number of the last input applied, acked to the client in snapshots.
     pub last_applied_seq: u32,
@@ -356,28 +362,30 @@ impl World {
         let mut shots = std::mem::take(&mut self.shots);
         let mut respawns = std::mem::take(&mut self.respawns);
         for (key, player) in &mut self.players {
-            let input = match player.inputs.pop_front() {
-                Some(cmd) => {
-                    player.last_applied_seq = cmd.seq;
-                    cmd
-                }
-                None => InputCmd { fire: false, ..player.last_input },
-            };
-            player.last_input = input;
             player.fire_cooldown = player.fire_cooldown.saturating_sub(1);
-            if !player.alive {
-                if !player.respawn_at.is_newer_than(tick) {
-                    respawns.push(key);
+            // One input per tick; none queued (a stall): the player holds still, a step the
+            // client never predicted is never guessed; a backlog above the target depth (the
+            // burst after a stall) is applied two per tick until it is back on target. Every
+            // input is applied exactly once, in order, so prediction replays the same steps.
+            let take = if player.inputs.len() > INPUT_TARGET_DEPTH { MAX_INPUTS_PER_TICK } else { 1 };
+            for _ in 0..take {
+                let Some(input) = player.inputs.pop_front() else { break };
+                player.last_applied_seq = input.seq;
+                player.last_input = input;
+                if !player.alive {
+                    continue;
                 }
-                continue;
+                let dir = Vec2::new(input.move_x, input.move_y);
+                rules::step_player(&mut player.pos, &mut player.vel, MoveInput { dir }, dt, &self.map);
+                player.aim = normalize_angle(input.aim);
+                if input.fire && player.fire_cooldown == 0 {
+                    player.fire_cooldown = fire_cooldown;
+                    player.fired_at = Some(tick);
+                    shots.push((key, player.net_id, player.pos, player.aim));
+                }
             }
-            let dir = Vec2::new(input.move_x, input.move_y);
-            rules::step_player(&mut player.pos, &mut player.vel, MoveInput { dir }, dt, &self.map);
-            player.aim = normalize_angle(input.aim);
-            if input.fire && player.fire_cooldown == 0 {
-                player.fire_cooldown = fire_cooldown;
-                player.fired_at = Some(tick);
-                shots.push((key, player.net_id, player.pos, player.aim));
+            if !player.alive && !player.respawn_at.is_newer_than(tick) {
+                respawns.push(key);
             }
         }
         for key in respawns.drain(..) {
@@ -787,7 +795,7 @@ mod tests {
     fn input_buffer_is_bounded_and_ignores_stale_inputs() {
         let mut stepper = Stepper::new(duel_map(), 1);
         let key = stepper.spawn_player("p");
-        for _ in 0..20 {
+        for _ in 0..super::INPUT_BUFFER + 12 {
             stepper.input(key, Vec2::X, 0.0, false);
         }
         assert_eq!(stepper.world.players[key].inputs.len(), super::INPUT_BUFFER);
@@ -798,6 +806,58 @@ mod tests {
         let queued = stepper.world.players[key].inputs.len();
         stepper.world.push_input(key, stale);
         assert_eq!(stepper.world.players[key].inputs.len(), queued);
+    }
+
+    #[test]
+    fn a_stall_then_a_burst_takes_exactly_the_predicted_steps() {
+        use shared::protocol::InputCmd;
+        use shared::rules::MoveInput;
+        // What the client predicts: every input applied once, in order, from the same start.
+        let map = MapDef::open("open", 2000.0, 0);
+        let mut stepper = Stepper::new(map.clone(), 1);
+        let key = stepper.spawn_player("p");
+        let start = stepper.world.players[key].pos;
+        let inputs: Vec<InputCmd> = (1..=90u32)
+            .map(|seq| InputCmd { seq, move_x: if seq < 60 { 1.0 } else { -0.5 }, move_y: 0.3, ..Default::default() })
+            .collect();
+        let predicted = |upto: u32| {
+            let (mut pos, mut vel) = (start, Vec2::ZERO);
+            for cmd in inputs.iter().take(upto as usize) {
+                rules::step_player(
+                    &mut pos,
+                    &mut vel,
+                    MoveInput { dir: Vec2::new(cmd.move_x, cmd.move_y) },
+                    1.0 / 60.0,
+                    &map,
+                );
+            }
+            pos
+        };
+        // 20 inputs on time, then a 15-tick stall, then the 15 held inputs and the rest in a burst.
+        let mut next = 0;
+        for _ in 0..20 {
+            stepper.world.push_input(key, inputs[next]);
+            next += 1;
+            stepper.step(1);
+        }
+        stepper.step(15);
+        let held = stepper.world.players[key].pos;
+        assert_eq!(held, predicted(20), "a stalled player holds still: no guessed steps");
+        for _ in 0..30 {
+            stepper.world.push_input(key, inputs[next]);
+            next += 1;
+        }
+        let mut largest_step: f32 = 0.0;
+        let mut last = held;
+        while !stepper.world.players[key].inputs.is_empty() {
+            stepper.step(1);
+            let player = &stepper.world.players[key];
+            assert_eq!(player.pos, predicted(player.last_applied_seq), "state after input {}", player.last_applied_seq);
+            largest_step = largest_step.max(player.pos.distance(last));
+            last = player.pos;
+        }
+        let max_step = rules::PLAYER_MAX_SPEED / 60.0;
+        assert!(largest_step <= 2.0 * max_step + 1e-3, "catching up moved {largest_step} in one tick");
     }
 
     #[test]
