@@ -118,6 +118,8 @@ pub struct App {
     feel: crate::feel::FeelStats,
     /// Snapshots applied as of the previous frame (a new one may have corrected the prediction).
     feel_snapshots: u64,
+    /// Every prediction correction (units) since `arenaDebug()` last read them.
+    corrections: std::cell::RefCell<Vec<f32>>,
     this: Weak<RefCell<App>>,
 }
 
@@ -192,6 +194,7 @@ pub fn start() -> Result<(), JsValue> {
             steps_this_frame: 0,
             feel: Default::default(),
             feel_snapshots: 0,
+            corrections: Default::default(),
             this: this.clone(),
         })
     });
@@ -601,6 +604,12 @@ impl App {
         if !session.is_replay() {
             let corrected = session.snapshots != self.feel_snapshots;
             self.feel_snapshots = session.snapshots;
+            if corrected && session.predictor.last_error > 0.0 {
+                let mut corrections = self.corrections.borrow_mut();
+                if corrections.len() < 4096 {
+                    corrections.push(session.predictor.last_error);
+                }
+            }
             let own = !session.is_spectator() && session.predictor.is_ready();
             let frame = crate::feel::FrameFeel {
                 render_tick,
@@ -620,7 +629,8 @@ impl App {
     /// Fixed-step inputs at the server's tick rate.
     fn send_inputs(&mut self, session: &mut Session, frame_dt: f64) {
         let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
-        self.accumulator_ms += frame_dt;
+        // Paced: a few percent faster or slower to keep the server's queue of our inputs small.
+        self.accumulator_ms += frame_dt * session.pacer.rate();
         let mut steps = 0;
         while self.accumulator_ms >= tick_ms && steps < 5 {
             let playing = !self.chat_open;
@@ -837,6 +847,9 @@ impl App {
                 "extrapolated_ms": session.playout.extrapolated_ms,
                 "correction_offset": session.predictor.correction_offset(),
                 "steps_this_frame": self.steps_this_frame,
+                "server_input_queue": session.pacer.last_report(),
+                "corrections": std::mem::take(&mut *self.corrections.borrow_mut()),
+                "input_rate": session.pacer.rate(),
                 "prediction_error": session.predictor.last_error,
                 "pending_inputs": session.predictor.pending(),
             });

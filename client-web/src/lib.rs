@@ -11,6 +11,7 @@ pub mod clock;
 pub mod feel;
 pub mod interp;
 pub mod lobby;
+pub mod pacer;
 pub mod playout;
 pub mod predict;
 pub mod route;
@@ -46,7 +47,8 @@ pub fn start() -> Result<(), JsValue> {
 }
 
 /// A JSON snapshot of what the client sees, for tests and debugging (`window.arenaDebug()`).
-/// Read-only: calling it changes nothing.
+/// Read-only, except that `net.corrections` lists the prediction corrections since the previous
+/// call (so a poller sees every one).
 #[wasm_bindgen(js_name = arenaDebug)]
 pub fn arena_debug() -> String {
     #[cfg(target_arch = "wasm32")]

@@ -14,6 +14,7 @@ use shared::tick::Tick;
 
 use crate::clock::ServerClock;
 use crate::interp::Interpolator;
+use crate::pacer::Pacer;
 use crate::playout::Playout;
 use crate::predict::Predictor;
 
@@ -56,6 +57,8 @@ pub struct Session {
     pub interp: Interpolator,
     /// Where (in server ticks) remote entities are drawn: anchored to snapshot arrivals.
     pub playout: Playout,
+    /// Paces inputs to keep the server's queue of them near its target depth.
+    pub pacer: Pacer,
     pub predictor: Predictor,
     pub clock: ServerClock,
     pub own: Option<OwnState>,
@@ -83,6 +86,7 @@ impl Session {
         Session {
             interp: Interpolator::new(welcome.tick_rate, welcome.snapshot_rate),
             playout: Playout::new(welcome.tick_rate, welcome.snapshot_rate),
+            pacer: Pacer::default(),
             clock: ServerClock::new(welcome.tick_rate),
             dt: 1.0 / f32::from(welcome.tick_rate.max(1)),
             replay: welcome.replay,
@@ -161,6 +165,9 @@ impl Session {
             self.own = Some(own);
         }
         self.input_ack = snapshot.input_ack;
+        if snapshot.own.is_some() {
+            self.pacer.on_report(snapshot.input_queue);
+        }
         for event in &snapshot.events {
             self.on_event(event, now_ms);
         }
@@ -386,6 +393,7 @@ mod tests {
             tick: Tick(tick),
             baseline: baseline.map(|(t, _)| Tick(t)),
             input_ack: 0,
+            input_queue: 0,
             own: Some(OwnState {
                 pos: Vec2::new(100.0, 100.0),
                 vel: Vec2::ZERO,

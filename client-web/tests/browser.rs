@@ -372,6 +372,7 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
     let played = alice.debug().await;
     eprintln!("bob's feel (watching): {}", watched["feel"]);
     eprintln!("alice's feel (playing): {}", played["feel"]);
+    eprintln!("alice's net: {}", played["net"]);
     let feel = &watched["feel"];
     bob.check(feel["remote_snaps"].as_u64() == Some(0), format!("remote players snapped: {feel}")).await;
     bob.check(feel["frames_past_cap"].as_u64() == Some(0), format!("drawn > 1 interval past the data: {feel}")).await;

@@ -15,7 +15,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
@@ -179,6 +179,10 @@ pub struct SnapshotMsg {
     pub baseline: Option<Tick>,
     /// Sequence number of the last input the server applied for this client.
     pub input_ack: u32,
+    /// The fewest of this client's inputs waiting in the server's queue at the start of any
+    /// tick since the previous snapshot (0: the server had none at least once and held the
+    /// player still): the client paces its inputs to keep it at one or two.
+    pub input_queue: u8,
     /// Exact state of the client's own player, for prediction and reconciliation.
     pub own: Option<OwnState>,
     /// Entities in view, encoded by [`crate::snapshot::encode_delta`].
@@ -198,6 +202,7 @@ pub struct SnapshotMsgRef<'a> {
     pub tick: Tick,
     pub baseline: Option<Tick>,
     pub input_ack: u32,
+    pub input_queue: u8,
     pub own: Option<OwnState>,
     #[serde(with = "serde_bytes")]
     pub delta: &'a [u8],
@@ -556,6 +561,7 @@ mod tests {
             tick: Tick(99),
             baseline: Some(Tick(97)),
             input_ack: 12,
+            input_queue: 3,
             own: Some(own),
             delta: delta.clone(),
             events: events.clone(),
@@ -567,6 +573,7 @@ mod tests {
                 tick: Tick(99),
                 baseline: Some(Tick(97)),
                 input_ack: 12,
+                input_queue: 3,
                 own: Some(own),
                 delta: &delta,
                 events: &events,

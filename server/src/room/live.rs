@@ -341,6 +341,9 @@ struct Departed {
     left_at: Instant,
 }
 
+/// Queue depths above this are reported as this (the client only cares about small ones).
+const MAX_REPORTED_QUEUE: u8 = 100;
+
 /// Spectators one room admits at once.
 pub const MAX_SPECTATORS: u16 = 64;
 /// Restarts and map changes are at most one per this long (each one ends a replay file).
@@ -1094,6 +1097,7 @@ impl Room {
                 tick,
                 baseline: baseline.map(|(tick, _)| tick),
                 input_ack: 0,
+                input_queue: 0,
                 own: None,
                 delta: self.writer.finish(),
                 events: &spectator.pending_events,
@@ -1150,7 +1154,10 @@ impl Room {
             if client.kick.is_kicked() {
                 continue;
             }
-            let Some(player) = self.world.players.get(client.player) else { continue };
+            let Some(player) = self.world.players.get_mut(client.player) else { continue };
+            // Reported once: the next snapshot covers the ticks after this one.
+            let queue_low = std::mem::replace(&mut player.queue_low, u8::MAX);
+            let player = &self.world.players[client.player];
             let view = match &shared_view {
                 Some(view) => view.clone(),
                 None => {
@@ -1198,6 +1205,7 @@ impl Room {
                 tick,
                 baseline: baseline_tick,
                 input_ack: player.last_applied_seq,
+                input_queue: queue_low.min(MAX_REPORTED_QUEUE),
                 own: Some(own),
                 delta,
                 events: &client.pending_events,

@@ -291,6 +291,7 @@ impl Theater {
                 tick,
                 baseline: baseline.map(|(t, _)| t),
                 input_ack: 0,
+                input_queue: 0,
                 own: None,
                 delta: self.writer.finish().to_vec(),
                 events: std::mem::take(&mut spectator.pending_events),

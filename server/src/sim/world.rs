@@ -38,7 +38,7 @@ new_key_type! {
 /// exactly the steps the client predicted.
 pub const INPUT_BUFFER: usize = 120;
 /// Queued inputs the server keeps as a cushion against jitter; above it, it catches up.
-pub const INPUT_TARGET_DEPTH: usize = 2;
+pub const INPUT_TARGET_DEPTH: usize = 3;
 /// Most inputs applied in one tick while catching up (a late burst after a stall): the player
 /// moves at most this many times its speed for a moment, never a lurch.
 pub const MAX_INPUTS_PER_TICK: usize = 2;
@@ -95,6 +95,10 @@ pub struct Player {
     pub last_input: InputCmd,
     /// Sequence number of the last input applied, acked to the client in snapshots.
     pub last_applied_seq: u32,
+    /// The fewest inputs waiting at the start of a tick since the room last reported it to the
+    /// client (0: the player held still at least once), which paces its inputs by it. The room
+    /// resets it to `u8::MAX` when it builds a snapshot.
+    pub queue_low: u8,
     /// Ticks until the player may fire again.
     pub fire_cooldown: u32,
     /// Last tick the player fired (for the muzzle-flash flag).
@@ -238,6 +242,7 @@ impl World {
             inputs: VecDeque::with_capacity(INPUT_BUFFER),
             last_input: InputCmd::default(),
             last_applied_seq: 0,
+            queue_low: u8::MAX,
             fire_cooldown: 0,
             fired_at: None,
             hit_at: None,
@@ -367,6 +372,7 @@ impl World {
             // client never predicted is never guessed; a backlog above the target depth (the
             // burst after a stall) is applied two per tick until it is back on target. Every
             // input is applied exactly once, in order, so prediction replays the same steps.
+            player.queue_low = player.queue_low.min(player.inputs.len().min(usize::from(u8::MAX)) as u8);
             let take = if player.inputs.len() > INPUT_TARGET_DEPTH { MAX_INPUTS_PER_TICK } else { 1 };
             for _ in 0..take {
                 let Some(input) = player.inputs.pop_front() else { break };
