@@ -763,16 +763,21 @@ impl App {
     fn netgraph_text(&mut self, session: &Session, now: f64) -> String {
         let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
         format!(
-            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\npred error  {:>6.2} u (max {:.2})\npending     {:>6}\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}",
+            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\nextrapolate {:>6.1} ms ({} frames past newest)\npred error  {:>6.2} u (max {:.2}, {} corrections)\npending     {:>6}\nserver q    {:>6} (input rate {:.3})\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}",
             session.clock.rtt_ms,
             self.snapshots_in.per_second(now),
             self.bytes_in.per_second(now) / 1000.0,
             self.bytes_out.per_second(now) / 1000.0,
             session.playout.delay_ticks() * tick_ms,
             session.playout.jitter_ticks() * tick_ms,
+            session.playout.extrapolated_ms,
+            self.feel.frames_past_newest,
             session.predictor.last_error,
             self.max_error.0,
+            self.feel.corrections_over_1,
             session.predictor.pending(),
+            session.pacer.last_report().map_or_else(|| "-".to_string(), |q| q.to_string()),
+            session.pacer.rate(),
             self.frames.mean(),
             self.frames.quantile(0.99),
             session.latest_view().map_or(0, |v| v.len()),
