@@ -7,6 +7,7 @@
 //! - `test-web`: runs the client's wasm-bindgen tests in headless Chromium.
 //! - `s1`: runs benchmark scenario S1 (fresh release server per run, the load generator, runs
 //!   interleaved) and prints medians; see BENCHMARKS.md.
+//! - `feel`: the netcode feel harness over RTT 0–300 ms, jitter and stalls (see BENCHMARKS.md).
 //! - `record-sample`: regenerates `assets/replays/sample.arenareplay` (28 server bots and 4
 //!   headless WebSocket bots, two minutes).
 //! - `test`: installs what is missing (wasm32 target, Chromium), checks formatting and lints,
@@ -45,6 +46,10 @@ fn main() -> Result<()> {
         Some("test") => test_all(&root),
         Some("s1") => s1(&root, &args[1..]),
         Some("record-sample") => record_sample(&root),
+        Some("feel") => {
+            // The feel harness (benches/src/bin/feel.rs), in release, passing its flags on.
+            run(cargo().args(["run", "--release", "-p", "arena-benches", "--bin", "feel", "--"]).args(&args[1..]))
+        }
         Some("test-web") => {
             ensure_chromium()?;
             let mut tally = Tally::default();
@@ -59,7 +64,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | record-sample | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | record-sample | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
