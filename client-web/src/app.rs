@@ -116,8 +116,6 @@ pub struct App {
     steps_this_frame: u32,
     /// How the game felt, frame by frame, since this page loaded (`arenaDebug().feel`).
     feel: crate::feel::FeelStats,
-    /// Snapshots applied as of the previous frame (a new one may have corrected the prediction).
-    feel_snapshots: u64,
     /// Every prediction correction (units) since `arenaDebug()` last read them.
     corrections: std::cell::RefCell<Vec<f32>>,
     this: Weak<RefCell<App>>,
@@ -193,7 +191,6 @@ pub fn start() -> Result<(), JsValue> {
             drawn_render_tick: 0.0,
             steps_this_frame: 0,
             feel: Default::default(),
-            feel_snapshots: 0,
             corrections: Default::default(),
             this: this.clone(),
         })
@@ -602,24 +599,25 @@ impl App {
         self.drawn_orbs = orbs.len();
         self.drawn_render_tick = render_tick;
         if !session.is_replay() {
-            let corrected = session.snapshots != self.feel_snapshots;
-            self.feel_snapshots = session.snapshots;
-            if corrected && session.predictor.last_error > 0.0 {
+            // Every correction since the last frame (a burst after a stall applies several).
+            let new_corrections = session.predictor.take_corrections();
+            let largest = new_corrections.iter().copied().fold(0.0f32, f32::max);
+            {
                 let mut corrections = self.corrections.borrow_mut();
-                if corrections.len() < 4096 {
-                    corrections.push(session.predictor.last_error);
-                }
+                let room = 4096usize.saturating_sub(corrections.len());
+                corrections.extend(new_corrections.into_iter().take(room));
             }
             let own = !session.is_spectator() && session.predictor.is_ready();
             let frame = crate::feel::FrameFeel {
                 render_tick,
-                newest_tick: session.playout.newest_tick().unwrap_or(render_tick),
+                // The interpolation buffer's newest frame: checked independently of the clock.
+                newest_tick: session.interp.newest_tick().map_or(render_tick, f64::from),
                 interval_ticks: f64::from(session.welcome.tick_rate) / f64::from(session.welcome.snapshot_rate.max(1)),
                 frame_s: (frame_dt / 1000.0) as f32,
                 max_speed: shared::rules::PLAYER_MAX_SPEED,
                 own_pos: own.then_some(own_pos),
                 held: if self.chat_open { Vec2::ZERO } else { self.input.move_dir() },
-                correction: if corrected { session.predictor.last_error } else { 0.0 },
+                correction: largest,
             };
             self.feel.frame(frame, self.drawn_players.iter().filter(|p| !p.own && p.alive).map(|p| (p.id, p.pos)));
         }

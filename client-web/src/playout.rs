@@ -96,7 +96,9 @@ impl Playout {
             Some((render, last_ms)) => {
                 let elapsed = (now_ms - last_ms).max(0.0) * self.ticks_per_ms;
                 let error = target - (render + elapsed);
-                if error.abs() > JUMP_MS * self.ticks_per_ms {
+                if error > JUMP_MS * self.ticks_per_ms {
+                    // Far behind (a long blip): jump forward. Never backward: far ahead, the
+                    // clock just runs at its slowest until the target catches up.
                     target
                 } else {
                     let rate = 1.0 + (error / FULL_CORRECTION_TICKS).clamp(-1.0, 1.0) * MAX_RATE_CHANGE;
@@ -188,6 +190,15 @@ mod tests {
         let mut trailing: Vec<f64> = frames.iter().skip(90).map(|(_, r, n)| n - r).collect();
         trailing.sort_by(f64::total_cmp);
         assert!(trailing[trailing.len() / 2] < 8.0, "median trail {} ticks", trailing[trailing.len() / 2]);
+    }
+
+    #[test]
+    fn render_time_never_runs_backward_when_the_link_gets_slower() {
+        // The route changes: 50 ms one way, then 400 ms (the anchor drops by 21 ticks).
+        let frames = run(12.0, |i| if i < 150 { 50.0 } else { 400.0 });
+        for pair in frames.windows(2) {
+            assert!(pair[1].1 >= pair[0].1 - 1e-9, "render went back from {} to {}", pair[0].1, pair[1].1);
+        }
     }
 
     #[test]

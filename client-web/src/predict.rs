@@ -18,6 +18,8 @@ use shared::rules::{MoveInput, step_player};
 const MAX_PENDING: usize = 120;
 /// Corrections larger than this (world units) are teleports (respawn): snap instead of smooth.
 const SNAP_DISTANCE: f32 = 120.0;
+/// Corrections kept until read (a reader that never reads loses the oldest beyond this).
+const MAX_LOGGED_CORRECTIONS: usize = 1024;
 /// How fast the visual offset decays, per second (1/e time of 1/12 s).
 const SMOOTHING_RATE: f32 = 12.0;
 
@@ -37,6 +39,9 @@ pub struct Predictor {
     /// Whether the server reported the player alive; dead players are not predicted.
     pub alive: bool,
     initialized: bool,
+    /// Every correction (units) since [`Predictor::take_corrections`]: teleports and deaths
+    /// are not corrections and are not listed.
+    corrections: Vec<f32>,
 }
 
 impl Predictor {
@@ -71,6 +76,7 @@ impl Predictor {
         if !own.alive {
             self.pending.clear();
             self.offset = Vec2::ZERO;
+            self.last_error = 0.0;
             self.initialized = true;
             return;
         }
@@ -93,6 +99,9 @@ impl Predictor {
             self.offset = Vec2::ZERO;
         } else {
             self.offset += error;
+            if self.last_error > 0.0 && self.corrections.len() < MAX_LOGGED_CORRECTIONS {
+                self.corrections.push(self.last_error);
+            }
         }
     }
 
@@ -106,6 +115,11 @@ impl Predictor {
             self.offset = Vec2::ZERO;
         }
         self.prev_pos.lerp(self.pos, blend.clamp(0.0, 1.0)) + self.offset
+    }
+
+    /// The corrections made since the last call (every reconciliation that moved the player).
+    pub fn take_corrections(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.corrections)
     }
 
     /// The correction still being smoothed out, world units.
@@ -188,6 +202,9 @@ mod tests {
         let (pos, vel) = server_after(&(1..=10).map(|s| cmd(s, 1.0)).collect::<Vec<_>>(), start, &map);
         predictor.reconcile(&own(pos - Vec2::new(8.0, 0.0), vel), 10, DT, &map);
         assert!((predictor.last_error - 8.0).abs() < 1e-3);
+        let logged = predictor.take_corrections();
+        assert!(logged.len() == 1 && (logged[0] - 8.0).abs() < 1e-3, "{logged:?}");
+        assert!(predictor.take_corrections().is_empty());
         let shown_after = predictor.render_pos(0.0, 1.0);
         assert!((shown_after - shown_before).length() < 1e-3, "no visible jump on the correction frame");
         // Half a second later the offset has decayed away.
@@ -235,6 +252,7 @@ mod tests {
         predictor.reconcile(&own(Vec2::new(100.0, 100.0), Vec2::ZERO), 0, DT, &map);
         predictor.reconcile(&own(Vec2::new(1500.0, 1500.0), Vec2::ZERO), 0, DT, &map);
         assert_eq!(predictor.render_pos(0.0, 1.0), Vec2::new(1500.0, 1500.0));
+        assert!(predictor.take_corrections().is_empty(), "a teleport is not a correction");
     }
 
     #[test]

@@ -59,7 +59,7 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> FeelStats {
     let now_ms = || started.elapsed().as_secs_f64() * 1000.0;
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut feel, mut accumulator, mut last_frame, mut seen_snapshots) = (FeelStats::default(), 0.0, 0.0, 0);
+    let (mut feel, mut accumulator, mut last_frame) = (FeelStats::default(), 0.0, 0.0);
     while started.elapsed().as_secs_f64() < seconds {
         tokio::select! {
             _ = frames.tick() => {
@@ -85,18 +85,17 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> FeelStats {
                 }
                 let Some(render_tick) = session.render_tick(now) else { continue };
                 let own_pos = session.predictor.render_pos((frame_dt / 1000.0) as f32, (accumulator / tick_ms) as f32);
-                let corrected = session.snapshots != seen_snapshots;
-                seen_snapshots = session.snapshots;
+                let largest = session.predictor.take_corrections().into_iter().fold(0.0f32, f32::max);
                 let players = session.players(render_tick, own_pos, 0.0);
                 let frame = FrameFeel {
                     render_tick,
-                    newest_tick: session.playout.newest_tick().unwrap_or(render_tick),
+                    newest_tick: session.interp.newest_tick().map_or(render_tick, f64::from),
                     interval_ticks,
                     frame_s: (frame_dt / 1000.0) as f32,
                     max_speed: shared::rules::PLAYER_MAX_SPEED,
                     own_pos: (moves && session.predictor.is_ready()).then_some(own_pos),
                     held,
-                    correction: if corrected { session.predictor.last_error } else { 0.0 },
+                    correction: largest,
                 };
                 feel.frame(frame, players.iter().filter(|p| !p.own && p.alive).map(|p| (p.id, p.pos)));
             }

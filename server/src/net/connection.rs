@@ -442,8 +442,17 @@ async fn deliver_conditioned(
     outbox: Outbox,
     kick: Kick,
 ) {
+    // Messages still in flight when the connection ends are dropped, as on a real link; the
+    // room's `Leave` goes directly (it must never be lost). Ends with the room too.
     while let Some((at, arrival)) = arrivals.recv().await {
-        tokio::time::sleep_until(at).await;
+        tokio::select! {
+            biased;
+            _ = room.inbox.closed() => return,
+            _ = tokio::time::sleep_until(at) => {}
+        }
+        if kick.is_kicked() {
+            return;
+        }
         match arrival {
             Arrival::Room(input) => {
                 let input = match input {
@@ -531,7 +540,13 @@ async fn write_loop_conditioned<S>(
             _ = &mut kicked => break,
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let Some((_, bytes)) = queue.pop_front() else { continue };
-                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                // Like `write_loop`: a kick interrupts a send to a peer that stopped reading.
+                let sent = tokio::select! {
+                    biased;
+                    _ = &mut kicked => break,
+                    sent = sink.send(Message::Binary(bytes.into())) => sent,
+                };
+                if sent.is_err() {
                     kick.kick(DisconnectReason::ConnectionLost);
                     break;
                 }

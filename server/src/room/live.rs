@@ -1150,14 +1150,15 @@ impl Room {
         });
         self.delta_cache.clear();
         let now = Instant::now();
+        // Players whose queue depth went out: the next report covers the ticks after this one.
+        let mut reported = Vec::with_capacity(self.clients.len());
         for client in self.clients.values_mut() {
             if client.kick.is_kicked() {
                 continue;
             }
-            let Some(player) = self.world.players.get_mut(client.player) else { continue };
-            // Reported once: the next snapshot covers the ticks after this one.
-            let queue_low = std::mem::replace(&mut player.queue_low, u8::MAX);
-            let player = &self.world.players[client.player];
+            let Some(player) = self.world.players.get(client.player) else { continue };
+            // S1 keeps only the latest input (no queue): report a depth in the pacer's band.
+            let queue_low = if self.config.rules == Rules::S1 { 1 } else { player.queue_low };
             let view = match &shared_view {
                 Some(view) => view.clone(),
                 None => {
@@ -1216,6 +1217,7 @@ impl Room {
             let size = bytes.len() as u64;
             match client.outbox.try_send(bytes) {
                 Ok(()) => {
+                    reported.push(client.player);
                     client.baselines.record(tick, view);
                     client.pending_events.clear();
                     client.leaderboard_pending = false;
@@ -1239,6 +1241,11 @@ impl Room {
                         client.kick.kick(DisconnectReason::TooSlow);
                     }
                 }
+            }
+        }
+        for key in reported {
+            if let Some(player) = self.world.players.get_mut(key) {
+                player.queue_low = u8::MAX;
             }
         }
         self.send_spectator_snapshots(too_slow_after);

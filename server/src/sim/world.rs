@@ -42,6 +42,9 @@ pub const INPUT_TARGET_DEPTH: usize = 3;
 /// Most inputs applied in one tick while catching up (a late burst after a stall): the player
 /// moves at most this many times its speed for a moment, never a lurch.
 pub const MAX_INPUTS_PER_TICK: usize = 2;
+/// Ticks of catch-up a player may bank: only ticks it spent holding still (no input) earn the
+/// right to apply a second input later, so nobody outruns the clock by sending faster.
+pub const MAX_CATCH_UP_CREDIT: u16 = 120;
 
 /// Which game the world plays.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub struct Player {
     /// client (0: the player held still at least once), which paces its inputs by it. The room
     /// resets it to `u8::MAX` when it builds a snapshot.
     pub queue_low: u8,
+    /// Ticks this player held still for lack of input and has not caught up yet.
+    pub catch_up_credit: u16,
     /// Ticks until the player may fire again.
     pub fire_cooldown: u32,
     /// Last tick the player fired (for the muzzle-flash flag).
@@ -243,6 +248,7 @@ impl World {
             last_input: InputCmd::default(),
             last_applied_seq: 0,
             queue_low: u8::MAX,
+            catch_up_credit: 0,
             fire_cooldown: 0,
             fired_at: None,
             hit_at: None,
@@ -373,7 +379,16 @@ impl World {
             // burst after a stall) is applied two per tick until it is back on target. Every
             // input is applied exactly once, in order, so prediction replays the same steps.
             player.queue_low = player.queue_low.min(player.inputs.len().min(usize::from(u8::MAX)) as u8);
-            let take = if player.inputs.len() > INPUT_TARGET_DEPTH { MAX_INPUTS_PER_TICK } else { 1 };
+            if player.inputs.is_empty() {
+                player.catch_up_credit = (player.catch_up_credit + 1).min(MAX_CATCH_UP_CREDIT);
+            }
+            // A second input per tick only to make up for ticks held still before: on average
+            // never more than one input per tick, whatever the client sends.
+            let catch_up = player.inputs.len() > INPUT_TARGET_DEPTH && player.catch_up_credit > 0;
+            if catch_up {
+                player.catch_up_credit -= 1;
+            }
+            let take = if catch_up { MAX_INPUTS_PER_TICK } else { 1 };
             for _ in 0..take {
                 let Some(input) = player.inputs.pop_front() else { break };
                 player.last_applied_seq = input.seq;
@@ -864,6 +879,26 @@ mod tests {
         }
         let max_step = rules::PLAYER_MAX_SPEED / 60.0;
         assert!(largest_step <= 2.0 * max_step + 1e-3, "catching up moved {largest_step} in one tick");
+    }
+
+    #[test]
+    fn sending_inputs_faster_never_moves_a_player_faster() {
+        let mut stepper = Stepper::new(MapDef::open("open", 4000.0, 0), 1);
+        let key = stepper.spawn_player("cheat");
+        let mut seq = 0;
+        let start = stepper.world.players[key].pos;
+        // Two inputs every tick for three seconds: still one step per tick.
+        for _ in 0..180 {
+            for _ in 0..2 {
+                seq += 1;
+                let cmd = shared::protocol::InputCmd { seq, move_x: 1.0, ..Default::default() };
+                stepper.world.push_input(key, cmd);
+            }
+            stepper.step(1);
+        }
+        let moved = stepper.world.players[key].pos.x - start.x;
+        let one_per_tick = 180.0 * rules::PLAYER_MAX_SPEED / 60.0;
+        assert!(moved <= one_per_tick + 1.0, "moved {moved} in 180 ticks; one step a tick allows {one_per_tick}");
     }
 
     #[test]
