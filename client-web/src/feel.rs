@@ -52,8 +52,12 @@ pub struct FeelStats {
     pub max_correction: f32,
     /// Median of (newest snapshot − render tick), ticks.
     pub trail_ticks_p50: f64,
+    /// Trail samples in arrival order (to drop the oldest) and the same samples kept sorted (for
+    /// the median without sorting every frame).
     #[serde(skip)]
-    trails: Vec<f64>,
+    trails: std::collections::VecDeque<f64>,
+    #[serde(skip)]
+    trails_sorted: Vec<f64>,
     #[serde(skip)]
     last_remote: HashMap<NetId, Vec2>,
     #[serde(skip)]
@@ -74,10 +78,16 @@ impl FeelStats {
         if ahead > frame.interval_ticks + 1e-6 {
             self.frames_past_cap += 1;
         }
-        if self.trails.len() == TRAIL_SAMPLES {
-            self.trails.remove(0);
+        if self.trails.len() == TRAIL_SAMPLES
+            && let Some(oldest) = self.trails.pop_front()
+        {
+            let at = self.trails_sorted.partition_point(|v| v.total_cmp(&oldest).is_lt());
+            self.trails_sorted.remove(at);
         }
-        self.trails.push(-ahead);
+        let trail = -ahead;
+        self.trails.push_back(trail);
+        let at = self.trails_sorted.partition_point(|v| v.total_cmp(&trail).is_lt());
+        self.trails_sorted.insert(at, trail);
         let snap = SNAP_FACTOR * frame.max_speed * frame.frame_s.max(1.0 / 240.0);
         let mut seen = HashMap::with_capacity(self.last_remote.len());
         for (id, pos) in remote {
@@ -104,9 +114,7 @@ impl FeelStats {
             self.corrections_over_1 += 1;
         }
         self.max_correction = self.max_correction.max(frame.correction);
-        let mut sorted = self.trails.clone();
-        sorted.sort_by(f64::total_cmp);
-        self.trail_ticks_p50 = sorted[sorted.len() / 2];
+        self.trail_ticks_p50 = self.trails_sorted[self.trails_sorted.len() / 2];
     }
 }
 

@@ -474,11 +474,13 @@ pub fn sanitize_chat(raw: &str) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
-fn strip_controls(raw: &str) -> String {
+/// Drops control characters, bidi overrides and isolates (peer text is shown as plain text).
+pub(crate) fn strip_controls(raw: &str) -> String {
     raw.chars().filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')).collect()
 }
 
-fn truncate_utf8(text: &str, max_bytes: usize) -> String {
+/// The longest prefix of at most `max_bytes` that ends on a character boundary.
+pub(crate) fn truncate_utf8(text: &str, max_bytes: usize) -> String {
     let mut end = text.len().min(max_bytes);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::{strip_controls, truncate_utf8};
 use crate::snapshot::NetId;
 
 /// Letters a room code is made of: A–Z without the look-alikes I and O (no digits at all, so
@@ -194,16 +195,8 @@ pub fn parse_host_key(hex: &str) -> Option<HostKey> {
 
 /// Sanitizes a room name like a player name; empty becomes `fallback`.
 pub fn sanitize_room_name(raw: &str, fallback: &str) -> String {
-    let cleaned: String = raw
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-        .collect();
-    let mut end = cleaned.len().min(MAX_ROOM_NAME_BYTES);
-    while !cleaned.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cleaned = cleaned[..end].trim();
+    let cleaned = truncate_utf8(&strip_controls(raw.trim()), MAX_ROOM_NAME_BYTES);
+    let cleaned = cleaned.trim();
     if cleaned.is_empty() { fallback.to_string() } else { cleaned.to_string() }
 }
 

@@ -32,7 +32,7 @@ use tracing::{debug, info};
 use super::netsim::Link;
 use super::rate::TokenBucket;
 use crate::config::ServerConfig;
-use crate::room::live::{ConnId, Kick, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
+use crate::room::live::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
 use crate::room::registry::{Registry, RoomHandle};
 
 /// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
@@ -489,17 +489,35 @@ async fn write_loop<S>(
             kick.kick(DisconnectReason::RoomClosed);
             break;
         };
-        let sent = tokio::select! {
-            biased;
-            _ = &mut kicked => break,
-            sent = sink.send(Message::Binary(bytes.into())) => sent,
-        };
-        if sent.is_err() {
-            kick.kick(DisconnectReason::ConnectionLost);
+        if !send_unless_kicked(&mut sink, kicked.as_mut(), kick, bytes).await {
             break;
         }
     }
     send_goodbye(sink, kick).await;
+}
+
+/// Sends one message unless the connection is kicked first (a kick interrupts a send to a peer
+/// that stopped reading). False when the writer should stop: kicked, or the send failed (then
+/// the connection is marked lost).
+async fn send_unless_kicked<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    kicked: std::pin::Pin<&mut KickSignal<'_>>,
+    kick: &Kick,
+    bytes: Vec<u8>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let sent = tokio::select! {
+        biased;
+        _ = kicked => return false,
+        sent = sink.send(Message::Binary(bytes.into())) => sent,
+    };
+    if sent.is_err() {
+        kick.kick(DisconnectReason::ConnectionLost);
+        return false;
+    }
+    true
 }
 
 /// Sends the reason (message and Close frame) on the writer's half, within [`CLOSE_TIMEOUT`].
@@ -540,14 +558,7 @@ async fn write_loop_conditioned<S>(
             _ = &mut kicked => break,
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let Some((_, bytes)) = queue.pop_front() else { continue };
-                // Like `write_loop`: a kick interrupts a send to a peer that stopped reading.
-                let sent = tokio::select! {
-                    biased;
-                    _ = &mut kicked => break,
-                    sent = sink.send(Message::Binary(bytes.into())) => sent,
-                };
-                if sent.is_err() {
-                    kick.kick(DisconnectReason::ConnectionLost);
+                if !send_unless_kicked(&mut sink, kicked.as_mut(), kick, bytes).await {
                     break;
                 }
             }
