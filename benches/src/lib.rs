@@ -19,7 +19,15 @@ use tokio::sync::{mpsc, oneshot};
 /// direction, aiming, and firing when asked.
 fn scripted_input(seq: u32, index: usize, aim_rate: f32, fire: bool) -> InputCmd {
     let heading = seq as f32 * 0.02 + index as f32;
-    InputCmd { seq, ack: Tick::ZERO, move_x: heading.cos(), move_y: heading.sin(), aim: heading * aim_rate, fire }
+    InputCmd {
+        seq,
+        ack: Tick::ZERO,
+        move_x: heading.cos(),
+        move_y: heading.sin(),
+        aim: heading * aim_rate,
+        fire,
+        view: None,
+    }
 }
 
 /// A world with `players` scripted players (every `fire_every`-th one shooting constantly) on an

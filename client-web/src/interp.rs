@@ -42,8 +42,11 @@ impl Interpolator {
         }
     }
 
-    /// Records the players of a snapshot (older or repeated ticks are ignored).
-    pub fn push(&mut self, tick: u32, view: &View) {
+    /// Records the players of a snapshot (older or repeated ticks are ignored). `baseline` is
+    /// the view its delta was applied to: a player whose state is the baseline's while a newer
+    /// snapshot already moved it was left out by the server's byte budget (it keeps its
+    /// acknowledged state), so it holds its newest known pose instead of jumping back.
+    pub fn push(&mut self, tick: u32, view: &View, baseline: Option<&View>) {
         if self.frames.back().is_some_and(|newest| tick <= newest.tick) {
             return;
         }
@@ -54,9 +57,17 @@ impl Interpolator {
         };
         frame.tick = tick;
         frame.poses.clear();
+        let newest = self.frames.back();
         for (id, state) in &view.entities {
             if let EntityState::Player(p) = state {
-                frame.poses.push((*id, Pose { pos: quant::q_to_vec(p.x, p.y), aim: quant::q_to_angle(p.aim) }));
+                let mut pose = Pose { pos: quant::q_to_vec(p.x, p.y), aim: quant::q_to_angle(p.aim) };
+                let deferred = baseline.and_then(|b| b.get(*id)).is_some_and(|old| old == state);
+                if deferred
+                    && let Some(known) = newest.and_then(|f| f.poses.iter().find(|(pid, _)| pid == id)).map(|(_, p)| *p)
+                {
+                    pose = known;
+                }
+                frame.poses.push((*id, pose));
             }
         }
         self.frames.push_back(frame);
@@ -149,8 +160,8 @@ mod tests {
     #[test]
     fn blends_between_snapshots() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0));
-        interp.push(102, &view_with(1, 110.0, 100.0));
+        interp.push(100, &view_with(1, 100.0, 100.0), None);
+        interp.push(102, &view_with(1, 110.0, 100.0), None);
         let mid = interp.sample(NetId(1), 101.0).unwrap();
         assert!((mid.pos.x - 105.0).abs() < 0.2, "{mid:?}");
         let quarter = interp.sample(NetId(1), 100.5).unwrap();
@@ -161,8 +172,8 @@ mod tests {
     #[test]
     fn extrapolates_at_most_one_interval_past_the_newest() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0));
-        interp.push(102, &view_with(1, 110.0, 100.0));
+        interp.push(100, &view_with(1, 100.0, 100.0), None);
+        interp.push(102, &view_with(1, 110.0, 100.0), None);
         let ahead = interp.sample(NetId(1), 103.0).unwrap();
         assert!((ahead.pos.x - 115.0).abs() < 0.2, "{ahead:?}");
         let far = interp.sample(NetId(1), 200.0).unwrap();
@@ -172,8 +183,8 @@ mod tests {
     #[test]
     fn respawns_do_not_slide_across_the_map() {
         let mut interp = Interpolator::new(60, 30);
-        interp.push(100, &view_with(1, 100.0, 100.0));
-        interp.push(102, &view_with(1, 1900.0, 1900.0));
+        interp.push(100, &view_with(1, 100.0, 100.0), None);
+        interp.push(102, &view_with(1, 1900.0, 1900.0), None);
         let pose = interp.sample(NetId(1), 100.6).unwrap();
         assert_eq!(pose.pos, Vec2::new(100.0, 100.0));
     }
@@ -183,5 +194,24 @@ mod tests {
         use std::f32::consts::PI;
         let mid = lerp_angle(PI - 0.1, -PI + 0.1, 0.5);
         assert!((mid.abs() - PI).abs() < 1e-4, "{mid}");
+    }
+
+    #[test]
+    fn a_player_the_budget_left_out_holds_its_newest_pose_instead_of_jumping_back() {
+        let mut interp = Interpolator::new(60, 30);
+        let baseline = view_with(1, 100.0, 100.0);
+        interp.push(100, &baseline, None);
+        interp.push(102, &view_with(1, 110.0, 100.0), Some(&baseline));
+        // Tick 104 is a delta against tick 100 that left player 1 out: it carries 100's state.
+        interp.push(104, &view_with(1, 100.0, 100.0), Some(&baseline));
+        let held = interp.sample(NetId(1), 104.0).unwrap();
+        assert!((held.pos.x - 110.0).abs() < 0.2, "held at its newest pose, got {:?}", held.pos);
+        // Refreshed at 106: it moves on from there.
+        interp.push(106, &view_with(1, 120.0, 100.0), Some(&baseline));
+        let moved = interp.sample(NetId(1), 105.0).unwrap();
+        assert!((moved.pos.x - 115.0).abs() < 0.2, "{:?}", moved.pos);
+        // Without a baseline (a full snapshot) the state is taken as it is.
+        interp.push(108, &view_with(1, 100.0, 100.0), None);
+        assert!((interp.sample(NetId(1), 108.0).unwrap().pos.x - 100.0).abs() < 0.2);
     }
 }

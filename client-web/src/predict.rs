@@ -156,7 +156,7 @@ mod tests {
     }
 
     fn cmd(seq: u32, x: f32) -> InputCmd {
-        InputCmd { seq, ack: Tick::ZERO, move_x: x, move_y: 0.0, aim: 0.0, fire: false }
+        InputCmd { seq, ack: Tick::ZERO, move_x: x, move_y: 0.0, aim: 0.0, fire: false, view: None }
     }
 
     /// The server's view of the same inputs, stepped with the same rules.

@@ -5,7 +5,8 @@ use std::collections::{HashMap, VecDeque};
 
 use glam::Vec2;
 use shared::protocol::{
-    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, ReplayStatus, SnapshotMsg, Welcome,
+    DisconnectReason, GameEvent, InputCmd, LEADERBOARD_SIZE, Leaderboard, OwnState, ReplayStatus, SnapshotMsg,
+    ViewTime, Welcome,
 };
 use shared::quant;
 use shared::rules::PROJECTILE_LIFETIME_S;
@@ -73,6 +74,9 @@ pub struct Session {
     pub decode_errors: u64,
     /// Playback state when watching a replay (the client is then a spectator).
     pub replay: Option<ReplayStatus>,
+    /// Where remote entities were drawn last (the latest [`Session::render_tick`]): sent with
+    /// every input so the server tests shots against what this player saw.
+    pub view: Option<ViewTime>,
     dt: f32,
 }
 
@@ -104,6 +108,7 @@ impl Session {
             next_seq: 1,
             snapshots: 0,
             decode_errors: 0,
+            view: None,
         }
     }
 
@@ -148,16 +153,16 @@ impl Session {
 
     /// Applies a snapshot that arrived at `now_ms`.
     pub fn on_snapshot(&mut self, snapshot: &SnapshotMsg, now_ms: f64) -> Result<(), SnapshotError> {
-        let view = match self.receiver.apply(snapshot.tick, snapshot.baseline, &snapshot.delta) {
-            Ok(view) => view,
-            Err(error) => {
-                self.decode_errors += 1;
-                return Err(error);
-            }
-        };
+        if let Err(error) = self.receiver.apply(snapshot.tick, snapshot.baseline, &snapshot.delta) {
+            self.decode_errors += 1;
+            return Err(error);
+        }
         self.snapshots += 1;
         self.last_tick = Some(snapshot.tick);
-        self.interp.push(snapshot.tick.0, view);
+        if let Some((_, view)) = self.receiver.latest() {
+            let baseline = snapshot.baseline.and_then(|tick| self.receiver.view_at(tick));
+            self.interp.push(snapshot.tick.0, view, baseline);
+        }
         self.playout.on_arrival(snapshot.tick.0, now_ms);
         self.clock.on_snapshot(snapshot.tick.0, now_ms);
         if let Some(own) = snapshot.own {
@@ -228,6 +233,7 @@ impl Session {
             move_y: move_dir.y.clamp(-1.0, 1.0),
             aim: if aim.is_finite() { aim } else { 0.0 },
             fire,
+            view: self.view,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
         self.predictor.apply_local(cmd, self.dt, &self.welcome.map);
@@ -241,7 +247,11 @@ impl Session {
             // Playback runs at any speed or stands still: draw the newest snapshot as it is.
             return self.last_tick.map(|t| f64::from(t.0));
         }
-        self.playout.advance(now_ms)
+        let render_tick = self.playout.advance(now_ms);
+        if let Some(tick) = render_tick {
+            self.view = ViewTime::from_render_tick(tick);
+        }
+        render_tick
     }
 
     /// Players to draw: others interpolated at `render_tick`, self at its predicted position.

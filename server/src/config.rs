@@ -56,7 +56,19 @@ pub struct ServerConfig {
     pub main_room: bool,
     /// Condition every connection's link (both directions); testing only, off by default.
     pub net_sim: Option<crate::net::netsim::NetSim>,
+    /// Lag compensation window, milliseconds: shots are tested against targets as the shooter
+    /// saw them, up to this far back (0 turns it off).
+    pub lag_comp_ms: u32,
+    /// Most bytes one snapshot message may take (per client); the most important changes go
+    /// first and the rest wait for later snapshots. `None`: no budget (scenario S1).
+    pub snapshot_budget_bytes: Option<u32>,
 }
+
+/// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
+/// per client at most (and one TCP segment on a typical path).
+pub const DEFAULT_SNAPSHOT_BUDGET_BYTES: u32 = 1400;
+/// Smallest budget accepted: a snapshot's fixed part (own state, ack, a few events) must fit.
+pub const MIN_SNAPSHOT_BUDGET_BYTES: u32 = 256;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -79,6 +91,8 @@ impl Default for ServerConfig {
             max_connections: 2048,
             main_room: true,
             net_sim: None,
+            lag_comp_ms: crate::sim::world::DEFAULT_LAG_COMP_MS,
+            snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
         }
     }
 }
@@ -91,6 +105,8 @@ impl ServerConfig {
             map: Arc::new(MapDef::open("s1", 4000.0, 500)),
             rules: Rules::S1,
             interest: false,
+            // The scenario sends everyone everything: no budget.
+            snapshot_budget_bytes: None,
             max_players: 2000,
             max_connections: 4096,
             ..ServerConfig::default()
@@ -110,6 +126,16 @@ impl ServerConfig {
         }
         if self.max_rooms == 0 {
             return Err("--max-rooms must be at least 1".to_string());
+        }
+        if self.lag_comp_ms > 2000 {
+            return Err(format!("--lag-comp-ms must be at most 2000, got {}", self.lag_comp_ms));
+        }
+        if let Some(budget) = self.snapshot_budget_bytes
+            && budget < MIN_SNAPSHOT_BUDGET_BYTES
+        {
+            return Err(format!(
+                "--snapshot-budget-bytes must be 0 (no budget) or at least {MIN_SNAPSHOT_BUDGET_BYTES}, got {budget}"
+            ));
         }
         if self.bots > MAX_MAIN_BOTS {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));

@@ -112,6 +112,15 @@ struct ServeArgs {
     /// network: e.g. `latency=75ms,jitter=10ms,stall=250ms/10s,bandwidth=64000`. Off by default.
     #[arg(long)]
     net_sim: Option<server::net::netsim::NetSim>,
+    /// Lag compensation window, milliseconds: a shot is tested against targets as its shooter
+    /// saw them, at most this far back (about RTT plus the interpolation delay); 0 turns it off.
+    #[arg(long, default_value_t = server::sim::world::DEFAULT_LAG_COMP_MS)]
+    lag_comp_ms: u32,
+    /// Most bytes of one snapshot for one client; the most important changes go first (near,
+    /// fast, changed, own shots), the rest in later snapshots. 0: no budget
+    /// [default: 1400; none with --scenario s1].
+    #[arg(long)]
+    snapshot_budget_bytes: Option<u32>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +203,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         room_creates_per_minute: args.room_creates_per_minute,
         max_connections: args.max_connections.unwrap_or(base.max_connections),
         net_sim: args.net_sim,
+        lag_comp_ms: args.lag_comp_ms,
+        snapshot_budget_bytes: match args.snapshot_budget_bytes {
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+            None => base.snapshot_budget_bytes,
+        },
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

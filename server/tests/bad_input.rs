@@ -23,7 +23,7 @@ async fn joined(server: &TestServer) -> Ws {
 }
 
 fn input(move_x: f32, move_y: f32, aim: f32) -> Message {
-    let cmd = InputCmd { seq: 1, ack: Tick::ZERO, move_x, move_y, aim, fire: false };
+    let cmd = InputCmd { seq: 1, ack: Tick::ZERO, move_x, move_y, aim, fire: false, view: None };
     Message::Binary(protocol::encode(&ClientMsg::Input(cmd)).into())
 }
 

@@ -36,7 +36,10 @@ async fn a_recorded_match_re_simulates_to_the_same_hashes() {
     let mut b = TestClient::join(&server, "beta").await;
     for i in 0..90 {
         let angle = i as f32 * 0.1;
-        a.input(Vec2::new(angle.cos(), angle.sin()), angle, i % 3 == 0).await;
+        // Alpha claims to see the others a little in the past (as the browser does): its shots
+        // are lag compensated, and the replay must re-simulate them identically.
+        let seen = shared::protocol::ViewTime::from_render_tick(f64::from(a.latest_tick().0) - 2.7);
+        a.input_seen(Vec2::new(angle.cos(), angle.sin()), angle, i % 3 == 0, seen).await;
         b.input(Vec2::new(-1.0, 0.3), 1.0, true).await;
         a.next_snapshot().await;
         b.next_snapshot().await;
@@ -53,6 +56,7 @@ async fn a_recorded_match_re_simulates_to_the_same_hashes() {
     assert_eq!(ops.iter().filter(|op| matches!(op, Op::Join { bot: true, .. })).count(), 6);
     assert!(ops.iter().any(|op| matches!(op, Op::Join { name, bot: false, .. } if name == "alpha")));
     assert!(ops.iter().filter(|op| matches!(op, Op::Input { .. })).count() >= 150);
+    assert!(ops.iter().any(|op| matches!(op, Op::Input { cmd, .. } if cmd.fire && cmd.view.is_some())));
     assert!(ops.iter().any(|op| matches!(op, Op::Chat { text, .. } if text == "gg")));
     assert!(ops.iter().any(|op| matches!(op, Op::Leave { .. })), "beta's leave is recorded");
     let report = server::replay::verify(&file).expect("re-simulation matches");

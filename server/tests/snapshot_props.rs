@@ -1,11 +1,15 @@
 //! The snapshot invariant, checked on random histories: whatever the order of world changes,
 //! joins, leaves, skipped snapshots, late deliveries and lost or reordered acks, every client
-//! reconstructs exactly the view the server meant to send it.
+//! reconstructs exactly the view the server meant to send it. Some clients have a byte budget
+//! (`--snapshot-budget-bytes`): their deltas stay within it (beyond removals, which always go)
+//! and they still reconstruct exactly the view the server recorded for them.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use glam::Vec2;
 use proptest::prelude::*;
 use server::snapshot::Baselines;
+use server::snapshot::budget::{Budget, Focus};
 use shared::bits::BitWriter;
 use shared::snapshot::{EntityState, NetId, OrbNet, PlayerNet, ProjectileNet, SnapshotReceiver, View, encode_delta};
 use shared::tick::Tick;
@@ -84,6 +88,9 @@ struct Client {
     /// Client side.
     receiver: SnapshotReceiver,
     pending_acks: Vec<Tick>,
+    /// The delta budget in bits, if any, and its priorities.
+    budget: Option<usize>,
+    priorities: Budget,
 }
 
 fn pick<T>(items: &[T], index: usize) -> Option<usize> {
@@ -144,6 +151,8 @@ proptest! {
                         in_flight: VecDeque::new(),
                         receiver: SnapshotReceiver::new(),
                         pending_acks: Vec::new(),
+                        budget: joins.is_multiple_of(2).then_some(24 + (joins as usize * 97) % 600),
+                        priorities: Budget::new(),
                     });
                 }
                 Op::Leave { pick: index } => {
@@ -164,6 +173,18 @@ proptest! {
                             continue; // Outbox full: skipped, not recorded.
                         }
                         let baseline = client.baselines.baseline();
+                        let view = match client.budget {
+                            Some(bits) => {
+                                let focus = Focus { pos: Vec2::new(4000.0, 4000.0), own: NetId(1) };
+                                let mut fitted = View::default();
+                                let outcome = client.priorities.fit(tick, baseline.map(|(_, v)| &**v), &view, focus, bits, &mut fitted);
+                                encode_delta(tick, baseline.map(|(_, v)| &**v), &fitted, &mut writer);
+                                prop_assert!(writer.bit_len() <= outcome.bits, "estimate {} < actual {}", outcome.bits, writer.bit_len());
+                                prop_assert!(outcome.over || writer.bit_len() <= bits, "{} bits over a budget of {bits}", writer.bit_len());
+                                fitted
+                            }
+                            None => view,
+                        };
                         encode_delta(tick, baseline.map(|(_, v)| &**v), &view, &mut writer);
                         let bytes = writer.finish().to_vec();
                         client.in_flight.push_back((tick, baseline.map(|(t, _)| t), bytes, view.clone()));

@@ -15,7 +15,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
@@ -90,6 +90,37 @@ pub struct InputCmd {
     /// Aim angle in radians, any finite value.
     pub aim: f32,
     pub fire: bool,
+    /// The moment the client drew the other players when it sampled these controls (lag
+    /// compensation: a shot is tested against targets as they were then). `None` claims nothing:
+    /// the shot is tested against the present, as for server-side bots.
+    pub view: Option<ViewTime>,
+}
+
+/// A moment of the server's timeline as the client drew it: a snapshot tick plus a fraction of
+/// the next tick (1/256 steps), so the rewind is sub-tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewTime {
+    pub tick: Tick,
+    pub frac: u8,
+}
+
+impl ViewTime {
+    /// The moment `render_tick` (a fractional server tick, as the client's playout clock gives
+    /// it), rounded down to 1/256 of a tick; `None` before tick 0.
+    pub fn from_render_tick(render_tick: f64) -> Option<ViewTime> {
+        if !render_tick.is_finite() || render_tick < 0.0 {
+            return None;
+        }
+        let whole = render_tick.floor();
+        let frac = ((render_tick - whole) * 256.0).floor().clamp(0.0, 255.0) as u8;
+        Some(ViewTime { tick: Tick(whole as u64 as u32), frac })
+    }
+
+    /// How many ticks (fractional) `self` lies before `now`; negative when it claims the future.
+    pub fn ticks_before(self, now: Tick) -> f32 {
+        let whole = now.0.wrapping_sub(self.tick.0) as i32;
+        whole as f32 - f32::from(self.frac) / 256.0
+    }
 }
 
 /// Why an input was refused. Refused inputs close the connection with
@@ -518,7 +549,15 @@ mod tests {
                 client_id: 1,
             },
             ClientMsg::Host(HostCmd::Kick { player: NetId(5) }),
-            ClientMsg::Input(InputCmd { seq: 9, ack: Tick(4), move_x: 1.0, move_y: -0.5, aim: 2.0, fire: true }),
+            ClientMsg::Input(InputCmd {
+                seq: 9,
+                ack: Tick(4),
+                move_x: 1.0,
+                move_y: -0.5,
+                aim: 2.0,
+                fire: true,
+                view: Some(ViewTime { tick: Tick(3), frac: 128 }),
+            }),
             ClientMsg::Ack { tick: Tick(77) },
             ClientMsg::Ping { client_time: 12.5 },
             ClientMsg::Chat { text: "gg".into() },
@@ -589,8 +628,9 @@ mod tests {
 
     #[test]
     fn input_message_is_small() {
-        let msg = ClientMsg::Input(InputCmd { seq: 100_000, ack: Tick(100_000), ..Default::default() });
-        assert!(encode(&msg).len() <= 24, "{}", encode(&msg).len());
+        let view = Some(ViewTime { tick: Tick(99_997), frac: 200 });
+        let msg = ClientMsg::Input(InputCmd { seq: 100_000, ack: Tick(100_000), view, ..Default::default() });
+        assert!(encode(&msg).len() <= 32, "{}", encode(&msg).len());
     }
 
     #[test]
@@ -657,5 +697,19 @@ mod tests {
         for reason in &reasons {
             assert!(reason.to_string().len() <= 123, "close reasons must fit a Close frame");
         }
+    }
+
+    #[test]
+    fn view_times_round_down_to_a_256th_of_a_tick() {
+        assert_eq!(ViewTime::from_render_tick(100.5), Some(ViewTime { tick: Tick(100), frac: 128 }));
+        assert_eq!(ViewTime::from_render_tick(7.999), Some(ViewTime { tick: Tick(7), frac: 255 }));
+        assert_eq!(ViewTime::from_render_tick(-0.5), None);
+        assert_eq!(ViewTime::from_render_tick(f64::NAN), None);
+        let view = ViewTime { tick: Tick(100), frac: 64 };
+        assert!((view.ticks_before(Tick(110)) - 9.75).abs() < 1e-6);
+        assert!((view.ticks_before(Tick(100)) + 0.25).abs() < 1e-6, "the future is negative");
+        // Across the wrap.
+        let view = ViewTime { tick: Tick(u32::MAX), frac: 0 };
+        assert!((view.ticks_before(Tick(4)) - 5.0).abs() < 1e-6);
     }
 }

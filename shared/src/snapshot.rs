@@ -199,6 +199,35 @@ pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &m
     out.patch(0, count, COUNT_BITS);
 }
 
+/// Bits the entry for `id` takes in a delta (what [`encode_delta`] writes for it: id gap, op and
+/// state), with the id gap counted at its largest (the gap from 0), so a sum over entries bounds
+/// the encoded size from above whichever entries are left out. `old`/`new`: the entity in the
+/// baseline and in the view (`None`: absent). Equal states cost nothing. `scratch` is reused.
+pub fn entry_bits(
+    tick: Tick,
+    id: NetId,
+    old: Option<&EntityState>,
+    new: Option<&EntityState>,
+    scratch: &mut BitWriter,
+) -> usize {
+    let id_bits = 2 * (32 - id.0.max(1).leading_zeros() as usize) - 1;
+    match (old, new) {
+        (Some(old), Some(new)) if old == new => 0,
+        (Some(old), Some(new)) if old.kind_code() == new.kind_code() => {
+            scratch.clear();
+            write_update(tick, old, new, scratch);
+            id_bits + 1 + scratch.bit_len()
+        }
+        (_, Some(new)) => {
+            scratch.clear();
+            write_full(tick, new, scratch);
+            id_bits + 2 + 2 + scratch.bit_len()
+        }
+        (Some(_), None) => id_bits + 2,
+        (None, None) => 0,
+    }
+}
+
 /// Walks both sorted views and calls `emit` for every difference, in id order.
 fn merge<'a>(
     baseline: &'a View,
@@ -492,6 +521,11 @@ impl SnapshotReceiver {
             self.history.pop_front();
         }
         Ok(&self.history.back().expect("just pushed").1)
+    }
+
+    /// The view received for `tick`, if still kept.
+    pub fn view_at(&self, tick: Tick) -> Option<&View> {
+        self.history.iter().rev().find(|(t, _)| *t == tick).map(|(_, view)| view)
     }
 
     /// The newest view and its tick.

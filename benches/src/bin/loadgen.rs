@@ -242,7 +242,7 @@ async fn client(
                 aim += rng.random_range(-0.2..0.2);
                 if aim > std::f32::consts::PI { aim -= std::f32::consts::TAU; }
                 if aim < -std::f32::consts::PI { aim += std::f32::consts::TAU; }
-                let cmd = InputCmd { seq, ack: latest, move_x: heading.cos(), move_y: heading.sin(), aim, fire: false };
+                let cmd = InputCmd { seq, ack: latest, move_x: heading.cos(), move_y: heading.sin(), aim, fire: false, view: None };
                 if let Err(error) = ws.send(Message::Binary(protocol::encode(&ClientMsg::Input(cmd)).into())).await {
                     outcome.disconnect = Some(format!("send: {error}"));
                     break;

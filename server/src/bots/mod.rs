@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg32;
 use serde::Serialize;
-use shared::protocol::{self, ClientMsg, InputCmd, PROTOCOL_VERSION, ServerMsg};
+use shared::protocol::{self, ClientMsg, InputCmd, PROTOCOL_VERSION, ServerMsg, ViewTime};
 use shared::room::{RoomRequest, RoomSettings};
 use shared::snapshot::{EntityState, SnapshotReceiver};
 use shared::tick::Tick;
@@ -356,6 +356,8 @@ async fn play_one_inner(
                     move_y: heading.sin().clamp(-1.0, 1.0),
                     aim,
                     fire: rng.random_bool(0.2),
+                    // No interpolation here: the bot saw the newest snapshot.
+                    view: Some(ViewTime { tick: latest, frac: 0 }),
                 };
                 let bytes = protocol::encode(&ClientMsg::Input(cmd));
                 if let Some((link, queue)) = up.as_mut() {

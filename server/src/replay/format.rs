@@ -27,8 +27,9 @@ pub const MAGIC: &[u8; 8] = b"ARENARPL";
 /// Bumped whenever the layout, the operations or the rules change in a way that breaks old
 /// replays. Readers refuse other versions with [`ReplayError::Version`]. 2: a player with no
 /// input queued holds still instead of repeating its last input, and a backlog is applied two
-/// inputs per tick.
-pub const FORMAT_VERSION: u16 = 2;
+/// inputs per tick. 3: inputs carry the moment the player saw (lag compensation) and the header
+/// the window.
+pub const FORMAT_VERSION: u16 = 3;
 /// Largest frame payload accepted (a tick with every player's input fits easily).
 pub const MAX_FRAME: u32 = 16 << 20;
 
@@ -47,6 +48,8 @@ pub struct ReplayHeader {
     /// Wall-clock start, milliseconds since the Unix epoch (informational).
     pub started_unix_ms: u64,
     pub hash_every: u32,
+    /// Lag compensation window, ticks (see `WorldConfig::lag_comp_ticks`).
+    pub lag_comp_ticks: u32,
 }
 
 /// One operation the room applied to the world, in order.
@@ -235,6 +238,7 @@ mod tests {
             map: MapDef::open("t", 1000.0, 3),
             started_unix_ms: 0,
             hash_every: 60,
+            lag_comp_ticks: 30,
         }
     }
 

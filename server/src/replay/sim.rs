@@ -58,7 +58,8 @@ impl Resim {
             other => return Err(format!("unknown rules {other}")),
         };
         header.map.validate().map_err(|e| e.to_string())?;
-        let config = WorldConfig { tick_hz: header.tick_hz, seed: header.seed, rules };
+        let config =
+            WorldConfig { tick_hz: header.tick_hz, seed: header.seed, rules, lag_comp_ticks: header.lag_comp_ticks };
         Ok(Resim {
             world: World::new(Arc::new(header.map.clone()), config),
             keys: HashMap::new(),

@@ -31,7 +31,8 @@ use crate::config::ServerConfig;
 use crate::maps::MapCatalog;
 use crate::metrics::{self, Histogram};
 use crate::replay::{self, Op, Recorder};
-use crate::sim::world::{PlayerKey, Rules, World, WorldConfig};
+use crate::sim::world::{PlayerKey, Rules, World, WorldConfig, lag_comp_ticks};
+use crate::snapshot::budget::{Budget, Focus};
 use crate::snapshot::{Baselines, Scene};
 
 /// Identifies one connection for the lifetime of the server.
@@ -203,6 +204,15 @@ pub struct RoomStats {
     pub tick_time: Histogram,
     /// From an input's arrival to the snapshot that acknowledges it leaving for the socket.
     pub input_ack_latency: Histogram,
+    /// Shots whose claimed view was clamped: in the future, or older than `--lag-comp-ms`.
+    pub lag_comp_future: AtomicU64,
+    pub lag_comp_too_old: AtomicU64,
+    /// Snapshots that left changes for later to stay within `--snapshot-budget-bytes`, and the
+    /// changes (entity states) so deferred.
+    pub snapshots_budget_limited: AtomicU64,
+    pub budget_deferred_entities: AtomicU64,
+    /// Snapshots over the budget anyway (their fixed part alone did not fit).
+    pub snapshots_over_budget: AtomicU64,
 }
 
 impl RoomStats {
@@ -258,6 +268,36 @@ impl RoomStats {
             "Bytes of snapshot messages sent.",
             sum64(&|s| load(&s.snapshot_bytes)),
         );
+        metrics::counter(
+            &mut out,
+            "arena_lag_comp_clamped_future_total",
+            "Shots whose input claimed a view after the server's present (clamped to it).",
+            sum64(&|s| load(&s.lag_comp_future)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_lag_comp_clamped_window_total",
+            "Shots whose input claimed a view older than --lag-comp-ms (clamped to the window).",
+            sum64(&|s| load(&s.lag_comp_too_old)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_budget_limited_total",
+            "Snapshots that deferred changes to stay within --snapshot-budget-bytes.",
+            sum64(&|s| load(&s.snapshots_budget_limited)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshot_deferred_entities_total",
+            "Entity changes deferred to a later snapshot by the byte budget.",
+            sum64(&|s| load(&s.budget_deferred_entities)),
+        );
+        metrics::counter(
+            &mut out,
+            "arena_snapshots_over_budget_total",
+            "Snapshots larger than the budget because their fixed part alone did not fit.",
+            sum64(&|s| load(&s.snapshots_over_budget)),
+        );
         let tick_time = Histogram::default();
         let input_ack = Histogram::default();
         for (_, stats) in rooms {
@@ -310,6 +350,8 @@ struct Client {
     outbox: Outbox,
     kick: Kick,
     baselines: Baselines,
+    /// Priorities of the changes the byte budget deferred.
+    budget: Budget,
     /// Events not yet delivered (kept across skipped snapshots).
     pending_events: Vec<GameEvent>,
     leaderboard_pending: bool,
@@ -327,6 +369,7 @@ struct Spectator {
     outbox: Outbox,
     kick: Kick,
     baselines: Baselines,
+    budget: Budget,
     pending_events: Vec<GameEvent>,
     leaderboard_pending: bool,
     room_pending: bool,
@@ -510,6 +553,7 @@ impl Room {
             map: (*self.setup.map).clone(),
             started_unix_ms: unix_ms(),
             hash_every: replay::HASH_EVERY,
+            lag_comp_ticks: self.world.config.lag_comp_ticks,
         };
         // A recording must start from the match's first tick: a match already under way (players
         // joined before recording could start) is not recorded.
@@ -679,6 +723,7 @@ impl Room {
                 outbox,
                 kick,
                 baselines: Baselines::new(),
+                budget: Budget::new(),
                 pending_events: Vec::new(),
                 leaderboard_pending: true,
                 room_pending: false,
@@ -722,6 +767,7 @@ impl Room {
                 outbox,
                 kick,
                 baselines: Baselines::new(),
+                budget: Budget::new(),
                 pending_events: Vec::new(),
                 leaderboard_pending: true,
                 room_pending: false,
@@ -1023,6 +1069,13 @@ impl Room {
     /// Runs one tick of the world and hands its events to every client.
     pub fn step(&mut self) {
         self.world.step();
+        let clamps = self.world.take_lag_comp_clamps();
+        if clamps.future > 0 {
+            self.stats.lag_comp_future.fetch_add(clamps.future, Ordering::Relaxed);
+        }
+        if clamps.too_old > 0 {
+            self.stats.lag_comp_too_old.fetch_add(clamps.too_old, Ordering::Relaxed);
+        }
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.end_tick(&self.world);
         }
@@ -1083,33 +1136,69 @@ impl Room {
         if self.spectators.is_empty() {
             return;
         }
-        let mut view = View { entities: Vec::with_capacity(self.scene.len()) };
-        self.scene.view_all(&mut view);
-        let view = Arc::new(view);
+        let mut all = View { entities: Vec::with_capacity(self.scene.len()) };
+        self.scene.view_all(&mut all);
+        let all = Arc::new(all);
         let tick = self.world.tick;
+        let center = glam::Vec2::new(self.world.map.width, self.world.map.height) / 2.0;
         for spectator in self.spectators.values_mut() {
             if spectator.kick.is_kicked() {
                 continue;
             }
             let baseline = spectator.baselines.baseline();
-            encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
-            let message = SnapshotMsgRef {
-                tick,
-                baseline: baseline.map(|(tick, _)| tick),
-                input_ack: 0,
-                input_queue: 0,
-                own: None,
-                delta: self.writer.finish(),
-                events: &spectator.pending_events,
-                leaderboard: spectator.leaderboard_pending.then_some(&self.leaderboard),
+            let base = baseline.map(|(_, view)| &**view);
+            encode_delta(tick, base, &all, &mut self.writer);
+            let limit = self.config.snapshot_budget_bytes.map(|b| b as usize);
+            let (event_count, with_leaderboard) =
+                extras_within(&spectator.pending_events, spectator.leaderboard_pending, &self.leaderboard, limit);
+            let encode = |delta: &[u8]| {
+                let message = SnapshotMsgRef {
+                    tick,
+                    baseline: baseline.map(|(tick, _)| tick),
+                    input_ack: 0,
+                    input_queue: 0,
+                    own: None,
+                    delta,
+                    events: &spectator.pending_events[..event_count],
+                    leaderboard: with_leaderboard.then_some(&self.leaderboard),
+                };
+                let mut bytes = Vec::with_capacity(delta.len() + 64);
+                protocol::encode_snapshot_into(message, &mut bytes);
+                bytes
             };
-            let mut bytes = Vec::new();
-            protocol::encode_snapshot_into(message, &mut bytes);
+            let delta = self.writer.finish();
+            let mut bytes = encode(delta);
+            let mut view = all.clone();
+            // Spectators see the whole map: the budget matters most here.
+            if let Some(limit) = limit {
+                if bytes.len() > limit {
+                    let overhead = bytes.len() - delta.len();
+                    let focus = Focus { pos: center, own: NetId(0) };
+                    let fitted = fit_to_budget(
+                        &mut spectator.budget,
+                        tick,
+                        base,
+                        &all,
+                        focus,
+                        limit,
+                        overhead,
+                        &mut self.writer,
+                        &self.stats,
+                    );
+                    bytes = encode(self.writer.finish());
+                    if bytes.len() > limit {
+                        self.stats.snapshots_over_budget.fetch_add(1, Ordering::Relaxed);
+                    }
+                    view = Arc::new(fitted);
+                } else {
+                    spectator.budget.sent_everything();
+                }
+            }
             let size = bytes.len() as u64;
             if spectator.outbox.try_send(bytes).is_ok() {
                 spectator.baselines.record(tick, view.clone());
-                spectator.pending_events.clear();
-                spectator.leaderboard_pending = false;
+                spectator.pending_events.drain(..event_count);
+                spectator.leaderboard_pending &= !with_leaderboard;
                 spectator.skipped = 0;
                 self.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
                 self.stats.snapshot_bytes.fetch_add(size, Ordering::Relaxed);
@@ -1202,25 +1291,58 @@ impl Room {
                 Some(index) => &self.delta_cache[index].1,
                 None => self.writer.finish(),
             };
-            let message = SnapshotMsgRef {
-                tick,
-                baseline: baseline_tick,
-                input_ack: player.last_applied_seq,
-                input_queue: queue_low.min(MAX_REPORTED_QUEUE),
-                own: Some(own),
-                delta,
-                events: &client.pending_events,
-                leaderboard: client.leaderboard_pending.then_some(&self.leaderboard),
+            let limit = self.config.snapshot_budget_bytes.map(|b| b as usize);
+            let (event_count, with_leaderboard) =
+                extras_within(&client.pending_events, client.leaderboard_pending, &self.leaderboard, limit);
+            let encode = |delta: &[u8]| {
+                let message = SnapshotMsgRef {
+                    tick,
+                    baseline: baseline_tick,
+                    input_ack: player.last_applied_seq,
+                    input_queue: queue_low.min(MAX_REPORTED_QUEUE),
+                    own: Some(own),
+                    delta,
+                    events: &client.pending_events[..event_count],
+                    leaderboard: with_leaderboard.then_some(&self.leaderboard),
+                };
+                let mut bytes = Vec::with_capacity(delta.len() + 64);
+                protocol::encode_snapshot_into(message, &mut bytes);
+                bytes
             };
-            let mut bytes = Vec::with_capacity(delta.len() + 64);
-            protocol::encode_snapshot_into(message, &mut bytes);
+            let mut bytes = encode(delta);
+            let mut view = view;
+            if let Some(limit) = limit {
+                if bytes.len() > limit {
+                    let overhead = bytes.len() - delta.len();
+                    let focus = Focus { pos: player.pos, own: player.net_id };
+                    let base = baseline.map(|(_, view)| &**view);
+                    let fitted = fit_to_budget(
+                        &mut client.budget,
+                        tick,
+                        base,
+                        &view,
+                        focus,
+                        limit,
+                        overhead,
+                        &mut self.writer,
+                        &self.stats,
+                    );
+                    bytes = encode(self.writer.finish());
+                    if bytes.len() > limit {
+                        self.stats.snapshots_over_budget.fetch_add(1, Ordering::Relaxed);
+                    }
+                    view = Arc::new(fitted);
+                } else {
+                    client.budget.sent_everything();
+                }
+            }
             let size = bytes.len() as u64;
             match client.outbox.try_send(bytes) {
                 Ok(()) => {
                     reported.push(client.player);
                     client.baselines.record(tick, view);
-                    client.pending_events.clear();
-                    client.leaderboard_pending = false;
+                    client.pending_events.drain(..event_count);
+                    client.leaderboard_pending &= !with_leaderboard;
                     client.skipped = 0;
                     if let Some((seq, received)) = client.latency_probe
                         && player.last_applied_seq >= seq
@@ -1274,10 +1396,63 @@ impl Room {
     }
 }
 
+/// How many of the pending `events` (in order) and whether the pending leaderboard go in a
+/// snapshot limited to `limit` bytes: at most half of it, so entities always get the other half;
+/// the rest wait for the next snapshot. At least one event goes, so no event blocks the queue.
+fn extras_within(
+    events: &[GameEvent],
+    leaderboard_pending: bool,
+    leaderboard: &Leaderboard,
+    limit: Option<usize>,
+) -> (usize, bool) {
+    let Some(limit) = limit else { return (events.len(), leaderboard_pending) };
+    let mut room = limit / 2;
+    let mut count = 0;
+    for event in events {
+        let size = protocol::encode(event).len();
+        if size > room && count > 0 {
+            break;
+        }
+        room = room.saturating_sub(size);
+        count += 1;
+    }
+    let with_leaderboard = leaderboard_pending && count == events.len() && protocol::encode(leaderboard).len() <= room;
+    (count, with_leaderboard)
+}
+
+/// Fits one snapshot's view into `limit` bytes whose fixed part (everything but the delta) takes
+/// `overhead`: returns the view the client will hold, with its delta encoded into `writer`.
+#[allow(clippy::too_many_arguments)]
+fn fit_to_budget(
+    budget: &mut Budget,
+    tick: Tick,
+    baseline: Option<&View>,
+    view: &View,
+    focus: Focus,
+    limit: usize,
+    overhead: usize,
+    writer: &mut BitWriter,
+    stats: &RoomStats,
+) -> View {
+    // Two bytes of slack: the delta's length prefix grows from one byte to three past 250.
+    let bits = limit.saturating_sub(overhead + 2) * 8;
+    let mut fitted = View { entities: Vec::with_capacity(view.len()) };
+    let outcome = budget.fit(tick, baseline, view, focus, bits, &mut fitted);
+    encode_delta(tick, baseline, &fitted, writer);
+    stats.snapshots_budget_limited.fetch_add(1, Ordering::Relaxed);
+    stats.budget_deferred_entities.fetch_add(u64::from(outcome.deferred), Ordering::Relaxed);
+    fitted
+}
+
 fn new_world(config: &ServerConfig, map: &Arc<MapDef>, match_number: u32) -> World {
     World::new(
         map.clone(),
-        WorldConfig { tick_hz: config.tick_hz, seed: match_seed(config, match_number), rules: config.rules },
+        WorldConfig {
+            tick_hz: config.tick_hz,
+            seed: match_seed(config, match_number),
+            rules: config.rules,
+            lag_comp_ticks: lag_comp_ticks(config.lag_comp_ms, config.tick_hz),
+        },
     )
 }
 

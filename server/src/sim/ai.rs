@@ -138,7 +138,7 @@ impl BotBrain {
             dir.y = -dir.y.abs();
         }
         let dir = dir.clamp(Vec2::splat(-1.0), Vec2::splat(1.0));
-        InputCmd { seq: 0, ack: Tick::ZERO, move_x: dir.x, move_y: dir.y, aim, fire }
+        InputCmd { seq: 0, ack: Tick::ZERO, move_x: dir.x, move_y: dir.y, aim, fire, view: None }
     }
 }
 

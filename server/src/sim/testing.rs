@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use shared::map::MapDef;
-use shared::protocol::InputCmd;
+use shared::protocol::{InputCmd, ViewTime};
 
 use super::world::{PlayerKey, World, WorldConfig};
 
@@ -17,10 +17,11 @@ pub struct Stepper {
 
 impl Stepper {
     pub fn new(map: MapDef, seed: u64) -> Stepper {
-        Stepper {
-            world: World::new(Arc::new(map), WorldConfig { tick_hz: 60, seed, ..WorldConfig::default() }),
-            seq: 0,
-        }
+        Stepper::with_config(map, WorldConfig { tick_hz: 60, seed, ..WorldConfig::default() })
+    }
+
+    pub fn with_config(map: MapDef, config: WorldConfig) -> Stepper {
+        Stepper { world: World::new(Arc::new(map), config), seq: 0 }
     }
 
     /// The shipped arena map.
@@ -38,9 +39,21 @@ impl Stepper {
 
     /// Queues one input for `key`.
     pub fn input(&mut self, key: PlayerKey, move_dir: Vec2, aim: f32, fire: bool) {
+        self.input_seen(key, move_dir, aim, fire, None);
+    }
+
+    /// Queues one input that claims the player saw the others at `view` (lag compensation).
+    pub fn input_seen(&mut self, key: PlayerKey, move_dir: Vec2, aim: f32, fire: bool, view: Option<ViewTime>) {
         self.seq += 1;
-        let cmd =
-            InputCmd { seq: self.seq, ack: shared::Tick::ZERO, move_x: move_dir.x, move_y: move_dir.y, aim, fire };
+        let cmd = InputCmd {
+            seq: self.seq,
+            ack: shared::Tick::ZERO,
+            move_x: move_dir.x,
+            move_y: move_dir.y,
+            aim,
+            fire,
+            view,
+        };
         self.world.push_input(key, cmd);
     }
 

@@ -66,11 +66,80 @@ pub struct WorldConfig {
     pub tick_hz: u16,
     pub seed: u64,
     pub rules: Rules,
+    /// Lag compensation window, ticks: how far back a shot may be tested against targets as the
+    /// shooter saw them (0: shots meet the present only).
+    pub lag_comp_ticks: u32,
 }
 
 impl Default for WorldConfig {
     fn default() -> Self {
-        Self { tick_hz: 60, seed: 0x5eed, rules: Rules::Arena }
+        Self { tick_hz: 60, seed: 0x5eed, rules: Rules::Arena, lag_comp_ticks: 30 }
+    }
+}
+
+/// Lag compensation window a no-flags server uses, milliseconds (`--lag-comp-ms`): the rewind is
+/// about the shooter's RTT plus its interpolation delay, so this covers RTTs up to ~400 ms.
+pub const DEFAULT_LAG_COMP_MS: u32 = 500;
+
+/// Milliseconds of lag compensation to whole ticks at `tick_hz`.
+pub fn lag_comp_ticks(ms: u32, tick_hz: u16) -> u32 {
+    (u64::from(ms) * u64::from(tick_hz)).div_ceil(1000) as u32
+}
+
+/// Shots whose claimed view time was clamped (see [`World::lag_comp_clamps`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LagCompClamps {
+    /// The input claimed a moment after the server's present.
+    pub future: u64,
+    /// The input claimed a moment older than the window.
+    pub too_old: u64,
+}
+
+/// Where every living player was at each of the last few ticks: what a lag-compensated shot is
+/// tested against. Frames are reused, so a steady-state tick allocates nothing.
+#[derive(Default)]
+struct History {
+    /// Oldest first; each frame is sorted by key (slotmap order).
+    frames: VecDeque<(Tick, Vec<(PlayerKey, Vec2)>)>,
+}
+
+impl History {
+    fn record(&mut self, tick: Tick, players: &SlotMap<PlayerKey, Player>, keep: usize) {
+        let mut frame = if self.frames.len() >= keep {
+            self.frames.pop_front().map(|(_, frame)| frame).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        frame.clear();
+        frame.extend(players.iter().filter(|(_, p)| p.alive).map(|(key, p)| (key, p.pos)));
+        self.frames.push_back((tick, frame));
+    }
+
+    fn at(&self, tick: Tick, key: PlayerKey) -> Option<Vec2> {
+        let (newest, _) = self.frames.back()?;
+        let back = newest.since(tick) as usize;
+        let (frame_tick, frame) = self.frames.get(self.frames.len().checked_sub(back + 1)?)?;
+        if *frame_tick != tick {
+            return None; // Not contiguous (cannot happen: a frame is recorded every tick).
+        }
+        frame.binary_search_by_key(&key, |(k, _)| *k).ok().map(|index| frame[index].1)
+    }
+
+    /// Where `key` was `rewind` ticks (fractional) before the newest frame, interpolated between
+    /// the two frames around it; `None` if it was not alive then.
+    fn rewound(&self, key: PlayerKey, rewind: f32) -> Option<Vec2> {
+        let (newest, _) = self.frames.back()?;
+        let whole = rewind.floor();
+        let frac = rewind - whole;
+        let later_tick = Tick(newest.0.wrapping_sub(whole as u32));
+        let later = self.at(later_tick, key)?;
+        if frac <= 0.0 {
+            return Some(later);
+        }
+        match self.at(Tick(later_tick.0.wrapping_sub(1)), key) {
+            Some(earlier) => Some(later + (earlier - later) * frac),
+            None => Some(later),
+        }
     }
 }
 
@@ -124,6 +193,9 @@ pub struct Projectile {
     pub vel: Vec2,
     pub spawn_tick: Tick,
     pub expires_at: Tick,
+    /// Lag compensation: this shot meets targets as they were this many ticks before the
+    /// present (what its shooter saw when firing), clamped to the window; 0 for the present.
+    pub rewind: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +226,10 @@ pub struct World {
     dt: f32,
     // Scratch buffers, reused every tick so a steady-state step allocates nothing.
     bot_keys: Vec<PlayerKey>,
-    shots: Vec<(PlayerKey, NetId, Vec2, f32)>,
+    shots: Vec<(PlayerKey, NetId, Vec2, f32, f32)>,
+    /// Living players' positions over the lag compensation window.
+    history: History,
+    lag_comp_clamps: LagCompClamps,
     respawns: Vec<PlayerKey>,
     hits: Vec<(PlayerKey, PlayerKey)>,
     rank_order: Vec<(u16, NetId, PlayerKey)>,
@@ -185,6 +260,8 @@ impl World {
             leaderboard_dirty: true,
             bot_keys: Vec::new(),
             shots: Vec::new(),
+            history: History::default(),
+            lag_comp_clamps: LagCompClamps::default(),
             respawns: Vec::new(),
             hits: Vec::new(),
             rank_order: Vec::new(),
@@ -330,6 +407,9 @@ impl World {
         }
     }
 
+    /// Buckets the living players where the previous tick left them: what shots meet this tick
+    /// (the moment the newest snapshot showed), and the newest frame of the lag compensation
+    /// history.
     fn rebuild_player_grid(&mut self) {
         self.player_grid.clear();
         for (key, player) in &self.players {
@@ -337,8 +417,39 @@ impl World {
                 self.player_grid.insert(player.pos, key);
             }
         }
+        if self.config.lag_comp_ticks > 0 {
+            let keep = self.config.lag_comp_ticks as usize + 2;
+            self.history.record(Tick(self.tick.0.wrapping_sub(1)), &self.players, keep);
+        }
     }
 
+    /// Shots clamped to the lag compensation window since the last call (for metrics).
+    pub fn take_lag_comp_clamps(&mut self) -> LagCompClamps {
+        std::mem::take(&mut self.lag_comp_clamps)
+    }
+}
+
+/// How far back a shot from an input that claims `view` meets its targets: the claim's distance
+/// before `present` (the previous tick, which the grid holds), clamped to `[0, window]`, with
+/// clamps counted. No claim (bots) or no window: the present.
+fn rewind_for(view: Option<shared::protocol::ViewTime>, present: Tick, window: f32, clamps: &mut LagCompClamps) -> f32 {
+    let Some(view) = view else { return 0.0 };
+    if window <= 0.0 {
+        return 0.0;
+    }
+    let rewind = view.ticks_before(present);
+    if rewind < 0.0 {
+        clamps.future += 1;
+        0.0
+    } else if rewind > window {
+        clamps.too_old += 1;
+        window
+    } else {
+        rewind
+    }
+}
+
+impl World {
     fn think_bots(&mut self) {
         let mut bot_keys = std::mem::take(&mut self.bot_keys);
         bot_keys.clear();
@@ -372,6 +483,8 @@ impl World {
         let lifetime = rules::seconds_to_ticks(rules::PROJECTILE_LIFETIME_S, self.config.tick_hz);
         let mut shots = std::mem::take(&mut self.shots);
         let mut respawns = std::mem::take(&mut self.respawns);
+        let (present, window) = (Tick(tick.0.wrapping_sub(1)), self.config.lag_comp_ticks as f32);
+        let clamps = &mut self.lag_comp_clamps;
         for (key, player) in &mut self.players {
             player.fire_cooldown = player.fire_cooldown.saturating_sub(1);
             // One input per tick; none queued (a stall): the player holds still, a step the
@@ -402,7 +515,8 @@ impl World {
                 if input.fire && player.fire_cooldown == 0 {
                     player.fire_cooldown = fire_cooldown;
                     player.fired_at = Some(tick);
-                    shots.push((key, player.net_id, player.pos, player.aim));
+                    let rewind = rewind_for(input.view, present, window, clamps);
+                    shots.push((key, player.net_id, player.pos, player.aim, rewind));
                 }
             }
             if !player.alive && !player.respawn_at.is_newer_than(tick) {
@@ -412,7 +526,7 @@ impl World {
         for key in respawns.drain(..) {
             self.respawn(key);
         }
-        for (owner, owner_net_id, pos, aim) in shots.drain(..) {
+        for (owner, owner_net_id, pos, aim, rewind) in shots.drain(..) {
             let dir = Vec2::from_angle(aim);
             let origin = pos + dir * (rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS + 1.0);
             if !self.map.is_free(origin, rules::PROJECTILE_RADIUS) {
@@ -428,6 +542,7 @@ impl World {
                 vel: dir * rules::PROJECTILE_SPEED,
                 spawn_tick: tick,
                 expires_at: tick.plus(lifetime),
+                rewind,
             });
         }
         self.shots = shots;
@@ -438,18 +553,37 @@ impl World {
         let tick = self.tick;
         let dt = self.dt;
         let hit_radius = rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS;
+        // The farthest a player can get in one tick: two inputs (catching up) at top speed, plus
+        // a push out of a wall.
+        let reach_per_tick = 2.0 * rules::PLAYER_MAX_SPEED * dt + 1.0;
         self.dead_projectiles.clear();
         let mut hits = std::mem::take(&mut self.hits);
+        let history = &self.history;
         for (key, projectile) in &mut self.projectiles {
             projectile.pos += projectile.vel * dt;
             let expired = !projectile.expires_at.is_newer_than(tick);
             if !expired && self.map.is_free(projectile.pos, rules::PROJECTILE_RADIUS) {
                 let mut victim = None;
-                self.player_grid.query_radius(projectile.pos, hit_radius, |_, player_key| {
-                    if player_key != projectile.owner && victim.is_none_or(|v| player_key < v) {
-                        victim = Some(player_key);
-                    }
-                });
+                if projectile.rewind > 0.0 {
+                    // Lag compensated: targets where the shooter saw them (walls as they are).
+                    // The grid holds the present, so search as far as anyone could have moved.
+                    let reach = hit_radius + projectile.rewind.ceil() * reach_per_tick + rules::PLAYER_RADIUS;
+                    self.player_grid.query_radius(projectile.pos, reach, |_, player_key| {
+                        if player_key == projectile.owner || victim.is_some_and(|v| player_key >= v) {
+                            return;
+                        }
+                        let then = history.rewound(player_key, projectile.rewind);
+                        if then.is_some_and(|then| then.distance_squared(projectile.pos) <= hit_radius * hit_radius) {
+                            victim = Some(player_key);
+                        }
+                    });
+                } else {
+                    self.player_grid.query_radius(projectile.pos, hit_radius, |_, player_key| {
+                        if player_key != projectile.owner && victim.is_none_or(|v| player_key < v) {
+                            victim = Some(player_key);
+                        }
+                    });
+                }
                 if let Some(victim) = victim {
                     hits.push((projectile.owner, victim));
                     self.dead_projectiles.push(key);
@@ -776,6 +910,104 @@ mod tests {
         stepper.step(2);
         assert!(stepper.world.players[target].alive);
         assert_eq!(stepper.world.players[target].hp, rules::PLAYER_MAX_HP);
+    }
+
+    /// A target crossing the line of fire at top speed and a still shooter that aims where the
+    /// target's path meets its shot in a timeline `aim_back` ticks in the past. The shot's input
+    /// claims the view `claim` (ticks before the present; negative: the future). Returns whether
+    /// the target was hit and the clamps counted.
+    fn lag_comp_shot(window: u32, aim_back: u32, claim: Option<i64>) -> (bool, super::LagCompClamps) {
+        use shared::protocol::ViewTime;
+        use shared::tick::Tick;
+        let config = super::WorldConfig { lag_comp_ticks: window, ..super::WorldConfig::default() };
+        let mut stepper = Stepper::with_config(MapDef::open("lag", 2000.0, 0), config);
+        let shooter = stepper.spawn_player("shooter");
+        let target = stepper.spawn_player("target");
+        let from = Vec2::new(400.0, 1000.0);
+        stepper.place(shooter, from);
+        stepper.place(target, Vec2::new(800.0, 300.0));
+        let mut path = Vec::new(); // The target's position after each tick.
+        for _ in 0..90 {
+            stepper.input(shooter, Vec2::ZERO, 0.0, false);
+            stepper.input(target, Vec2::Y, 0.0, false);
+            stepper.step(1);
+            path.push(stepper.world.players[target].pos);
+        }
+        let present = stepper.world.tick; // The next step fires; its present is this tick.
+        let per_tick = path[path.len() - 1] - path[path.len() - 2];
+        let target_at = |ticks_after_present: f32| path[path.len() - 1] + per_tick * ticks_after_present;
+        // The shot is first tested the tick it is fired, 15 units out from its muzzle 24 units
+        // from the shooter; k ticks later it is 24 + 15 (k + 1) out.
+        let step = rules::PROJECTILE_SPEED / 60.0;
+        let muzzle = rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS + 1.0;
+        let (aim_point, _) = (0..60)
+            .map(|k| {
+                let point = target_at(k as f32 - aim_back as f32);
+                let miss = (point.distance(from) - (muzzle + step * (k as f32 + 1.0))).abs();
+                (point, miss)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let aim = (aim_point - from).to_angle();
+        let view = claim.map(|back| ViewTime { tick: Tick((i64::from(present.0) - back) as u32), frac: 0 });
+        stepper.input_seen(shooter, Vec2::ZERO, aim, true, view);
+        for _ in 0..60 {
+            stepper.input(target, Vec2::Y, 0.0, false);
+            stepper.step(1);
+            stepper.input(shooter, Vec2::ZERO, aim, false);
+        }
+        let hit = stepper.world.players[target].hp < rules::PLAYER_MAX_HP;
+        (hit, stepper.world.take_lag_comp_clamps())
+    }
+
+    #[test]
+    fn a_shot_meets_its_target_where_the_shooter_saw_it() {
+        // 200 ms behind the present, as a shooter at ~130 ms RTT draws others: a hit.
+        let (hit, clamps) = lag_comp_shot(30, 12, Some(12));
+        assert!(hit, "a lag-compensated shot at what the shooter saw hits");
+        assert_eq!(clamps, super::LagCompClamps::default());
+        // The same aim without a claim (or with compensation off) meets the present: by then
+        // the target is 64 units further on, and the shot misses.
+        assert!(!lag_comp_shot(30, 12, None).0, "no claim: the present");
+        assert!(!lag_comp_shot(0, 12, Some(12)).0, "--lag-comp-ms 0: the present");
+        // Aimed at the present, a shot with no claim hits (the control for the two above).
+        assert!(lag_comp_shot(30, 0, None).0, "aimed at the present");
+    }
+
+    #[test]
+    fn claims_beyond_the_window_or_in_the_future_are_clamped_and_counted() {
+        // A window of 6 ticks: a claim of 12 is tested 6 back, where the target was not.
+        let (hit, clamps) = lag_comp_shot(6, 12, Some(12));
+        assert!(!hit);
+        assert_eq!(clamps, super::LagCompClamps { future: 0, too_old: 1 });
+        // Claiming 5 ticks in the future is tested at the present: aimed there, it hits.
+        let (hit, clamps) = lag_comp_shot(30, 0, Some(-5));
+        assert!(hit);
+        assert_eq!(clamps, super::LagCompClamps { future: 1, too_old: 0 });
+        // Inside the window, nothing is clamped; the edge itself is allowed.
+        let (hit, clamps) = lag_comp_shot(12, 12, Some(12));
+        assert!(hit);
+        assert_eq!(clamps, super::LagCompClamps::default());
+    }
+
+    #[test]
+    fn lag_compensated_matches_replay_identically() {
+        let run = || {
+            let mut stepper = Stepper::arena(11);
+            for i in 0..6 {
+                stepper.spawn_bot(&format!("bot{i}"));
+            }
+            let human = stepper.spawn_player("human");
+            for tick in 0..600u32 {
+                let angle = tick as f32 * 0.02;
+                let view =
+                    shared::protocol::ViewTime { tick: shared::Tick(tick.saturating_sub(9)), frac: (tick % 256) as u8 };
+                stepper.input_seen(human, Vec2::new(angle.cos(), angle.sin()), angle * 3.0, tick % 5 == 0, Some(view));
+                stepper.step(1);
+            }
+            stepper.world.state_hash()
+        };
+        assert_eq!(run(), run());
     }
 
     #[test]

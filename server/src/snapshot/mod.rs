@@ -7,6 +7,8 @@
 //! client and picks the delta baseline from its acks. The bit format itself lives in
 //! `shared::snapshot`, because the client must decode it.
 
+pub mod budget;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -272,8 +272,13 @@ impl TestClient {
 
     /// Sends one input (acking the newest snapshot).
     pub async fn input(&mut self, dir: Vec2, aim: f32, fire: bool) {
+        self.input_seen(dir, aim, fire, None).await;
+    }
+
+    /// Sends one input that claims this client saw the others at `view` (lag compensation).
+    pub async fn input_seen(&mut self, dir: Vec2, aim: f32, fire: bool, view: Option<shared::protocol::ViewTime>) {
         self.seq += 1;
-        let cmd = InputCmd { seq: self.seq, ack: self.latest_tick(), move_x: dir.x, move_y: dir.y, aim, fire };
+        let cmd = InputCmd { seq: self.seq, ack: self.latest_tick(), move_x: dir.x, move_y: dir.y, aim, fire, view };
         self.send(&ClientMsg::Input(cmd)).await;
     }
 
