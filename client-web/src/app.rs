@@ -98,6 +98,8 @@ pub struct App {
     frames: FrameTimes,
     /// Largest prediction correction in the last second (world units) and when it was reset.
     max_error: (f32, f64),
+    /// The F3 overlay's graphs.
+    graphs: crate::netgraph::NetGraphs,
     overlay: bool,
     chat_open: bool,
     aim: f32,
@@ -177,6 +179,7 @@ pub fn start() -> Result<(), JsValue> {
             snapshots_in: Rate::default(),
             frames: FrameTimes::default(),
             max_error: (0.0, 0.0),
+            graphs: crate::netgraph::NetGraphs::new(None),
             overlay: false,
             chat_open: false,
             aim: 0.0,
@@ -352,6 +355,7 @@ impl App {
                     Ok(ServerMsg::Room(room)) => self.on_room(*room),
                     Ok(ServerMsg::Snapshot(snapshot)) => {
                         self.snapshots_in.add(now, 1.0);
+                        self.graphs.snapshot(bytes.len());
                         let Some(session) = self.session.as_mut() else {
                             return;
                         };
@@ -579,7 +583,12 @@ impl App {
         };
         self.own_pos = own_pos;
         let render_tick = session.render_tick(now).or_else(|| session.last_tick.map(|t| f64::from(t.0))).unwrap_or(0.0);
-        let players = session.players(render_tick, own_pos, self.aim);
+        // Replays jump and run at up to 8x by design: drawn as they are; live play is smoothed.
+        let players = if session.is_replay() {
+            session.players(render_tick, own_pos, self.aim)
+        } else {
+            session.players_for_frame(render_tick, own_pos, self.aim, (frame_dt / 1000.0) as f32)
+        };
         let projectiles = session.projectiles(render_tick);
         let orbs = session.orbs();
         let camera = Camera::new(self.css, self.dpr, own_pos);
@@ -602,6 +611,13 @@ impl App {
             // Every correction since the last frame (a burst after a stall applies several).
             let new_corrections = session.predictor.take_corrections();
             let largest = new_corrections.iter().copied().fold(0.0f32, f32::max);
+            let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
+            self.graphs.frame(
+                session.clock.rtt_ms,
+                session.playout.jitter_ticks() * tick_ms,
+                session.playout.delay_ticks() * tick_ms,
+                largest,
+            );
             {
                 let mut corrections = self.corrections.borrow_mut();
                 let room = 4096usize.saturating_sub(corrections.len());
@@ -753,15 +769,16 @@ impl App {
         self.hud.set_chat(&chat);
         if self.overlay {
             let text = self.netgraph_text(session, now);
-            let netgraph = self.hud.netgraph.clone();
+            let netgraph = self.hud.netgraph_text.clone();
             self.hud.set_text("netgraph", &netgraph, &text);
+            crate::netgraph::draw(&self.hud.netgraph_plot, &self.graphs);
         }
     }
 
     fn netgraph_text(&mut self, session: &Session, now: f64) -> String {
         let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
         format!(
-            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\nextrapolate {:>6.1} ms ({} frames past newest)\npred error  {:>6.2} u (max {:.2}, {} corrections)\npending     {:>6}\nserver q    {:>6} (input rate {:.3})\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}",
+            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\nextrapolate {:>6.1} ms ({} frames past newest)\npred error  {:>6.2} u (max {:.2}, {} corrections)\npending     {:>6}\nserver q    {:>6} (input rate {:.3})\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}\nbudget      {:>6} (largest {:.0} B, {} over)",
             session.clock.rtt_ms,
             self.snapshots_in.per_second(now),
             self.bytes_in.per_second(now) / 1000.0,
@@ -780,6 +797,9 @@ impl App {
             self.frames.quantile(0.99),
             session.latest_view().map_or(0, |v| v.len()),
             session.last_tick.map_or(0, |t| t.0),
+            self.graphs.snapshot_bytes.limit.map_or_else(|| "none".to_string(), |b| format!("{b:.0} B")),
+            self.graphs.snapshot_bytes.samples().fold(0.0f32, f32::max),
+            self.graphs.snapshot_bytes.over_limit(),
         )
     }
 
@@ -855,6 +875,10 @@ impl App {
                 "input_rate": session.pacer.rate(),
                 "prediction_error": session.predictor.last_error,
                 "pending_inputs": session.predictor.pending(),
+                "budget_bytes": self.graphs.snapshot_bytes.limit,
+                "graph_samples": self.graphs.rtt.len(),
+                "snapshots_over_budget": self.graphs.snapshot_bytes.over_limit(),
+                "largest_snapshot_bytes": self.graphs.snapshot_bytes.samples().fold(0.0f32, f32::max),
             });
         }
         value

@@ -17,6 +17,11 @@ const TRAIL_SAMPLES: usize = 2048;
 /// A key counts as held (for backward frames) once held this long: reversing at full speed
 /// takes the movement rules about a quarter second, and that momentum is not a defect.
 const HELD_FOR_S: f32 = 0.35;
+/// Held this long from a standstill, a player runs at 99 % of its top speed (friction 7.5/s):
+/// from then on its per-frame motion is checked for evenness.
+const FULL_SPEED_AFTER_S: f32 = 0.6;
+/// Per-frame motion at full speed counts as even within this fraction of speed × frame time.
+const EVEN_WITHIN: f32 = 0.10;
 
 /// What one frame drew, as far as the feel is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +52,10 @@ pub struct FeelStats {
     /// Frames where the own player, with a key held (for 0.35 s or more), was drawn moving
     /// against it.
     pub own_backward_frames: u64,
+    /// Frames at full speed (a key held 0.6 s or more, no correction) and those among them whose
+    /// motion was off by more than ± 10 % of top speed × frame time (micro-stutter).
+    pub own_full_speed_frames: u64,
+    pub own_uneven_frames: u64,
     /// Reconciliation corrections of at least one unit, and the largest.
     pub corrections_over_1: u64,
     pub max_correction: f32,
@@ -109,6 +118,19 @@ impl FeelStats {
         {
             self.own_backward_frames += 1;
         }
+        if let (Some(now), Some(before)) = (frame.own_pos, self.last_own)
+            && frame.held != Vec2::ZERO
+            && self.held.1 >= FULL_SPEED_AFTER_S
+            && frame.correction == 0.0
+            && frame.frame_s > 0.0
+        {
+            let expected = frame.max_speed * frame.frame_s;
+            let moved = (now - before).dot(frame.held.normalize());
+            self.own_full_speed_frames += 1;
+            if (moved - expected).abs() > EVEN_WITHIN * expected {
+                self.own_uneven_frames += 1;
+            }
+        }
         self.last_own = frame.own_pos;
         if frame.correction >= 1.0 {
             self.corrections_over_1 += 1;
@@ -160,5 +182,27 @@ mod tests {
         own.frame(held(30.0, 2.5), std::iter::empty()); // moved back 2 units, key held 0.5 s
         assert_eq!(own.own_backward_frames, 1);
         assert_eq!((own.corrections_over_1, own.max_correction), (1, 2.5));
+    }
+
+    #[test]
+    fn uneven_motion_at_full_speed_is_counted() {
+        let mut feel = FeelStats::default();
+        let at = |x: f32, frame_s: f32| FrameFeel {
+            own_pos: Some(Vec2::new(x, 0.0)),
+            held: Vec2::X,
+            frame_s,
+            max_speed: 300.0,
+            ..FrameFeel::default()
+        };
+        let mut x = 0.0;
+        for _ in 0..60 {
+            x += 5.0; // 300 u/s × 1/60 s: even
+            feel.frame(at(x, 1.0 / 60.0), std::iter::empty());
+        }
+        assert_eq!(feel.own_uneven_frames, 0);
+        assert!(feel.own_full_speed_frames >= 23, "{}", feel.own_full_speed_frames);
+        feel.frame(at(x + 10.0, 1.0 / 60.0), std::iter::empty()); // two steps in one frame
+        feel.frame(at(x + 10.0, 1.0 / 60.0), std::iter::empty()); // none
+        assert_eq!(feel.own_uneven_frames, 2);
     }
 }

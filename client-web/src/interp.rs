@@ -130,6 +130,56 @@ impl Interpolator {
     }
 }
 
+/// Fraction of a remote player's leftover visual offset kept after one second: it fades with a
+/// time constant of about 0.1 s, like the own player's corrections.
+const OFFSET_KEEP_PER_S: f32 = 0.000_045;
+/// A remote player drawn moving faster than this many times its top speed in one frame is
+/// smoothed: the data changed under it (a stall's end: the playout clock had run to the edge
+/// of the data and the next snapshot disagreed with what was drawn). Catch-up at twice the speed
+/// passes untouched.
+const SMOOTH_ABOVE: f32 = 2.5;
+/// Jumps longer than this are respawns: drawn at once.
+const TELEPORT: f32 = 150.0;
+
+/// Keeps remote players from jumping on screen when new data disagrees with what was drawn: the
+/// difference becomes an offset that fades in a tenth of a second, so a player never appears to
+/// move more than 2.5× its top speed in a frame (respawns excepted).
+#[derive(Debug, Default, Clone)]
+pub struct Smoother {
+    /// Per player: where it was drawn last frame and the offset still being faded out.
+    drawn: std::collections::HashMap<NetId, (Vec2, Vec2)>,
+}
+
+impl Smoother {
+    /// Where to draw `id` this frame, given where the data puts it (`target`).
+    pub fn smooth(&mut self, id: NetId, target: Vec2, frame_s: f32, max_speed: f32) -> Vec2 {
+        let Some(&(last, offset)) = self.drawn.get(&id) else {
+            self.drawn.insert(id, (target, Vec2::ZERO));
+            return target;
+        };
+        let mut offset = offset * OFFSET_KEEP_PER_S.powf(frame_s.clamp(0.0, 0.25));
+        let limit = SMOOTH_ABOVE * max_speed * frame_s.max(1.0 / 240.0);
+        let step = target + offset - last;
+        if target.distance(last) > TELEPORT {
+            offset = Vec2::ZERO;
+        } else if step.length() > limit {
+            offset = last + step.clamp_length_max(limit) - target;
+        }
+        let drawn = target + offset;
+        self.drawn.insert(id, (drawn, offset));
+        drawn
+    }
+
+    /// Forgets players not drawn this frame (they left or went out of view).
+    pub fn retain(&mut self, drawn: impl Fn(NetId) -> bool) {
+        self.drawn.retain(|id, _| drawn(*id));
+    }
+
+    pub fn clear(&mut self) {
+        self.drawn.clear();
+    }
+}
+
 /// Interpolates angles the short way round.
 pub fn lerp_angle(a: f32, b: f32, t: f32) -> f32 {
     use std::f32::consts::{PI, TAU};
@@ -213,5 +263,28 @@ mod tests {
         // Without a baseline (a full snapshot) the state is taken as it is.
         interp.push(108, &view_with(1, 100.0, 100.0), None);
         assert!((interp.sample(NetId(1), 108.0).unwrap().pos.x - 100.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn a_remote_jump_is_faded_in_not_drawn_at_once_and_respawns_are_not() {
+        let mut smoother = Smoother::default();
+        let frame = 1.0 / 60.0;
+        let id = NetId(3);
+        assert_eq!(smoother.smooth(id, Vec2::new(100.0, 0.0), frame, 300.0), Vec2::new(100.0, 0.0));
+        // The data jumps 22 units in one frame (limit 2.5 × 5 = 12.5): drawn at most 12.5 on.
+        let first = smoother.smooth(id, Vec2::new(122.0, 0.0), frame, 300.0);
+        assert!((first.x - 112.5).abs() < 1e-3, "{first}");
+        // Then it catches up within a few frames, never jumping again.
+        let mut last = first;
+        for _ in 0..30 {
+            let now = smoother.smooth(id, Vec2::new(122.0, 0.0), frame, 300.0);
+            assert!(now.distance(last) <= 12.5 + 1e-3);
+            last = now;
+        }
+        assert!((last.x - 122.0).abs() < 0.1, "caught up: {last}");
+        // Normal motion (5 units a frame) is drawn as it is.
+        assert_eq!(smoother.smooth(id, Vec2::new(127.0, 0.0), frame, 300.0).x.round(), 127.0);
+        // A respawn across the map is drawn at once.
+        assert_eq!(smoother.smooth(id, Vec2::new(900.0, 0.0), frame, 300.0), Vec2::new(900.0, 0.0));
     }
 }

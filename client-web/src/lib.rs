@@ -11,6 +11,7 @@ pub mod clock;
 pub mod feel;
 pub mod interp;
 pub mod lobby;
+pub mod netgraph;
 pub mod pacer;
 pub mod playout;
 pub mod predict;

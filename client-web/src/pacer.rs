@@ -15,9 +15,9 @@ use std::collections::VecDeque;
 const WINDOW: usize = 15;
 /// The cushion we aim for: at least one input always waiting (arrivals are clumpy: the browser's
 /// frames and the server's ticks beat against each other, and the link jitters), and not
-/// always more than three (the server catches up above three).
+/// always more than two (the server catches up above two: each input waiting is a tick of delay).
 const LOW: u8 = 1;
-const HIGH: u8 = 3;
+const HIGH: u8 = 2;
 /// Most the input rate departs from real time.
 const MAX_CHANGE: f64 = 0.05;
 /// How much the rate moves per report while the cushion is out of band.
@@ -102,7 +102,7 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    /// A server applying one input per tick (two while more than three wait), fed by a client
+    /// A server applying one input per tick (two while more than two wait), fed by a client
     /// whose clock runs `drift` slower or faster; returns (ticks the queue was empty in the
     /// second half, largest queue in the second half).
     fn simulate(drift: f64, paced: bool) -> (u32, usize) {
@@ -136,7 +136,7 @@ mod tests {
                 pacer.on_report(low.min(255) as u8);
                 low = usize::MAX;
             }
-            let take = if queue > 3 { 2 } else { 1 };
+            let take = if queue > 2 { 2 } else { 1 };
             let applied = take.min(queue);
             if tick > ticks / 2 {
                 if applied == 0 {

@@ -14,7 +14,7 @@ use shared::snapshot::{EntityState, NetId, SnapshotError, SnapshotReceiver, View
 use shared::tick::Tick;
 
 use crate::clock::ServerClock;
-use crate::interp::Interpolator;
+use crate::interp::{Interpolator, Smoother};
 use crate::pacer::Pacer;
 use crate::playout::Playout;
 use crate::predict::Predictor;
@@ -74,6 +74,8 @@ pub struct Session {
     pub decode_errors: u64,
     /// Playback state when watching a replay (the client is then a spectator).
     pub replay: Option<ReplayStatus>,
+    /// Fades out jumps of remote players when new data disagrees with what was drawn.
+    pub smoother: Smoother,
     /// Where remote entities were drawn last (the latest [`Session::render_tick`]): sent with
     /// every input so the server tests shots against what this player saw.
     pub view: Option<ViewTime>,
@@ -109,6 +111,7 @@ impl Session {
             snapshots: 0,
             decode_errors: 0,
             view: None,
+            smoother: Smoother::default(),
         }
     }
 
@@ -128,6 +131,7 @@ impl Session {
         if self.replay.is_some_and(|old| old.epoch != status.epoch) {
             self.receiver.reset();
             self.interp.clear();
+            self.smoother.clear();
             self.playout.clear();
             self.last_tick = None;
         }
@@ -283,6 +287,23 @@ impl Session {
         sprites
     }
 
+    /// [`Session::players`] for drawing a frame `frame_s` seconds after the previous one: remote
+    /// players' jumps (new data disagreeing with what was drawn) are faded in, not drawn at once.
+    pub fn players_for_frame(
+        &mut self,
+        render_tick: f64,
+        own_pos: Vec2,
+        own_aim: f32,
+        frame_s: f32,
+    ) -> Vec<PlayerSprite> {
+        let mut sprites = self.players(render_tick, own_pos, own_aim);
+        for sprite in sprites.iter_mut().filter(|s| !s.own) {
+            sprite.pos = self.smoother.smooth(sprite.id, sprite.pos, frame_s, shared::rules::PLAYER_MAX_SPEED);
+        }
+        self.smoother.retain(|id| sprites.iter().any(|s| s.id == id && !s.own));
+        sprites
+    }
+
     /// Projectiles extrapolated to `render_tick`: (position, owner).
     pub fn projectiles(&self, render_tick: f64) -> Vec<(Vec2, NetId)> {
         let Some((_, view)) = self.receiver.latest() else {
@@ -393,6 +414,7 @@ mod tests {
                 permanent: true,
             },
             spectator: false,
+            snapshot_budget_bytes: Some(1400),
         }
     }
 

@@ -41,6 +41,7 @@ fn reconciliation_is_exact_in_wasm() {
             move_y: if seq > 20 { 0.5 } else { 0.0 },
             aim: 0.0,
             fire: false,
+            view: None,
         })
         .collect();
     for input in &inputs {

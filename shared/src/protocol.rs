@@ -193,6 +193,8 @@ pub struct Welcome {
     pub room: RoomInfo,
     /// Watching a live room: no player of its own (`player_id` is 0), no inputs.
     pub spectator: bool,
+    /// The server's per-snapshot byte budget for this client, if any (drawn in the net overlay).
+    pub snapshot_budget_bytes: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -371,6 +371,7 @@ impl App {
             self.replace_url(&route::room_path(code));
         }
         let same_room = self.room.as_ref().is_some_and(|room| room.code == code);
+        self.graphs = crate::netgraph::NetGraphs::new(welcome.snapshot_budget_bytes);
         let mut session = Session::new(welcome);
         if same_room && let Some(old) = self.session.take() {
             session.chat = old.chat;

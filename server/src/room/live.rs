@@ -799,6 +799,7 @@ impl Room {
             replay: None,
             room: self.room_info_for(conn),
             spectator: client.is_none(),
+            snapshot_budget_bytes: self.config.snapshot_budget_bytes,
         }))
     }
 

@@ -185,6 +185,7 @@ impl Theater {
                     replay: Some(self.status()),
                     room: self.room_info(),
                     spectator: true,
+                    snapshot_budget_bytes: None,
                 }));
                 if reply.send(Ok(protocol::encode(&welcome))).is_ok() {
                     info!(conn = conn.0, "spectator joined");

@@ -38,7 +38,7 @@ new_key_type! {
 /// exactly the steps the client predicted.
 pub const INPUT_BUFFER: usize = 120;
 /// Queued inputs the server keeps as a cushion against jitter; above it, it catches up.
-pub const INPUT_TARGET_DEPTH: usize = 3;
+pub const INPUT_TARGET_DEPTH: usize = 2;
 /// Most inputs applied in one tick while catching up (a late burst after a stall): the player
 /// moves at most this many times its speed for a moment, never a lurch.
 pub const MAX_INPUTS_PER_TICK: usize = 2;
