@@ -20,7 +20,14 @@ pub struct Pose {
 #[derive(Debug, Clone)]
 struct Frame {
     tick: u32,
+    /// Sorted by id (views are).
     poses: Vec<(NetId, Pose)>,
+}
+
+impl Frame {
+    fn pose(&self, id: NetId) -> Option<Pose> {
+        self.poses.binary_search_by_key(&id, |(pid, _)| *pid).ok().map(|i| self.poses[i].1)
+    }
 }
 
 /// Recent snapshots' player poses, and the delay to draw them at.
@@ -42,11 +49,12 @@ impl Interpolator {
         }
     }
 
-    /// Records the players of a snapshot (older or repeated ticks are ignored). `baseline` is
-    /// the view its delta was applied to: a player whose state is the baseline's while a newer
-    /// snapshot already moved it was left out by the server's byte budget (it keeps its
-    /// acknowledged state), so it holds its newest known pose instead of jumping back.
-    pub fn push(&mut self, tick: u32, view: &View, baseline: Option<&View>) {
+    /// Records the players of a snapshot (older or repeated ticks are ignored). `deferred_from`
+    /// is given when the server's byte budget limited this snapshot: the baseline (tick and
+    /// view) its delta was applied to. A player whose state is the baseline's while a snapshot
+    /// newer than the baseline already had it elsewhere was left out (it keeps its acknowledged
+    /// state), so it holds its newest known pose instead of jumping back.
+    pub fn push(&mut self, tick: u32, view: &View, deferred_from: Option<(u32, &View)>) {
         if self.frames.back().is_some_and(|newest| tick <= newest.tick) {
             return;
         }
@@ -57,14 +65,13 @@ impl Interpolator {
         };
         frame.tick = tick;
         frame.poses.clear();
-        let newest = self.frames.back();
+        // The newest frame, if it is newer than the baseline (it may then know better).
+        let newer = deferred_from.and_then(|(base_tick, _)| self.frames.back().filter(|f| f.tick > base_tick));
         for (id, state) in &view.entities {
             if let EntityState::Player(p) = state {
                 let mut pose = Pose { pos: quant::q_to_vec(p.x, p.y), aim: quant::q_to_angle(p.aim) };
-                let deferred = baseline.and_then(|b| b.get(*id)).is_some_and(|old| old == state);
-                if deferred
-                    && let Some(known) = newest.and_then(|f| f.poses.iter().find(|(pid, _)| pid == id)).map(|(_, p)| *p)
-                {
+                let deferred = deferred_from.and_then(|(_, b)| b.get(*id)).is_some_and(|old| old == state);
+                if deferred && let Some(known) = newer.and_then(|f| f.pose(*id)) {
                     pose = known;
                 }
                 frame.poses.push((*id, pose));
@@ -77,7 +84,7 @@ impl Interpolator {
     /// the newest one (extrapolating at most one interval) when `tick` is past the buffer, and
     /// `None` when the player is in neither snapshot.
     pub fn sample(&self, id: NetId, tick: f64) -> Option<Pose> {
-        let find = |frame: &Frame| frame.poses.iter().find(|(pid, _)| *pid == id).map(|(_, pose)| *pose);
+        let find = |frame: &Frame| frame.pose(id);
         let newest = self.frames.back()?;
         if tick >= f64::from(newest.tick) {
             let pose = find(newest)?;
@@ -146,15 +153,18 @@ const TELEPORT: f32 = 150.0;
 /// move more than 2.5× its top speed in a frame (respawns excepted).
 #[derive(Debug, Default, Clone)]
 pub struct Smoother {
-    /// Per player: where it was drawn last frame and the offset still being faded out.
-    drawn: std::collections::HashMap<NetId, (Vec2, Vec2)>,
+    /// Per player: where it was drawn last frame, the offset still being faded out, and the
+    /// frame it was last drawn in.
+    drawn: std::collections::HashMap<NetId, (Vec2, Vec2, u64)>,
+    frame: u64,
 }
 
 impl Smoother {
     /// Where to draw `id` this frame, given where the data puts it (`target`).
     pub fn smooth(&mut self, id: NetId, target: Vec2, frame_s: f32, max_speed: f32) -> Vec2 {
-        let Some(&(last, offset)) = self.drawn.get(&id) else {
-            self.drawn.insert(id, (target, Vec2::ZERO));
+        let frame = self.frame;
+        let Some(&(last, offset, _)) = self.drawn.get(&id) else {
+            self.drawn.insert(id, (target, Vec2::ZERO, frame));
             return target;
         };
         let mut offset = offset * OFFSET_KEEP_PER_S.powf(frame_s.clamp(0.0, 0.25));
@@ -166,13 +176,19 @@ impl Smoother {
             offset = last + step.clamp_length_max(limit) - target;
         }
         let drawn = target + offset;
-        self.drawn.insert(id, (drawn, offset));
+        self.drawn.insert(id, (drawn, offset, frame));
         drawn
     }
 
+    /// Starts a frame: players smoothed before [`Smoother::end_frame`] are the ones drawn.
+    pub fn begin_frame(&mut self) {
+        self.frame += 1;
+    }
+
     /// Forgets players not drawn this frame (they left or went out of view).
-    pub fn retain(&mut self, drawn: impl Fn(NetId) -> bool) {
-        self.drawn.retain(|id, _| drawn(*id));
+    pub fn end_frame(&mut self) {
+        let frame = self.frame;
+        self.drawn.retain(|_, (_, _, seen)| *seen == frame);
     }
 
     pub fn clear(&mut self) {
@@ -251,16 +267,17 @@ mod tests {
         let mut interp = Interpolator::new(60, 30);
         let baseline = view_with(1, 100.0, 100.0);
         interp.push(100, &baseline, None);
-        interp.push(102, &view_with(1, 110.0, 100.0), Some(&baseline));
+        interp.push(102, &view_with(1, 110.0, 100.0), Some((100, &baseline)));
         // Tick 104 is a delta against tick 100 that left player 1 out: it carries 100's state.
-        interp.push(104, &view_with(1, 100.0, 100.0), Some(&baseline));
+        interp.push(104, &view_with(1, 100.0, 100.0), Some((100, &baseline)));
         let held = interp.sample(NetId(1), 104.0).unwrap();
         assert!((held.pos.x - 110.0).abs() < 0.2, "held at its newest pose, got {:?}", held.pos);
         // Refreshed at 106: it moves on from there.
-        interp.push(106, &view_with(1, 120.0, 100.0), Some(&baseline));
+        interp.push(106, &view_with(1, 120.0, 100.0), Some((100, &baseline)));
         let moved = interp.sample(NetId(1), 105.0).unwrap();
         assert!((moved.pos.x - 115.0).abs() < 0.2, "{:?}", moved.pos);
-        // Without a baseline (a full snapshot) the state is taken as it is.
+        // Not budget-limited (or a full snapshot): the state is taken as it is, even when it is
+        // the baseline's (a player that went there and came back).
         interp.push(108, &view_with(1, 100.0, 100.0), None);
         assert!((interp.sample(NetId(1), 108.0).unwrap().pos.x - 100.0).abs() < 0.2);
     }
@@ -270,6 +287,7 @@ mod tests {
         let mut smoother = Smoother::default();
         let frame = 1.0 / 60.0;
         let id = NetId(3);
+        smoother.begin_frame();
         assert_eq!(smoother.smooth(id, Vec2::new(100.0, 0.0), frame, 300.0), Vec2::new(100.0, 0.0));
         // The data jumps 22 units in one frame (limit 2.5 × 5 = 12.5): drawn at most 12.5 on.
         let first = smoother.smooth(id, Vec2::new(122.0, 0.0), frame, 300.0);

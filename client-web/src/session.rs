@@ -164,8 +164,13 @@ impl Session {
         self.snapshots += 1;
         self.last_tick = Some(snapshot.tick);
         if let Some((_, view)) = self.receiver.latest() {
-            let baseline = snapshot.baseline.and_then(|tick| self.receiver.view_at(tick));
-            self.interp.push(snapshot.tick.0, view, baseline);
+            // Only a snapshot the budget limited can carry baseline states for changed players.
+            let deferred_from = if snapshot.budget_limited {
+                snapshot.baseline.and_then(|tick| self.receiver.view_at(tick).map(|view| (tick.0, view)))
+            } else {
+                None
+            };
+            self.interp.push(snapshot.tick.0, view, deferred_from);
         }
         self.playout.on_arrival(snapshot.tick.0, now_ms);
         self.clock.on_snapshot(snapshot.tick.0, now_ms);
@@ -252,9 +257,8 @@ impl Session {
             return self.last_tick.map(|t| f64::from(t.0));
         }
         let render_tick = self.playout.advance(now_ms);
-        if let Some(tick) = render_tick {
-            self.view = ViewTime::from_render_tick(tick);
-        }
+        // Nothing drawn: no claim (a stale one would only be clamped).
+        self.view = render_tick.and_then(ViewTime::from_render_tick);
         render_tick
     }
 
@@ -297,10 +301,11 @@ impl Session {
         frame_s: f32,
     ) -> Vec<PlayerSprite> {
         let mut sprites = self.players(render_tick, own_pos, own_aim);
+        self.smoother.begin_frame();
         for sprite in sprites.iter_mut().filter(|s| !s.own) {
             sprite.pos = self.smoother.smooth(sprite.id, sprite.pos, frame_s, shared::rules::PLAYER_MAX_SPEED);
         }
-        self.smoother.retain(|id| sprites.iter().any(|s| s.id == id && !s.own));
+        self.smoother.end_frame();
         sprites
     }
 
@@ -439,6 +444,7 @@ mod tests {
             delta: writer.finish().to_vec(),
             events,
             leaderboard: None,
+            budget_limited: false,
         }
     }
 

@@ -127,8 +127,12 @@ impl ServerConfig {
         if self.max_rooms == 0 {
             return Err("--max-rooms must be at least 1".to_string());
         }
-        if self.lag_comp_ms > 2000 {
-            return Err(format!("--lag-comp-ms must be at most 2000, got {}", self.lag_comp_ms));
+        if self.lag_comp_ms > crate::sim::world::MAX_LAG_COMP_MS {
+            return Err(format!(
+                "--lag-comp-ms must be at most {}, got {}",
+                crate::sim::world::MAX_LAG_COMP_MS,
+                self.lag_comp_ms
+            ));
         }
         if let Some(budget) = self.snapshot_budget_bytes
             && budget < MIN_SNAPSHOT_BUDGET_BYTES

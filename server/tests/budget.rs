@@ -49,7 +49,8 @@ fn five_hundred_moving_entities_fit_the_budget_and_all_stay_fresh() {
     let mut writer = BitWriter::new();
     let mut in_flight: VecDeque<Tick> = VecDeque::new();
     let mut stale = vec![0u32; 500];
-    let (mut worst_stale, mut largest, mut total, mut unbudgeted) = (0u32, 0usize, 0usize, 0usize);
+    let (mut worst_stale, mut largest, mut total, mut unbudgeted, mut rollbacks) =
+        (0u32, 0usize, 0usize, 0usize, 0usize);
     let focus = Focus { pos: Vec2::new(1000.0, 1000.0), own: NetId(1) };
     let snapshots = 300u32;
     for n in 0..snapshots {
@@ -59,7 +60,19 @@ fn five_hundred_moving_entities_fit_the_budget_and_all_stay_fresh() {
         encode_delta(tick, baseline.map(|(_, v)| &**v), &truth, &mut writer);
         unbudgeted += writer.finish().len();
         let mut fitted = View::default();
-        let outcome = budget.fit(tick, baseline.map(|(_, v)| &**v), &truth, focus, budget_bits, &mut fitted);
+        let newest = baselines.newest().cloned();
+        let outcome =
+            budget.fit(tick, baseline.map(|(_, v)| &**v), newest.as_deref(), &truth, focus, budget_bits, &mut fitted);
+        // A rollback: the client last got a newer state than the one this snapshot leaves it.
+        if let Some(newest) = &newest {
+            rollbacks += fitted
+                .entities
+                .iter()
+                .filter(|(id, state)| {
+                    newest.get(*id).is_some_and(|last| last != state) && truth.get(*id) != Some(state)
+                })
+                .count();
+        }
         encode_delta(tick, baseline.map(|(_, v)| &**v), &fitted, &mut writer);
         assert!(
             writer.bit_len() <= outcome.bits,
@@ -89,10 +102,11 @@ fn five_hundred_moving_entities_fit_the_budget_and_all_stay_fresh() {
     }
     let k = 6;
     println!(
-        "500 entities, budget {budget_bytes} B: largest snapshot {largest} B, mean {} B (without the budget: mean {} B), every entity refreshed within {} snapshots (bound {k})",
+        "500 entities, budget {budget_bytes} B: largest snapshot {largest} B, mean {} B (without the budget: mean {} B), every entity refreshed within {} snapshots (bound {k}); entity states rolled back: {rollbacks} of {}",
         total / snapshots as usize,
         unbudgeted / snapshots as usize,
-        worst_stale + 1
+        worst_stale + 1,
+        500 * snapshots
     );
     assert!(worst_stale < k, "an entity went {worst_stale} snapshots without an update (bound {k})");
 }

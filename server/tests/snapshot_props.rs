@@ -177,7 +177,8 @@ proptest! {
                             Some(bits) => {
                                 let focus = Focus { pos: Vec2::new(4000.0, 4000.0), own: NetId(1) };
                                 let mut fitted = View::default();
-                                let outcome = client.priorities.fit(tick, baseline.map(|(_, v)| &**v), &view, focus, bits, &mut fitted);
+                                let newest = client.baselines.newest().cloned();
+                                let outcome = client.priorities.fit(tick, baseline.map(|(_, v)| &**v), newest.as_deref(), &view, focus, bits, &mut fitted);
                                 encode_delta(tick, baseline.map(|(_, v)| &**v), &fitted, &mut writer);
                                 prop_assert!(writer.bit_len() <= outcome.bits, "estimate {} < actual {}", outcome.bits, writer.bit_len());
                                 prop_assert!(outcome.over || writer.bit_len() <= bits, "{} bits over a budget of {bits}", writer.bit_len());

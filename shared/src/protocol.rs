@@ -225,6 +225,9 @@ pub struct SnapshotMsg {
     pub events: Vec<GameEvent>,
     /// Present when the leaderboard changed since the last one this client received.
     pub leaderboard: Option<Leaderboard>,
+    /// The byte budget left some changed entities out of `delta`: those keep the baseline's
+    /// state in it, and the client holds what it last drew for them instead of going back.
+    pub budget_limited: bool,
 }
 
 /// A borrowed twin of [`SnapshotMsg`] for the server's hot path: it encodes (with
@@ -241,6 +244,7 @@ pub struct SnapshotMsgRef<'a> {
     pub delta: &'a [u8],
     pub events: &'a [GameEvent],
     pub leaderboard: Option<&'a Leaderboard>,
+    pub budget_limited: bool,
 }
 
 /// Mirrors [`ServerMsg`]'s variant order so the snapshot gets the same variant index.
@@ -609,6 +613,7 @@ mod tests {
             delta: delta.clone(),
             events: events.clone(),
             leaderboard: Some(board.clone()),
+            budget_limited: true,
         }));
         let mut borrowed = Vec::new();
         encode_snapshot_into(
@@ -621,6 +626,7 @@ mod tests {
                 delta: &delta,
                 events: &events,
                 leaderboard: Some(&board),
+                budget_limited: true,
             },
             &mut borrowed,
         );

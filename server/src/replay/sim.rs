@@ -58,6 +58,13 @@ impl Resim {
             other => return Err(format!("unknown rules {other}")),
         };
         header.map.validate().map_err(|e| e.to_string())?;
+        let most = crate::sim::world::lag_comp_ticks(crate::sim::world::MAX_LAG_COMP_MS, header.tick_hz);
+        if header.lag_comp_ticks > most {
+            return Err(format!(
+                "lag compensation window of {} ticks is over the {most} allowed",
+                header.lag_comp_ticks
+            ));
+        }
         let config =
             WorldConfig { tick_hz: header.tick_hz, seed: header.seed, rules, lag_comp_ticks: header.lag_comp_ticks };
         Ok(Resim {

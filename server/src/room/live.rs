@@ -340,6 +340,9 @@ impl RoomStats {
     }
 }
 
+/// A baseline in the shared-view delta cache: its tick and the address of its view.
+type BaselineKey = (Tick, usize);
+
 /// One player's connection as the room sees it.
 struct Client {
     player: PlayerKey,
@@ -466,7 +469,9 @@ pub struct Room {
     /// Largest interest view seen, to size new view buffers in one allocation.
     view_capacity: usize,
     /// This round's encoded deltas by baseline tick (shared-view mode only).
-    delta_cache: Vec<(Option<Tick>, Vec<u8>)>,
+    /// Shared-view mode: deltas encoded this round, by baseline (its tick and the view's
+    /// address: with a byte budget two clients' baselines of one tick can differ).
+    delta_cache: Vec<(Option<BaselineKey>, Vec<u8>)>,
     /// Records the match, when replays are on; started when the first player joins.
     recorder: Option<Recorder>,
 }
@@ -1150,9 +1155,7 @@ impl Room {
             let base = baseline.map(|(_, view)| &**view);
             encode_delta(tick, base, &all, &mut self.writer);
             let limit = self.config.snapshot_budget_bytes.map(|b| b as usize);
-            let (event_count, with_leaderboard) =
-                extras_within(&spectator.pending_events, spectator.leaderboard_pending, &self.leaderboard, limit);
-            let encode = |delta: &[u8]| {
+            let encode = |delta: &[u8], events: usize, with_leaderboard: bool, budget_limited: bool| {
                 let message = SnapshotMsgRef {
                     tick,
                     baseline: baseline.map(|(tick, _)| tick),
@@ -1160,18 +1163,30 @@ impl Room {
                     input_queue: 0,
                     own: None,
                     delta,
-                    events: &spectator.pending_events[..event_count],
+                    events: &spectator.pending_events[..events],
                     leaderboard: with_leaderboard.then_some(&self.leaderboard),
+                    budget_limited,
                 };
                 let mut bytes = Vec::with_capacity(delta.len() + 64);
                 protocol::encode_snapshot_into(message, &mut bytes);
                 bytes
             };
             let delta = self.writer.finish();
-            let mut bytes = encode(delta);
+            let (mut event_count, mut with_leaderboard) =
+                (spectator.pending_events.len(), spectator.leaderboard_pending);
+            let mut bytes = encode(delta, event_count, with_leaderboard, false);
             let mut view = all.clone();
             // Spectators see the whole map: the budget matters most here.
             if let Some(limit) = limit {
+                if bytes.len() > limit {
+                    (event_count, with_leaderboard) = extras_within(
+                        &spectator.pending_events,
+                        spectator.leaderboard_pending,
+                        &self.leaderboard,
+                        limit,
+                    );
+                    bytes = encode(delta, event_count, with_leaderboard, false);
+                }
                 if bytes.len() > limit {
                     let overhead = bytes.len() - delta.len();
                     let focus = Focus { pos: center, own: NetId(0) };
@@ -1179,6 +1194,7 @@ impl Room {
                         &mut spectator.budget,
                         tick,
                         base,
+                        spectator.baselines.newest().map(|view| &**view),
                         &all,
                         focus,
                         limit,
@@ -1186,7 +1202,7 @@ impl Room {
                         &mut self.writer,
                         &self.stats,
                     );
-                    bytes = encode(self.writer.finish());
+                    bytes = encode(self.writer.finish(), event_count, with_leaderboard, true);
                     if bytes.len() > limit {
                         self.stats.snapshots_over_budget.fetch_add(1, Ordering::Relaxed);
                     }
@@ -1261,8 +1277,9 @@ impl Room {
             let baseline = client.baselines.baseline();
             let baseline_tick = baseline.map(|(tick, _)| tick);
             // In shared-view mode each distinct baseline → view delta is encoded once per round.
+            let cache_key = baseline.map(|(tick, view)| (tick, Arc::as_ptr(view) as usize));
             let cached = if shared_view.is_some() {
-                self.delta_cache.iter().position(|(key, _)| *key == baseline_tick)
+                self.delta_cache.iter().position(|(key, _)| *key == cache_key)
             } else {
                 None
             };
@@ -1271,7 +1288,7 @@ impl Room {
                 None => {
                     encode_delta(tick, baseline.map(|(_, view)| &**view), &view, &mut self.writer);
                     if shared_view.is_some() {
-                        self.delta_cache.push((baseline_tick, self.writer.finish().to_vec()));
+                        self.delta_cache.push((cache_key, self.writer.finish().to_vec()));
                         Some(self.delta_cache.len() - 1)
                     } else {
                         None
@@ -1293,9 +1310,7 @@ impl Room {
                 None => self.writer.finish(),
             };
             let limit = self.config.snapshot_budget_bytes.map(|b| b as usize);
-            let (event_count, with_leaderboard) =
-                extras_within(&client.pending_events, client.leaderboard_pending, &self.leaderboard, limit);
-            let encode = |delta: &[u8]| {
+            let encode = |delta: &[u8], events: usize, with_leaderboard: bool, budget_limited: bool| {
                 let message = SnapshotMsgRef {
                     tick,
                     baseline: baseline_tick,
@@ -1303,24 +1318,33 @@ impl Room {
                     input_queue: queue_low.min(MAX_REPORTED_QUEUE),
                     own: Some(own),
                     delta,
-                    events: &client.pending_events[..event_count],
+                    events: &client.pending_events[..events],
                     leaderboard: with_leaderboard.then_some(&self.leaderboard),
+                    budget_limited,
                 };
                 let mut bytes = Vec::with_capacity(delta.len() + 64);
                 protocol::encode_snapshot_into(message, &mut bytes);
                 bytes
             };
-            let mut bytes = encode(delta);
+            let (mut event_count, mut with_leaderboard) = (client.pending_events.len(), client.leaderboard_pending);
+            let mut bytes = encode(delta, event_count, with_leaderboard, false);
             let mut view = view;
             if let Some(limit) = limit {
                 if bytes.len() > limit {
+                    // Over: events and the leaderboard get at most half (the rest wait), the
+                    // entities what is left.
+                    (event_count, with_leaderboard) =
+                        extras_within(&client.pending_events, client.leaderboard_pending, &self.leaderboard, limit);
+                    bytes = encode(delta, event_count, with_leaderboard, false);
+                }
+                if bytes.len() > limit {
                     let overhead = bytes.len() - delta.len();
                     let focus = Focus { pos: player.pos, own: player.net_id };
-                    let base = baseline.map(|(_, view)| &**view);
                     let fitted = fit_to_budget(
                         &mut client.budget,
                         tick,
-                        base,
+                        baseline.map(|(_, view)| &**view),
+                        client.baselines.newest().map(|view| &**view),
                         &view,
                         focus,
                         limit,
@@ -1328,7 +1352,7 @@ impl Room {
                         &mut self.writer,
                         &self.stats,
                     );
-                    bytes = encode(self.writer.finish());
+                    bytes = encode(self.writer.finish(), event_count, with_leaderboard, true);
                     if bytes.len() > limit {
                         self.stats.snapshots_over_budget.fetch_add(1, Ordering::Relaxed);
                     }
@@ -1404,9 +1428,8 @@ fn extras_within(
     events: &[GameEvent],
     leaderboard_pending: bool,
     leaderboard: &Leaderboard,
-    limit: Option<usize>,
+    limit: usize,
 ) -> (usize, bool) {
-    let Some(limit) = limit else { return (events.len(), leaderboard_pending) };
     let mut room = limit / 2;
     let mut count = 0;
     for event in events {
@@ -1428,6 +1451,7 @@ fn fit_to_budget(
     budget: &mut Budget,
     tick: Tick,
     baseline: Option<&View>,
+    newest_sent: Option<&View>,
     view: &View,
     focus: Focus,
     limit: usize,
@@ -1438,7 +1462,7 @@ fn fit_to_budget(
     // Two bytes of slack: the delta's length prefix grows from one byte to three past 250.
     let bits = limit.saturating_sub(overhead + 2) * 8;
     let mut fitted = View { entities: Vec::with_capacity(view.len()) };
-    let outcome = budget.fit(tick, baseline, view, focus, bits, &mut fitted);
+    let outcome = budget.fit(tick, baseline, newest_sent, view, focus, bits, &mut fitted);
     encode_delta(tick, baseline, &fitted, writer);
     stats.snapshots_budget_limited.fetch_add(1, Ordering::Relaxed);
     stats.budget_deferred_entities.fetch_add(u64::from(outcome.deferred), Ordering::Relaxed);

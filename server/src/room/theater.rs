@@ -297,6 +297,7 @@ impl Theater {
                 delta: self.writer.finish().to_vec(),
                 events: std::mem::take(&mut spectator.pending_events),
                 leaderboard: spectator.leaderboard_pending.then(|| self.leaderboard.clone()),
+                budget_limited: false,
             }));
             let bytes = protocol::encode(&message);
             let size = bytes.len() as u64;

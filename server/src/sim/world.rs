@@ -81,6 +81,14 @@ impl Default for WorldConfig {
 /// about the shooter's RTT plus its interpolation delay, so this covers RTTs up to ~400 ms.
 pub const DEFAULT_LAG_COMP_MS: u32 = 500;
 
+/// Most lag compensation a server accepts, milliseconds (`--lag-comp-ms`, replay headers).
+pub const MAX_LAG_COMP_MS: u32 = 2000;
+
+/// How far a shooter's claimed view may trail the newest snapshot it acknowledged, ticks: its
+/// interpolation buffer (two snapshot intervals plus jitter) with room to spare. An honest client
+/// is never near it; a client claiming older views to reach further back is clamped to it.
+pub const MAX_VIEW_BEHIND_ACK: u32 = 16;
+
 /// Milliseconds of lag compensation to whole ticks at `tick_hz`.
 pub fn lag_comp_ticks(ms: u32, tick_hz: u16) -> u32 {
     (u64::from(ms) * u64::from(tick_hz)).div_ceil(1000) as u32
@@ -97,10 +105,13 @@ pub struct LagCompClamps {
 
 /// Where every living player was at each of the last few ticks: what a lag-compensated shot is
 /// tested against. Frames are reused, so a steady-state tick allocates nothing.
+/// One living player in a history frame: key, position, life.
+type HistoryEntry = (PlayerKey, Vec2, u32);
+
 #[derive(Default)]
 struct History {
     /// Oldest first; each frame is sorted by key (slotmap order).
-    frames: VecDeque<(Tick, Vec<(PlayerKey, Vec2)>)>,
+    frames: VecDeque<(Tick, Vec<HistoryEntry>)>,
 }
 
 impl History {
@@ -111,32 +122,38 @@ impl History {
             Vec::new()
         };
         frame.clear();
-        frame.extend(players.iter().filter(|(_, p)| p.alive).map(|(key, p)| (key, p.pos)));
+        frame.extend(players.iter().filter(|(_, p)| p.alive).map(|(key, p)| (key, p.pos, p.life)));
         self.frames.push_back((tick, frame));
     }
 
-    fn at(&self, tick: Tick, key: PlayerKey) -> Option<Vec2> {
+    /// Where `key` was at `tick` in its current `life` (a player that died and respawned since
+    /// is not hit where its previous life stood).
+    fn at(&self, tick: Tick, key: PlayerKey, life: u32) -> Option<Vec2> {
         let (newest, _) = self.frames.back()?;
         let back = newest.since(tick) as usize;
         let (frame_tick, frame) = self.frames.get(self.frames.len().checked_sub(back + 1)?)?;
         if *frame_tick != tick {
             return None; // Not contiguous (cannot happen: a frame is recorded every tick).
         }
-        frame.binary_search_by_key(&key, |(k, _)| *k).ok().map(|index| frame[index].1)
+        let index = frame.binary_search_by_key(&key, |(k, _, _)| *k).ok()?;
+        let (_, pos, then) = frame[index];
+        (then == life).then_some(pos)
     }
 
-    /// Where `key` was `rewind` ticks (fractional) before the newest frame, interpolated between
-    /// the two frames around it; `None` if it was not alive then.
-    fn rewound(&self, key: PlayerKey, rewind: f32) -> Option<Vec2> {
+    /// Where `key` (in its `life`) was `rewind` ticks (fractional) before the newest frame,
+    /// interpolated between the two frames around it; `None` if it was not alive then. A rewind
+    /// past the oldest frame (the first ticks of a match) uses the oldest.
+    fn rewound(&self, key: PlayerKey, life: u32, rewind: f32) -> Option<Vec2> {
         let (newest, _) = self.frames.back()?;
+        let rewind = rewind.min(self.frames.len().saturating_sub(1) as f32);
         let whole = rewind.floor();
         let frac = rewind - whole;
         let later_tick = Tick(newest.0.wrapping_sub(whole as u32));
-        let later = self.at(later_tick, key)?;
+        let later = self.at(later_tick, key, life)?;
         if frac <= 0.0 {
             return Some(later);
         }
-        match self.at(Tick(later_tick.0.wrapping_sub(1)), key) {
+        match self.at(Tick(later_tick.0.wrapping_sub(1)), key, life) {
             Some(earlier) => Some(later + (earlier - later) * frac),
             None => Some(later),
         }
@@ -175,6 +192,8 @@ pub struct Player {
     pub catch_up_credit: u16,
     /// Ticks until the player may fire again.
     pub fire_cooldown: u32,
+    /// Bumped at every respawn: lag compensation never hits a new life where an old one stood.
+    pub life: u32,
     /// Last tick the player fired (for the muzzle-flash flag).
     pub fired_at: Option<Tick>,
     /// Last tick the player took damage (for the hit flag).
@@ -327,6 +346,7 @@ impl World {
             queue_low: u8::MAX,
             catch_up_credit: 0,
             fire_cooldown: 0,
+            life: 0,
             fired_at: None,
             hit_at: None,
             inputs_dropped: 0,
@@ -432,11 +452,13 @@ impl World {
 /// How far back a shot from an input that claims `view` meets its targets: the claim's distance
 /// before `present` (the previous tick, which the grid holds), clamped to `[0, window]`, with
 /// clamps counted. No claim (bots) or no window: the present.
-fn rewind_for(view: Option<shared::protocol::ViewTime>, present: Tick, window: f32, clamps: &mut LagCompClamps) -> f32 {
-    let Some(view) = view else { return 0.0 };
+fn rewind_for(input: &InputCmd, present: Tick, window: f32, clamps: &mut LagCompClamps) -> f32 {
+    let Some(view) = input.view else { return 0.0 };
     if window <= 0.0 {
         return 0.0;
     }
+    // No further back than the newest snapshot it acknowledged allows (see MAX_VIEW_BEHIND_ACK).
+    let window = window.min(present.since(input.ack).saturating_add(MAX_VIEW_BEHIND_ACK).min(1 << 20) as f32);
     let rewind = view.ticks_before(present);
     if rewind < 0.0 {
         clamps.future += 1;
@@ -515,7 +537,7 @@ impl World {
                 if input.fire && player.fire_cooldown == 0 {
                     player.fire_cooldown = fire_cooldown;
                     player.fired_at = Some(tick);
-                    let rewind = rewind_for(input.view, present, window, clamps);
+                    let rewind = rewind_for(&input, present, window, clamps);
                     shots.push((key, player.net_id, player.pos, player.aim, rewind));
                 }
             }
@@ -568,11 +590,13 @@ impl World {
                     // Lag compensated: targets where the shooter saw them (walls as they are).
                     // The grid holds the present, so search as far as anyone could have moved.
                     let reach = hit_radius + projectile.rewind.ceil() * reach_per_tick + rules::PLAYER_RADIUS;
+                    let players = &self.players;
                     self.player_grid.query_radius(projectile.pos, reach, |_, player_key| {
                         if player_key == projectile.owner || victim.is_some_and(|v| player_key >= v) {
                             return;
                         }
-                        let then = history.rewound(player_key, projectile.rewind);
+                        let life = players.get(player_key).map_or(u32::MAX, |p| p.life);
+                        let then = history.rewound(player_key, life, projectile.rewind);
                         if then.is_some_and(|then| then.distance_squared(projectile.pos) <= hit_radius * hit_radius) {
                             victim = Some(player_key);
                         }
@@ -642,6 +666,7 @@ impl World {
         player.vel = Vec2::ZERO;
         player.hp = rules::PLAYER_MAX_HP;
         player.alive = true;
+        player.life = player.life.wrapping_add(1);
         player.fire_cooldown = 0;
         self.events.push(GameEvent::Respawned { id: player.net_id });
     }
@@ -988,6 +1013,28 @@ mod tests {
         let (hit, clamps) = lag_comp_shot(12, 12, Some(12));
         assert!(hit);
         assert_eq!(clamps, super::LagCompClamps::default());
+    }
+
+    #[test]
+    fn a_claim_far_behind_the_acknowledged_snapshot_is_clamped() {
+        use shared::protocol::{InputCmd, ViewTime};
+        use shared::tick::Tick;
+        let mut stepper = Stepper::new(duel_map(), 1);
+        let shooter = stepper.spawn_player("shooter");
+        stepper.step(60);
+        // It acknowledged the present yet claims to have seen 24 ticks back: its interpolation
+        // buffer is never that deep, so it is clamped to 16 behind the ack and counted.
+        fn shoot(stepper: &mut Stepper, shooter: super::PlayerKey, back: u32, seq: u32) {
+            let present = stepper.world.tick;
+            let view = Some(ViewTime { tick: Tick(present.0 - back), frac: 0 });
+            let cmd = InputCmd { seq, ack: present, fire: true, view, ..InputCmd::default() };
+            stepper.world.push_input(shooter, cmd);
+            stepper.step(20);
+        }
+        shoot(&mut stepper, shooter, 9, 1);
+        assert_eq!(stepper.world.take_lag_comp_clamps(), super::LagCompClamps::default());
+        shoot(&mut stepper, shooter, 24, 2);
+        assert_eq!(stepper.world.take_lag_comp_clamps(), super::LagCompClamps { future: 0, too_old: 1 });
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! nothing about it and the client keeps what it had; one not yet created stays absent. Removals
 //! always go (they are two bits and a gap). The view returned is exactly what the client will hold,
 //! so it is what the server records as the next possible baseline.
+//!
+//! With acks a round trip behind, a deferred entity may already have gone out newer in a
+//! snapshot not yet acknowledged: the client then gets the baseline's older state after the newer
+//! one. Players' poses are held by the client's interpolator (the `budget_limited` flag tells it
+//! to look); projectiles, which would vanish for a snapshot, weigh 3× more while in flight.
 
 use std::collections::HashMap;
 
@@ -26,6 +31,12 @@ const OWN_SHOT_WEIGHT: f32 = 4.0;
 const NEW_SHOT_WEIGHT: f32 = 2.0;
 /// The client's own player entity (its score and flags are drawn from it).
 const OWN_PLAYER_WEIGHT: f32 = 8.0;
+/// Weighs a projectile the client may already hold though its baseline does not: deferring it
+/// would make it vanish for a snapshot. A weight, not an absolute rank, so entities never sent
+/// still win in time. (Players deferred after a newer state went out are held at their newest
+/// pose by the client; weighting them too was measured to leave others stale 10 snapshots
+/// instead of 6 for 20 % fewer such rollbacks.)
+const IN_FLIGHT_WEIGHT: f32 = 3.0;
 
 /// Where the client is and who it is: what "near" and "own" mean for its priorities.
 #[derive(Clone, Copy, Debug)]
@@ -76,11 +87,15 @@ impl Budget {
     }
 
     /// Cuts `view` (what the client should see at `tick`) down to a view whose delta against
-    /// `baseline` takes at most `budget_bits`, into `out`.
+    /// `baseline` takes at most `budget_bits`, into `out`. `newest_sent`: the newest view already
+    /// handed to the client (acknowledged or not); entities it holds newer than the baseline go
+    /// first.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &mut self,
         tick: Tick,
         baseline: Option<&View>,
+        newest_sent: Option<&View>,
         view: &View,
         focus: Focus,
         budget_bits: usize,
@@ -88,6 +103,7 @@ impl Budget {
     ) -> Fitted {
         let empty = View::default();
         let baseline = baseline.unwrap_or(&empty);
+        let newest_sent = newest_sent.unwrap_or(baseline);
         let mut fitted = Fitted { bits: COUNT_BITS as usize, ..Fitted::default() };
         self.candidates.clear();
         // Removals first (mandatory), and every changed entity as a candidate.
@@ -122,6 +138,11 @@ impl Budget {
         // Accumulate, then send the highest while they fit (smaller ones may still fit after a
         // larger one did not).
         for candidate in &mut self.candidates {
+            if let Some(EntityState::Projectile(_)) = newest_sent.get(candidate.id)
+                && baseline.get(candidate.id).is_none()
+            {
+                candidate.priority *= IN_FLIGHT_WEIGHT;
+            }
             let accumulated = self.priority.entry(candidate.id).or_insert(0.0);
             *accumulated += candidate.priority;
             candidate.priority = *accumulated;

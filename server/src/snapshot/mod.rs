@@ -168,6 +168,11 @@ impl Baselines {
         self.sent.iter().find(|(tick, _)| *tick == acked).map(|(tick, view)| (*tick, view))
     }
 
+    /// The newest view handed to the client's connection (acknowledged or not).
+    pub fn newest(&self) -> Option<&Arc<View>> {
+        self.sent.back().map(|(_, view)| view)
+    }
+
     /// Remembers a view that was handed to the client's connection.
     pub fn record(&mut self, tick: Tick, view: Arc<View>) {
         if self.sent.len() >= SERVER_BASELINE_WINDOW {
