@@ -75,6 +75,9 @@ pub struct App {
     invite_room: Option<RoomSummary>,
     /// The last `/api/rooms` and `/api/maps` answers.
     lobby_rooms: Vec<RoomSummary>,
+    /// What `/api/lan` said (asked once at start and with every lobby poll).
+    lan: Option<crate::lobby::LanInfo>,
+    lan_requested: bool,
     maps: Vec<MapEntry>,
     /// Why the lobby is showing again (kicked, room locked...), shown at its top.
     lobby_message: Option<String>,
@@ -162,6 +165,8 @@ pub fn start() -> Result<(), JsValue> {
             invite: None,
             invite_room: None,
             lobby_rooms: Vec::new(),
+            lan: None,
+            lan_requested: false,
             maps: Vec::new(),
             lobby_message: None,
             poll_started_ms: None,
@@ -534,6 +539,9 @@ impl App {
         }
         if self.state == ConnState::NameEntry {
             self.poll_lobby(now);
+        } else if !self.lan_requested {
+            self.lan_requested = true;
+            self.fetch_lan();
         }
         if self.state == ConnState::Connected && self.session.is_some() {
             self.play_frame(now, frame_dt);

@@ -36,6 +36,7 @@ pub struct Hud {
     pub room_role: HtmlElement,
     pub invite_row: HtmlElement,
     pub invite_link: Element,
+    pub invite_qr: HtmlElement,
     pub copy_invite: HtmlElement,
     /// What each element shows now (to skip unchanged updates).
     cache: std::collections::HashMap<&'static str, String>,
@@ -78,6 +79,7 @@ impl Hud {
             room_role: by_id(document, "room-role")?,
             invite_row: by_id(document, "invite-row")?,
             invite_link: by_id(document, "invite-link")?,
+            invite_qr: by_id(document, "invite-qr")?,
             copy_invite: by_id(document, "copy-invite")?,
             document: document.clone(),
             cache: Default::default(),

@@ -7,6 +7,61 @@ use serde::{Deserialize, Serialize};
 use shared::protocol::{ClientMsg, DisconnectReason, PROTOCOL_VERSION};
 use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
 
+/// What `GET /api/lan` says: this server's addresses for other devices and the Arena servers it
+/// heard on the network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LanInfo {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub mdns_url: Option<String>,
+    #[serde(default)]
+    pub best_url: Option<String>,
+    #[serde(default)]
+    pub others: Vec<LanPeer>,
+}
+
+/// Another Arena server on the network (every field came from that server: shown as text).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LanPeer {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub rooms: u32,
+    #[serde(default)]
+    pub players: u32,
+    #[serde(default)]
+    pub protocol: u16,
+}
+
+pub fn parse_lan(body: &str) -> Option<LanInfo> {
+    serde_json::from_str(body).ok()
+}
+
+/// A URL fit for a link's `href`: plain `http(s)://` with nothing that could break out of it.
+pub fn safe_link(url: &str) -> Option<&str> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() < 200
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\'));
+    ok.then_some(url)
+}
+
+/// One line about another server: its rooms and players, or why it cannot be joined from here.
+pub fn peer_details(peer: &LanPeer) -> String {
+    if peer.protocol != PROTOCOL_VERSION {
+        return "another version of Arena: open it to play there".to_string();
+    }
+    let plural = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!("{} · {}", plural(peer.rooms, "room", "rooms"), plural(peer.players, "player", "players"))
+}
+
+/// The invite for other devices: the server's LAN URL when it has one, else this page's origin.
+pub fn invite_base(lan: Option<&LanInfo>, origin: &str) -> String {
+    lan.and_then(|lan| lan.best_url.clone()).unwrap_or_else(|| origin.to_string())
+}
+
 /// The player's name (localStorage): remembered across visits.
 pub const NAME_KEY: &str = "arena.name";
 /// This browser's random client id (localStorage), generated once.
@@ -421,5 +476,25 @@ mod tests {
     fn storage_keys_name_the_room() {
         assert_eq!(resume_key(code("abcd")), "arena.resume.ABCD");
         assert_eq!(host_key_key(code("WXYZ")), "arena.hostkey.WXYZ");
+    }
+
+    #[test]
+    fn lan_answers_parse_and_peer_links_stay_plain() {
+        let body = r#"{"enabled":true,"urls":["http://192.168.1.20:8080/"],"mdns_url":"http://arena.local:8080/",
+            "best_url":"http://192.168.1.20:8080/","others":[{"name":"<b>x</b>","url":"http://192.168.1.30:8080/",
+            "rooms":2,"players":1,"protocol":PROTO}]}"#
+            .replace("PROTO", &PROTOCOL_VERSION.to_string());
+        let lan = parse_lan(&body).expect("parses");
+        assert_eq!(lan.others[0].name, "<b>x</b>", "kept as text; the view sets textContent");
+        assert_eq!(peer_details(&lan.others[0]), "2 rooms · 1 player");
+        assert_eq!(invite_base(Some(&lan), "http://localhost:8080"), "http://192.168.1.20:8080/");
+        assert_eq!(invite_base(None, "http://localhost:8080"), "http://localhost:8080");
+        assert_eq!(safe_link("http://10.0.0.2:8080/"), Some("http://10.0.0.2:8080/"));
+        for bad in ["javascript:alert(1)", "http://x/\"onmouseover=1", "http://a b/", "data:text/html,x"] {
+            assert_eq!(safe_link(bad), None, "{bad}");
+        }
+        let old = LanPeer { protocol: PROTOCOL_VERSION - 1, ..lan.others[0].clone() };
+        assert!(peer_details(&old).contains("another version"));
+        assert_eq!(parse_lan("{}"), Some(LanInfo::default()));
     }
 }

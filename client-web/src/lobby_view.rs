@@ -24,9 +24,17 @@ pub struct LobbyView {
     pub create_map: HtmlSelectElement,
     pub create_bots: HtmlInputElement,
     pub create_max: HtmlInputElement,
-    /// What the room list and the map menu show now (to skip unchanged rebuilds).
+    /// The LAN invite box and the other servers on the network.
+    lan_box: HtmlElement,
+    lan_url: Element,
+    lan_mdns: Element,
+    lan_qr: Element,
+    others_box: HtmlElement,
+    others: Element,
+    /// What the room list, the map menu and the LAN boxes show now (to skip unchanged rebuilds).
     rooms_shown: Option<String>,
     maps_shown: Option<String>,
+    lan_shown: Option<lobby::LanInfo>,
 }
 
 impl LobbyView {
@@ -45,9 +53,16 @@ impl LobbyView {
             create_map: by_id(document, "create-map")?,
             create_bots: by_id(document, "create-bots")?,
             create_max: by_id(document, "create-max")?,
+            lan_box: by_id(document, "lan-box")?,
+            lan_url: by_id(document, "lan-url")?,
+            lan_mdns: by_id(document, "lan-mdns")?,
+            lan_qr: by_id(document, "lan-qr")?,
+            others_box: by_id(document, "lan-others-box")?,
+            others: by_id(document, "lan-others")?,
             document: document.clone(),
             rooms_shown: None,
             maps_shown: None,
+            lan_shown: None,
         })
     }
 
@@ -122,6 +137,46 @@ impl LobbyView {
         append(&row, self.button("join", "Join")?)?;
         append(&row, self.button("watch", "Watch")?)?;
         Some(row)
+    }
+
+    /// "Invite other devices" (this server's LAN URL, its QR code drawn by the server, the mDNS
+    /// name) and "Other games on this network" (`li.lan-peer` with a link, as text).
+    pub fn set_lan(&mut self, lan: &lobby::LanInfo) {
+        if self.lan_shown.as_ref() == Some(lan) {
+            return;
+        }
+        self.lan_shown = Some(lan.clone());
+        match &lan.best_url {
+            Some(url) => {
+                self.lan_url.set_text_content(Some(url));
+                let _ = self.lan_qr.set_attribute("src", "/api/lan/qr.svg?path=/");
+                let _ = self.lan_qr.set_attribute("alt", &format!("QR code of {url}"));
+            }
+            None => {
+                self.lan_url.set_text_content(Some(
+                    "This server listens on this machine only: other devices cannot join. Start it with --bind 0.0.0.0:8080.",
+                ));
+                let _ = self.lan_qr.remove_attribute("src");
+            }
+        }
+        let _ = self.lan_qr.class_list().toggle_with_force("hidden", lan.best_url.is_none());
+        let mdns = lan.mdns_url.as_ref().map(|url| format!("or type {url}"));
+        self.lan_mdns.set_text_content(mdns.as_deref());
+        Hud::show(&self.lan_box, true);
+        self.others.set_text_content(None);
+        for peer in &lan.others {
+            let Some(row) = self.element("li", "lan-peer", None) else { continue };
+            let Some(link) = self.element("a", "lan-peer-name", Some(&peer.name)) else { continue };
+            if let Some(href) = lobby::safe_link(&peer.url) {
+                let _ = link.set_attribute("href", href);
+            }
+            let _ = append(&row, link);
+            if let Some(details) = self.element("span", "room-details", Some(&lobby::peer_details(peer))) {
+                let _ = append(&row, details);
+            }
+            let _ = append(&self.others, row);
+        }
+        Hud::show(&self.others_box, !lan.others.is_empty());
     }
 
     /// The create form's map menu, from `GET /api/maps`.

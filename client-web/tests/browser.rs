@@ -422,3 +422,78 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
     bob.close().await;
     server.stop().await;
 }
+
+/// Reads the QR code an `<img>` shows, from the page's own pixels: the image is drawn on a canvas
+/// in the page (as the phone's camera would see the screen) and decoded here.
+async fn decode_qr_image(player: &Player, selector: &str) -> Option<String> {
+    let expression = format!(
+        "(() => {{ const img = document.querySelector('{selector}'); \
+           if (!img || !img.complete || !img.naturalWidth) return null; \
+           const c = document.createElement('canvas'); c.width = 320; c.height = 320; \
+           const g = c.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, 320, 320); \
+           g.drawImage(img, 20, 20, 280, 280); \
+           const d = g.getImageData(0, 0, 320, 320).data; const out = []; \
+           for (let i = 0; i < d.length; i += 4) out.push(d[i] < 128 ? 0 : 255); return out; }})()"
+    );
+    let pixels: Vec<u8> =
+        player.eval(&expression).await.as_array()?.iter().map(|v| v.as_u64().unwrap_or(255) as u8).collect();
+    if pixels.len() != 320 * 320 {
+        return None;
+    }
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(320, 320, |x, y| pixels[y * 320 + x]);
+    let grids = image.detect_grids();
+    grids.first().and_then(|grid| grid.decode().ok()).map(|(_, text)| text)
+}
+
+/// The LAN invite in a real browser: the lobby shows the server's address for other devices (not
+/// the `localhost` the page was opened at) and a QR code that decodes to it; in a room, the
+/// invite link and its QR code use that address too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_and_the_room_invite_other_devices_with_a_scannable_lan_address() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // The server listens on loopback (tests never listen elsewhere); --public-url stands in for
+    // the LAN address a real host would have.
+    let lan_url = "http://10.9.8.7:8080/";
+    let config = server::ServerConfig {
+        map: small_map(),
+        public_url: Some(lan_url.to_string()),
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+    let mut eve = Player::launch("eve").await;
+    eve.open(&server.url).await;
+    eve.wait_for_text("the LAN address in the lobby", "lan-url", |t| t == lan_url).await;
+    let mut decoded = None;
+    for _ in 0..50 {
+        decoded = decode_qr_image(&eve, "#lan-qr").await;
+        if decoded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eve.check(decoded.as_deref() == Some(lan_url), format!("the lobby's QR code says {decoded:?}, expected {lan_url}"))
+        .await;
+    // Into Main: the room box's invite is on the LAN address, with its own QR code.
+    eve.set_value("#name", "eve").await;
+    eve.click("#play").await;
+    let code = server.main_code.clone();
+    let expected = format!("{lan_url}r/{code}");
+    eve.wait_for_text("the room's invite on the LAN address", "invite-link", |t| t == expected).await;
+    let mut decoded = None;
+    for _ in 0..50 {
+        decoded = decode_qr_image(&eve, "#invite-qr").await;
+        if decoded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eve.check(
+        decoded.as_deref() == Some(expected.as_str()),
+        format!("the room's QR code says {decoded:?}, expected {expected}"),
+    )
+    .await;
+    eve.screenshot(&screenshot_dir().join("lan-invite.png")).await;
+    eve.assert_no_console_errors().await;
+    eve.close().await;
+    server.stop().await;
+}

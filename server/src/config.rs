@@ -59,6 +59,16 @@ pub struct ServerConfig {
     /// Lag compensation window, milliseconds: shots are tested against targets as the shooter
     /// saw them, up to this far back (0 turns it off).
     pub lag_comp_ms: u32,
+    /// Announce on the LAN (mDNS) and list other Arena servers; also off whenever the server
+    /// listens on loopback only.
+    pub lan: bool,
+    /// mDNS host name, without `.local` (`arena` → `http://arena.local:PORT/`).
+    pub mdns_name: String,
+    /// The server's name in LAN listings.
+    pub server_name: String,
+    /// The address players should use, when the machine's own addresses are not it (behind a
+    /// port forward or a proxy, or a name): shown first in invites and QR codes.
+    pub public_url: Option<String>,
     /// Most bytes one snapshot message may take (per client); the most important changes go
     /// first and the rest wait for later snapshots. `None`: no budget (scenario S1).
     pub snapshot_budget_bytes: Option<u32>,
@@ -92,9 +102,22 @@ impl Default for ServerConfig {
             main_room: true,
             net_sim: None,
             lag_comp_ms: crate::sim::world::DEFAULT_LAG_COMP_MS,
+            lan: true,
+            mdns_name: crate::lan::DEFAULT_MDNS_NAME.to_string(),
+            server_name: default_server_name(),
+            public_url: None,
             snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
         }
     }
+}
+
+/// "Arena on HOST" from the machine's host name (Linux), or "Arena".
+pub fn default_server_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|host| host.trim().to_string())
+        .filter(|host| !host.is_empty())
+        .map_or_else(|| "Arena".to_string(), |host| format!("Arena on {host}"))
 }
 
 impl ServerConfig {
@@ -140,6 +163,13 @@ impl ServerConfig {
             return Err(format!(
                 "--snapshot-budget-bytes must be 0 (no budget) or at least {MIN_SNAPSHOT_BUDGET_BYTES}, got {budget}"
             ));
+        }
+        if let Some(url) = &self.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > 200
+                || url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\'')))
+        {
+            return Err(format!("--public-url must be a plain http:// or https:// URL, got {url:?}"));
         }
         if self.bots > MAX_MAIN_BOTS {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));

@@ -7,6 +7,7 @@
 
 pub mod bots;
 pub mod config;
+pub mod lan;
 pub mod maps;
 pub mod metrics;
 pub mod net;
@@ -122,7 +123,12 @@ async fn serve(
     let local_addr = listener.local_addr()?;
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let ctx = Arc::new(NetContext::new(config.clone(), rooms.clone(), stop_accepting.clone(), tracker.clone()));
+    let lan =
+        lan::Lan::start(local_addr, config.lan, &config.mdns_name, &config.server_name, config.public_url.as_deref());
+    let stop_lan = CancellationToken::new();
+    let lan_task = tokio::spawn(lan.clone().run(rooms.clone(), stop_lan.clone()));
+    let ctx =
+        Arc::new(NetContext::new(config.clone(), rooms.clone(), stop_accepting.clone(), tracker.clone(), lan.clone()));
     let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
@@ -155,6 +161,10 @@ async fn serve(
     shutdown.await;
     info!("shutting down");
     stop_accepting.cancel();
+    // Say goodbye on the LAN first, so other servers' lobbies drop this one at once.
+    stop_lan.cancel();
+    let _ = lan_task.await;
+    let _ = tokio::task::spawn_blocking(move || lan.shutdown()).await;
     if let Some(extra) = extra_room {
         extra.cancel();
     }

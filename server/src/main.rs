@@ -121,6 +121,21 @@ struct ServeArgs {
     /// [default: 1400; none with --scenario s1].
     #[arg(long)]
     snapshot_budget_bytes: Option<u32>,
+    /// Do not announce on the LAN (mDNS) or list other Arena servers (always off when bound to
+    /// loopback).
+    #[arg(long)]
+    no_lan: bool,
+    /// mDNS host name: players on the LAN open http://NAME.local:PORT/ (on a clash the server
+    /// takes NAME-2 and says so).
+    #[arg(long, default_value = server::lan::DEFAULT_MDNS_NAME)]
+    mdns_name: String,
+    /// This server's name in other servers' LAN lists [default: "Arena on HOSTNAME"].
+    #[arg(long)]
+    server_name: Option<String>,
+    /// The address players should use when it is not one of this machine's (a port forward, a
+    /// proxy, a DNS name): shown first, in invites and QR codes.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +219,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections.unwrap_or(base.max_connections),
         net_sim: args.net_sim,
         lag_comp_ms: args.lag_comp_ms,
+        lan: !args.no_lan,
+        public_url: args.public_url.clone(),
+        mdns_name: server::lan::host_label(&args.mdns_name),
+        server_name: args
+            .server_name
+            .clone()
+            .map_or_else(server::config::default_server_name, |n| server::lan::clean_name(&n)),
         snapshot_budget_bytes: match args.snapshot_budget_bytes {
             Some(0) => None,
             Some(bytes) => Some(bytes),
@@ -225,12 +247,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
-    let port = listener.local_addr()?.port();
-    eprintln!(
-        "Arena is up: open http://localhost:{port}/ in a browser (other machines on your LAN: http://<this machine's IP>:{port}/)"
-    );
+    print_urls(listener.local_addr()?, &config);
     server::run(listener, config, shutdown_signal()).await.context("server failed")?;
     Ok(())
+}
+
+/// Tells the host where players can reach the server: this machine, every LAN address (best
+/// first), the mDNS name, and a QR code of the best LAN URL for phones.
+fn print_urls(addr: SocketAddr, config: &ServerConfig) {
+    let port = addr.port();
+    let local = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        format!("http://localhost:{port}/")
+    } else {
+        server::lan::url_for(addr.ip(), port)
+    };
+    eprintln!("Arena is up: open {local} in a browser on this machine.");
+    let mut urls: Vec<String> =
+        server::lan::lan_addresses(addr.ip()).into_iter().map(|ip| server::lan::url_for(ip, port)).collect();
+    if let Some(public) = &config.public_url {
+        urls.insert(0, public.clone());
+    }
+    if urls.is_empty() {
+        eprintln!(
+            "Listening on loopback only: other devices cannot join. To play on your LAN, start with --bind 0.0.0.0:{port}."
+        );
+        return;
+    }
+    eprintln!("Players on your network can join at:");
+    for url in &urls {
+        eprintln!("  {url}");
+    }
+    if config.lan {
+        eprintln!(
+            "  http://{}.local:{port}/  (mDNS; if the name is taken a -2 suffix is used and logged)",
+            config.mdns_name
+        );
+    }
+    if let Some(qr) = server::lan::qr_terminal(&urls[0]) {
+        eprintln!("Scan to join ({}):\n{qr}", urls[0]);
+    }
+    eprintln!("Firewall: allow TCP port {port} for other devices to reach this machine.");
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -51,7 +51,7 @@ fn main() -> Result<()> {
             run(cargo().args(["run", "--release", "-p", "arena-benches", "--bin", "feel", "--"]).args(&args[1..]))
         }
         Some("test-web") => {
-            ensure_chromium()?;
+            ensure_test_tools()?;
             let mut tally = Tally::default();
             if !test_web(&root, &mut tally)? {
                 bail!("wasm tests failed");
@@ -166,17 +166,19 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// What the browser tests need, each checked on its own: (program, Debian package, used for).
-const BROWSER_TOOLS: [(&str, &str, &str); 2] = [
+const TEST_TOOLS: [(&str, &str, &str); 4] = [
     ("/usr/bin/chromium", "chromium", "the browser end-to-end tests (headless Chromium over CDP)"),
     ("/usr/bin/chromedriver", "chromium-driver", "the WASM tests (wasm-bindgen-test drives Chromium through it)"),
+    ("/usr/sbin/ip", "iproute2", "the LAN discovery test (network namespaces and a veth pair)"),
+    ("/usr/bin/curl", "curl", "the LAN discovery test (HTTP from inside a network namespace)"),
 ];
 
-/// Installs whichever of Debian's Chromium and ChromeDriver is missing (a machine often has the
-/// browser but not its driver), then checks that each one actually runs. Fails with a message
-/// naming what is missing and how to install it when apt-get cannot be used.
-fn ensure_chromium() -> Result<()> {
+/// Installs whichever Debian test tool is missing (Chromium and ChromeDriver, iproute2 and curl;
+/// a machine often has the browser but not its driver), then checks that each one actually runs.
+/// Fails with a message naming what is missing and how to install it when apt-get cannot be used.
+fn ensure_test_tools() -> Result<()> {
     let missing: Vec<(&str, &str, &str)> =
-        BROWSER_TOOLS.iter().copied().filter(|(path, _, _)| !Path::new(path).exists()).collect();
+        TEST_TOOLS.iter().copied().filter(|(path, _, _)| !Path::new(path).exists()).collect();
     if !missing.is_empty() {
         let packages: Vec<&str> = missing.iter().map(|(_, package, _)| *package).collect();
         for (path, package, used_for) in &missing {
@@ -191,8 +193,9 @@ fn ensure_chromium() -> Result<()> {
             );
         }
     }
-    for (path, package, used_for) in BROWSER_TOOLS {
-        let output = Command::new(path).arg("--version").output();
+    for (path, package, used_for) in TEST_TOOLS {
+        // `ip` knows -V, not --version.
+        let output = Command::new(path).arg(if package == "iproute2" { "-V" } else { "--version" }).output();
         match output {
             Ok(output) if output.status.success() => {}
             Ok(output) => bail!(
@@ -281,7 +284,7 @@ fn test_all(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     let mut steps_failed = Vec::new();
     // Without the browser tools the rest still runs; the browser tests then fail, and this says why.
-    if let Err(error) = ensure_chromium() {
+    if let Err(error) = ensure_test_tools() {
         eprintln!("xtask: browser tools FAILED: {error:#}");
         steps_failed.push(format!("browser tools ({error:#})"));
     }

@@ -293,15 +293,41 @@ impl App {
         self.last_poll_ms = now;
         let want_maps = self.maps.is_empty();
         let weak = self.this.clone();
+        self.lan_requested = true;
         spawn_local(async move {
             let rooms = http::get("/api/rooms").await;
             let maps = if want_maps { Some(http::get("/api/maps").await) } else { None };
+            let lan = http::get("/api/lan").await;
             if let Some(app) = weak.upgrade()
                 && let Ok(mut app) = app.try_borrow_mut()
             {
+                app.on_lan(lan);
                 app.on_lobby_lists(rooms, maps);
             }
         });
+    }
+
+    /// Asks for `/api/lan` once (a player who came straight into a room by an invite link).
+    pub(super) fn fetch_lan(&mut self) {
+        let weak = self.this.clone();
+        spawn_local(async move {
+            let lan = http::get("/api/lan").await;
+            if let Some(app) = weak.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                app.on_lan(lan);
+            }
+        });
+    }
+
+    fn on_lan(&mut self, reply: Result<Reply, JsValue>) {
+        if let Ok(reply) = reply
+            && reply.ok()
+            && let Some(lan) = lobby::parse_lan(&reply.body)
+        {
+            self.lobby.set_lan(&lan);
+            self.lan = Some(lan);
+        }
     }
 
     /// A server without the API (or one that is down) leaves the lists as they were.
@@ -434,8 +460,11 @@ impl App {
         }
     }
 
+    /// The room's invite for other devices: on the server's LAN address when it has one (never
+    /// `localhost`, even when this page was opened at localhost), else this page's origin.
     fn invite_link(&self, code: RoomCode) -> String {
-        route::invite_link(&self.window.location().origin().unwrap_or_default(), code)
+        let origin = self.window.location().origin().unwrap_or_default();
+        route::invite_link(&lobby::invite_base(self.lan.as_ref(), &origin), code)
     }
 
     /// `#copy-invite`: the clipboard where the browser offers one (secure pages), else the link
@@ -537,6 +566,20 @@ impl App {
         }
         Hud::show(&hud.room_role, !role.is_empty());
         Hud::show(&hud.invite_row, !session.is_replay());
+        // The invite's QR code, drawn by the server, when it has a LAN address.
+        let qr =
+            self.lan.as_ref().and_then(|lan| lan.best_url.as_ref()).map(|_| format!("/api/lan/qr.svg?path=/r/{code}"));
+        if hud.invite_qr.get_attribute("src") != qr {
+            match &qr {
+                Some(src) => {
+                    let _ = hud.invite_qr.set_attribute("src", src);
+                }
+                None => {
+                    let _ = hud.invite_qr.remove_attribute("src");
+                }
+            }
+        }
+        Hud::show(&hud.invite_qr, qr.is_some() && !session.is_replay());
     }
 
     /// The lobby's and the room's part of `arenaDebug()`.
@@ -550,6 +593,8 @@ impl App {
         value["invite"] = json!(self.invite.map(|code| code.to_string()));
         value["invite_room"] = serde_json::to_value(&self.invite_room).unwrap_or(Value::Null);
         value["invite_link"] = json!(self.room.as_ref().map(|room| self.invite_link(room.code)));
+        value["invite_qr"] = json!(self.hud.invite_qr.get_attribute("src"));
+        value["lan"] = serde_json::to_value(&self.lan).unwrap_or(Value::Null);
         value["target"] = json!(target_label(&self.target));
     }
 }

@@ -56,6 +56,8 @@ pub struct NetContext {
     next_conn: AtomicU64,
     /// WebSocket connections open now (joined or still in their handshake).
     pub open_connections: std::sync::atomic::AtomicUsize,
+    /// This server's LAN URLs and the other servers heard on the network.
+    pub lan: Arc<crate::lan::Lan>,
 }
 
 /// Decrements the open-connection count when a connection task ends, however it ends.
@@ -87,12 +89,14 @@ impl NetContext {
         rooms: Arc<Registry>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
+        lan: Arc<crate::lan::Lan>,
     ) -> NetContext {
         NetContext {
             config,
             rooms,
             shutdown,
             tracker,
+            lan,
             next_conn: AtomicU64::new(1),
             open_connections: std::sync::atomic::AtomicUsize::new(0),
         }

@@ -1,5 +1,6 @@
 //! HTTP on the game port: `/ws` upgrades to a player connection, `/api/rooms` and `/api/maps`
-//! are the lobby's JSON API, `/healthz` answers 200, `/metrics` is Prometheus text, `/r/CODE` is
+//! are the lobby's JSON API, `/api/lan` and `/api/lan/qr.svg` the LAN invite (URLs, QR code,
+//! other servers), `/healthz` answers 200, `/metrics` is Prometheus text, `/r/CODE` is
 //! an invite link (the client page), and everything else is the embedded browser client.
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{code}", get(get_room))
         .route("/api/maps", get(list_maps))
+        .route("/api/lan", get(lan_info))
+        .route("/api/lan/qr.svg", get(lan_qr))
         .route("/r/{code}", get(invite_page))
         .fallback(get(static_file))
         .with_state(ctx)
@@ -132,6 +135,45 @@ async fn get_room(State(ctx): State<Arc<NetContext>>, Path(code): Path<String>) 
 async fn list_maps(State(ctx): State<Arc<NetContext>>) -> Response {
     let maps: Vec<_> = ctx.rooms.maps.iter().map(|map| serde_json::json!({ "id": map.id, "name": map.name })).collect();
     json(StatusCode::OK, &maps)
+}
+
+/// `GET /api/lan`: this server's URLs for other devices, its mDNS URL, and the other Arena
+/// servers heard on the network.
+async fn lan_info(State(ctx): State<Arc<NetContext>>) -> Response {
+    json(StatusCode::OK, &ctx.lan.info())
+}
+
+/// `GET /api/lan/qr.svg?path=/r/CODE`: a QR code (SVG) of this server's best LAN URL followed by
+/// `path` (`/`, the default, or an invite path `/r/CODE`): what a phone scans from the host's
+/// screen. 404 when the server has no LAN address (it listens on loopback only).
+async fn lan_qr(State(ctx): State<Arc<NetContext>>, request: Request) -> Response {
+    let path = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("path="))
+        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
+        .unwrap_or_else(|| "/".to_string());
+    let path = match path.strip_prefix("/r/") {
+        None if path == "/" => String::new(),
+        Some(code) => match shared::room::RoomCode::parse(code) {
+            Some(code) => format!("r/{code}"),
+            None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
+        },
+        None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
+    };
+    let Some(base) = ctx.lan.info().best_url else {
+        return (StatusCode::NOT_FOUND, "this server listens on loopback only: other devices cannot join\n")
+            .into_response();
+    };
+    match crate::lan::qr_svg(&format!("{base}{path}")) {
+        Some(svg) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg)
+                .into_response()
+        }
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "could not draw the code\n").into_response(),
+    }
 }
 
 /// Largest `POST /api/rooms` body accepted.

@@ -304,6 +304,12 @@ impl Registry {
         self.rooms.lock().expect("not poisoned").values().cloned().collect()
     }
 
+    /// Public rooms and the human players in them (what the LAN announcement tells).
+    pub fn totals(&self) -> (u32, u32) {
+        let public = self.list_public();
+        (public.len() as u32, public.iter().map(|s| u32::from(s.players)).sum())
+    }
+
     pub fn room_count(&self) -> usize {
         self.rooms.lock().expect("not poisoned").len()
     }
