@@ -78,6 +78,8 @@ pub struct App {
     /// What `/api/lan` said (asked once at start and with every lobby poll).
     lan: Option<crate::lobby::LanInfo>,
     lan_requested: bool,
+    /// A touch screen (it has touch points, or a finger touched): touch controls and hints.
+    touch_device: bool,
     maps: Vec<MapEntry>,
     /// Why the lobby is showing again (kicked, room locked...), shown at its top.
     lobby_message: Option<String>,
@@ -167,6 +169,7 @@ pub fn start() -> Result<(), JsValue> {
             lobby_rooms: Vec::new(),
             lan: None,
             lan_requested: false,
+            touch_device: false,
             maps: Vec::new(),
             lobby_message: None,
             poll_started_ms: None,
@@ -206,6 +209,9 @@ pub fn start() -> Result<(), JsValue> {
     APP.with(|slot| *slot.borrow_mut() = Some(app.clone()));
     install_listeners(&app, &window, &document)?;
     start_frame_loop(app.clone(), &window)?;
+    if window.navigator().max_touch_points() > 0 {
+        app.borrow_mut().set_touch_device();
+    }
     app.borrow_mut().launch();
     Ok(())
 }
@@ -475,8 +481,21 @@ impl App {
         let _ = self.canvas.focus();
     }
 
+    /// Switches the page to touch controls: the hints name thumbs, not keys and a mouse.
+    fn set_touch_device(&mut self) {
+        if self.touch_device {
+            return;
+        }
+        self.touch_device = true;
+        if let Some(body) = self.window.document().and_then(|d| d.body()) {
+            let _ = body.class_list().add_1("touch");
+        }
+        self.hud.help.set_text_content(Some("Left thumb: drag to move · right thumb: hold to aim and fire"));
+    }
+
     fn on_touch(&mut self, event: TouchEvent) {
         event.prevent_default();
+        self.set_touch_device();
         let touches = event.changed_touches();
         let kind = event.type_();
         for index in 0..touches.length() {
@@ -608,6 +627,8 @@ impl App {
             players: &players,
             name_of: &name_of,
             stick: self.input.move_touch,
+            aim_touch: self.input.aim_touch,
+            touch_device: self.touch_device,
         };
         render::draw(&self.ctx, &camera, &scene);
         self.update_hud(&session, now);
@@ -829,6 +850,12 @@ impl App {
             "name": self.name,
             "status_text": self.hud.status.text_content(),
             "overlay": self.overlay,
+            "touch": {
+                "device": self.touch_device,
+                "moving": self.input.move_touch.is_some(),
+                "aiming": self.input.aim_touch.is_some(),
+                "help": self.hud.help.text_content(),
+            },
             "frame": {
                 "frames": self.frames.frames,
                 "last_ms": self.frames.last(),

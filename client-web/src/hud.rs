@@ -37,6 +37,7 @@ pub struct Hud {
     pub invite_row: HtmlElement,
     pub invite_link: Element,
     pub invite_qr: HtmlElement,
+    pub help: Element,
     pub copy_invite: HtmlElement,
     /// What each element shows now (to skip unchanged updates).
     cache: std::collections::HashMap<&'static str, String>,
@@ -80,6 +81,7 @@ impl Hud {
             invite_row: by_id(document, "invite-row")?,
             invite_link: by_id(document, "invite-link")?,
             invite_qr: by_id(document, "invite-qr")?,
+            help: by_id(document, "help")?,
             copy_invite: by_id(document, "copy-invite")?,
             document: document.clone(),
             cache: Default::default(),

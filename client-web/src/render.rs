@@ -50,6 +50,10 @@ pub struct FrameScene<'a> {
     pub players: &'a [PlayerSprite],
     pub name_of: &'a dyn Fn(NetId) -> String,
     pub stick: Option<TouchStick>,
+    /// The right-hand finger: where it aims (and fires) from.
+    pub aim_touch: Option<TouchStick>,
+    /// A touch screen: the halves' roles are hinted while no finger is down.
+    pub touch_device: bool,
 }
 
 pub fn player_color(id: NetId, own: bool) -> String {
@@ -126,6 +130,40 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
         }
         ctx.set_fill_style_str(if player.own { "#e6edf3" } else { "#c9d1d9" });
         let _ = ctx.fill_text(&(scene.name_of)(player.id), f64::from(screen.x), f64::from(top) - 5.0);
+    }
+    draw_touch_controls(ctx, camera, scene);
+}
+
+/// The touch controls: the move stick under the left thumb, a firing reticle under the right
+/// one, and while no thumb is down a faint hint of both areas.
+fn draw_touch_controls(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<'_>) {
+    let css = camera.css;
+    if scene.touch_device && scene.stick.is_none() && scene.aim_touch.is_none() {
+        ctx.set_stroke_style_str("rgba(255,255,255,0.18)");
+        ctx.set_line_width(2.0);
+        ctx.begin_path();
+        let _ = ctx.arc(f64::from(css.x * 0.2), f64::from(css.y * 0.6), f64::from(STICK_RADIUS), 0.0, TAU);
+        ctx.stroke();
+        ctx.begin_path();
+        let _ = ctx.arc(f64::from(css.x * 0.8), f64::from(css.y * 0.6), f64::from(STICK_RADIUS * 0.6), 0.0, TAU);
+        ctx.stroke();
+        ctx.set_fill_style_str("rgba(255,255,255,0.35)");
+        ctx.set_text_align("center");
+        let _ = ctx.fill_text("move", f64::from(css.x * 0.2), f64::from(css.y * 0.6) + 4.0);
+        let _ = ctx.fill_text("aim + fire", f64::from(css.x * 0.8), f64::from(css.y * 0.6) + 4.0);
+    }
+    if let Some(aim) = scene.aim_touch {
+        ctx.set_stroke_style_str("rgba(248,81,73,0.8)");
+        ctx.set_line_width(3.0);
+        ctx.begin_path();
+        let _ = ctx.arc(f64::from(aim.current.x), f64::from(aim.current.y), 28.0, 0.0, TAU);
+        ctx.stroke();
+        for (dx, dy) in [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)] {
+            ctx.begin_path();
+            ctx.move_to(f64::from(aim.current.x) + dx * 16.0, f64::from(aim.current.y) + dy * 16.0);
+            ctx.line_to(f64::from(aim.current.x) + dx * 40.0, f64::from(aim.current.y) + dy * 40.0);
+            ctx.stroke();
+        }
     }
     if let Some(stick) = scene.stick {
         ctx.set_stroke_style_str("rgba(255,255,255,0.35)");

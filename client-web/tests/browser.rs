@@ -497,3 +497,84 @@ async fn the_lobby_and_the_room_invite_other_devices_with_a_scannable_lan_addres
     eve.close().await;
     server.stop().await;
 }
+
+/// Whether the HUD's boxes overlap one another or leave the viewport (JSON: what was measured).
+const HUD_LAYOUT: &str = "(() => { const ids = ['top-left', 'board-box', 'vitals', 'help']; \
+  const r = ids.map(id => document.getElementById(id).getBoundingClientRect()); \
+  const w = window.innerWidth, h = window.innerHeight; \
+  const inside = r.every(b => b.left >= 0 && b.top >= 0 && b.right <= w && b.bottom <= h); \
+  let overlap = false; for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) { \
+    const a = r[i], b = r[j]; if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlap = true; } \
+  return { inside, overlap, w, h, boxes: r.map(b => [b.left, b.top, b.right, b.bottom].map(Math.round)) }; })()";
+
+/// A phone joins by an invite link and plays with its thumbs: a phone-sized viewport with a touch
+/// screen, touch hints instead of keys, the stick and the reticle drawn while in use, movement
+/// from the left thumb and shots from the right, and a HUD that stays out of the way in portrait
+/// and in landscape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_joins_by_invite_link_moves_and_fires_with_its_thumbs() {
+    use chromiumoxide::cdp::browser_protocol::input::DispatchTouchEventType as Touch;
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let server = browser_support::start_server(small_map(), None).await;
+    let mut phone = Player::launch("phone").await;
+    phone.emulate_phone(390, 844).await;
+    let invite = format!("{}r/{}", server.url, server.main_code);
+    phone.open_and_join(&invite, "thumbs").await;
+    let joined = phone.wait_for("the phone joined Main", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    phone.check(joined["room"]["code"] == server.main_code.as_str(), format!("joined {}", joined["room"])).await;
+    let touch = phone.wait_for("touch controls on", |d| d["touch"]["device"] == true).await;
+    let help = touch["touch"]["help"].as_str().unwrap_or_default().to_string();
+    phone.check(help.contains("thumb"), format!("touch hints, not keys: {help:?}")).await;
+    let shown = phone.eval("getComputedStyle(document.getElementById('help')).display").await;
+    phone.check(shown != "none", format!("the hint is shown on a phone: display {shown}")).await;
+
+    // Left thumb: press, drag right past the stick's radius, hold for a second.
+    let start_x = joined["own"]["x"].as_f64().unwrap_or(0.0);
+    phone.touch(Touch::TouchStart, &[(100.0, 650.0)]).await;
+    for step in 1..=6 {
+        phone.touch(Touch::TouchMove, &[(100.0 + 15.0 * f64::from(step), 650.0)]).await;
+    }
+    let moving = phone.wait_for("the stick in use", |d| d["touch"]["moving"] == true).await;
+    let stick_pixels = phone
+        .eval("(() => { const c = document.getElementById('game'); const g = c.getContext('2d'); \
+               const s = window.devicePixelRatio; const d = g.getImageData(175 * s, 640 * s, 20 * s, 20 * s).data; \
+               let lit = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 90 && d[i + 1] > 90 && d[i + 2] > 90) lit++; return lit; })()")
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let moved = phone
+        .wait_for("the phone's player moved right", |d| d["own"]["x"].as_f64().is_some_and(|x| x > start_x + 100.0))
+        .await;
+    phone.touch(Touch::TouchEnd, &[]).await;
+    eprintln!("moved from x={start_x:.0} to x={:.0}; stick knob pixels lit: {stick_pixels}", moved["own"]["x"]);
+    phone.check(moving["touch"]["moving"] == true, "the stick was in use").await;
+    phone
+        .check(
+            stick_pixels.as_u64().unwrap_or(0) > 20,
+            format!("the stick's knob is drawn under the thumb: {stick_pixels}"),
+        )
+        .await;
+
+    // Right thumb: hold to aim and fire.
+    phone.touch(Touch::TouchStart, &[(300.0, 300.0)]).await;
+    let firing = phone
+        .wait_for("shots fired from the right thumb", |d| {
+            d["touch"]["aiming"] == true && d["projectiles"].as_u64() > Some(0)
+        })
+        .await;
+    phone.screenshot(&screenshot_dir().join("phone-portrait.png")).await;
+    phone.touch(Touch::TouchEnd, &[]).await;
+    eprintln!("firing: {} projectiles drawn", firing["projectiles"]);
+
+    // The HUD keeps to the edges: nothing overlaps or leaves the screen, portrait and landscape.
+    let portrait = phone.eval(HUD_LAYOUT).await;
+    phone.check(portrait["inside"] == true && portrait["overlap"] == false, format!("portrait HUD: {portrait}")).await;
+    phone.emulate_phone(844, 390).await;
+    let landscape = phone.wait_for_eval("the landscape layout", HUD_LAYOUT, |v| v["w"] == 844).await;
+    phone
+        .check(landscape["inside"] == true && landscape["overlap"] == false, format!("landscape HUD: {landscape}"))
+        .await;
+    phone.screenshot(&screenshot_dir().join("phone-landscape.png")).await;
+    phone.assert_no_console_errors().await;
+    phone.close().await;
+    server.stop().await;
+}

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams};
+use chromiumoxide::cdp::browser_protocol::emulation::{SetDeviceMetricsOverrideParams, SetTouchEmulationEnabledParams};
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, DispatchTouchEventParams, DispatchTouchEventType, InsertTextParams,
+    TouchPoint,
+};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::cdp::js_protocol::runtime::{ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown};
 use chromiumoxide::page::ScreenshotParams;
@@ -336,6 +340,38 @@ impl Player {
         self.key(DispatchKeyEventType::KeyUp, key, key, virtual_key, None).await;
     }
 
+    /// Makes the page a phone: a `width`×`height` CSS-pixel mobile viewport at 3× density, with
+    /// a touch screen (the page sees touch points, and gets touch events).
+    pub async fn emulate_phone(&self, width: i64, height: i64) {
+        let metrics = SetDeviceMetricsOverrideParams::builder()
+            .width(width)
+            .height(height)
+            .device_scale_factor(3.0)
+            .mobile(true)
+            .build()
+            .unwrap();
+        self.page.execute(metrics).await.expect("device metrics");
+        let touch = SetTouchEmulationEnabledParams::builder().enabled(true).max_touch_points(5).build().unwrap();
+        self.page.execute(touch).await.expect("touch emulation");
+    }
+
+    /// One touch event: `points` are the fingers down after it (CSS pixels); empty to lift all.
+    pub async fn touch(&self, kind: DispatchTouchEventType, points: &[(f64, f64)]) {
+        let points: Vec<TouchPoint> = points
+            .iter()
+            .enumerate()
+            .map(|(i, (x, y))| TouchPoint::builder().x(*x).y(*y).id(i as f64).build().unwrap())
+            .collect();
+        if points.is_empty() {
+            // The generated params leave an empty list out, which Chromium refuses.
+            let event = RawTouch { kind: kind.as_ref().to_string(), touch_points: Vec::new() };
+            self.page.execute(event).await.expect("dispatch touch end");
+            return;
+        }
+        let event = DispatchTouchEventParams::builder().r#type(kind).touch_points(points).build().unwrap();
+        self.page.execute(event).await.expect("dispatch touch");
+    }
+
     /// Types into whatever has focus.
     pub async fn type_text(&self, text: &str) {
         self.page.execute(InsertTextParams::new(text)).await.expect("insert text");
@@ -370,4 +406,23 @@ fn js_string(text: &str) -> String {
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// `Input.dispatchTouchEvent` with an explicit, possibly empty `touchPoints` (touchEnd).
+#[derive(serde::Serialize, Debug, Clone)]
+struct RawTouch {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "touchPoints")]
+    touch_points: Vec<serde_json::Value>,
+}
+
+impl chromiumoxide::Method for RawTouch {
+    fn identifier(&self) -> chromiumoxide::types::MethodId {
+        "Input.dispatchTouchEvent".into()
+    }
+}
+
+impl chromiumoxide::Command for RawTouch {
+    type Response = serde_json::Value;
 }
