@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub rules: Rules,
     /// Where to record the match; `None` records nothing.
     pub replay_dir: Option<std::path::PathBuf>,
+    /// How many replays (files and bytes) the replay directory keeps; the oldest go first.
+    pub replay_retention: crate::replay::retention::Retention,
     /// Rooms the server hosts at once, "Main" included.
     pub max_rooms: u16,
     /// An empty room (other than "Main") closes after this long.
@@ -66,6 +68,11 @@ pub struct ServerConfig {
     pub mdns_name: String,
     /// The server's name in LAN listings.
     pub server_name: String,
+    /// Web origins besides the server's own pages that may open game connections
+    /// (`--allowed-origin https://lobby.example`, repeatable).
+    pub allowed_origins: Vec<String>,
+    /// The pages' CSP `frame-ancestors`: who may embed the game (`'none'` by default).
+    pub frame_ancestors: String,
     /// The address players should use, when the machine's own addresses are not it (behind a
     /// port forward or a proxy, or a name): shown first in invites and QR codes.
     pub public_url: Option<String>,
@@ -95,6 +102,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(60),
             rules: Rules::Arena,
             replay_dir: None,
+            replay_retention: crate::replay::retention::Retention::default(),
             max_rooms: 64,
             room_idle: Duration::from_secs(60),
             room_creates_per_minute: 10,
@@ -106,6 +114,8 @@ impl Default for ServerConfig {
             mdns_name: crate::lan::DEFAULT_MDNS_NAME.to_string(),
             server_name: default_server_name(),
             public_url: None,
+            allowed_origins: Vec::new(),
+            frame_ancestors: "'none'".to_string(),
             snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
         }
     }
@@ -170,6 +180,12 @@ impl ServerConfig {
                 || url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\'')))
         {
             return Err(format!("--public-url must be a plain http:// or https:// URL, got {url:?}"));
+        }
+        if self.frame_ancestors.chars().any(|c| c.is_control() || c == ';' || c == ',') {
+            return Err(format!(
+                "--frame-ancestors must be CSP sources separated by spaces, got {:?}",
+                self.frame_ancestors
+            ));
         }
         if self.bots > MAX_MAIN_BOTS {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));

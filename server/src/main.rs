@@ -17,6 +17,10 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "arena-server", version, about = "Arena: authoritative multiplayer arena server")]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Log lines as text (colours only on a terminal) or as one JSON object per line, for log
+    /// shippers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -26,7 +30,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Connect headless bot players to a running server and report what they saw.
     Bots(BotsArgs),
     /// Inspect recorded matches.
@@ -101,6 +105,12 @@ struct ServeArgs {
     /// Do not record a replay.
     #[arg(long)]
     no_replay: bool,
+    /// Replays kept in --replay-dir: the oldest are deleted past this many files...
+    #[arg(long, default_value_t = 500)]
+    replay_keep_files: usize,
+    /// ...or past this many megabytes.
+    #[arg(long, default_value_t = 2048)]
+    replay_keep_mb: u64,
     /// Worker threads for networking and the room (1 runs everything on one thread, which
     /// avoids cross-thread wake-ups); defaults to the number of CPUs.
     #[arg(long)]
@@ -136,6 +146,19 @@ struct ServeArgs {
     /// proxy, a DNS name): shown first, in invites and QR codes.
     #[arg(long)]
     public_url: Option<String>,
+    /// Another web origin allowed to open game connections, e.g. a lobby site
+    /// (`--allowed-origin https://lobby.example`; repeatable). The server's own pages always are.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Who may embed the game in a frame (CSP frame-ancestors sources, e.g. `https://site.example`).
+    #[arg(long, default_value = "'none'")]
+    frame_ancestors: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,10 +203,13 @@ struct BotsArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        // No escape sequences in a log redirected to a file or a journal.
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let threads = match &cli.command {
         None => cli.serve.threads,
         Some(Command::Serve(args)) => args.threads,
@@ -197,7 +223,7 @@ fn main() -> anyhow::Result<()> {
     .context("starting tokio")?;
     match cli.command {
         None => runtime.block_on(serve(cli.serve)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
         Some(Command::Replay(ReplayCommand::Serve { file, bind })) => runtime.block_on(serve_replay(file, bind)),
         Some(Command::Replay(command)) => replay(command),
@@ -221,6 +247,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lag_comp_ms: args.lag_comp_ms,
         lan: !args.no_lan,
         public_url: args.public_url.clone(),
+        allowed_origins: args.allowed_origins.clone(),
+        frame_ancestors: args.frame_ancestors.clone(),
         mdns_name: server::lan::host_label(&args.mdns_name),
         server_name: args
             .server_name
@@ -234,6 +262,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
+        replay_retention: server::replay::retention::Retention {
+            max_files: args.replay_keep_files.max(1),
+            max_bytes: args.replay_keep_mb.saturating_mul(1 << 20).max(1 << 20),
+        },
         ..base
     };
     if let Some(path) = &args.map {

@@ -173,3 +173,34 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not an Arena replay"));
 }
+
+#[tokio::test]
+async fn a_new_recording_deletes_the_oldest_replays_beyond_the_limit() {
+    let dir = temp_dir("retention");
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("match-OLD{i}-{i}.arenareplay")), vec![0u8; 100]).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let retention = server::replay::retention::Retention { max_files: 3, max_bytes: u64::MAX };
+    let config = ServerConfig { replay_dir: Some(dir.clone()), replay_retention: retention, ..ServerConfig::default() };
+    let server = TestServer::start(config).await;
+    let mut a = TestClient::join(&server, "alpha").await;
+    a.next_snapshot().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let names = loop {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        names.sort();
+        if names.len() <= 3 || tokio::time::Instant::now() > deadline {
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| !n.contains("OLD")), "the new recording is kept: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("OLD0") || n.contains("OLD1") || n.contains("OLD2")),
+        "oldest first: {names:?}"
+    );
+    server.stop().await;
+}

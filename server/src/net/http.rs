@@ -56,6 +56,14 @@ async fn upgrade(
         return (StatusCode::UPGRADE_REQUIRED, [(header::UPGRADE, "websocket")], "this endpoint speaks WebSocket\n")
             .into_response();
     }
+    if let Err(origin) = origin_allowed(headers, &ctx.config.allowed_origins) {
+        debug!(%peer, %origin, "WebSocket from another site's page refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "this game only accepts connections from its own pages (see --allowed-origin)\n",
+        )
+            .into_response();
+    }
     if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
         return (StatusCode::BAD_REQUEST, [(header::SEC_WEBSOCKET_VERSION, "13")], "unsupported WebSocket version\n")
             .into_response();
@@ -98,6 +106,20 @@ async fn upgrade(
     response_headers
         .insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a valid header value"));
     response
+}
+
+/// A browser's WebSocket says which page opened it (`Origin`): allowed when it is this server's
+/// own page (the same host and port as the request's `Host`) or listed in `--allowed-origin`;
+/// without `Origin` (bots, tools) it is not a browser page and is allowed. Refusing the rest stops
+/// a hostile web page from driving a visitor's browser into a LAN server. `Err`: the origin.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.trim().to_ascii_lowercase());
+    let same_site = authority.is_some_and(|a| Some(a) == host.as_deref());
+    let listed = allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin));
+    if same_site || listed { Ok(()) } else { Err(origin) }
 }
 
 /// Prometheus text exposition of every live room's figures.
@@ -222,16 +244,26 @@ async fn create_room(
 }
 
 /// `GET /r/CODE`: the client page; it reads the code from the address and joins that room.
-async fn invite_page(request_headers: HeaderMap) -> Response {
-    serve_asset("/index.html", &request_headers)
+async fn invite_page(State(ctx): State<Arc<NetContext>>, request_headers: HeaderMap) -> Response {
+    serve_asset("/index.html", &request_headers, &ctx.config.frame_ancestors)
 }
 
 /// Serves an embedded file, gzip-compressed when the browser accepts it.
-async fn static_file(request_headers: HeaderMap, request: Request) -> Response {
-    serve_asset(request.uri().path(), &request_headers)
+async fn static_file(State(ctx): State<Arc<NetContext>>, request_headers: HeaderMap, request: Request) -> Response {
+    serve_asset(request.uri().path(), &request_headers, &ctx.config.frame_ancestors)
 }
 
-fn serve_asset(path: &str, request_headers: &HeaderMap) -> Response {
+/// The page's Content-Security-Policy: only this server's own scripts, styles, images (the QR
+/// codes), WebAssembly and WebSocket; no plugins, no base or form tricks; framed only by
+/// `frame_ancestors` (`--frame-ancestors`, none by default).
+pub fn content_security_policy(frame_ancestors: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors {frame_ancestors}"
+    )
+}
+
+fn serve_asset(path: &str, request_headers: &HeaderMap, frame_ancestors: &str) -> Response {
     let Some(asset) = assets::find(path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -247,7 +279,11 @@ fn serve_asset(path: &str, request_headers: &HeaderMap) -> Response {
         .header(header::CONTENT_TYPE, asset.mime)
         .header(header::CACHE_CONTROL, cache)
         .header(header::VARY, "Accept-Encoding")
-        .header("x-content-type-options", "nosniff");
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "no-referrer");
+    if asset.mime.starts_with("text/html") {
+        builder = builder.header("content-security-policy", content_security_policy(frame_ancestors));
+    }
     let body = match (asset.gzip, accepts_gzip) {
         (Some(gzip), true) => {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");

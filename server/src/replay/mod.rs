@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod recorder;
+pub mod retention;
 pub mod sim;
 
 pub use format::{Op, ReplayHeader, TailStatus, TickRecord};

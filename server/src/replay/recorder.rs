@@ -32,12 +32,19 @@ pub struct Recorder {
 impl Recorder {
     /// Creates `dir` if needed and starts a new replay file in it, `match-<unix ms>.arenareplay`.
     pub fn create(dir: &Path, header: &ReplayHeader) -> std::io::Result<Recorder> {
-        Recorder::create_named(dir, header, "")
+        Recorder::create_named(dir, header, "", super::retention::Retention::default())
     }
 
     /// Like [`Recorder::create`], with the room's code in the name:
     /// `match-<CODE>-<unix ms>.arenareplay`.
-    pub fn create_named(dir: &Path, header: &ReplayHeader, room: &str) -> std::io::Result<Recorder> {
+    /// A recording in `dir` named after the room; its writer thread first deletes the oldest
+    /// replays beyond `retention`.
+    pub fn create_named(
+        dir: &Path,
+        header: &ReplayHeader,
+        room: &str,
+        retention: super::retention::Retention,
+    ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(dir)?;
         let stamp = header.started_unix_ms;
         let prefix = if room.is_empty() { "match".to_string() } else { format!("match-{room}") };
@@ -57,9 +64,11 @@ impl Recorder {
         file.flush()?;
         let (to_writer, from_room) = sync_channel::<Vec<u8>>(CHANNEL_FRAMES);
         let writer_path = path.clone();
-        let writer = std::thread::Builder::new()
-            .name("replay-writer".into())
-            .spawn(move || write_frames(file, from_room, &writer_path))?;
+        let writer_dir = dir.to_path_buf();
+        let writer = std::thread::Builder::new().name("replay-writer".into()).spawn(move || {
+            super::retention::prune(&writer_dir, retention, &writer_path);
+            write_frames(file, from_room, &writer_path)
+        })?;
         info!(path = %path.display(), "recording replay");
         Ok(Recorder {
             ops: Vec::new(),

@@ -565,7 +565,7 @@ impl Room {
         if self.world.tick.0 != 0 {
             return;
         }
-        match Recorder::create_named(dir, &header, self.setup.code.as_str()) {
+        match Recorder::create_named(dir, &header, self.setup.code.as_str(), self.config.replay_retention) {
             Ok(mut recorder) => {
                 for player in self.world.players.values() {
                     recorder.op(Op::Join { id: player.net_id, name: player.name.clone(), bot: player.bot.is_some() });

@@ -1,0 +1,98 @@
+//! Security at the edge: WebSocket upgrades from another site's page are refused (`Origin`),
+//! the server's own pages, listed origins and non-browser clients are let in; every page carries
+//! a Content-Security-Policy that allows only the server's own scripts and connections.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use server::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends a WebSocket upgrade with `origin` (and `Host: host`) and returns the status line.
+async fn upgrade_status(server: &TestServer, host: &str, origin: Option<&str>) -> String {
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let origin = origin.map_or_else(String::new, |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&response[..n]).lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn websocket_upgrades_from_other_sites_are_refused() {
+    let config = ServerConfig { allowed_origins: vec!["https://lobby.example".into()], ..ServerConfig::default() };
+    let server = TestServer::start(config).await;
+    let host = server.addr.to_string();
+    let own = format!("http://{host}");
+    for (origin, expected) in [
+        (None, "101"),                          // bots and tools send no Origin
+        (Some(own.as_str()), "101"),            // the server's own page
+        (Some("https://lobby.example"), "101"), // listed with --allowed-origin
+        (Some("http://evil.example"), "403"),   // another site's page
+        (Some("null"), "403"),                  // sandboxed or file pages
+        (Some("http://127.0.0.1:1"), "403"),    // same host, another port
+    ] {
+        let status = upgrade_status(&server, &host, origin).await;
+        assert!(status.contains(expected), "Origin {origin:?}: {status}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_carry_a_content_security_policy() {
+    let server = TestServer::start_default().await;
+    let (status, headers, _) = common::http(&server, "GET", "/", None).await;
+    assert_eq!(status, 200);
+    let csp = headers.lines().find(|l| l.starts_with("content-security-policy:")).expect("a CSP header").to_string();
+    for part in
+        ["default-src 'none'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "frame-ancestors 'none'"]
+    {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert!(headers.contains("referrer-policy: no-referrer"), "{headers}");
+    let (_, invite_headers, _) = common::http(&server, "GET", "/r/ABCD", None).await;
+    assert!(invite_headers.contains("content-security-policy:"), "invite pages too: {invite_headers}");
+    server.stop().await;
+}
+
+/// Runs the real binary for a moment and returns what it wrote to stderr (a file, not a terminal).
+fn stderr_of(args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("log-{}.txt", args.join("_")));
+    let file = std::fs::File::create(&path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(["--bind", "127.0.0.1:0", "--no-replay"])
+        .args(args)
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("listening") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
+#[test]
+fn logs_are_plain_in_a_file_and_json_on_request() {
+    let plain = stderr_of(&[]);
+    assert!(plain.contains("arena server listening"), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "no colour escape sequences when stderr is a file: {plain:?}");
+    let json = stderr_of(&["--log-format", "json"]);
+    let line = json.lines().find(|l| l.contains("arena server listening")).expect("the listening line");
+    let value: serde_json::Value = serde_json::from_str(line).expect("one JSON object per log line");
+    assert_eq!(value["level"], "INFO", "{value}");
+    assert_eq!(value["fields"]["message"], "arena server listening", "{value}");
+}
