@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub rules: Rules,
     /// Where to record the match; `None` records nothing.
     pub replay_dir: Option<std::path::PathBuf>,
+    /// How long a drain (the first SIGTERM) lets matches run before closing every connection.
+    pub drain: Duration,
     /// How many replays (files and bytes) the replay directory keeps; the oldest go first.
     pub replay_retention: crate::replay::retention::Retention,
     /// Rooms the server hosts at once, "Main" included.
@@ -103,6 +105,7 @@ impl Default for ServerConfig {
             rules: Rules::Arena,
             replay_dir: None,
             replay_retention: crate::replay::retention::Retention::default(),
+            drain: Duration::from_secs(30),
             max_rooms: 64,
             room_idle: Duration::from_secs(60),
             room_creates_per_minute: 10,

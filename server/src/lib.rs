@@ -15,6 +15,7 @@ pub mod replay;
 pub mod room;
 pub mod sim;
 pub mod snapshot;
+pub mod systemd;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,7 +65,37 @@ pub async fn run_with_stats(
     if config.main_room {
         rooms.open_main();
     }
-    serve(listener, config, rooms, shutdown, None).await
+    serve(listener, config, rooms, shutdown, None, None).await
+}
+
+/// [`run`] for a real host: when `drain` completes (the first SIGTERM) the server drains: no new
+/// rooms or joins, `/readyz` answers 503, every room tells its players how long is left and plays
+/// on until it is empty or `config.drain` passes; then, or when `stop` completes (a second
+/// signal), every connection is closed with a reason and the function returns.
+pub async fn run_with_drain(
+    listener: TcpListener,
+    config: ServerConfig,
+    drain: impl Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    run_with_drain_and_registry(listener, None, config, drain, stop).await
+}
+
+/// [`run_with_drain`] with a registry the caller made (tests look at its rooms).
+pub async fn run_with_drain_and_registry(
+    listener: TcpListener,
+    rooms: Option<Arc<Registry>>,
+    config: ServerConfig,
+    drain: impl Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    config.validate().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    let rooms = rooms.unwrap_or_else(|| Registry::new(Arc::new(config), Arc::new(RoomStats::default())));
+    let config = rooms.config().clone();
+    if config.main_room && rooms.main_code().is_none() {
+        rooms.open_main();
+    }
+    serve(listener, config, rooms, stop, None, Some(Box::pin(drain))).await
 }
 
 /// [`run`] with a registry the caller made (and keeps, to look at or act on rooms in tests).
@@ -78,7 +109,7 @@ pub async fn run_with_registry(
     if config.main_room && rooms.main_code().is_none() {
         rooms.open_main();
     }
-    serve(listener, config, rooms, shutdown, None).await
+    serve(listener, config, rooms, shutdown, None, None).await
 }
 
 /// Serves a recorded match to spectators (the browser client shows playback controls): the
@@ -106,7 +137,7 @@ pub async fn run_replay(
         registry.remove(code);
         outcome
     });
-    let result = serve(listener, config, rooms, shutdown, Some(stop_theater)).await;
+    let result = serve(listener, config, rooms, shutdown, Some(stop_theater), None).await;
     if let Ok(Err(error)) = theater.await {
         warn!(%error, "replay room ended abnormally");
     }
@@ -119,6 +150,7 @@ async fn serve(
     rooms: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send,
     extra_room: Option<CancellationToken>,
+    drain: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
     let stop_accepting = CancellationToken::new();
@@ -129,7 +161,7 @@ async fn serve(
     let lan_task = tokio::spawn(lan.clone().run(rooms.clone(), stop_lan.clone()));
     let ctx =
         Arc::new(NetContext::new(config.clone(), rooms.clone(), stop_accepting.clone(), tracker.clone(), lan.clone()));
-    let app = net::http::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+    let app = net::http::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
     // fixed, modest send buffer bounds the memory and the staleness a slow client can cause:
@@ -158,7 +190,42 @@ async fn serve(
     if let Some(sim) = config.net_sim {
         warn!(%sim, "--net-sim is on: every connection is delayed on purpose (testing only)");
     }
-    shutdown.await;
+    ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    systemd::ready(&format!("serving on {local_addr}"));
+    let watchdog = tokio::spawn(systemd::watchdog(rooms.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    if let Some(drain) = drain {
+        tokio::select! {
+            _ = &mut shutdown => {}
+            _ = drain => {
+                let seconds = config.drain.as_secs();
+                rooms.start_drain(seconds);
+                ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+                systemd::stopping(config.drain + SHUTDOWN_GRACE + Duration::from_secs(2));
+                warn!(drain_s = seconds, "draining: no new rooms or joins; matches run until their rooms empty (signal again to stop now)");
+                let deadline = tokio::time::Instant::now() + config.drain;
+                loop {
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep_until(deadline) => {
+                            info!("drain time is up");
+                            break;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                            if rooms.room_count() == 0 {
+                                info!("every room finished: drained");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        shutdown.await;
+    }
+    watchdog.abort();
+    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     info!("shutting down");
     stop_accepting.cancel();
     // Say goodbye on the LAN first, so other servers' lobbies drop this one at once.

@@ -111,6 +111,10 @@ struct ServeArgs {
     /// ...or past this many megabytes.
     #[arg(long, default_value_t = 2048)]
     replay_keep_mb: u64,
+    /// On SIGTERM (or Ctrl-C), matches run this long (or until their rooms empty) before every
+    /// connection is closed; a second signal stops at once.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
     /// Worker threads for networking and the room (1 runs everything on one thread, which
     /// avoids cross-thread wake-ups); defaults to the number of CPUs.
     #[arg(long)]
@@ -262,6 +266,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
+        drain: Duration::from_secs(args.drain_seconds),
         replay_retention: server::replay::retention::Retention {
             max_files: args.replay_keep_files.max(1),
             max_bytes: args.replay_keep_mb.saturating_mul(1 << 20).max(1 << 20),
@@ -280,7 +285,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
     print_urls(listener.local_addr()?, &config);
-    server::run(listener, config, shutdown_signal()).await.context("server failed")?;
+    // The first SIGTERM or Ctrl-C drains, the second stops at once.
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = drain_tx.send(());
+        shutdown_signal().await;
+        eprintln!("Second signal: stopping now.");
+        let _ = stop_tx.send(());
+    });
+    let drain = async move {
+        let _ = drain_rx.await;
+    };
+    let stop = async move {
+        if stop_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    server::run_with_drain(listener, config, drain, stop).await.context("server failed")?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Graceful shutdown: every client gets `ServerClosing` and a 1001 Close frame, both when the
-//! library's shutdown future fires and when the real binary receives SIGTERM.
+//! library's shutdown future fires and when the real binary receives SIGTERM (after its drain:
+//! one second here; `drain.rs` covers the drain itself).
 
 mod common;
 
@@ -29,7 +30,7 @@ async fn shutdown_closes_every_client_with_a_reason() {
 #[tokio::test]
 async fn the_binary_shuts_down_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--bind", "127.0.0.1:0", "--bots", "4", "--no-replay"])
+        .args(["--bind", "127.0.0.1:0", "--bots", "4", "--no-replay", "--drain-seconds", "1"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -58,6 +58,8 @@ pub struct NetContext {
     pub open_connections: std::sync::atomic::AtomicUsize,
     /// This server's LAN URLs and the other servers heard on the network.
     pub lan: Arc<crate::lan::Lan>,
+    /// Serving and not draining (`/readyz`).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// Decrements the open-connection count when a connection task ends, however it ends.
@@ -97,6 +99,7 @@ impl NetContext {
             shutdown,
             tracker,
             lan,
+            ready: std::sync::atomic::AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             open_connections: std::sync::atomic::AtomicUsize::new(0),
         }

@@ -25,7 +25,9 @@ use super::connection::{self, NetContext};
 pub fn router(ctx: Arc<NetContext>) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{code}", get(get_room))
@@ -157,6 +159,28 @@ async fn get_room(State(ctx): State<Arc<NetContext>>, Path(code): Path<String>) 
 async fn list_maps(State(ctx): State<Arc<NetContext>>) -> Response {
     let maps: Vec<_> = ctx.rooms.maps.iter().map(|map| serde_json::json!({ "id": map.id, "name": map.name })).collect();
     json(StatusCode::OK, &maps)
+}
+
+/// `GET /livez` (and `/healthz`): 200 while the process serves and every room with players keeps
+/// ticking; 503 naming the rooms whose tick loop has not run for 5 s (a wedged room).
+async fn livez(State(ctx): State<Arc<NetContext>>) -> Response {
+    let stuck = crate::room::live::stuck_rooms(&ctx.rooms, std::time::Duration::from_secs(5));
+    if stuck.is_empty() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("rooms not ticking: {}\n", stuck.join(" "))).into_response()
+    }
+}
+
+/// `GET /readyz`: 200 while accepting players; 503 while starting and while draining.
+async fn readyz(State(ctx): State<Arc<NetContext>>) -> Response {
+    if ctx.rooms.drain.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    if !ctx.ready.load(std::sync::atomic::Ordering::Relaxed) || ctx.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 /// `GET /api/lan`: this server's URLs for other devices, its mDNS URL, and the other Arena

@@ -194,6 +194,8 @@ pub struct RoomStats {
     pub ticks_dropped: AtomicU64,
     /// Duration of the last tick (step plus snapshots, if any), microseconds.
     pub last_tick_us: AtomicU64,
+    /// When the tick loop last ran (unix ms): `/livez` checks that rooms with players tick.
+    pub last_tick_unix_ms: AtomicU64,
     pub players: AtomicU32,
     pub clients: AtomicU32,
     pub snapshots_sent: AtomicU64,
@@ -411,6 +413,8 @@ pub struct RoomSetup {
     pub permanent: bool,
     pub host_key: HostKey,
     pub maps: Arc<MapCatalog>,
+    /// The server's drain, which every room watches.
+    pub drain: Arc<super::Drain>,
 }
 
 impl RoomSetup {
@@ -426,6 +430,7 @@ impl RoomSetup {
             permanent: true,
             host_key: super::random_host_key(),
             maps: Arc::new(MapCatalog::with_default(config.map.clone())),
+            drain: Arc::default(),
         }
     }
 }
@@ -474,6 +479,8 @@ pub struct Room {
     delta_cache: Vec<(Option<BaselineKey>, Vec<u8>)>,
     /// Records the match, when replays are on; started when the first player joins.
     recorder: Option<Recorder>,
+    /// Seconds left at the last drain notice (None: not announced yet).
+    drain_announced: Option<u64>,
 }
 
 impl Room {
@@ -516,6 +523,7 @@ impl Room {
             view_capacity: 64,
             delta_cache: Vec::new(),
             recorder: None,
+            drain_announced: None,
         };
         room.add_bots(room.setup.bots);
         room.publish();
@@ -848,6 +856,25 @@ impl Room {
         for spectator in self.spectators.values_mut() {
             spectator.pending_events.push(event.clone());
         }
+    }
+
+    /// While the server drains, once per tick: tells the players how long is left (at the start
+    /// and at 30, 20, 10, 5, 4, 3, 2 and 1 seconds); true when the room is empty and may close.
+    fn drain_step(&mut self) -> bool {
+        let Some(left) = self.setup.drain.remaining() else { return false };
+        if self.is_empty() {
+            return true;
+        }
+        let seconds = left.as_secs_f64().ceil() as u64;
+        let due = match self.drain_announced {
+            None => true,
+            Some(last) => [30, 20, 10, 5, 4, 3, 2, 1].iter().any(|&mark| seconds <= mark && last > mark),
+        };
+        if due {
+            self.drain_announced = Some(seconds);
+            self.announce(format!("Server restarting in {seconds} s: finish your match"));
+        }
+        false
     }
 
     /// A notice for one client only (a host command that could not be carried out).
@@ -1506,15 +1533,24 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     let mut pending = Vec::new();
     // Set when the room becomes empty; refused joins do not push it back.
     let mut empty_since: Option<Instant> = None;
+    let drain = room.setup.drain.clone();
     loop {
         if room.is_empty() {
+            // Draining: an empty room has finished its match.
+            if drain.is_draining() {
+                info!(room = %room.code(), "room closed: empty while the server drains");
+                refuse_queued_joins(&mut inbox);
+                room.finish_recording();
+                return;
+            }
             // Nobody here: no ticks at all (the world, bots included, is paused), just wait for
-            // a join, the idle deadline or shutdown. An empty room costs no CPU.
+            // a join, the idle deadline, the drain or shutdown. An empty room costs no CPU.
             let idle_deadline = *empty_since.get_or_insert_with(Instant::now) + config.room_idle;
             let permanent = room.is_permanent();
             let message = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                _ = drain.started.cancelled() => continue,
                 message = inbox.recv() => message,
                 _ = tokio::time::sleep_until(idle_deadline), if !permanent => {
                     info!(room = %room.code(), idle_s = config.room_idle.as_secs(), "room closed after being empty");
@@ -1562,6 +1598,13 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         }
         let took = started.elapsed();
         stats.last_tick_us.store(took.as_micros() as u64, Ordering::Relaxed);
+        stats.last_tick_unix_ms.store(unix_ms(), Ordering::Relaxed);
+        if room.drain_step() {
+            info!(room = %room.code(), "room closed: empty while the server drains");
+            refuse_queued_joins(&mut inbox);
+            room.finish_recording();
+            return;
+        }
         if ran > 0 {
             stats.tick_time.record(took);
         }
@@ -1569,6 +1612,22 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     room.close_all(DisconnectReason::ServerClosing);
     room.finish_recording();
     info!(room = %room.code(), tick = %room.world.tick, "room stopped");
+}
+
+/// Rooms with players whose tick loop has not run for `limit` (their codes): `/livez` and the
+/// systemd watchdog fail on any.
+pub fn stuck_rooms(rooms: &super::registry::Registry, limit: Duration) -> Vec<String> {
+    let now = unix_ms();
+    rooms
+        .handles()
+        .iter()
+        .filter(|h| h.public.stats.clients.load(Ordering::Relaxed) > 0)
+        .filter(|h| {
+            let last = h.public.stats.last_tick_unix_ms.load(Ordering::Relaxed);
+            last != 0 && now.saturating_sub(last) > limit.as_millis() as u64
+        })
+        .map(|h| h.public.code.to_string())
+        .collect()
 }
 
 /// Runs a room that is built only when its first message (a join) arrives: until then an unused
@@ -1580,10 +1639,15 @@ pub async fn run_when_used(
     idle: Duration,
     mut inbox: mpsc::Receiver<SimInput>,
     cancel: CancellationToken,
+    drain: Arc<super::Drain>,
 ) {
     let first = tokio::select! {
         biased;
         _ = cancel.cancelled() => return,
+        _ = drain.started.cancelled() => {
+            refuse_queued_joins(&mut inbox);
+            return;
+        }
         message = inbox.recv() => message,
         _ = tokio::time::sleep(idle) => {
             info!(room = %code, idle_s = idle.as_secs(), "room closed: nobody joined");

@@ -29,6 +29,40 @@ impl RoomPublic {
     }
 }
 
+/// The server's drain (the first SIGTERM): no new rooms or joins, every room tells its players
+/// the server restarts in N seconds and plays on until it is empty or the deadline passes.
+#[derive(Debug, Default)]
+pub struct Drain {
+    /// Unix milliseconds of the deadline; 0 while not draining.
+    deadline_unix_ms: std::sync::atomic::AtomicU64,
+    /// Fires when the drain starts (wakes rooms that wait empty).
+    pub started: tokio_util::sync::CancellationToken,
+}
+
+impl Drain {
+    /// Starts draining with `seconds` to go (a second call changes nothing).
+    pub fn start(&self, seconds: u64) {
+        let deadline = live::unix_ms() + seconds.saturating_mul(1000);
+        let _ = self.deadline_unix_ms.compare_exchange(
+            0,
+            deadline.max(1),
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.started.cancel();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.deadline_unix_ms.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
+    /// Time left before the deadline, when draining.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        let deadline = self.deadline_unix_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (deadline != 0).then(|| std::time::Duration::from_millis(deadline.saturating_sub(live::unix_ms())))
+    }
+}
+
 /// 128 bits from the operating system's generator.
 pub fn random_host_key() -> HostKey {
     let mut key = [0u8; HOST_KEY_BYTES];

@@ -81,6 +81,8 @@ pub struct Registry {
     /// The stats of "Main" (for the callers of `run_with_stats`).
     main_stats: Arc<RoomStats>,
     main_code: Mutex<Option<RoomCode>>,
+    /// The server's drain: set on the first SIGTERM, read by every room.
+    pub drain: Arc<super::Drain>,
 }
 
 /// Addresses remembered for the create limit before idle ones are forgotten.
@@ -97,6 +99,7 @@ impl Registry {
             tracker: TaskTracker::new(),
             main_stats,
             main_code: Mutex::new(None),
+            drain: Arc::default(),
         })
     }
 
@@ -153,7 +156,7 @@ impl Registry {
         settings: RoomSettings,
         creator: Option<IpAddr>,
     ) -> Result<(RoomHandle, HostKey), CreateError> {
-        if self.stop.is_cancelled() {
+        if self.stop.is_cancelled() || self.drain.is_draining() {
             return Err(CreateError::ShuttingDown);
         }
         self.validate(&settings)?;
@@ -230,6 +233,7 @@ impl Registry {
             permanent,
             host_key,
             maps: self.maps.clone(),
+            drain: self.drain.clone(),
         };
         let stats = stats.unwrap_or_default();
         let public = Arc::new(RoomPublic {
@@ -262,7 +266,7 @@ impl Registry {
             // Built at its first join: a room nobody uses costs a handle and a summary.
             let config = self.config.clone();
             let make = move || Room::with_setup(config, setup, stats, Some(public));
-            tokio::spawn(live::run_when_used(make, code, self.config.room_idle, receiver, cancel))
+            tokio::spawn(live::run_when_used(make, code, self.config.room_idle, receiver, cancel, self.drain.clone()))
         };
         let registry = Arc::downgrade(self);
         // The supervisor: whatever way the room's task ends, the room leaves the registry; a
@@ -332,6 +336,10 @@ impl Registry {
         peer: IpAddr,
         tried: &[RoomCode],
     ) -> Result<Destination, DisconnectReason> {
+        // Draining: players already in their rooms play on; nobody new comes in.
+        if self.drain.is_draining() {
+            return Err(DisconnectReason::ServerClosing);
+        }
         match request {
             RoomRequest::QuickPlay => {
                 if let Some(room) = self.quick_play_pick(tried) {
@@ -358,6 +366,11 @@ impl Registry {
                 Ok(Destination { room, spectator: false, created_key: Some(key) })
             }
         }
+    }
+
+    /// Starts draining: no new rooms or joins; rooms announce the restart and close once empty.
+    pub fn start_drain(&self, seconds: u64) {
+        self.drain.start(seconds);
     }
 
     /// Stops every room (clients are told the server is shutting down) and waits for them.
