@@ -36,6 +36,12 @@ enum Command {
     /// Inspect recorded matches.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Checks a server's health endpoint: exit 0 on HTTP 200, 1 otherwise (container
+    /// HEALTHCHECKs need no shell or curl).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/livez")]
+        url: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,7 +223,7 @@ fn main() -> anyhow::Result<()> {
     let threads = match &cli.command {
         None => cli.serve.threads,
         Some(Command::Serve(args)) => args.threads,
-        Some(Command::Bots(_)) | Some(Command::Replay(_)) => None,
+        Some(Command::Bots(_)) | Some(Command::Replay(_)) | Some(Command::Health { .. }) => None,
     };
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
@@ -231,6 +237,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
         Some(Command::Replay(ReplayCommand::Serve { file, bind })) => runtime.block_on(serve_replay(file, bind)),
         Some(Command::Replay(command)) => replay(command),
+        Some(Command::Health { url }) => health(&url),
     }
 }
 
@@ -342,6 +349,26 @@ fn print_urls(addr: SocketAddr, config: &ServerConfig) {
         eprintln!("Scan to join ({}):\n{qr}", urls[0]);
     }
     eprintln!("Firewall: allow TCP port {port} for other devices to reach this machine.");
+}
+
+/// `GET url` (plain `http://host:port/path`) with a 3 s limit; Ok on 200.
+fn health(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)?.next().context("no address for the host")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        println!("healthy: {url}");
+        Ok(())
+    } else {
+        bail!("unhealthy: {url} answered {}", response.lines().next().unwrap_or("nothing"))
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -96,3 +96,44 @@ fn logs_are_plain_in_a_file_and_json_on_request() {
     assert_eq!(value["level"], "INFO", "{value}");
     assert_eq!(value["fields"]["message"], "arena server listening", "{value}");
 }
+
+/// The systemd unit in deploy/ passes `systemd-analyze verify` (with ExecStart pointed at the
+/// binary just built, since verify checks that it exists). Skipped with a message where
+/// systemd-analyze is not installed.
+#[test]
+fn the_systemd_unit_verifies() {
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: systemd-analyze is not installed");
+        return;
+    }
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/arena-server.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="), "a notify unit with a watchdog");
+    let unit = unit.replace("/usr/local/bin/arena-server", env!("CARGO_BIN_EXE_arena-server"));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("unit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("arena-server.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains("arena-server.service:"), "systemd-analyze verify: {said}");
+}
+
+/// `arena-server health` (the container's HEALTHCHECK) exits 0 for a live server and 1 otherwise.
+#[tokio::test]
+async fn the_health_command_reports_a_live_server() {
+    let server = TestServer::start_default().await;
+    let url = format!("http://{}/livez", server.addr);
+    let ok = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["health", "--url", &url]).status().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ok.success());
+    let addr = server.addr;
+    server.stop().await;
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(["health", "--url", &format!("http://{addr}/livez")])
+        .status()
+        .unwrap();
+    assert!(!down.success(), "a stopped server is not healthy");
+}

@@ -46,6 +46,12 @@ fn main() -> Result<()> {
         Some("test") => test_all(&root),
         Some("s1") => s1(&root, &args[1..]),
         Some("record-sample") => record_sample(&root),
+        Some("static") => {
+            build_web(&root, false)?;
+            let path = build_static(&root, true)?;
+            println!("{}", path.display());
+            Ok(())
+        }
         Some("feel") => {
             // The feel harness (benches/src/bin/feel.rs), in release, passing its flags on.
             run(cargo().args(["run", "--release", "-p", "arena-benches", "--bin", "feel", "--"]).args(&args[1..]))
@@ -64,7 +70,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | record-sample | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
@@ -101,6 +107,40 @@ fn ensure_wasm_target() -> Result<()> {
             Ok(())
         }
     }
+}
+
+const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Builds the server as one static (musl) executable with the client embedded (the container
+/// image's binary; also for copying onto any Linux host), checks that it has no dynamic loader
+/// and that it runs, and returns its path. `release` for shipping; the test suite builds the
+/// dev profile (faster, the same linking).
+fn build_static(root: &Path, release: bool) -> Result<PathBuf> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output()?;
+    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == STATIC_TARGET) {
+        eprintln!("xtask: adding the {STATIC_TARGET} target (one-time)");
+        run(Command::new("rustup").args(["target", "add", STATIC_TARGET]))?;
+    }
+    let mut build = cargo();
+    build.args(["build", "-p", "arena-server", "--bin", "arena-server", "--target", STATIC_TARGET]);
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let path = target_dir.join(STATIC_TARGET).join(if release { "release" } else { "debug" }).join("arena-server");
+    let ldd = Command::new("ldd").arg(&path).output();
+    if let Ok(ldd) = ldd {
+        let said = String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
+        if !(said.contains("not a dynamic executable") || said.contains("statically linked")) {
+            bail!("{} is not static: ldd says {}", path.display(), said.trim());
+        }
+    }
+    let version = Command::new(&path).arg("--version").output()?;
+    if !version.status.success() {
+        bail!("{} --version failed", path.display());
+    }
+    Ok(path)
 }
 
 /// Builds the WASM client into `dist/`.
@@ -307,6 +347,17 @@ fn test_all(root: &Path) -> Result<()> {
     eprintln!("xtask: == wasm tests in Chromium");
     if !test_web(root, &mut tally)? {
         steps_failed.push("wasm tests".to_string());
+    }
+    eprintln!("xtask: == a static (musl) server binary builds and runs");
+    match build_static(root, false) {
+        Ok(path) => {
+            eprintln!("xtask: static binary OK: {}", path.display());
+            tally.passed += 1;
+        }
+        Err(error) => {
+            eprintln!("xtask: static binary FAILED: {error:#}");
+            steps_failed.push("static binary".to_string());
+        }
     }
     eprintln!("xtask: finished in {:.0}s", started.elapsed().as_secs_f64());
     if !steps_failed.is_empty() {
