@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub room_creates_per_minute: u16,
     /// WebSocket connections open at once, all rooms together; past it upgrades get HTTP 503.
     pub max_connections: usize,
+    /// WebSocket connections open at once from one address (loopback exempt); past it upgrades
+    /// get HTTP 429. High enough for a family or a LAN party behind one NAT address.
+    pub max_connections_per_ip: u32,
     /// The public room "Main" that a no-flags start opens and that never closes.
     pub main_room: bool,
     /// Condition every connection's link (both directions); testing only, off by default.
@@ -70,6 +73,9 @@ pub struct ServerConfig {
     pub mdns_name: String,
     /// The server's name in LAN listings.
     pub server_name: String,
+    /// Serve `/metrics` on this address instead of the game port (e.g. loopback or a
+    /// cluster-internal interface).
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// Web origins besides the server's own pages that may open game connections
     /// (`--allowed-origin https://lobby.example`, repeatable).
     pub allowed_origins: Vec<String>,
@@ -110,6 +116,7 @@ impl Default for ServerConfig {
             room_idle: Duration::from_secs(60),
             room_creates_per_minute: 10,
             max_connections: 2048,
+            max_connections_per_ip: 32,
             main_room: true,
             net_sim: None,
             lag_comp_ms: crate::sim::world::DEFAULT_LAG_COMP_MS,
@@ -118,6 +125,7 @@ impl Default for ServerConfig {
             server_name: default_server_name(),
             public_url: None,
             allowed_origins: Vec::new(),
+            metrics_bind: None,
             frame_ancestors: "'none'".to_string(),
             snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
         }

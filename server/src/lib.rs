@@ -173,6 +173,21 @@ async fn serve(
     let http = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
     });
+    // `/metrics` on its own address when the host asked for one (`--metrics-bind`).
+    let metrics_http = match config.metrics_bind {
+        Some(addr) => {
+            let metrics_listener = TcpListener::bind(addr).await?;
+            info!(addr = %metrics_listener.local_addr()?, "metrics served here only");
+            let app = net::http::metrics_router(ctx.clone());
+            let graceful = stop_accepting.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(metrics_listener, app)
+                    .with_graceful_shutdown(async move { graceful.cancelled().await })
+                    .await
+            }))
+        }
+        None => None,
+    };
     info!(
         addr = %local_addr,
         tick_hz = config.tick_hz,
@@ -239,6 +254,9 @@ async fn serve(
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some connections did not close in time");
+    }
+    if let Some(task) = metrics_http {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
     // Idle keep-alive HTTP connections may hold the listener open; do not wait on them long.
     match tokio::time::timeout(Duration::from_secs(1), http).await {

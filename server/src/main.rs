@@ -94,6 +94,14 @@ struct ServeArgs {
     /// [default: 2048; 4096 with --scenario s1].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Serve /metrics on this address instead of the game port (e.g. 127.0.0.1:9090).
+    #[arg(long)]
+    metrics_bind: Option<SocketAddr>,
+    /// Most WebSocket connections at once from one address (then HTTP 429); loopback is exempt.
+    /// 32 lets a LAN party or a family behind one NAT address play and stops one host opening
+    /// hundreds.
+    #[arg(long, default_value_t = 32)]
+    max_connections_per_ip: u32,
     /// Game rules: `arena` (the game) or `s1` (benchmark scenario S1: 4000×4000 open world,
     /// 500 static orbs, straight 200 units/s movement, no combat, no interest filtering).
     #[arg(long, value_enum, default_value = "arena")]
@@ -254,6 +262,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         room_idle: std::time::Duration::from_secs(args.room_idle_seconds),
         room_creates_per_minute: args.room_creates_per_minute,
         max_connections: args.max_connections.unwrap_or(base.max_connections),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        metrics_bind: args.metrics_bind,
         net_sim: args.net_sim,
         lag_comp_ms: args.lag_comp_ms,
         lan: !args.no_lan,

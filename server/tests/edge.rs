@@ -137,3 +137,27 @@ async fn the_health_command_reports_a_live_server() {
         .unwrap();
     assert!(!down.success(), "a stopped server is not healthy");
 }
+
+#[tokio::test]
+async fn metrics_can_move_off_the_game_port() {
+    // Find a free loopback port for the metrics listener.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_addr = probe.local_addr().unwrap();
+    drop(probe);
+    let config = ServerConfig { metrics_bind: Some(metrics_addr), ..ServerConfig::default() };
+    let server = TestServer::start(config).await;
+    let (status, _, body) = common::http(&server, "GET", "/metrics", None).await;
+    assert_eq!(status, 404, "not on the game port: {body}");
+    let text = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(metrics_addr).unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.0 200") && text.contains("arena_rooms 1"), "{text}");
+    server.stop().await;
+}

@@ -60,28 +60,68 @@ pub struct NetContext {
     pub lan: Arc<crate::lan::Lan>,
     /// Serving and not draining (`/readyz`).
     pub ready: std::sync::atomic::AtomicBool,
+    /// Open connections per address (loopback not counted), for `--max-connections-per-ip`.
+    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
 }
 
-/// Decrements the open-connection count when a connection task ends, however it ends.
-pub struct ConnectionSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+/// Gives a connection's slots back when its task ends, however it ends.
+pub struct ConnectionSlot<'a>(pub &'a NetContext, pub std::net::IpAddr);
 
 impl Drop for ConnectionSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.release(self.1);
     }
 }
 
+/// Why a connection was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `--max-connections` are open.
+    ServerFull,
+    /// `--max-connections-per-ip` are open from this address.
+    TooManyFromAddress,
+}
+
 impl NetContext {
-    /// Claims a connection slot; false when the server is at its connection limit
-    /// (`max_connections`, so a connection flood cannot exhaust file descriptors).
-    pub fn try_open(&self) -> bool {
+    /// Claims a connection slot for a peer at `ip`: refused when the server is at its connection
+    /// limit (`max_connections`, so a flood cannot exhaust file descriptors) or this address at
+    /// its own (`max_connections_per_ip`; loopback is exempt: local tools, load tests and a
+    /// reverse proxy on this machine).
+    pub fn try_open(&self, ip: std::net::IpAddr) -> Result<(), Refused> {
         let limit = self.config.max_connections;
         let previous = self.open_connections.fetch_add(1, Ordering::Relaxed);
         if previous >= limit {
             self.open_connections.fetch_sub(1, Ordering::Relaxed);
-            return false;
+            return Err(Refused::ServerFull);
         }
-        true
+        if !ip.is_loopback() {
+            let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+            let open = per_ip.entry(ip).or_insert(0);
+            if *open >= self.config.max_connections_per_ip {
+                if *open == 0 {
+                    per_ip.remove(&ip);
+                }
+                drop(per_ip);
+                self.open_connections.fetch_sub(1, Ordering::Relaxed);
+                return Err(Refused::TooManyFromAddress);
+            }
+            *open += 1;
+        }
+        Ok(())
+    }
+
+    /// Gives back the slot [`NetContext::try_open`] claimed for `ip`.
+    pub fn release(&self, ip: std::net::IpAddr) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        if !ip.is_loopback() {
+            let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+            if let Some(open) = per_ip.get_mut(&ip) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -100,6 +140,7 @@ impl NetContext {
             tracker,
             lan,
             ready: std::sync::atomic::AtomicBool::new(false),
+            per_ip: Default::default(),
             next_conn: AtomicU64::new(1),
             open_connections: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -122,7 +163,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // The slot was claimed by the upgrade handler (`NetContext::try_open`); give it back at the end.
-    let _slot = ConnectionSlot(&ctx.open_connections);
+    let _slot = ConnectionSlot(&ctx, peer.ip());
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let hello = tokio::select! {
         _ = ctx.shutdown.cancelled() => Err(DisconnectReason::ServerClosing),
@@ -579,4 +620,39 @@ async fn write_loop_conditioned<S>(
         }
     }
     send_goodbye(sink, kick).await;
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::room::live::RoomStats;
+    use crate::room::registry::Registry;
+
+    #[test]
+    fn one_address_gets_its_own_limit_and_loopback_is_exempt() {
+        let config =
+            Arc::new(ServerConfig { max_connections: 10, max_connections_per_ip: 3, ..ServerConfig::default() });
+        let rooms = Registry::new(config.clone(), Arc::new(RoomStats::default()));
+        let ctx = NetContext::new(config, rooms, CancellationToken::new(), TaskTracker::new(), crate::lan::Lan::off(0));
+        let home: IpAddr = "192.168.1.50".parse().unwrap();
+        let other: IpAddr = "192.168.1.51".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(ctx.try_open(home), Ok(()));
+        }
+        assert_eq!(ctx.try_open(home), Err(Refused::TooManyFromAddress), "the fourth from one address");
+        assert_eq!(ctx.try_open(other), Ok(()), "another address is not affected");
+        ctx.release(home);
+        assert_eq!(ctx.try_open(home), Ok(()), "a closed connection frees its slot");
+        // Loopback: only the server-wide limit (10) applies.
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut opened = 0;
+        while ctx.try_open(local).is_ok() {
+            opened += 1;
+        }
+        assert_eq!(opened, 10 - 4, "loopback fills what is left of the server-wide limit");
+        assert_eq!(ctx.try_open(other), Err(Refused::ServerFull));
+    }
 }

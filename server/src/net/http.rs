@@ -77,9 +77,20 @@ async fn upgrade(
     if ctx.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response();
     }
-    if !ctx.try_open() {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "too many connections\n")
-            .into_response();
+    match ctx.try_open(peer.ip()) {
+        Ok(()) => {}
+        Err(connection::Refused::ServerFull) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "too many connections\n")
+                .into_response();
+        }
+        Err(connection::Refused::TooManyFromAddress) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "5")],
+                "too many connections from your address (--max-connections-per-ip)\n",
+            )
+                .into_response();
+        }
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let task_ctx = ctx.clone();
@@ -95,7 +106,7 @@ async fn upgrade(
                 connection::serve(ws, peer, task_ctx).await;
             }
             Err(error) => {
-                task_ctx.open_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                task_ctx.release(peer.ip());
                 debug!(%peer, %error, "upgrade failed");
             }
         }
@@ -124,8 +135,23 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), Str
     if same_site || listed { Ok(()) } else { Err(origin) }
 }
 
-/// Prometheus text exposition of every live room's figures.
+/// Prometheus text exposition of every live room's figures; not on the game port when the host
+/// moved it elsewhere with `--metrics-bind`.
 async fn metrics(State(ctx): State<Arc<NetContext>>) -> Response {
+    if ctx.config.metrics_bind.is_some() {
+        return (StatusCode::NOT_FOUND, "metrics are served on --metrics-bind\n").into_response();
+    }
+    metrics_text(&ctx)
+}
+
+/// The router of `--metrics-bind`: `/metrics` only.
+pub fn metrics_router(ctx: Arc<NetContext>) -> Router {
+    Router::new()
+        .route("/metrics", get(|State(ctx): State<Arc<NetContext>>| async move { metrics_text(&ctx) }))
+        .with_state(ctx)
+}
+
+fn metrics_text(ctx: &NetContext) -> Response {
     let mut rooms: Vec<_> = ctx.rooms.handles().into_iter().map(|h| (h.public.code, h.public.stats.clone())).collect();
     let main = ctx.rooms.main_code();
     rooms.sort_by_key(|(code, _)| (Some(*code) != main, *code));
