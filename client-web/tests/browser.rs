@@ -368,7 +368,7 @@ async fn a_private_room_by_invite_quick_play_elsewhere_a_kick_and_a_live_lobby()
 
 /// The feel on a bad link, measured by the page itself (`arenaDebug().feel`, every frame): the
 /// server conditions both directions at 75 ms ± 10 ms each way with a 250 ms stall every 5 s,
-/// Alice runs back and forth for 12 s (`ARENA_FEEL_SECONDS` makes it longer: BENCHMARKS.md quotes
+/// Alice runs back and forth for 12 s (`FEEL_SECONDS` makes it longer: BENCHMARKS.md quotes
 /// a 60 s run) and Bob watches her.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() {
@@ -386,7 +386,7 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
     bob.open_and_join(&server.url, "bob").await;
     bob.wait_for("bob sees alice", |d| names(d).iter().any(|n| n == "alice")).await;
     let bob_frames_before = bob.debug().await["feel"]["frames"].as_u64().unwrap_or(0);
-    let seconds: u64 = std::env::var("ARENA_FEEL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12).max(4);
+    let seconds: u64 = std::env::var("FEEL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12).max(4);
     for lap in 0..seconds / 2 {
         let (key, code) = if lap % 2 == 0 { ("ArrowRight", 39) } else { ("ArrowLeft", 37) };
         alice.key_down(key, code).await;

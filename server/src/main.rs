@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use server::ServerConfig;
 use server::bots::{self, BotsConfig};
 use shared::map::MapDef;
 use tracing_subscriber::EnvFilter;
+
+mod settings;
 
 #[derive(Parser, Debug)]
 #[command(name = "arena-server", version, about = "Arena: authoritative multiplayer arena server")]
@@ -36,6 +38,9 @@ enum Command {
     /// Inspect recorded matches.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Prints the effective configuration as TOML, each value with where it came from (flag,
+    /// ARENA_* environment variable, --config file, or default); takes the same flags as serve.
+    Config(Box<ServeArgs>),
     /// Checks a server's health endpoint: exit 0 on HTTP 200, 1 otherwise (container
     /// HEALTHCHECKs need no shell or curl).
     Health {
@@ -66,8 +71,14 @@ enum ReplayCommand {
     },
 }
 
+/// The serve flags. Every one is also an `ARENA_<NAME>` environment variable and a key of the
+/// `--config` TOML file (`tick_hz = 30`); flags win over the environment, which wins over the file.
 #[derive(Args, Debug, Clone)]
 struct ServeArgs {
+    /// A TOML file of settings (keys are the flags with _ for -, e.g. `tick_hz = 30`); also
+    /// ARENA_CONFIG. Flags and ARENA_* variables override it.
+    #[arg(long, value_name = "FILE", env = "ARENA_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on (HTTP, the browser client and /ws on one port).
     #[arg(long, default_value = "0.0.0.0:8080")]
     bind: SocketAddr,
@@ -219,8 +230,74 @@ struct BotsArgs {
     net_sim: Option<server::net::netsim::NetSim>,
 }
 
+/// Parses the command line over the environment and the configuration file (see `settings`).
+fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer)> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let base = Cli::command();
+    let known: Vec<String> = base
+        .find_subcommand("serve")
+        .expect("a serve subcommand")
+        .get_arguments()
+        .map(|a| a.get_id().as_str().to_string())
+        .filter(|id| settings::is_setting(id))
+        .collect();
+    let file = match settings::config_path(&args[1..]) {
+        Some(path) => settings::load_file(&path, &known).map_err(anyhow::Error::msg)?,
+        None => settings::FileLayer::default(),
+    };
+    let unknown = settings::unknown_env(&known);
+    if !unknown.is_empty() {
+        bail!(
+            "unknown environment variable(s) {}: settings are ARENA_ and a serve flag's name (e.g. ARENA_TICK_HZ)",
+            unknown.join(", ")
+        );
+    }
+    let command = settings::layer(base, &file)
+        .mut_subcommand("serve", |c| settings::layer(c, &file))
+        .mut_subcommand("config", |c| settings::layer(c, &file));
+    let matches = match command.try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(error) if file.path.is_some() && error.kind() == clap::error::ErrorKind::ValueValidation => {
+            let path = file.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            eprintln!("{error}");
+            bail!(
+                "(a value above may come from {path} or an ARENA_* variable: flags, then the environment, then the file)"
+            );
+        }
+        Err(error) => error.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok((cli, matches, file))
+}
+
+/// `arena-server config`: every setting, TOML, with its source.
+fn print_config(args: &ServeArgs, matches: &ArgMatches, file: &settings::FileLayer) -> anyhow::Result<()> {
+    let matches = matches.subcommand_matches("config").unwrap_or(matches);
+    server_config(args)?; // The same checks as serve.
+    println!(
+        "# Arena server settings: flags > ARENA_* environment > {} > defaults",
+        file.path.as_ref().map_or_else(|| "config file".to_string(), |p| p.display().to_string())
+    );
+    for arg in Cli::command().find_subcommand("config").expect("config").get_arguments() {
+        let id = arg.get_id().as_str();
+        if !settings::is_setting(id) {
+            continue;
+        }
+        let raw = matches
+            .get_raw(id)
+            .map(|values| values.map(|v| v.to_string_lossy().to_string()).collect::<Vec<_>>())
+            .filter(|values| !values.is_empty());
+        let list = matches!(arg.get_action(), clap::ArgAction::Append);
+        println!("{}", settings::toml_line(id, raw, list, &settings::source(matches, id, file)));
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let (cli, matches, file) = parse()?;
+    if let Some(Command::Config(args)) = &cli.command {
+        return print_config(args, &matches, &file);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
@@ -231,7 +308,9 @@ fn main() -> anyhow::Result<()> {
     let threads = match &cli.command {
         None => cli.serve.threads,
         Some(Command::Serve(args)) => args.threads,
-        Some(Command::Bots(_)) | Some(Command::Replay(_)) | Some(Command::Health { .. }) => None,
+        Some(Command::Bots(_)) | Some(Command::Replay(_)) | Some(Command::Health { .. }) | Some(Command::Config(_)) => {
+            None
+        }
     };
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
@@ -246,10 +325,40 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Replay(ReplayCommand::Serve { file, bind })) => runtime.block_on(serve_replay(file, bind)),
         Some(Command::Replay(command)) => replay(command),
         Some(Command::Health { url }) => health(&url),
+        Some(Command::Config(_)) => Ok(()),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = server_config(&args)?;
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
+    print_urls(listener.local_addr()?, &config);
+    // The first SIGTERM or Ctrl-C drains, the second stops at once.
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = drain_tx.send(());
+        shutdown_signal().await;
+        eprintln!("Second signal: stopping now.");
+        let _ = stop_tx.send(());
+    });
+    let drain = async move {
+        let _ = drain_rx.await;
+    };
+    let stop = async move {
+        if stop_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    server::run_with_drain(listener, config, drain, stop).await.context("server failed")?;
+    Ok(())
+}
+
+/// The server's configuration from the serve settings, checked.
+fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let base = match args.scenario {
         Scenario::Arena => ServerConfig::default(),
         Scenario::S1 => ServerConfig::s1(),
@@ -298,30 +407,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(message) = config.validate() {
         bail!(message);
     }
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
-    print_urls(listener.local_addr()?, &config);
-    // The first SIGTERM or Ctrl-C drains, the second stops at once.
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = drain_tx.send(());
-        shutdown_signal().await;
-        eprintln!("Second signal: stopping now.");
-        let _ = stop_tx.send(());
-    });
-    let drain = async move {
-        let _ = drain_rx.await;
-    };
-    let stop = async move {
-        if stop_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    server::run_with_drain(listener, config, drain, stop).await.context("server failed")?;
-    Ok(())
+    Ok(config)
 }
 
 /// Tells the host where players can reach the server: this machine, every LAN address (best

@@ -1,0 +1,103 @@
+//! One schema for flags, `ARENA_*` environment variables and a TOML file, with that precedence:
+//! `arena-server config` shows each value and where it came from, the server runs with them,
+//! and unknown keys, unknown variables and bad values are errors that name the key and source.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the binary with `args` and `env` (and no other ARENA_ variables); (exit ok, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arena-server"));
+    command.args(args).env("RUST_BACKTRACE", "0");
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("ARENA_")) {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let out = command.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines().find(|l| l.starts_with(&format!("{key} = "))).unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
+    let file = dir().join("layers.toml");
+    std::fs::write(&file, "tick_hz = 30\nbots = 3\nmax_rooms = 9\nallowed_origins = [\"https://a.example\"]\n")
+        .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = run(&["config", "--config", path, "--max-rooms", "7"], &[("ARENA_BOTS", "5")]);
+    assert!(ok, "{err}");
+    assert_eq!(line(&out, "tick_hz"), format!("tick_hz = 30  # file {path}"));
+    assert_eq!(line(&out, "bots"), "bots = 5  # env ARENA_BOTS");
+    assert_eq!(line(&out, "max_rooms"), "max_rooms = 7  # flag");
+    assert_eq!(line(&out, "snapshot_hz"), "snapshot_hz = 30  # default");
+    assert_eq!(line(&out, "allowed_origins"), format!("allowed_origins = [\"https://a.example\"]  # file {path}"));
+    // The printout is itself a valid config file.
+    let printed = dir().join("printed.toml");
+    std::fs::write(&printed, &out).unwrap();
+    let (ok, again, err) = run(&["config", "--config", printed.to_str().unwrap()], &[]);
+    assert!(ok, "the printed settings load again: {err}");
+    assert!(line(&again, "bots").starts_with("bots = 5  # file"), "{again}");
+    // ARENA_CONFIG names the file too.
+    let (ok, out, _) = run(&["config"], &[("ARENA_CONFIG", path)]);
+    assert!(ok && line(&out, "tick_hz").starts_with("tick_hz = 30"), "{out}");
+}
+
+#[test]
+fn unknown_keys_unknown_variables_and_bad_values_are_errors_that_say_where() {
+    let unknown = dir().join("unknown.toml");
+    std::fs::write(&unknown, "tick_hzz = 30\n").unwrap();
+    let (ok, _, err) = run(&["config", "--config", unknown.to_str().unwrap()], &[]);
+    assert!(!ok && err.contains("unknown key `tick_hzz`") && err.contains("unknown.toml"), "{err}");
+    let (ok, _, err) = run(&["config"], &[("ARENA_TICKHZ", "3")]);
+    assert!(!ok && err.contains("ARENA_TICKHZ"), "{err}");
+    let bad = dir().join("bad.toml");
+    std::fs::write(&bad, "tick_hz = \"fast\"\n").unwrap();
+    let (ok, _, err) = run(&["config", "--config", bad.to_str().unwrap()], &[]);
+    assert!(!ok && err.contains("'fast'") && err.contains("tick-hz") && err.contains("bad.toml"), "{err}");
+    let (ok, _, err) = run(&["config"], &[("ARENA_TICK_HZ", "500")]);
+    assert!(!ok && err.contains("--tick-hz must be 1..=240, got 500"), "{err}");
+    let table = dir().join("table.toml");
+    std::fs::write(&table, "[server]\ntick_hz = 30\n").unwrap();
+    let (ok, _, err) = run(&["config", "--config", table.to_str().unwrap()], &[]);
+    assert!(!ok && err.contains("unknown key `server`"), "{err}");
+}
+
+#[tokio::test]
+async fn the_server_runs_with_its_config_file() {
+    let file = dir().join("serve.toml");
+    std::fs::write(&file, "bind = \"127.0.0.1:0\"\nbots = 3\nno_replay = true\nno_lan = true\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(["--config", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("http://localhost:").nth(1) {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let _ = port_tx.send(port);
+            }
+        }
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("the server prints its address");
+    let client = common::TestClient::join_url(&format!("ws://127.0.0.1:{port}/ws"), "reader").await;
+    let bots = client.welcome.roster.iter().filter(|r| r.bot).count();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(bots, 3, "bots = 3 from the file");
+}
