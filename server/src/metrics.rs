@@ -97,6 +97,52 @@ pub fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
 }
 
+/// `arena_build_info` and the standard process metrics (CPU seconds, resident memory, open file
+/// descriptors, start time), read from `/proc/self` on Linux (left out elsewhere).
+pub fn render_process(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP arena_build_info The running build.\n# TYPE arena_build_info gauge\narena_build_info{{version=\"{}\",protocol=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        shared::PROTOCOL_VERSION
+    );
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // Fields after the command name (which may hold spaces, so split after its closing paren):
+    // utime and stime are fields 14 and 15, starttime 22 (in clock ticks since boot).
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    // Linux's USER_HZ is 100 on every architecture the server targets.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    if let (Some(user), Some(system)) = (field(14), field(15)) {
+        let seconds = (user + system) as f64 / TICKS_PER_SECOND;
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {seconds}"
+        );
+    }
+    if let Some(rss_kb) = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    }) {
+        gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss_kb * 1024);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        gauge(out, "process_open_fds", "Number of open file descriptors.", fds.count() as u64);
+    }
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<u64>().ok()));
+    if let (Some(boot), Some(start)) = (boot, field(22)) {
+        let started = boot as f64 + start as f64 / TICKS_PER_SECOND;
+        let _ = writeln!(
+            out,
+            "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {started}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,3 +161,24 @@ async fn metrics_can_move_off_the_game_port() {
     assert!(text.starts_with("HTTP/1.0 200") && text.contains("arena_rooms 1"), "{text}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_include_the_build_and_the_process() {
+    let server = TestServer::start_default().await;
+    let (status, _, text) = common::http(&server, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains(&format!("arena_build_info{{version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{text}");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6, "a running server holds over a megabyte");
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(started > now - 3600.0 && started <= now + 5.0, "started {started}, now {now}");
+    server.stop().await;
+}
