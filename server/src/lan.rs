@@ -48,6 +48,8 @@ pub fn lan_addresses(bind: IpAddr) -> Vec<IpAddr> {
     let mut found: Vec<IpAddr> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
+        // Container and VM bridges are not where other devices are.
+        .filter(|interface| !VIRTUAL_PREFIXES.iter().any(|prefix| interface.name.starts_with(prefix)))
         .map(|interface| interface.ip())
         // 0.0.0.0 listens on IPv4 only; [::] on both (dual stack).
         .filter(|ip| bind.is_ipv6() || ip.is_ipv4())
@@ -55,7 +57,26 @@ pub fn lan_addresses(bind: IpAddr) -> Vec<IpAddr> {
         .collect();
     found.sort_by_key(|ip| (rank(*ip), *ip));
     found.dedup();
+    // The address of the default route first: that is the network the other devices are on (a
+    // VPN's 10.x would otherwise sort before the Wi-Fi's 192.168.x).
+    if let Some(primary) = default_route_address()
+        && let Some(at) = found.iter().position(|ip| *ip == primary)
+    {
+        let ip = found.remove(at);
+        found.insert(0, ip);
+    }
     found
+}
+
+/// Interface names of container and virtual-machine bridges.
+const VIRTUAL_PREFIXES: [&str; 7] = ["docker", "veth", "virbr", "br-", "cni", "flannel", "vboxnet"];
+
+/// The local address the system would use to reach the internet: a UDP socket "connected" to a
+/// documentation address (nothing is sent) reports it.
+fn default_route_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    socket.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
 }
 
 /// Preference of an address for the LAN URL (lower first); `None`: not offered.
@@ -291,7 +312,9 @@ impl Lan {
                 event = async { monitor.as_ref().expect("guarded").recv_async().await }, if monitor.is_some() => {
                     if let Ok(DaemonEvent::NameChange(change)) = event {
                         warn!(from = %change.original, to = %change.new_name, "mDNS name is taken on this network; using the new one");
-                        if change.original.ends_with(".local.") {
+                        // A host-name (A/AAAA) change, not a service instance one (which also
+                        // ends in .local.).
+                        if matches!(change.rr_type, mdns_sd::RRType::A | mdns_sd::RRType::AAAA) {
                             *mdns.host.lock().expect("host lock") = change.new_name.clone();
                         }
                     }

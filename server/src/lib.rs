@@ -36,6 +36,9 @@ use room::registry::Registry;
 /// Kernel send buffer per connection, bytes (a couple of seconds of snapshots for a busy view).
 const SOCKET_SEND_BUFFER: usize = 128 * 1024;
 
+/// How long shutdown waits for every room to stop (close its clients, flush its replay).
+const ROOMS_STOP_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for connections to deliver their Close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -153,6 +156,11 @@ async fn serve(
     drain: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
+    // Bound before anything starts, so a bad --metrics-bind stops the server cleanly.
+    let metrics_listener = match config.metrics_bind {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
     let lan =
@@ -174,9 +182,8 @@ async fn serve(
         axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
     });
     // `/metrics` on its own address when the host asked for one (`--metrics-bind`).
-    let metrics_http = match config.metrics_bind {
-        Some(addr) => {
-            let metrics_listener = TcpListener::bind(addr).await?;
+    let metrics_http = match metrics_listener {
+        Some(metrics_listener) => {
             info!(addr = %metrics_listener.local_addr()?, "metrics served here only");
             let app = net::http::metrics_router(ctx.clone());
             let graceful = stop_accepting.clone();
@@ -250,18 +257,26 @@ async fn serve(
     if let Some(extra) = extra_room {
         extra.cancel();
     }
-    rooms.shutdown().await;
+    // Bounded: a wedged room must not keep the process from exiting.
+    if tokio::time::timeout(ROOMS_STOP_LIMIT, rooms.shutdown()).await.is_err() {
+        warn!("some rooms did not stop in time");
+    }
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some connections did not close in time");
     }
     if let Some(task) = metrics_http {
-        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), task).await.is_err() {
+            abort.abort();
+        }
     }
     // Idle keep-alive HTTP connections may hold the listener open; do not wait on them long.
+    let abort_http = http.abort_handle();
     match tokio::time::timeout(Duration::from_secs(1), http).await {
         Ok(Ok(Err(error))) => warn!(%error, "http server error"),
         Ok(Err(error)) => warn!(%error, "http task ended abnormally"),
+        Err(_) => abort_http.abort(),
         _ => {}
     }
     info!("stopped");

@@ -108,9 +108,9 @@ struct ServeArgs {
     /// Serve /metrics on this address instead of the game port (e.g. 127.0.0.1:9090).
     #[arg(long)]
     metrics_bind: Option<SocketAddr>,
-    /// Most WebSocket connections at once from one address (then HTTP 429); loopback is exempt.
-    /// 32 lets a LAN party or a family behind one NAT address play and stops one host opening
-    /// hundreds.
+    /// Most WebSocket connections at once from one address (an IPv6 /64; then HTTP 429);
+    /// loopback is exempt, 0 turns it off (behind a proxy that is not on this machine). 32 lets a
+    /// LAN party or a family behind one NAT address play and stops one host opening hundreds.
     #[arg(long, default_value_t = 32)]
     max_connections_per_ip: u32,
     /// Game rules: `arena` (the game) or `s1` (benchmark scenario S1: 4000×4000 open world,
@@ -128,7 +128,7 @@ struct ServeArgs {
     #[arg(long, default_value = "replays")]
     replay_dir: PathBuf,
     /// Do not record a replay.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
     no_replay: bool,
     /// Replays kept in --replay-dir: the oldest are deleted past this many files...
     #[arg(long, default_value_t = 500)]
@@ -162,7 +162,7 @@ struct ServeArgs {
     snapshot_budget_bytes: Option<u32>,
     /// Do not announce on the LAN (mDNS) or list other Arena servers (always off when bound to
     /// loopback).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
     no_lan: bool,
     /// mDNS host name: players on the LAN open http://NAME.local:PORT/ (on a clash the server
     /// takes NAME-2 and says so).
@@ -177,7 +177,7 @@ struct ServeArgs {
     public_url: Option<String>,
     /// Another web origin allowed to open game connections, e.g. a lobby site
     /// (`--allowed-origin https://lobby.example`; repeatable). The server's own pages always are.
-    #[arg(long = "allowed-origin")]
+    #[arg(long = "allowed-origin", value_delimiter = ',')]
     allowed_origins: Vec<String>,
     /// Who may embed the game in a frame (CSP frame-ancestors sources, e.g. `https://site.example`).
     #[arg(long, default_value = "'none'")]
@@ -371,7 +371,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         room_idle: std::time::Duration::from_secs(args.room_idle_seconds),
         room_creates_per_minute: args.room_creates_per_minute,
         max_connections: args.max_connections.unwrap_or(base.max_connections),
-        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        max_connections_per_ip: args.max_connections_per_ip,
         metrics_bind: args.metrics_bind,
         net_sim: args.net_sim,
         lag_comp_ms: args.lag_comp_ms,

@@ -90,20 +90,34 @@ pub fn layer(command: Command, file: &FileLayer) -> Command {
         let arg = arg.env(env_name(&id));
         match values.get(&id) {
             Some(list) if arg.get_action().takes_values() => arg.default_values(list.clone()),
-            // A switch (`--no-lan`): `no_lan = true` in the file turns it on.
-            Some(list) if list.first().is_some_and(|v| v == "true") => arg.default_value("true"),
+            // A switch (`--no-lan`): `no_lan = true` (or 1, yes, on) in the file turns it on.
+            Some(list) if list.first().is_some_and(|v| is_truthy(v)) => arg.default_value("true"),
             _ => arg,
         }
     })
 }
 
 /// `ARENA_` variables that name no setting (a typo would otherwise be silently ignored).
+/// Kubernetes' service variables (`ARENA_SERVICE_HOST`, `ARENA_PORT_8080_TCP`... for a Service
+/// named `arena`) are not ours and are left alone.
 pub fn unknown_env(known: &[String]) -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("ARENA_") && name != "ARENA_CONFIG")
+        .filter(|name| !is_kubernetes_service_variable(name))
         .filter(|name| !known.iter().any(|id| env_name(id) == *name))
         .collect()
+}
+
+fn is_kubernetes_service_variable(name: &str) -> bool {
+    name.contains("_SERVICE_HOST")
+        || name.contains("_SERVICE_PORT")
+        || name.ends_with("_PORT")
+        || name.contains("_PORT_")
+}
+
+fn is_truthy(value: &str) -> bool {
+    matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
 }
 
 /// Where a setting's value came from, for `arena-server config`.

@@ -49,6 +49,22 @@ fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
     let (ok, again, err) = run(&["config", "--config", printed.to_str().unwrap()], &[]);
     assert!(ok, "the printed settings load again: {err}");
     assert!(line(&again, "bots").starts_with("bots = 5  # file"), "{again}");
+    // Lists split on commas, switches take 1/yes/true, Kubernetes' service variables are not ours.
+    let (ok, out, err) = run(
+        &["config"],
+        &[
+            ("ARENA_ALLOWED_ORIGINS", "https://a.example,https://b.example"),
+            ("ARENA_NO_LAN", "1"),
+            ("ARENA_SERVICE_HOST", "10.0.0.1"),
+            ("ARENA_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        line(&out, "allowed_origins").starts_with("allowed_origins = [\"https://a.example\", \"https://b.example\"]"),
+        "{out}"
+    );
+    assert!(line(&out, "no_lan").starts_with("no_lan = 1  # env ARENA_NO_LAN"), "{out}");
     // ARENA_CONFIG names the file too.
     let (ok, out, _) = run(&["config"], &[("ARENA_CONFIG", path)]);
     assert!(ok && line(&out, "tick_hz").starts_with("tick_hz = 30"), "{out}");

@@ -26,7 +26,11 @@ async fn upgrade_status(server: &TestServer, host: &str, origin: Option<&str>) -
 
 #[tokio::test]
 async fn websocket_upgrades_from_other_sites_are_refused() {
-    let config = ServerConfig { allowed_origins: vec!["https://lobby.example".into()], ..ServerConfig::default() };
+    let config = ServerConfig {
+        allowed_origins: vec!["https://lobby.example".into()],
+        public_url: Some("https://arena.example.com/".into()),
+        ..ServerConfig::default()
+    };
     let server = TestServer::start(config).await;
     let host = server.addr.to_string();
     let own = format!("http://{host}");
@@ -41,6 +45,27 @@ async fn websocket_upgrades_from_other_sites_are_refused() {
         let status = upgrade_status(&server, &host, origin).await;
         assert!(status.contains(expected), "Origin {origin:?}: {status}");
     }
+    // By Host: the mDNS name and --public-url's name (a proxy may rewrite Host) are this server;
+    // a hostile name re-pointed at it (DNS rebinding) is not, even though Origin matches Host.
+    for (host, origin, expected) in [
+        ("party.local:8080", "http://party.local:8080", "101"),
+        ("10.0.0.7:8080", "http://10.0.0.7:8080", "101"),
+        ("[fd00::7]:8080", "http://[fd00::7]:8080", "101"),
+        ("internal:8080", "https://arena.example.com", "101"),
+        ("evil.example:8080", "http://evil.example:8080", "403"),
+    ] {
+        let status = upgrade_status(&server, host, Some(origin)).await;
+        assert!(status.contains(expected), "Host {host}, Origin {origin}: {status}");
+    }
+    // Creating rooms from another site's page is refused the same way.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "POST /api/rooms HTTP/1.0\r\nHost: {host}\r\nOrigin: http://evil.example\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    assert!(response.starts_with("HTTP/1.0 403"), "{response}");
     server.stop().await;
 }
 

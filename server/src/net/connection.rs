@@ -73,6 +73,18 @@ impl Drop for ConnectionSlot<'_> {
     }
 }
 
+/// The address a per-address limit counts: IPv4-mapped IPv6 as IPv4 (so a loopback proxy on a
+/// dual-stack socket is loopback), and an IPv6 client by its /64 (one host has a whole /64).
+fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) if !v6.is_loopback() => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
+
 /// Why a connection was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -88,13 +100,14 @@ impl NetContext {
     /// its own (`max_connections_per_ip`; loopback is exempt: local tools, load tests and a
     /// reverse proxy on this machine).
     pub fn try_open(&self, ip: std::net::IpAddr) -> Result<(), Refused> {
+        let ip = address_key(ip);
         let limit = self.config.max_connections;
         let previous = self.open_connections.fetch_add(1, Ordering::Relaxed);
         if previous >= limit {
             self.open_connections.fetch_sub(1, Ordering::Relaxed);
             return Err(Refused::ServerFull);
         }
-        if !ip.is_loopback() {
+        if !ip.is_loopback() && self.config.max_connections_per_ip > 0 {
             let mut per_ip = self.per_ip.lock().expect("per-ip lock");
             let open = per_ip.entry(ip).or_insert(0);
             if *open >= self.config.max_connections_per_ip {
@@ -112,8 +125,9 @@ impl NetContext {
 
     /// Gives back the slot [`NetContext::try_open`] claimed for `ip`.
     pub fn release(&self, ip: std::net::IpAddr) {
+        let ip = address_key(ip);
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
-        if !ip.is_loopback() {
+        if !ip.is_loopback() && self.config.max_connections_per_ip > 0 {
             let mut per_ip = self.per_ip.lock().expect("per-ip lock");
             if let Some(open) = per_ip.get_mut(&ip) {
                 *open = open.saturating_sub(1);
@@ -654,5 +668,12 @@ mod limit_tests {
         }
         assert_eq!(opened, 10 - 4, "loopback fills what is left of the server-wide limit");
         assert_eq!(ctx.try_open(other), Err(Refused::ServerFull));
+        // A proxy on this machine seen through a dual-stack socket is loopback too; an IPv6
+        // host's other addresses in its /64 share its count.
+        assert_eq!(address_key("::ffff:127.0.0.1".parse().unwrap()), local);
+        assert_eq!(
+            address_key("2001:db8:1:2::5".parse().unwrap()),
+            address_key("2001:db8:1:2:ffff::9".parse().unwrap())
+        );
     }
 }

@@ -58,7 +58,7 @@ async fn upgrade(
         return (StatusCode::UPGRADE_REQUIRED, [(header::UPGRADE, "websocket")], "this endpoint speaks WebSocket\n")
             .into_response();
     }
-    if let Err(origin) = origin_allowed(headers, &ctx.config.allowed_origins) {
+    if let Err(origin) = origin_allowed(headers, &ctx.config.allowed_origins, ctx.config.public_url.as_deref()) {
         debug!(%peer, %origin, "WebSocket from another site's page refused");
         return (
             StatusCode::FORBIDDEN,
@@ -121,18 +121,42 @@ async fn upgrade(
     response
 }
 
-/// A browser's WebSocket says which page opened it (`Origin`): allowed when it is this server's
-/// own page (the same host and port as the request's `Host`) or listed in `--allowed-origin`;
-/// without `Origin` (bots, tools) it is not a browser page and is allowed. Refusing the rest stops
-/// a hostile web page from driving a visitor's browser into a LAN server. `Err`: the origin.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
+/// A browser request says which page sent it (`Origin`): allowed when it is this server's own
+/// page, or `--public-url`'s, or listed in `--allowed-origin`; without `Origin` (bots, tools) it
+/// is not a browser page and is allowed. Refusing the rest stops a hostile web page from driving
+/// a visitor's browser into a LAN server. "Own page" means the same host and port as the
+/// request's `Host`, and that host must be one this server answers to by design (an IP address,
+/// `localhost`, a `.local` mDNS name, or `--public-url`'s host): a hostile site whose name was
+/// re-pointed at the server (DNS rebinding) matches its own Host but is none of those. A server
+/// reached by another DNS name sets `--public-url` to it. `Err`: the origin.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], public_url: Option<&str>) -> Result<(), String> {
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
     let origin = origin.to_str().unwrap_or("").trim().to_ascii_lowercase();
-    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let authority = |url: &str| -> Option<String> {
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+        Some(rest.split('/').next().unwrap_or("").to_ascii_lowercase())
+    };
+    let public = public_url.and_then(authority);
+    if public.is_some() && authority(&origin) == public {
+        return Ok(());
+    }
+    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin)) {
+        return Ok(());
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.trim().to_ascii_lowercase());
-    let same_site = authority.is_some_and(|a| Some(a) == host.as_deref());
-    let listed = allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin));
-    if same_site || listed { Ok(()) } else { Err(origin) }
+    let same_site = authority(&origin).is_some_and(|a| Some(&a) == host.as_ref());
+    let known_name = host.as_deref().is_some_and(|host| {
+        let name = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(name, _)| name);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".local")
+            || public.as_deref().is_some_and(|p| p.split(':').next() == Some(name))
+    });
+    if same_site && known_name { Ok(()) } else { Err(origin) }
 }
 
 /// Prometheus text exposition of every live room's figures; not on the game port when the host
@@ -195,7 +219,8 @@ async fn livez(State(ctx): State<Arc<NetContext>>) -> Response {
     if stuck.is_empty() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("rooms not ticking: {}\n", stuck.join(" "))).into_response()
+        // Counted, not named: a private room's code is its secret.
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{} room(s) with players not ticking\n", stuck.len())).into_response()
     }
 }
 
@@ -261,6 +286,10 @@ async fn create_room(
     request: Request,
 ) -> Response {
     use crate::room::registry::CreateError;
+    // Another site's page may not create rooms in a visitor's name (as for the WebSocket).
+    if origin_allowed(request.headers(), &ctx.config.allowed_origins, ctx.config.public_url.as_deref()).is_err() {
+        return json_error(StatusCode::FORBIDDEN, "rooms can only be created from this server's own pages");
+    }
     let body = match axum::body::to_bytes(request.into_body(), MAX_CREATE_BODY).await {
         Ok(body) => body,
         Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 4096 bytes"),

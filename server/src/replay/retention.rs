@@ -46,6 +46,11 @@ pub fn prune(dir: &Path, retention: Retention, keep: &Path) -> (usize, u64) {
             continue;
         }
         match std::fs::remove_file(path) {
+            // Another recording's writer pruned it first: gone either way.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                count -= 1;
+                bytes -= len;
+            }
             Ok(()) => {
                 count -= 1;
                 bytes -= len;
