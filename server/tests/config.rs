@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 fn dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-tests");
@@ -94,23 +92,7 @@ fn unknown_keys_unknown_variables_and_bad_values_are_errors_that_say_where() {
 async fn the_server_runs_with_its_config_file() {
     let file = dir().join("serve.toml");
     std::fs::write(&file, "bind = \"127.0.0.1:0\"\nbots = 3\nno_replay = true\nno_lan = true\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--config", file.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("http://localhost:").nth(1) {
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let _ = port_tx.send(port);
-            }
-        }
-    });
-    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("the server prints its address");
+    let (mut child, port) = common::spawn_binary(&["--config", file.to_str().unwrap()], &[]);
     let client = common::TestClient::join_url(&format!("ws://127.0.0.1:{port}/ws"), "reader").await;
     let bots = client.welcome.roster.iter().filter(|r| r.bot).count();
     let _ = child.kill();

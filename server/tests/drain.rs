@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use common::{TestClient, hello, read_until_closed};
 use server::ServerConfig;
 use server::room::live::RoomStats;
 use server::room::registry::Registry;
-use shared::protocol::{DisconnectReason, GameEvent};
+use shared::protocol::DisconnectReason;
 use tokio::sync::oneshot;
 
 /// `GET path` over plain HTTP/1.0: (status, body).
@@ -27,17 +27,6 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let _ = stream.read_to_string(&mut text);
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-}
-
-fn notices(client: &TestClient) -> Vec<String> {
-    client
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            GameEvent::Notice { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,8 +55,8 @@ async fn a_drain_lets_the_match_finish_refuses_newcomers_and_ends_when_the_rooms
     player.next_snapshot().await;
 
     drain_tx.send(()).unwrap();
-    let told = player.until(Duration::from_secs(5), |c| notices(c).iter().any(|n| n.contains("restarting in"))).await;
-    assert!(told, "the player is told the server restarts: {:?}", notices(&player));
+    let told = player.until(Duration::from_secs(5), |c| c.notices().iter().any(|n| n.contains("restarting in"))).await;
+    assert!(told, "the player is told the server restarts: {:?}", player.notices());
     let (ready, body) = get(addr, "/readyz");
     assert_eq!((ready, body.trim()), (503, "draining"));
     assert_eq!(get(addr, "/livez").0, 200, "alive while draining");
@@ -132,25 +121,9 @@ fn start_binary(args: &[&str], label: &str) -> (std::process::Child, u16, std::o
     let _ = std::fs::remove_file(&socket_path);
     let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--bind", "127.0.0.1:0", "--no-replay"])
-        .args(args)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start arena-server");
-    let stderr = child.stderr.take().unwrap();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("http://localhost:").nth(1) {
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let _ = port_tx.send(port.parse::<u16>().unwrap());
-            }
-        }
-    });
-    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("server prints its address");
+    let mut args_with_bind = vec!["--bind", "127.0.0.1:0", "--no-replay"];
+    args_with_bind.extend_from_slice(args);
+    let (child, port) = common::spawn_binary(&args_with_bind, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
     (child, port, notify)
 }
 
@@ -188,7 +161,7 @@ async fn the_binary_drains_on_sigterm_tells_systemd_and_stops_at_once_on_a_secon
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let stopping = notification(&notify, "STOPPING=1");
     assert!(stopping.contains("EXTEND_TIMEOUT_USEC="), "the drain asks systemd for time: {stopping}");
-    assert!(player.until(Duration::from_secs(5), |c| notices(c).iter().any(|n| n.contains("restarting in"))).await);
+    assert!(player.until(Duration::from_secs(5), |c| c.notices().iter().any(|n| n.contains("restarting in"))).await);
     // A second SIGTERM: no 30 s wait.
     let second = Instant::now();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{TestClient, TestServer, duel_map, hello_to, http};
 use server::ServerConfig;
 use server::room::live::SimInput;
-use shared::protocol::{ClientMsg, DisconnectReason, GameEvent, ServerMsg};
+use shared::protocol::{ClientMsg, DisconnectReason, ServerMsg};
 use shared::room::{CreatedRoom, HostCmd, RoomRequest, RoomSettings, RoomSummary, parse_host_key};
 
 fn config() -> ServerConfig {
@@ -54,17 +54,6 @@ async fn wait_room(client: &mut TestClient, done: impl Fn(&shared::room::RoomInf
 
 async fn wait_welcome(client: &mut TestClient) -> shared::protocol::Welcome {
     client.next_welcome().await
-}
-
-fn notices(client: &TestClient) -> Vec<String> {
-    client
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            GameEvent::Notice { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -133,7 +122,7 @@ async fn bad_codes_locked_full_and_kicked_are_refused_with_their_reasons() {
     let ending = common::read_until_closed(&mut guest.ws).await;
     assert_eq!(ending.reason, Some(DisconnectReason::Kicked));
     assert_eq!(ending.close.as_ref().map(|c| c.0), Some(4008));
-    assert!(host.until(Duration::from_secs(5), |t| notices(t).iter().any(|n| n == "host kicked guest")).await);
+    assert!(host.until(Duration::from_secs(5), |t| t.notices().iter().any(|n| n == "host kicked guest")).await);
     expect_refused(&server, hello_to("guest", join(&code), None, 77, None), DisconnectReason::Kicked).await;
     let token = guest.welcome.resume_token;
     expect_refused(&server, hello_to("guest2", join(&code), None, 78, Some(token)), DisconnectReason::Kicked).await;
@@ -200,9 +189,9 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
     // A restart right after a map change is refused with a notice (one new match per 2 s).
     host.send(&ClientMsg::Host(HostCmd::Restart)).await;
     assert!(
-        host.until(Duration::from_secs(5), |t| notices(t).iter().any(|n| n.contains("wait a moment"))).await,
+        host.until(Duration::from_secs(5), |t| t.notices().iter().any(|n| n.contains("wait a moment"))).await,
         "notices: {:?}",
-        notices(&host)
+        host.notices()
     );
     assert_eq!(wait_welcome(&mut carol).await.map_id, "crossfire", "carol's first new match: the map change");
     tokio::time::sleep(server::room::live::NEW_MATCH_COOLDOWN).await;
@@ -221,9 +210,9 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
     // A control the old host clicked before hearing of the handover: a notice, not a disconnect.
     host.send(&ClientMsg::Host(HostCmd::SetLocked { locked: true })).await;
     assert!(
-        host.until(Duration::from_secs(5), |t| notices(t).iter().any(|n| n == "You are no longer the host")).await,
+        host.until(Duration::from_secs(5), |t| t.notices().iter().any(|n| n == "You are no longer the host")).await,
         "notices: {:?}",
-        notices(&host)
+        host.notices()
     );
     // Bob (the host) leaves: the longest-present human, the original host, takes over, but
     // without the key (only a host who joined with it or was handed the role ever gets it).
@@ -231,16 +220,16 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
     wait_room(&mut host, |room| room.you_are_host && room.host_key.is_none()).await;
     assert!(
         host.until(Duration::from_secs(5), |t| {
-            let n = notices(t);
+            let n = t.notices();
             n.iter().any(|n| n == "host changed the map to Crossfire")
                 && n.iter().any(|n| n == "host made bob the host")
                 && n.iter().any(|n| n == "host is now the host")
         })
         .await,
         "notices: {:?}",
-        notices(&host)
+        host.notices()
     );
-    assert!(notices(&host).iter().any(|n| n.contains("no map called \"nowhere\"")), "{:?}", notices(&host));
+    assert!(host.notices().iter().any(|n| n.contains("no map called \"nowhere\"")), "{:?}", host.notices());
     server.stop().await;
 }
 

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{TestClient, TestServer, read_until_closed};
@@ -29,23 +28,8 @@ async fn shutdown_closes_every_client_with_a_reason() {
 
 #[tokio::test]
 async fn the_binary_shuts_down_cleanly_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--bind", "127.0.0.1:0", "--bots", "4", "--no-replay", "--drain-seconds", "1"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start arena-server");
-    let stderr = child.stderr.take().unwrap();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("http://localhost:").nth(1) {
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let _ = port_tx.send(port);
-            }
-        }
-    });
-    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("server prints its address");
+    let (mut child, port) =
+        common::spawn_binary(&["--bind", "127.0.0.1:0", "--bots", "4", "--no-replay", "--drain-seconds", "1"], &[]);
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut client = TestClient::join_url(&url, "watcher").await;
     client.next_snapshot().await;

@@ -77,6 +77,20 @@ struct Scenario {
     stalls: bool,
 }
 
+/// A fresh in-process server on 127.0.0.1: its WebSocket URL, the sender that stops it, its task.
+async fn start_server(
+    config: ServerConfig,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/ws", listener.local_addr().expect("addr"));
+    let rooms = Registry::new(Arc::new(config), Arc::new(RoomStats::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run_with_registry(listener, rooms, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, server)
+}
+
 async fn join(url: &str, name: &str) -> (Ws, Session) {
     // TCP_NODELAY, as browsers set it: Nagle's algorithm would hold inputs for the server's ACK.
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("connect");
@@ -201,13 +215,7 @@ async fn run(scenario: &Scenario, seconds: f64) -> serde_json::Value {
         map: Arc::new(MapDef::open("feel", 3000.0, 0)),
         ..ServerConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}/ws", listener.local_addr().expect("addr"));
-    let rooms = Registry::new(Arc::new(config), Arc::new(RoomStats::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run_with_registry(listener, rooms, async move {
-        let _ = stopped.await;
-    }));
+    let (url, stop, server) = start_server(config).await;
     let player = tokio::spawn(play(url.clone(), "player", true, seconds));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let observer = play(url, "observer", false, seconds - 0.3).await.feel;
@@ -299,13 +307,7 @@ async fn lag_comp(window_ms: u32, seconds: f64) -> serde_json::Value {
         map: Arc::new(MapDef::open("lag", 3000.0, 0)),
         ..ServerConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}/ws", listener.local_addr().expect("addr"));
-    let rooms = Registry::new(Arc::new(config), Arc::new(RoomStats::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run_with_registry(listener, rooms, async move {
-        let _ = stopped.await;
-    }));
+    let (url, stop, server) = start_server(config).await;
     let target = tokio::spawn(strafe(url.clone(), seconds + 1.0));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut ws, mut session) = join(&url, "shooter").await;

@@ -335,6 +335,17 @@ impl TestClient {
         self.receiver.latest().map(|(_, view)| view).expect("at least one snapshot")
     }
 
+    /// The room notices received so far (host actions, drain countdowns...).
+    pub fn notices(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                GameEvent::Notice { text } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Position of a player in the latest view.
     pub fn player_pos(&self, id: NetId) -> Option<Vec2> {
         match self.receiver.latest()?.1.get(id)? {
@@ -342,4 +353,30 @@ impl TestClient {
             _ => None,
         }
     }
+}
+
+/// Starts the real `arena-server` binary on 127.0.0.1:0 with `args` and extra environment,
+/// stderr read in the background; returns it (end it by its PID) and the port it printed.
+#[allow(dead_code)]
+pub fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start arena-server");
+    let stderr = child.stderr.take().unwrap();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("http://localhost:").nth(1) {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let _ = port_tx.send(port.parse::<u16>().unwrap_or(0));
+            }
+        }
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("the server prints its address");
+    (child, port)
 }
