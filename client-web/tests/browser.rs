@@ -424,8 +424,19 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
 }
 
 /// Reads the QR code an `<img>` shows, from the page's own pixels: the image is drawn on a canvas
-/// in the page (as the phone's camera would see the screen) and decoded here.
+/// in the page (as the phone's camera would see the screen) and decoded here. Waits up to 5 s for
+/// the image to load and decode; `None` if it never does.
 async fn decode_qr_image(player: &Player, selector: &str) -> Option<String> {
+    for _ in 0..50 {
+        if let Some(text) = decode_qr_image_once(player, selector).await {
+            return Some(text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn decode_qr_image_once(player: &Player, selector: &str) -> Option<String> {
     let expression = format!(
         "(() => {{ const img = document.querySelector('{selector}'); \
            if (!img || !img.complete || !img.naturalWidth) return null; \
@@ -463,14 +474,7 @@ async fn the_lobby_and_the_room_invite_other_devices_with_a_scannable_lan_addres
     let mut eve = Player::launch("eve").await;
     eve.open(&server.url).await;
     eve.wait_for_text("the LAN address in the lobby", "lan-url", |t| t == lan_url).await;
-    let mut decoded = None;
-    for _ in 0..50 {
-        decoded = decode_qr_image(&eve, "#lan-qr").await;
-        if decoded.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let decoded = decode_qr_image(&eve, "#lan-qr").await;
     eve.check(decoded.as_deref() == Some(lan_url), format!("the lobby's QR code says {decoded:?}, expected {lan_url}"))
         .await;
     // Into Main: the room box's invite is on the LAN address, with its own QR code.
@@ -479,14 +483,7 @@ async fn the_lobby_and_the_room_invite_other_devices_with_a_scannable_lan_addres
     let code = server.main_code.clone();
     let expected = format!("{lan_url}r/{code}");
     eve.wait_for_text("the room's invite on the LAN address", "invite-link", |t| t == expected).await;
-    let mut decoded = None;
-    for _ in 0..50 {
-        decoded = decode_qr_image(&eve, "#invite-qr").await;
-        if decoded.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let decoded = decode_qr_image(&eve, "#invite-qr").await;
     eve.check(
         decoded.as_deref() == Some(expected.as_str()),
         format!("the room's QR code says {decoded:?}, expected {expected}"),

@@ -185,6 +185,9 @@ pub enum SimInput {
     },
 }
 
+/// A server-wide counter in `/metrics`: name, help, and the room counter it sums.
+type CounterSeries = (&'static str, &'static str, fn(&RoomStats) -> &AtomicU64);
+
 /// Figures the room publishes for logs, `/metrics` and tests. Written by the sim task only.
 #[derive(Debug, Default)]
 pub struct RoomStats {
@@ -252,54 +255,40 @@ impl RoomStats {
             "Connected clients in all rooms (players and spectators).",
             sum64(&|s| u64::from(s.clients.load(Ordering::Relaxed))),
         );
-        metrics::counter(
-            &mut out,
-            "arena_snapshots_sent_total",
-            "Snapshots handed to connections.",
-            sum64(&|s| load(&s.snapshots_sent)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_snapshots_skipped_total",
-            "Snapshots skipped for full outboxes.",
-            sum64(&|s| load(&s.snapshots_skipped)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_snapshot_bytes_total",
-            "Bytes of snapshot messages sent.",
-            sum64(&|s| load(&s.snapshot_bytes)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_lag_comp_clamped_future_total",
-            "Shots whose input claimed a view after the server's present (clamped to it).",
-            sum64(&|s| load(&s.lag_comp_future)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_lag_comp_clamped_window_total",
-            "Shots whose input claimed a view older than --lag-comp-ms (clamped to the window).",
-            sum64(&|s| load(&s.lag_comp_too_old)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_snapshots_budget_limited_total",
-            "Snapshots that deferred changes to stay within --snapshot-budget-bytes.",
-            sum64(&|s| load(&s.snapshots_budget_limited)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_snapshot_deferred_entities_total",
-            "Entity changes deferred to a later snapshot by the byte budget.",
-            sum64(&|s| load(&s.budget_deferred_entities)),
-        );
-        metrics::counter(
-            &mut out,
-            "arena_snapshots_over_budget_total",
-            "Snapshots larger than the budget because their fixed part alone did not fit.",
-            sum64(&|s| load(&s.snapshots_over_budget)),
-        );
+        // Server-wide totals of the rooms' counters.
+        let totals: [CounterSeries; 8] = [
+            ("arena_snapshots_sent_total", "Snapshots handed to connections.", |s| &s.snapshots_sent),
+            ("arena_snapshots_skipped_total", "Snapshots skipped for full outboxes.", |s| &s.snapshots_skipped),
+            ("arena_snapshot_bytes_total", "Bytes of snapshot messages sent.", |s| &s.snapshot_bytes),
+            (
+                "arena_lag_comp_clamped_future_total",
+                "Shots whose input claimed a view after the server's present (clamped to it).",
+                |s| &s.lag_comp_future,
+            ),
+            (
+                "arena_lag_comp_clamped_window_total",
+                "Shots whose input claimed a view older than --lag-comp-ms (clamped to the window).",
+                |s| &s.lag_comp_too_old,
+            ),
+            (
+                "arena_snapshots_budget_limited_total",
+                "Snapshots that deferred changes to stay within --snapshot-budget-bytes.",
+                |s| &s.snapshots_budget_limited,
+            ),
+            (
+                "arena_snapshot_deferred_entities_total",
+                "Entity changes deferred to a later snapshot by the byte budget.",
+                |s| &s.budget_deferred_entities,
+            ),
+            (
+                "arena_snapshots_over_budget_total",
+                "Snapshots larger than the budget because their fixed part alone did not fit.",
+                |s| &s.snapshots_over_budget,
+            ),
+        ];
+        for (name, help, field) in totals {
+            metrics::counter(&mut out, name, help, sum64(&|s| load(field(s))));
+        }
         let tick_time = Histogram::default();
         let input_ack = Histogram::default();
         for (_, stats) in rooms {
