@@ -67,6 +67,9 @@ pub struct App {
     room: Option<RoomInfo>,
     /// This browser's random id (localStorage), sent in every hello.
     client_id: u64,
+    /// The server password the player typed (memory only), or the join token the page was
+    /// opened with (`#join=`): sent in every hello.
+    auth: Option<shared::protocol::JoinAuth>,
     /// The last resume token and its room, in case sessionStorage is unavailable.
     resume: Option<(RoomCode, u64)>,
     /// The room of the invite link the lobby offers to join (`/r/CODE` without a known name),
@@ -163,6 +166,7 @@ pub fn start() -> Result<(), JsValue> {
             target: JoinTarget::QuickPlay,
             room: None,
             client_id: storage::client_id(),
+            auth: None,
             resume: None,
             invite: None,
             invite_room: None,
@@ -354,9 +358,13 @@ impl App {
         match event {
             NetEvent::Open => {
                 let remembered = self.resume;
-                let hello = lobby::hello(&self.name, &self.target, self.client_id, |code| {
-                    storage::credentials(code, remembered)
-                });
+                let hello = lobby::hello(
+                    &self.name,
+                    &self.target,
+                    self.client_id,
+                    |code| storage::credentials(code, remembered),
+                    self.auth.clone(),
+                );
                 self.send(&hello);
             }
             NetEvent::Message(bytes) => {

@@ -22,7 +22,7 @@ impl Reply {
 /// down); an error status is a [`Reply`] like any other.
 pub async fn get(path: &str) -> Result<Reply, JsValue> {
     let window = web_sys::window().ok_or("no window")?;
-    let response: Response = JsFuture::from(window.fetch_with_str(path)).await?.dyn_into()?;
+    let response: Response = JsFuture::from(window.fetch_with_str(&crate::route::at(path))).await?.dyn_into()?;
     let body = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
     Ok(Reply { status: response.status(), body })
 }

@@ -4,7 +4,7 @@
 //! `lobby_view`; the socket side is `app`.
 
 use serde::{Deserialize, Serialize};
-use shared::protocol::{ClientMsg, DisconnectReason, PROTOCOL_VERSION};
+use shared::protocol::{ClientMsg, DisconnectReason, JoinAuth, PROTOCOL_VERSION};
 use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
 
 /// What `GET /api/lan` says: this server's addresses for other devices and the Arena servers it
@@ -125,6 +125,7 @@ pub fn hello(
     target: &JoinTarget,
     client_id: u64,
     credentials_for: impl FnOnce(RoomCode) -> Credentials,
+    auth: Option<JoinAuth>,
 ) -> ClientMsg {
     let credentials = match target {
         JoinTarget::Join(code) => credentials_for(*code),
@@ -137,13 +138,14 @@ pub fn hello(
         room: target.request(),
         host_key: credentials.host_key,
         client_id,
+        auth,
     }
 }
 
 /// Close codes whose reasons retrying cannot fix (see [`DisconnectReason::close_code`]), for when
 /// the server's `Disconnect` message did not arrive before the Close frame.
 fn is_permanent_code(code: u16) -> bool {
-    matches!(code, 1003 | 4001 | 4004 | 4005 | 4008..=4015)
+    matches!(code, 1003 | 4001 | 4004 | 4005 | 4008..=4023)
 }
 
 /// Endings that retrying cannot fix: the client must not reconnect by itself.
@@ -163,6 +165,14 @@ pub fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
                 | DisconnectReason::NotAllowed
                 | DisconnectReason::TooManyRooms { .. }
                 | DisconnectReason::CreateRateLimited
+                | DisconnectReason::ByOperator { .. }
+                | DisconnectReason::Banned
+                | DisconnectReason::PasswordRequired
+                | DisconnectReason::WrongPassword
+                | DisconnectReason::TokenRequired
+                | DisconnectReason::TokenInvalid { .. }
+                | DisconnectReason::TokenExpired
+                | DisconnectReason::JoinRateLimited
         ),
         None => is_permanent_code(code),
     }
@@ -216,6 +226,24 @@ pub fn after_close(ending: Ending<'_>) -> AfterClose {
     AfterClose::Lobby(lobby_message(ending))
 }
 
+/// The server wants a password (none was sent, or it was wrong): the lobby asks for it.
+pub fn asks_password(reason: Option<&DisconnectReason>, code: u16) -> bool {
+    match reason {
+        Some(reason) => matches!(reason, DisconnectReason::PasswordRequired | DisconnectReason::WrongPassword),
+        None => matches!(code, 4018 | 4019),
+    }
+}
+
+/// A join token handed over in the page address's fragment (`#join=TOKEN`, which browsers never
+/// send to a server), by a lobby front end that allocated this server.
+pub fn token_in_fragment(hash: &str) -> Option<String> {
+    let token = hash.strip_prefix('#')?.split('&').find_map(|pair| pair.strip_prefix("join="))?;
+    let plausible = !token.is_empty()
+        && token.len() <= shared::protocol::MAX_JOIN_TOKEN_BYTES
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    plausible.then(|| token.to_string())
+}
+
 /// The sentence the lobby shows after a permanent ending.
 fn lobby_message(ending: Ending<'_>) -> String {
     let kicked = match ending.reason {
@@ -225,6 +253,10 @@ fn lobby_message(ending: Ending<'_>) -> String {
     let why = ending.why;
     if kicked {
         "You were kicked by the host".to_string()
+    } else if matches!(ending.reason, Some(DisconnectReason::PasswordRequired)) || ending.code == 4018 {
+        "This server needs a password: type it below, then play".to_string()
+    } else if matches!(ending.reason, Some(DisconnectReason::WrongPassword)) || ending.code == 4019 {
+        "Wrong password: try again".to_string()
     } else if ending.in_room.is_some() {
         format!("Disconnected: {why}")
     } else {
@@ -333,6 +365,38 @@ mod tests {
     }
 
     #[test]
+    fn the_server_password_and_join_tokens_reach_the_hello() {
+        let asked = DisconnectReason::PasswordRequired;
+        let wrong = DisconnectReason::WrongPassword;
+        let join = JoinTarget::QuickPlay;
+        assert!(asks_password(Some(&asked), 4018) && asks_password(Some(&wrong), 4019) && asks_password(None, 4019));
+        assert!(!asks_password(Some(&DisconnectReason::TokenExpired), 4022));
+        assert_eq!(
+            after_close(ending(Some(&asked), &join, None)),
+            AfterClose::Lobby("This server needs a password: type it below, then play".into())
+        );
+        assert_eq!(
+            after_close(ending(Some(&wrong), &join, None)),
+            AfterClose::Lobby("Wrong password: try again".into())
+        );
+        let expired = DisconnectReason::TokenExpired;
+        assert_eq!(
+            after_close(ending(Some(&expired), &join, None)),
+            AfterClose::Lobby("Could not join: join token expired; get a new one".into())
+        );
+        assert_eq!(token_in_fragment("#join=aaa.bbb.ccc"), Some("aaa.bbb.ccc".into()));
+        assert_eq!(token_in_fragment("#x=1&join=a-b_c.d"), Some("a-b_c.d".into()));
+        assert_eq!(token_in_fragment("#join=<script>"), None);
+        assert_eq!(token_in_fragment(""), None);
+        let auth = Some(JoinAuth::Password("pw".into()));
+        let ClientMsg::Hello { auth: sent, .. } = hello("ann", &join, 1, |_| Credentials::default(), auth.clone())
+        else {
+            panic!("a hello")
+        };
+        assert_eq!(sent, auth);
+    }
+
+    #[test]
     fn client_ids_are_64_random_bits_and_never_zero() {
         assert_eq!(client_id_from_random(0.0, 0.0), 1);
         assert_eq!(client_id_from_random(0.5, 0.25), (1u64 << 63) | (1 << 30));
@@ -352,8 +416,8 @@ mod tests {
             assert_eq!(asked, room);
             held
         };
-        let ClientMsg::Hello { resume, host_key, room: request, client_id, protocol, name } =
-            hello("ann", &JoinTarget::Join(room), 99, lookup)
+        let ClientMsg::Hello { resume, host_key, room: request, client_id, protocol, name, .. } =
+            hello("ann", &JoinTarget::Join(room), 99, lookup, None)
         else {
             panic!("not a hello");
         };
@@ -361,7 +425,7 @@ mod tests {
         assert_eq!((request, name.as_str()), (RoomRequest::Join { code: "ABCD".into() }, "ann"));
         let unasked = |_| panic!("credentials must not be looked up");
         for target in [JoinTarget::QuickPlay, JoinTarget::Watch(room), JoinTarget::Create(RoomSettings::default())] {
-            let ClientMsg::Hello { resume, host_key, room, .. } = hello("ann", &target, 1, unasked) else {
+            let ClientMsg::Hello { resume, host_key, room, .. } = hello("ann", &target, 1, unasked, None) else {
                 panic!("not a hello");
             };
             assert_eq!((resume, host_key, room), (None, None, target.request()));

@@ -13,6 +13,8 @@ pub struct LobbyView {
     document: Document,
     pub root: HtmlElement,
     pub name_input: HtmlInputElement,
+    /// The server password box, shown once the server asked for one.
+    pub password_input: HtmlInputElement,
     pub play: HtmlElement,
     invite_banner: HtmlElement,
     message: HtmlElement,
@@ -42,6 +44,7 @@ impl LobbyView {
         Ok(LobbyView {
             root: by_id(document, "lobby")?,
             name_input: by_id(document, "name")?,
+            password_input: by_id(document, "password")?,
             play: by_id(document, "play")?,
             invite_banner: by_id(document, "invite-banner")?,
             message: by_id(document, "lobby-message")?,
@@ -68,6 +71,20 @@ impl LobbyView {
 
     pub fn show(&self, visible: bool) {
         Hud::show(&self.root, visible);
+    }
+
+    /// Shows the password box (empty, focused) when the server asked for a password.
+    pub fn ask_password(&self) {
+        self.password_input.set_value("");
+        Hud::show(&self.password_input, true);
+        let _ = self.password_input.focus();
+    }
+
+    /// The password typed, when the box is shown and not empty.
+    pub fn typed_password(&self) -> Option<String> {
+        let shown = !self.password_input.class_list().contains("hidden");
+        let value = self.password_input.value();
+        (shown && !value.is_empty()).then_some(value)
     }
 
     /// The sentence at the top of the lobby (why the last room ended, a bad code), or none.
@@ -149,7 +166,7 @@ impl LobbyView {
         match &lan.best_url {
             Some(url) => {
                 self.lan_url.set_text_content(Some(url));
-                let _ = self.lan_qr.set_attribute("src", "/api/lan/qr.svg?path=/");
+                let _ = self.lan_qr.set_attribute("src", &crate::route::at("/api/lan/qr.svg?path=/"));
                 let _ = self.lan_qr.set_attribute("alt", &format!("QR code of {url}"));
             }
             None => {

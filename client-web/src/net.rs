@@ -25,7 +25,7 @@ pub struct Connection {
 pub fn server_url() -> Result<String, JsValue> {
     let location = web_sys::window().ok_or("no window")?.location();
     let scheme = if location.protocol()? == "https:" { "wss" } else { "ws" };
-    Ok(format!("{scheme}://{}/ws", location.host()?))
+    Ok(format!("{scheme}://{}{}", location.host()?, crate::route::at("/ws")))
 }
 
 impl Connection {

@@ -6,6 +6,59 @@ use shared::room::RoomCode;
 
 use crate::lobby::JoinTarget;
 
+/// `path` (absolute, like `/api/rooms` or `/r/ABCD`) under `base` (`/`, or `/gs/NAME/` when a
+/// proxy routes this server by a path prefix).
+pub fn rebase(base: &str, path: &str) -> String {
+    format!("{}{}", base, path.trim_start_matches('/'))
+}
+
+/// The page's path as the routes know it: `base` taken off (`/gs/NAME/r/ABCD` → `/r/ABCD`).
+pub fn local_path(base: &str, path: &str) -> String {
+    if base == "/" {
+        return path.to_string();
+    }
+    match path.strip_prefix(base) {
+        Some(rest) => format!("/{rest}"),
+        None if path == base.trim_end_matches('/') => "/".to_string(),
+        None => path.to_string(),
+    }
+}
+
+/// A `<meta name="arena-base">` value, when it is a plain absolute path ending in `/`.
+pub fn parse_base(meta: Option<&str>) -> String {
+    match meta {
+        Some(base)
+            if base.starts_with('/')
+                && base.ends_with('/')
+                && !base.contains("//")
+                && base.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) =>
+        {
+            base.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+thread_local! {
+    static BASE: String = parse_base(
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector("meta[name=arena-base]").ok().flatten())
+            .and_then(|meta| meta.get_attribute("content"))
+            .as_deref(),
+    );
+}
+
+/// Where this server's pages live (the server says so in the page; `/` unless proxied by path).
+pub fn base() -> String {
+    BASE.with(Clone::clone)
+}
+
+/// `path` under this page's [`base`].
+pub fn at(path: &str) -> String {
+    rebase(&base(), path)
+}
+
 /// The room code in an invite-link path (`/r/abcd`, `/r/ABCD/`), if the path is one and the code
 /// is valid. Anything else is the lobby.
 pub fn room_in_path(path: &str) -> Option<RoomCode> {
@@ -62,6 +115,21 @@ mod tests {
 
     fn code(text: &str) -> RoomCode {
         RoomCode::parse(text).expect("valid code")
+    }
+
+    #[test]
+    fn paths_move_under_a_proxy_prefix() {
+        assert_eq!(rebase("/", "/api/rooms"), "/api/rooms");
+        assert_eq!(rebase("/gs/pod-1/", "/api/rooms"), "/gs/pod-1/api/rooms");
+        assert_eq!(rebase("/gs/pod-1/", "/"), "/gs/pod-1/");
+        assert_eq!(local_path("/gs/pod-1/", "/gs/pod-1/r/ABCD"), "/r/ABCD");
+        assert_eq!(local_path("/gs/pod-1/", "/gs/pod-1"), "/");
+        assert_eq!(local_path("/", "/r/ABCD"), "/r/ABCD");
+        assert_eq!(parse_base(Some("/gs/pod-1/")), "/gs/pod-1/");
+        for bad in ["gs/", "/gs", "//evil.example/", "/a b/", "/\"><script>/"] {
+            assert_eq!(parse_base(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(parse_base(None), "/");
     }
 
     #[test]

@@ -87,6 +87,16 @@ pub struct ServerConfig {
     /// Most bytes one snapshot message may take (per client); the most important changes go
     /// first and the rest wait for later snapshots. `None`: no budget (scenario S1).
     pub snapshot_budget_bytes: Option<u32>,
+    /// Who may join: anonymous (the default), a password, join tokens.
+    pub gate: Arc<crate::auth::Gate>,
+    /// Hellos per minute from one address (loopback exempt; 0 turns it off).
+    pub joins_per_minute_per_ip: u32,
+    /// The operator's tokens, ban list and audit log (`/admin`, `/api/admin/…`).
+    pub admin: crate::admin::AdminConfig,
+    /// `/metrics` asks for an admin token.
+    pub metrics_require_token: bool,
+    /// HTTPS and `wss://` on the game port.
+    pub tls: Option<crate::net::tls::TlsFiles>,
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -128,6 +138,11 @@ impl Default for ServerConfig {
             metrics_bind: None,
             frame_ancestors: "'none'".to_string(),
             snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
+            gate: Arc::default(),
+            joins_per_minute_per_ip: 60,
+            admin: crate::admin::AdminConfig::default(),
+            metrics_require_token: false,
+            tls: None,
         }
     }
 }
@@ -188,9 +203,13 @@ impl ServerConfig {
         if let Some(url) = &self.public_url
             && (!(url.starts_with("http://") || url.starts_with("https://"))
                 || url.len() > 200
-                || url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\'')))
+                || url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\'' | '{' | '}')))
         {
-            return Err(format!("--public-url must be a plain http:// or https:// URL, got {url:?}"));
+            return Err(format!(
+                "--public-url must be a plain http:// or https:// URL (placeholders: {{hostname}}, {{port}}), got {url:?}"
+            ));
         }
         if self.frame_ancestors.chars().any(|c| c.is_control() || c == ';' || c == ',') {
             return Err(format!(
@@ -202,6 +221,17 @@ impl ServerConfig {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));
         }
         Ok(())
+    }
+
+    /// The path the pages are served under, from `--public-url`'s path (`/gs/NAME/` behind a
+    /// proxy that routes by path), always starting and ending with `/`; `/` without one.
+    pub fn base_path(&self) -> String {
+        let Some(url) = &self.public_url else { return "/".to_string() };
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let path = rest.find('/').map_or("/", |i| &rest[i..]);
+        let path = path.split(['?', '#']).next().unwrap_or("/");
+        let trimmed = path.trim_matches('/');
+        if trimmed.is_empty() { "/".to_string() } else { format!("/{trimmed}/") }
     }
 
     /// Ticks between snapshots (snapshots go out on ticks that are multiples of this).

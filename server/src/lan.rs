@@ -110,9 +110,14 @@ pub fn is_lan_address(ip: IpAddr) -> bool {
 
 /// `http://IP:PORT/` (IPv6 in brackets).
 pub fn url_for(ip: IpAddr, port: u16) -> String {
+    url_with("http", ip, port)
+}
+
+/// `SCHEME://IP:PORT/` (IPv6 in brackets); `https` when the server has TLS.
+pub fn url_with(scheme: &str, ip: IpAddr, port: u16) -> String {
     match ip {
-        IpAddr::V4(v4) => format!("http://{v4}:{port}/"),
-        IpAddr::V6(v6) => format!("http://[{v6}]:{port}/"),
+        IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}/"),
+        IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}/"),
     }
 }
 
@@ -216,7 +221,7 @@ fn peer_from(service: &mdns_sd::ResolvedService, own: &str, now: Instant) -> Opt
     }
     Some(Peer {
         name,
-        url: url_for(address, service.get_port()),
+        url: url_with(if text("tls").as_deref() == Some("1") { "https" } else { "http" }, address, service.get_port()),
         rooms: number("rooms"),
         players: number("players"),
         protocol: text("proto").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
@@ -227,6 +232,8 @@ fn peer_from(service: &mdns_sd::ResolvedService, own: &str, now: Instant) -> Opt
 /// The LAN side of one server: its URLs and, when on, the mDNS daemon and the peers it heard.
 pub struct Lan {
     port: u16,
+    /// `https` when the server has TLS (`--tls-cert`), else `http`.
+    scheme: &'static str,
     urls: Vec<String>,
     mdns: Option<Mdns>,
     peers: Mutex<HashMap<String, Peer>>,
@@ -241,12 +248,14 @@ struct Mdns {
     addresses: Vec<IpAddr>,
     /// The host name in use (`arena.local.`, or `arena-2.local.` after a clash).
     host: Mutex<String>,
+    /// Announced as `tls=1`: other servers list this one with `https://`.
+    tls: bool,
 }
 
 impl Lan {
     /// No LAN: loopback, `--no-lan`, tests.
     pub fn off(port: u16) -> Arc<Lan> {
-        Arc::new(Lan { port, urls: Vec::new(), mdns: None, peers: Mutex::new(HashMap::new()) })
+        Arc::new(Lan { port, scheme: "http", urls: Vec::new(), mdns: None, peers: Mutex::new(HashMap::new()) })
     }
 
     /// Starts announcing and browsing for a server listening on `addr` (unless it is loopback
@@ -259,26 +268,28 @@ impl Lan {
         mdns_name: &str,
         server_name: &str,
         public_url: Option<&str>,
+        tls: bool,
     ) -> Arc<Lan> {
         let port = addr.port();
+        let scheme = if tls { "https" } else { "http" };
         let addresses = lan_addresses(addr.ip());
-        let mut urls: Vec<String> = addresses.iter().map(|ip| url_for(*ip, port)).collect();
+        let mut urls: Vec<String> = addresses.iter().map(|ip| url_with(scheme, *ip, port)).collect();
         if let Some(public) = public_url {
             let public = if public.ends_with('/') { public.to_string() } else { format!("{public}/") };
             urls.retain(|url| *url != public);
             urls.insert(0, public);
         }
         if !enabled || addresses.is_empty() {
-            return Arc::new(Lan { port, urls, mdns: None, peers: Mutex::new(HashMap::new()) });
+            return Arc::new(Lan { port, scheme, urls, mdns: None, peers: Mutex::new(HashMap::new()) });
         }
-        let mdns = match Mdns::start(addr.ip(), &addresses, port, mdns_name, server_name) {
+        let mdns = match Mdns::start(addr.ip(), &addresses, port, mdns_name, server_name, tls) {
             Ok(mdns) => Some(mdns),
             Err(error) => {
                 warn!(%error, "mDNS is unavailable: other devices need the address (LAN discovery off)");
                 None
             }
         };
-        Arc::new(Lan { port, urls, mdns, peers: Mutex::new(HashMap::new()) })
+        Arc::new(Lan { port, scheme, urls, mdns, peers: Mutex::new(HashMap::new()) })
     }
 
     /// Runs discovery until `stop`: keeps the peer list, refreshes this server's announcement
@@ -350,7 +361,7 @@ impl Lan {
     pub fn mdns_url(&self) -> Option<String> {
         let mdns = self.mdns.as_ref()?;
         let host = mdns.host.lock().expect("host lock").trim_end_matches('.').to_string();
-        Some(format!("http://{host}:{}/", self.port))
+        Some(format!("{}://{host}:{}/", self.scheme, self.port))
     }
 
     pub fn info(&self) -> LanInfo {
@@ -377,7 +388,14 @@ impl Lan {
 }
 
 impl Mdns {
-    fn start(bind: IpAddr, addresses: &[IpAddr], port: u16, name: &str, server_name: &str) -> Result<Mdns, String> {
+    fn start(
+        bind: IpAddr,
+        addresses: &[IpAddr],
+        port: u16,
+        name: &str,
+        server_name: &str,
+        tls: bool,
+    ) -> Result<Mdns, String> {
         let daemon = ServiceDaemon::new().map_err(|e| e.to_string())?;
         // Only where the server listens: a server bound to one address announces on that
         // interface alone; loopback is never used.
@@ -397,6 +415,7 @@ impl Mdns {
             server_name,
             addresses: addresses.to_vec(),
             host: Mutex::new(host.clone()),
+            tls,
         };
         mdns.fullname = mdns.register(port, 0, 0, 0)?;
         info!(host = %host.trim_end_matches('.'), service = SERVICE_TYPE, "announcing on the LAN (mDNS)");
@@ -412,6 +431,7 @@ impl Mdns {
             ("rooms", rooms.to_string()),
             ("players", players.to_string()),
             ("seq", seq.to_string()),
+            ("tls", if self.tls { "1" } else { "0" }.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -5,6 +5,8 @@
 //! ([`room`], [`sim`]), and per-client delta snapshots ([`snapshot`]). [`bots`] is the headless
 //! WebSocket client behind `arena-server bots`.
 
+pub mod admin;
+pub mod auth;
 pub mod bots;
 pub mod config;
 pub mod lan;
@@ -156,6 +158,10 @@ async fn serve(
     drain: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
+    let admin = Arc::new(
+        admin::Admin::new(&config.admin)
+            .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?,
+    );
     // Bound before anything starts, so a bad --metrics-bind stops the server cleanly.
     let metrics_listener = match config.metrics_bind {
         Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -163,29 +169,72 @@ async fn serve(
     };
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let lan =
-        lan::Lan::start(local_addr, config.lan, &config.mdns_name, &config.server_name, config.public_url.as_deref());
+    // Loaded before anything starts, so a bad certificate stops the server with the reason.
+    let tls = match &config.tls {
+        Some(files) => Some(
+            net::tls::Reloading::new(files.clone())
+                .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?,
+        ),
+        None => None,
+    };
+    let lan = lan::Lan::start(
+        local_addr,
+        config.lan,
+        &config.mdns_name,
+        &config.server_name,
+        config.public_url.as_deref(),
+        tls.is_some(),
+    );
     let stop_lan = CancellationToken::new();
     let lan_task = tokio::spawn(lan.clone().run(rooms.clone(), stop_lan.clone()));
-    let ctx =
-        Arc::new(NetContext::new(config.clone(), rooms.clone(), stop_accepting.clone(), tracker.clone(), lan.clone()));
-    let app = net::http::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let ctx = Arc::new(NetContext::new(
+        config.clone(),
+        rooms.clone(),
+        stop_accepting.clone(),
+        tracker.clone(),
+        lan.clone(),
+        admin,
+    ));
+    let base = config.base_path();
+    let routes = tower::ServiceBuilder::new()
+        .map_request(move |request| net::http::strip_base_path(&base, request))
+        .service(net::http::router(ctx.clone()));
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(routes);
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
     // fixed, modest send buffer bounds the memory and the staleness a slow client can cause:
     // once it is full the outbox fills, snapshots are skipped, and the client is dropped.
-    let listener = listener.tap_io(|tcp| {
+    let tune = |tcp: &tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
-    });
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
-    });
+        let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
+    };
+    let http = match &tls {
+        Some(certificate) => {
+            tokio::spawn(certificate.clone().watch(stop_accepting.clone()));
+            let listener = net::tls::TlsListener::new(
+                listener,
+                net::tls::server_config(certificate.clone()),
+                tune,
+                stop_accepting.clone(),
+            )?
+            // axum gives `ConnectInfo<SocketAddr>` to tapped listeners of any kind.
+            .tap_io(|_| {});
+            tokio::spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
+            })
+        }
+        None => {
+            let listener = listener.tap_io(move |tcp| tune(tcp));
+            tokio::spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
+            })
+        }
+    };
     // `/metrics` on its own address when the host asked for one (`--metrics-bind`).
     let metrics_http = match metrics_listener {
         Some(metrics_listener) => {
             info!(addr = %metrics_listener.local_addr()?, "metrics served here only");
-            let app = net::http::metrics_router(ctx.clone());
+            let app = net::http::metrics_router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();
             let graceful = stop_accepting.clone();
             Some(tokio::spawn(async move {
                 axum::serve(metrics_listener, app)
@@ -197,6 +246,7 @@ async fn serve(
     };
     info!(
         addr = %local_addr,
+        tls = tls.is_some(),
         tick_hz = config.tick_hz,
         snapshot_hz = config.snapshot_hz,
         max_players = config.max_players,
@@ -216,7 +266,18 @@ async fn serve(
     systemd::ready(&format!("serving on {local_addr}"));
     let watchdog = tokio::spawn(systemd::watchdog(rooms.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
-    if let Some(drain) = drain {
+    // The drain starts on the host's signal (when the caller passed one) or the operator's request.
+    let drain_request = ctx.drain_request.clone();
+    let drain = async move {
+        match drain {
+            Some(signal) => tokio::select! {
+                _ = signal => {}
+                _ = drain_request.cancelled() => {}
+            },
+            None => drain_request.cancelled().await,
+        }
+    };
+    {
         tokio::select! {
             _ = &mut shutdown => {}
             _ = drain => {
@@ -243,8 +304,6 @@ async fn serve(
                 }
             }
         }
-    } else {
-        shutdown.await;
     }
     watchdog.abort();
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -46,7 +46,14 @@ enum Command {
     Health {
         #[arg(long, default_value = "http://127.0.0.1:8080/livez")]
         url: String,
+        /// Trust this CA certificate (PEM) for an https:// URL.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
     },
+    /// Administer a running server from a shell (JSON out): rooms, kick, close, bots,
+    /// broadcast, bans, ban, unban, drain, audit. The token comes from --token-file or
+    /// ARENA_ADMIN_TOKEN, never from an argument.
+    Admin(server::admin::cli::AdminArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,9 +179,19 @@ struct ServeArgs {
     #[arg(long)]
     server_name: Option<String>,
     /// The address players should use when it is not one of this machine's (a port forward, a
-    /// proxy, a DNS name): shown first, in invites and QR codes.
+    /// proxy, a DNS name): shown first, in invites and QR codes. A template: `{hostname}` (the
+    /// machine's or pod's host name) and `{port}` are filled in, and a path
+    /// (`https://games.example/gs/{hostname}/`) is where the pages, the API and the WebSocket are
+    /// served, for a proxy or ingress that routes servers by path.
     #[arg(long)]
     public_url: Option<String>,
+    /// Serve HTTPS and wss:// on the game port with this certificate chain (PEM; with
+    /// --tls-key). Renewed files are picked up within 30 s.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Another web origin allowed to open game connections, e.g. a lobby site
     /// (`--allowed-origin https://lobby.example`; repeatable). The server's own pages always are.
     #[arg(long = "allowed-origin", value_delimiter = ',')]
@@ -182,6 +199,43 @@ struct ServeArgs {
     /// Who may embed the game in a frame (CSP frame-ancestors sources, e.g. `https://site.example`).
     #[arg(long, default_value = "'none'")]
     frame_ancestors: String,
+    /// An admin token for /admin and /api/admin (`NAME=SECRET` or `SECRET`, at least 16
+    /// characters; repeatable; prefer ARENA_ADMIN_TOKEN or the config file to a flag). Without
+    /// one, a server on loopback generates a token and prints it once; otherwise admin is off.
+    #[arg(long = "admin-token", value_delimiter = ',')]
+    admin_token: Vec<String>,
+    /// Where IP bans are kept (JSON), so they survive restarts.
+    #[arg(long, default_value = "bans.json")]
+    bans_file: PathBuf,
+    /// Where every admin action is appended (JSON lines).
+    #[arg(long, default_value = "admin-audit.log")]
+    audit_log: PathBuf,
+    /// /metrics asks for an admin token (Authorization: Bearer) instead of answering anyone
+    /// who reaches the port. Off by default: use --metrics-bind to keep it off the game port.
+    #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+    metrics_require_token: bool,
+    /// A server password players type on the page before joining (prefer ARENA_PASSWORD or the
+    /// config file to a flag).
+    #[arg(long)]
+    password: Option<String>,
+    /// Admit only players with a join token (JWT) signed with this HS256 secret (at least 32
+    /// bytes) by the host's own backend.
+    #[arg(long)]
+    join_token_secret: Option<String>,
+    /// Admit only players with a join token signed by a key of this JWKS file (RS*, PS*, ES*,
+    /// EdDSA; picked by `kid`).
+    #[arg(long, value_name = "FILE")]
+    join_token_jwks: Option<PathBuf>,
+    /// Join tokens must carry this `iss`.
+    #[arg(long)]
+    join_token_issuer: Option<String>,
+    /// Join tokens must carry this `aud`.
+    #[arg(long)]
+    join_token_audience: Option<String>,
+    /// Hellos (joins) per minute from one address, with as large a burst (loopback exempt; 0
+    /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
+    #[arg(long, default_value_t = 60)]
+    joins_per_minute_per_ip: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,9 +362,11 @@ fn main() -> anyhow::Result<()> {
     let threads = match &cli.command {
         None => cli.serve.threads,
         Some(Command::Serve(args)) => args.threads,
-        Some(Command::Bots(_)) | Some(Command::Replay(_)) | Some(Command::Health { .. }) | Some(Command::Config(_)) => {
-            None
-        }
+        Some(Command::Bots(_))
+        | Some(Command::Replay(_))
+        | Some(Command::Health { .. })
+        | Some(Command::Config(_))
+        | Some(Command::Admin(_)) => None,
     };
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
@@ -324,17 +380,45 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Bots(args)) => runtime.block_on(run_bots(args)),
         Some(Command::Replay(ReplayCommand::Serve { file, bind })) => runtime.block_on(serve_replay(file, bind)),
         Some(Command::Replay(command)) => replay(command),
-        Some(Command::Health { url }) => health(&url),
+        Some(Command::Health { url, ca_cert }) => health(&url, ca_cert.as_deref()),
+        Some(Command::Admin(args)) => match server::admin::cli::run(&args) {
+            Ok(json) => {
+                println!("{json}");
+                Ok(())
+            }
+            Err(message) => {
+                eprintln!("{message}");
+                std::process::exit(1);
+            }
+        },
         Some(Command::Config(_)) => Ok(()),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = server_config(&args)?;
+    let mut config = server_config(&args)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
     print_urls(listener.local_addr()?, &config);
+    let port = listener.local_addr()?.port();
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    if config.admin.tokens.is_empty() {
+        if args.bind.ip().is_loopback() {
+            // Printed once, to the terminal only (not through the log): only whoever started the
+            // server sees it.
+            let token = server::admin::AdminToken::generate();
+            eprintln!(
+                "Admin: open {scheme}://localhost:{port}/admin and sign in with this token (shown once, valid until restart):\n  {}",
+                token.reveal()
+            );
+            config.admin.tokens.push(token);
+        } else {
+            eprintln!("Admin is off: set --admin-token (or ARENA_ADMIN_TOKEN) to use /admin.");
+        }
+    } else {
+        eprintln!("Admin: {scheme}://localhost:{port}/admin ({} token(s) configured)", config.admin.tokens.len());
+    }
     // The first SIGTERM or Ctrl-C drains, the second stops at once.
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -376,7 +460,15 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         net_sim: args.net_sim,
         lag_comp_ms: args.lag_comp_ms,
         lan: !args.no_lan,
-        public_url: args.public_url.clone(),
+        public_url: args.public_url.as_deref().map(|url| render_public_url(url, args.bind.port())),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(server::net::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                reload_every: server::net::tls::RELOAD_EVERY,
+            }),
+            _ => None,
+        },
         allowed_origins: args.allowed_origins.clone(),
         frame_ancestors: args.frame_ancestors.clone(),
         mdns_name: server::lan::host_label(&args.mdns_name),
@@ -389,6 +481,23 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
             Some(bytes) => Some(bytes),
             None => base.snapshot_budget_bytes,
         },
+        gate: Arc::new(server::auth::Gate {
+            password: args.password.clone().filter(|p| !p.is_empty()),
+            tokens: join_token_keys(args)?,
+        }),
+        joins_per_minute_per_ip: args.joins_per_minute_per_ip,
+        admin: server::admin::AdminConfig {
+            tokens: args
+                .admin_token
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| server::admin::AdminToken::parse(t))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?,
+            bans_file: Some(args.bans_file.clone()),
+            audit_log: Some(args.audit_log.clone()),
+        },
+        metrics_require_token: args.metrics_require_token,
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
@@ -410,18 +519,48 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
+/// `--public-url` with `{hostname}` (this machine's or pod's host name) and `{port}` filled in.
+fn render_public_url(template: &str, port: u16) -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    template.replace("{hostname}", &hostname).replace("{port}", &port.to_string())
+}
+
+/// The join token keys from `--join-token-secret` or `--join-token-jwks` (not both).
+fn join_token_keys(args: &ServeArgs) -> anyhow::Result<Option<server::auth::JoinTokenKeys>> {
+    use server::auth::JoinTokenKeys;
+    let (issuer, audience) = (args.join_token_issuer.clone(), args.join_token_audience.clone());
+    match (&args.join_token_secret, &args.join_token_jwks) {
+        (Some(_), Some(_)) => bail!("give --join-token-secret or --join-token-jwks, not both"),
+        (Some(secret), None) => {
+            Ok(Some(JoinTokenKeys::from_secret(secret, issuer, audience).map_err(anyhow::Error::msg)?))
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let keys = JoinTokenKeys::from_jwks(&text, issuer, audience)
+                .map_err(|e| anyhow::anyhow!("--join-token-jwks {}: {e}", path.display()))?;
+            Ok(Some(keys))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Tells the host where players can reach the server: this machine, every LAN address (best
 /// first), the mDNS name, and a QR code of the best LAN URL for phones.
 fn print_urls(addr: SocketAddr, config: &ServerConfig) {
     let port = addr.port();
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let local = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
-        format!("http://localhost:{port}/")
+        format!("{scheme}://localhost:{port}/")
     } else {
-        server::lan::url_for(addr.ip(), port)
+        server::lan::url_with(scheme, addr.ip(), port)
     };
     eprintln!("Arena is up: open {local} in a browser on this machine.");
     let mut urls: Vec<String> =
-        server::lan::lan_addresses(addr.ip()).into_iter().map(|ip| server::lan::url_for(ip, port)).collect();
+        server::lan::lan_addresses(addr.ip()).into_iter().map(|ip| server::lan::url_with(scheme, ip, port)).collect();
     if let Some(public) = &config.public_url {
         urls.insert(0, public.clone());
     }
@@ -437,7 +576,7 @@ fn print_urls(addr: SocketAddr, config: &ServerConfig) {
     }
     if config.lan {
         eprintln!(
-            "  http://{}.local:{port}/  (mDNS; if the name is taken a -2 suffix is used and logged)",
+            "  {scheme}://{}.local:{port}/  (mDNS; if the name is taken a -2 suffix is used and logged)",
             config.mdns_name
         );
     }
@@ -447,23 +586,15 @@ fn print_urls(addr: SocketAddr, config: &ServerConfig) {
     eprintln!("Firewall: allow TCP port {port} for other devices to reach this machine.");
 }
 
-/// `GET url` (plain `http://host:port/path`) with a 3 s limit; Ok on 200.
-fn health(url: &str) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)?.next().context("no address for the host")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).unwrap_or("");
-    if status == "200" {
+/// `GET url` (http:// or https://) with a short limit; Ok on 200.
+fn health(url: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let agent = server::admin::cli::agent(ca_cert).map_err(anyhow::Error::msg)?;
+    let response = agent.get(url).call().with_context(|| format!("unhealthy: {url}"))?;
+    if response.status() == 200 {
         println!("healthy: {url}");
         Ok(())
     } else {
-        bail!("unhealthy: {url} answered {}", response.lines().next().unwrap_or("nothing"))
+        bail!("unhealthy: {url} answered {}", response.status())
     }
 }
 

@@ -15,6 +15,14 @@ use clap::{Arg, ArgMatches, Command};
 /// Serve arguments that are not settings (no environment variable, not in the file).
 const NOT_SETTINGS: [&str; 3] = ["help", "config", "log_format"];
 
+/// Settings that hold secrets: never printed (`arena-server config` shows `<hidden>`, `--help`
+/// shows neither the environment's value nor the file's).
+pub const SECRETS: [&str; 3] = ["admin_token", "password", "join_token_secret"];
+
+pub fn is_secret(id: &str) -> bool {
+    SECRETS.contains(&id)
+}
+
 /// Values from the configuration file, by setting name, as clap would read them from a flag.
 #[derive(Debug, Default, Clone)]
 pub struct FileLayer {
@@ -87,7 +95,10 @@ pub fn layer(command: Command, file: &FileLayer) -> Command {
         if !is_setting(&id) {
             return arg;
         }
-        let arg = arg.env(env_name(&id));
+        let mut arg = arg.env(env_name(&id));
+        if is_secret(&id) {
+            arg = arg.hide_env_values(true).hide_default_value(true);
+        }
         match values.get(&id) {
             Some(list) if arg.get_action().takes_values() => arg.default_values(list.clone()),
             // A switch (`--no-lan`): `no_lan = true` (or 1, yes, on) in the file turns it on.
@@ -141,6 +152,10 @@ pub fn toml_line(id: &str, raw: Option<Vec<String>>, list: bool, source: &str) -
         } else {
             toml::Value::String(v.to_string()).to_string()
         }
+    };
+    let raw = match raw {
+        Some(values) if is_secret(id) => Some(values.iter().map(|_| "<hidden>".to_string()).collect()),
+        other => other,
     };
     match raw {
         None => format!("# {id} = (unset)  # {source}"),

@@ -62,6 +62,7 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
         room: shared::room::RoomRequest::QuickPlay,
         host_key: None,
         client_id: 0,
+        auth: None,
     };
     check(
         &server,

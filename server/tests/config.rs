@@ -99,3 +99,23 @@ async fn the_server_runs_with_its_config_file() {
     let _ = child.wait();
     assert_eq!(bots, 3, "bots = 3 from the file");
 }
+
+#[test]
+fn secrets_are_never_printed_by_config_or_help() {
+    let dir = dir();
+    let file = dir.join("secret.toml");
+    std::fs::write(&file, "join_token_secret = \"file-secret-of-at-least-32-bytes-long!!\"\n").unwrap();
+    let env = [("ARENA_PASSWORD", "env-password-value"), ("ARENA_ADMIN_TOKEN", "ops=env-admin-token-value")];
+    let (ok, out, err) = run(&["config", "--config", file.to_str().unwrap()], &env);
+    assert!(ok, "{err}");
+    for secret in ["env-password-value", "env-admin-token-value", "file-secret-of-at-least"] {
+        assert!(!out.contains(secret) && !err.contains(secret), "{secret} printed:\n{out}{err}");
+    }
+    assert!(line(&out, "password").contains("\"<hidden>\""), "{out}");
+    assert!(line(&out, "join_token_secret").contains("\"<hidden>\""), "{out}");
+    let (_, help, _) = run(&["serve", "--help", "--config", file.to_str().unwrap()], &env);
+    for secret in ["env-password-value", "env-admin-token-value", "file-secret-of-at-least"] {
+        assert!(!help.contains(secret), "{secret} in --help:\n{help}");
+    }
+    assert!(help.contains("ARENA_PASSWORD"), "the variable is still named: {help}");
+}

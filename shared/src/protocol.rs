@@ -15,11 +15,16 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
-/// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably.
-pub const MAX_CLIENT_MSG_BYTES: usize = 1024;
+/// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably, and so does a hello
+/// carrying a join token of [`MAX_JOIN_TOKEN_BYTES`].
+pub const MAX_CLIENT_MSG_BYTES: usize = 2048;
+/// Longest join token (a JWT) a hello may carry; RS256 with 4096-bit keys fits.
+pub const MAX_JOIN_TOKEN_BYTES: usize = 1536;
+/// Longest server password a hello may carry.
+pub const MAX_PASSWORD_BYTES: usize = 128;
 /// Largest server message a client decodes (a full snapshot of a crowded view fits).
 pub const MAX_SERVER_MSG_BYTES: usize = 1 << 20;
 /// Longest player name in bytes (UTF-8), after trimming.
@@ -44,6 +49,8 @@ pub enum ClientMsg {
         host_key: Option<HostKey>,
         /// A random id this browser keeps; a player kicked by the host cannot come back with it.
         client_id: u64,
+        /// The server's password or a join token, when the server asks for one.
+        auth: Option<JoinAuth>,
     },
     /// One tick's worth of controls. Clients send one per simulation tick.
     Input(InputCmd),
@@ -59,6 +66,15 @@ pub enum ClientMsg {
     /// A host command; from anyone but the room's host it closes the connection with
     /// [`DisconnectReason::NotAllowed`].
     Host(HostCmd),
+}
+
+/// What a hello shows to be let in, on a server that does not admit everyone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinAuth {
+    /// The server's password (`--password`), as the player typed it.
+    Password(String),
+    /// A signed join token (a JWT) from the host's own backend or lobby.
+    Token(String),
 }
 
 /// Slowest and fastest replay playback speeds.
@@ -368,6 +384,22 @@ pub enum DisconnectReason {
     TooManyRooms { max: u16 },
     /// This address created rooms too fast; try again in a few seconds.
     CreateRateLimited,
+    /// The server's operator removed this player or closed the room; `message` says why.
+    ByOperator { message: String },
+    /// The server's operator banned this address.
+    Banned,
+    /// The server has a password and the hello carried none.
+    PasswordRequired,
+    /// The hello's password is not the server's.
+    WrongPassword,
+    /// The server admits only players with a join token and the hello carried none.
+    TokenRequired,
+    /// The join token is not valid: bad signature, malformed, not yet valid, or for another room.
+    TokenInvalid { why: String },
+    /// The join token has expired.
+    TokenExpired,
+    /// This address joined (or failed to authenticate) too often; try again in a few seconds.
+    JoinRateLimited,
 }
 
 impl DisconnectReason {
@@ -395,6 +427,14 @@ impl DisconnectReason {
             DisconnectReason::NotAllowed => 4013,
             DisconnectReason::TooManyRooms { .. } => 4014,
             DisconnectReason::CreateRateLimited => 4015,
+            DisconnectReason::ByOperator { .. } => 4016,
+            DisconnectReason::Banned => 4017,
+            DisconnectReason::PasswordRequired => 4018,
+            DisconnectReason::WrongPassword => 4019,
+            DisconnectReason::TokenRequired => 4020,
+            DisconnectReason::TokenInvalid { .. } => 4021,
+            DisconnectReason::TokenExpired => 4022,
+            DisconnectReason::JoinRateLimited => 4023,
         }
     }
 
@@ -434,6 +474,16 @@ impl std::fmt::Display for DisconnectReason {
             }
             DisconnectReason::TooManyRooms { max } => write!(f, "the server has too many rooms ({max})"),
             DisconnectReason::CreateRateLimited => write!(f, "creating rooms too fast; try again in a few seconds"),
+            DisconnectReason::ByOperator { message } => write!(f, "removed by the server's operator: {message}"),
+            DisconnectReason::Banned => write!(f, "this address is banned from the server"),
+            DisconnectReason::PasswordRequired => write!(f, "this server needs a password"),
+            DisconnectReason::WrongPassword => write!(f, "wrong password"),
+            DisconnectReason::TokenRequired => write!(f, "this server admits players with a join token only"),
+            DisconnectReason::TokenInvalid { why } => write!(f, "join token refused: {why}"),
+            DisconnectReason::TokenExpired => write!(f, "join token expired; get a new one"),
+            DisconnectReason::JoinRateLimited => {
+                write!(f, "joining too often from your address; try again in a few seconds")
+            }
         }
     }
 }
@@ -539,6 +589,7 @@ mod tests {
                 room: RoomRequest::Join { code: "ABCD".into() },
                 host_key: Some([7; 16]),
                 client_id: 99,
+                auth: Some(JoinAuth::Token("a.b.c".into())),
             },
             ClientMsg::Hello {
                 protocol: PROTOCOL_VERSION,
@@ -553,6 +604,7 @@ mod tests {
                 }),
                 host_key: None,
                 client_id: 1,
+                auth: Some(JoinAuth::Password("pw".into())),
             },
             ClientMsg::Host(HostCmd::Kick { player: NetId(5) }),
             ClientMsg::Input(InputCmd {
@@ -583,6 +635,7 @@ mod tests {
             room: RoomRequest::QuickPlay,
             host_key: None,
             client_id: 0,
+            auth: None,
         };
         assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
         assert_eq!(peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })), None);

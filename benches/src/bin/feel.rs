@@ -101,6 +101,7 @@ async fn join(url: &str, name: &str) -> (Ws, Session) {
         room: RoomRequest::QuickPlay,
         host_key: None,
         client_id: 0,
+        auth: None,
     };
     ws.send(Message::Binary(protocol::encode(&hello).into())).await.expect("hello");
     let welcome = loop {

@@ -192,6 +192,7 @@ async fn client(
             room: shared::room::RoomRequest::QuickPlay,
             host_key: None,
             client_id: index as u64 + 1,
+            auth: None,
         };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.map_err(|e| format!("hello: {e}"))?;
         loop {

@@ -104,6 +104,7 @@ async fn create_join(args: &[String]) {
             room: RoomRequest::Create(RoomSettings { name: Some(format!("bench {index}")), ..RoomSettings::default() }),
             host_key: None,
             client_id: index as u64 + 1,
+            auth: None,
         };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.expect("hello");
         let mut welcomed = false;

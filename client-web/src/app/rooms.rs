@@ -145,7 +145,14 @@ impl App {
     /// The first screen, from the URL (`/`, `/r/CODE`, `?name=&autojoin=`) and the remembered name.
     pub(super) fn launch(&mut self) {
         let location = self.window.location();
-        let path = location.pathname().unwrap_or_default();
+        let path = route::local_path(&route::base(), &location.pathname().unwrap_or_default());
+        // A join token handed over in the fragment: kept in memory, taken out of the address bar
+        // (and so out of the history) at once.
+        if let Some(token) = lobby::token_in_fragment(&location.hash().unwrap_or_default()) {
+            self.auth = Some(shared::protocol::JoinAuth::Token(token));
+            let search = location.search().unwrap_or_default();
+            self.replace_url(&format!("{path}{search}"));
+        }
         let params = web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default()).ok();
         let param = |key: &str| params.as_ref().and_then(|params| params.get(key));
         if let Some(name) = param("name") {
@@ -203,6 +210,9 @@ impl App {
 
     /// Leaves the lobby for a room: remembers the name and connects.
     fn start_join(&mut self, target: JoinTarget) {
+        if let Some(password) = self.lobby.typed_password() {
+            self.auth = Some(shared::protocol::JoinAuth::Password(password));
+        }
         let name = sanitize_name(&self.lobby.name_input.value());
         storage::local_set(NAME_KEY, &name);
         self.lobby.name_input.set_value(&name);
@@ -441,7 +451,21 @@ impl App {
                 let why = self.last_close_reason.clone().unwrap_or(why);
                 self.state = ConnState::Reconnecting { at_ms: now_ms(), why };
             }
-            AfterClose::Lobby(message) => self.show_lobby(None, Some(message)),
+            AfterClose::Lobby(message) => {
+                let asks_password = lobby::asks_password(self.server_reason.as_ref(), code);
+                // A wrong password is forgotten; the invite (if any) stays for the next try.
+                let invite = match &self.target {
+                    JoinTarget::Join(code) if asks_password => Some(*code),
+                    _ => None,
+                };
+                if asks_password && matches!(self.auth, Some(shared::protocol::JoinAuth::Password(_)) | None) {
+                    self.auth = None;
+                }
+                self.show_lobby(invite, Some(message));
+                if asks_password {
+                    self.lobby.ask_password();
+                }
+            }
         }
     }
 
@@ -454,16 +478,17 @@ impl App {
         self.show_lobby(None, None);
     }
 
+    /// Shows `path` (as the routes know it) in the address bar, under the page's base.
     fn replace_url(&self, path: &str) {
         if let Ok(history) = self.window.history() {
-            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(path));
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&route::at(path)));
         }
     }
 
     /// The room's invite for other devices: on the server's LAN address when it has one (never
     /// `localhost`, even when this page was opened at localhost), else this page's origin.
     fn invite_link(&self, code: RoomCode) -> String {
-        let origin = self.window.location().origin().unwrap_or_default();
+        let origin = format!("{}{}", self.window.location().origin().unwrap_or_default(), route::base());
         route::invite_link(&lobby::invite_base(self.lan.as_ref(), &origin), code)
     }
 
@@ -567,8 +592,11 @@ impl App {
         Hud::show(&hud.room_role, !role.is_empty());
         Hud::show(&hud.invite_row, !session.is_replay());
         // The invite's QR code, drawn by the server, when it has a LAN address.
-        let qr =
-            self.lan.as_ref().and_then(|lan| lan.best_url.as_ref()).map(|_| format!("/api/lan/qr.svg?path=/r/{code}"));
+        let qr = self
+            .lan
+            .as_ref()
+            .and_then(|lan| lan.best_url.as_ref())
+            .map(|_| route::at(&format!("/api/lan/qr.svg?path=/r/{code}")));
         if hud.invite_qr.get_attribute("src") != qr {
             match &qr {
                 Some(src) => {

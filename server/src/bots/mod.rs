@@ -51,6 +51,8 @@ pub struct BotsConfig {
     pub room_bots: u16,
     /// Condition each bot's link (both directions), like the server's `--net-sim`.
     pub net_sim: Option<NetSim>,
+    /// The server's password or a join token, for a server that asks for one.
+    pub auth: Option<shared::protocol::JoinAuth>,
 }
 
 impl Default for BotsConfig {
@@ -67,6 +69,7 @@ impl Default for BotsConfig {
             rooms: 0,
             room_bots: 0,
             net_sim: None,
+            auth: None,
         }
     }
 }
@@ -276,6 +279,7 @@ async fn play_one_inner(
         room,
         host_key: None,
         client_id: config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(u64::from(index) + 1),
+        auth: config.auth.clone(),
     };
     if ws.send(Message::Binary(protocol::encode(&hello).into())).await.is_err() {
         outcome.disconnect = Some("hello could not be sent".to_string());

@@ -44,6 +44,15 @@ const CHAT_RATE: f64 = 1.0;
 const CHAT_BURST: f64 = 5.0;
 /// How long the writer tries to deliver the goodbye before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the writer sends a WebSocket ping (the round trip shown to the operator) and
+/// samples its bytes per second.
+const LINK_SAMPLE_EVERY: Duration = Duration::from_secs(2);
+
+/// The clock ping payloads count from (microseconds since the first use).
+fn link_clock_us() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+}
 
 /// What every connection task shares.
 pub struct NetContext {
@@ -62,6 +71,12 @@ pub struct NetContext {
     pub ready: std::sync::atomic::AtomicBool,
     /// Open connections per address (loopback not counted), for `--max-connections-per-ip`.
     per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+    /// The operator's tokens, bans and audit log.
+    pub admin: Arc<crate::admin::Admin>,
+    /// Joins and failed credentials per address.
+    pub join_limits: crate::auth::JoinLimits,
+    /// Fired by the operator (`POST /api/admin/drain`): drain as on the first SIGTERM.
+    pub drain_request: CancellationToken,
 }
 
 /// Gives a connection's slots back when its task ends, however it ends.
@@ -75,7 +90,7 @@ impl Drop for ConnectionSlot<'_> {
 
 /// The address a per-address limit counts: IPv4-mapped IPv6 as IPv4 (so a loopback proxy on a
 /// dual-stack socket is loopback), and an IPv6 client by its /64 (one host has a whole /64).
-fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip.to_canonical() {
         std::net::IpAddr::V6(v6) if !v6.is_loopback() => {
             let s = v6.segments();
@@ -146,8 +161,12 @@ impl NetContext {
         shutdown: CancellationToken,
         tracker: TaskTracker,
         lan: Arc<crate::lan::Lan>,
+        admin: Arc<crate::admin::Admin>,
     ) -> NetContext {
         NetContext {
+            admin,
+            join_limits: crate::auth::JoinLimits::new(config.joins_per_minute_per_ip),
+            drain_request: CancellationToken::new(),
             config,
             rooms,
             shutdown,
@@ -185,6 +204,7 @@ where
             result.unwrap_or(Err(DisconnectReason::HandshakeTimeout))
         }
     };
+    let hello = hello.and_then(|hello| admit(&ctx, peer, hello));
     let hello = match hello {
         Ok(hello) => hello,
         Err(reason) => {
@@ -260,6 +280,52 @@ struct Hello {
     room: RoomRequest,
     host_key: Option<HostKey>,
     client_id: u64,
+    auth: Option<shared::protocol::JoinAuth>,
+}
+
+/// The server's gate for one hello: bans, the per-address join rate, then the password or join
+/// token. A token's name replaces the hello's; a token's room replaces quick play and refuses
+/// any other room.
+fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, DisconnectReason> {
+    let key = address_key(peer.ip());
+    if ctx.admin.is_banned(key) {
+        return Err(DisconnectReason::Banned);
+    }
+    if !ctx.join_limits.try_join(key) {
+        return Err(DisconnectReason::JoinRateLimited);
+    }
+    let admission = match ctx.config.gate.admit(hello.auth.as_ref()) {
+        Ok(admission) => admission,
+        Err(reason) => {
+            // A missing credential is a question, not a guess; a wrong one counts.
+            if !matches!(reason, DisconnectReason::PasswordRequired | DisconnectReason::TokenRequired) {
+                ctx.join_limits.failed(key);
+            }
+            return Err(reason);
+        }
+    };
+    hello.auth = None;
+    if let Some(name) = admission.name {
+        hello.name = protocol::sanitize_name(&name);
+    }
+    if let Some(code) = admission.room {
+        hello.room = match hello.room {
+            RoomRequest::QuickPlay => RoomRequest::Join { code: code.to_string() },
+            RoomRequest::Join { code: asked } | RoomRequest::Watch { code: asked }
+                if shared::room::RoomCode::parse(&asked) != Some(code) =>
+            {
+                return Err(DisconnectReason::TokenInvalid { why: format!("it admits to room {code} only") });
+            }
+            RoomRequest::Create(_) => {
+                return Err(DisconnectReason::TokenInvalid { why: format!("it admits to room {code} only") });
+            }
+            same => same,
+        };
+    }
+    if let Some(subject) = admission.subject {
+        info!(%peer, %subject, "join token accepted");
+    }
+    Ok(hello)
 }
 
 /// Quick play tries this many rooms before it gives up (each can fill or lock meanwhile).
@@ -330,10 +396,10 @@ where
             Some(Err(error)) => return Err(reason_for(&error)),
         };
         return match protocol::decode_client(&bytes) {
-            Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id })
+            Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id, auth })
                 if protocol == PROTOCOL_VERSION =>
             {
-                Ok(Hello { name: protocol::sanitize_name(&name), resume, room, host_key, client_id })
+                Ok(Hello { name: protocol::sanitize_name(&name), resume, room, host_key, client_id, auth })
             }
             Ok(ClientMsg::Hello { protocol, .. }) => {
                 Err(DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: protocol })
@@ -410,7 +476,24 @@ async fn read_loop<S>(
             Some(Ok(Message::Binary(bytes))) => bytes,
             Some(Ok(Message::Text(_))) => return kick.kick(DisconnectReason::TextFrame),
             Some(Ok(Message::Close(_))) | None => return kick.kick(DisconnectReason::ClientLeft),
-            Some(Ok(_)) => continue,
+            Some(Ok(Message::Pong(payload))) => {
+                // The answer to the writer's ping: the link's round trip.
+                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()) {
+                    let rtt = link_clock_us().saturating_sub(u64::from_le_bytes(sent));
+                    kick.link().rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
+                }
+                if !messages.try_take() {
+                    return kick.kick(DisconnectReason::RateLimited);
+                }
+                continue;
+            }
+            Some(Ok(_)) => {
+                // Pings (tungstenite answers them) count against the flood limit like messages.
+                if !messages.try_take() {
+                    return kick.kick(DisconnectReason::RateLimited);
+                }
+                continue;
+            }
             Some(Err(error)) => return kick.kick(reason_for(&error)),
         };
         if !messages.try_take() {
@@ -540,11 +623,30 @@ async fn write_loop<S>(
 {
     let kicked = kick.signal(KickWaiter::Writer);
     tokio::pin!(kicked);
+    let mut sample = tokio::time::interval_at(Instant::now() + LINK_SAMPLE_EVERY, LINK_SAMPLE_EVERY);
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = tokio::select! {
             biased;
             _ = &mut kicked => None,
             message = outbox.recv() => message,
+            _ = sample.tick() => {
+                let link = kick.link();
+                let bytes = link.window_bytes.swap(0, Ordering::Relaxed);
+                let rate = bytes as f64 / LINK_SAMPLE_EVERY.as_secs_f64();
+                link.bytes_per_second.store(rate.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
+                let ping = Message::Ping(link_clock_us().to_le_bytes().to_vec().into());
+                let sent = tokio::select! {
+                    biased;
+                    _ = &mut kicked => break,
+                    sent = sink.send(ping) => sent,
+                };
+                if sent.is_err() {
+                    kick.kick(DisconnectReason::ConnectionLost);
+                    break;
+                }
+                continue;
+            }
         };
         let Some(bytes) = next else {
             // The room dropped this client's outbox without a reason: its task ended.
@@ -570,6 +672,7 @@ async fn send_unless_kicked<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    kick.link().window_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     let sent = tokio::select! {
         biased;
         _ = kicked => return false,
@@ -650,7 +753,14 @@ mod limit_tests {
         let config =
             Arc::new(ServerConfig { max_connections: 10, max_connections_per_ip: 3, ..ServerConfig::default() });
         let rooms = Registry::new(config.clone(), Arc::new(RoomStats::default()));
-        let ctx = NetContext::new(config, rooms, CancellationToken::new(), TaskTracker::new(), crate::lan::Lan::off(0));
+        let ctx = NetContext::new(
+            config,
+            rooms,
+            CancellationToken::new(),
+            TaskTracker::new(),
+            crate::lan::Lan::off(0),
+            Arc::new(crate::admin::Admin::new(&Default::default()).unwrap()),
+        );
         let home: IpAddr = "192.168.1.50".parse().unwrap();
         let other: IpAddr = "192.168.1.51".parse().unwrap();
         for _ in 0..3 {

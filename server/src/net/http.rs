@@ -35,8 +35,27 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
         .route("/api/lan", get(lan_info))
         .route("/api/lan/qr.svg", get(lan_qr))
         .route("/r/{code}", get(invite_page))
+        .merge(crate::admin::api::routes())
         .fallback(get(static_file))
         .with_state(ctx)
+}
+
+/// A request under the base path (`/gs/NAME/ws` when a proxy routes by path and keeps the
+/// prefix) as the routes know it (`/ws`); other requests pass as they are, so a proxy that strips
+/// the prefix works too.
+pub fn strip_base_path(base: &str, mut request: Request) -> Request {
+    if base == "/" {
+        return request;
+    }
+    let path = request.uri().path();
+    let rest = if path == base.trim_end_matches('/') { Some("") } else { path.strip_prefix(base) };
+    if let Some(rest) = rest {
+        let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        if let Ok(uri) = format!("/{rest}{query}").parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// Performs the WebSocket handshake (RFC 6455 §4.2) and hands the upgraded socket to a
@@ -161,17 +180,36 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], public_url: Optio
 
 /// Prometheus text exposition of every live room's figures; not on the game port when the host
 /// moved it elsewhere with `--metrics-bind`.
-async fn metrics(State(ctx): State<Arc<NetContext>>) -> Response {
+async fn metrics(
+    State(ctx): State<Arc<NetContext>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     if ctx.config.metrics_bind.is_some() {
         return (StatusCode::NOT_FOUND, "metrics are served on --metrics-bind\n").into_response();
     }
-    metrics_text(&ctx)
+    guarded_metrics(&ctx, peer, &request)
+}
+
+/// `/metrics`, behind the admin token when the host asked for that (`--metrics-require-token`).
+fn guarded_metrics(ctx: &NetContext, peer: SocketAddr, request: &Request) -> Response {
+    if ctx.config.metrics_require_token
+        && let Err(refused) = crate::admin::api::authorize(ctx, peer.ip(), request.headers(), request.uri().query())
+    {
+        return refused;
+    }
+    metrics_text(ctx)
 }
 
 /// The router of `--metrics-bind`: `/metrics` only.
 pub fn metrics_router(ctx: Arc<NetContext>) -> Router {
     Router::new()
-        .route("/metrics", get(|State(ctx): State<Arc<NetContext>>| async move { metrics_text(&ctx) }))
+        .route(
+            "/metrics",
+            get(|State(ctx): State<Arc<NetContext>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request| async move {
+                guarded_metrics(&ctx, peer, &request)
+            }),
+        )
         .with_state(ctx)
 }
 
@@ -184,12 +222,12 @@ fn metrics_text(ctx: &NetContext) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("API types serialize");
     (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub fn json_error(status: StatusCode, message: &str) -> Response {
     json(status, &serde_json::json!({ "error": message }))
 }
 
@@ -325,12 +363,12 @@ async fn create_room(
 
 /// `GET /r/CODE`: the client page; it reads the code from the address and joins that room.
 async fn invite_page(State(ctx): State<Arc<NetContext>>, request_headers: HeaderMap) -> Response {
-    serve_asset("/index.html", &request_headers, &ctx.config.frame_ancestors)
+    serve_asset("/index.html", &request_headers, &ctx.config.frame_ancestors, &ctx.config.base_path())
 }
 
 /// Serves an embedded file, gzip-compressed when the browser accepts it.
 async fn static_file(State(ctx): State<Arc<NetContext>>, request_headers: HeaderMap, request: Request) -> Response {
-    serve_asset(request.uri().path(), &request_headers, &ctx.config.frame_ancestors)
+    serve_asset(request.uri().path(), &request_headers, &ctx.config.frame_ancestors, &ctx.config.base_path())
 }
 
 /// The page's Content-Security-Policy: only this server's own scripts, styles, images (the QR
@@ -343,10 +381,31 @@ pub fn content_security_policy(frame_ancestors: &str) -> String {
     )
 }
 
-fn serve_asset(path: &str, request_headers: &HeaderMap, frame_ancestors: &str) -> Response {
+/// The page and its loader with their absolute paths moved under `base` (a proxy routes this
+/// server by a path prefix), and the page told its base (`<meta name="arena-base">`) so the
+/// client's requests and WebSocket go there too. `None`: serve the file as built.
+fn rebased(asset: &assets::WebAsset, base: &str) -> Option<Vec<u8>> {
+    if base == "/" || !matches!(asset.path, "/index.html" | "/main.js") {
+        return None;
+    }
+    let text = std::str::from_utf8(asset.raw).ok()?;
+    let text = if asset.path == "/index.html" {
+        text.replace("href=\"/", &format!("href=\"{base}")).replace("src=\"/", &format!("src=\"{base}")).replacen(
+            "<head>",
+            &format!("<head>\n  <meta name=\"arena-base\" content=\"{base}\">"),
+            1,
+        )
+    } else {
+        text.replace("from '/", &format!("from '{base}"))
+    };
+    Some(text.into_bytes())
+}
+
+fn serve_asset(path: &str, request_headers: &HeaderMap, frame_ancestors: &str, base: &str) -> Response {
     let Some(asset) = assets::find(path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
+    let rebased = rebased(asset, base);
     let accepts_gzip = request_headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -364,12 +423,13 @@ fn serve_asset(path: &str, request_headers: &HeaderMap, frame_ancestors: &str) -
     if asset.mime.starts_with("text/html") {
         builder = builder.header("content-security-policy", content_security_policy(frame_ancestors));
     }
-    let body = match (asset.gzip, accepts_gzip) {
-        (Some(gzip), true) => {
+    let body = match (rebased, asset.gzip, accepts_gzip) {
+        (Some(rebased), _, _) => Body::from(rebased),
+        (None, Some(gzip), true) => {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            gzip
+            Body::from(gzip)
         }
-        _ => asset.raw,
+        _ => Body::from(asset.raw),
     };
-    builder.body(Body::from(body)).expect("static headers are valid")
+    builder.body(body).expect("static headers are valid")
 }

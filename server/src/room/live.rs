@@ -65,6 +65,8 @@ pub struct Kick {
 
 #[derive(Debug, Default)]
 struct KickInner {
+    /// What the connection's writer measures of its link, for the operator's view of the room.
+    link: LinkStats,
     kicked: std::sync::atomic::AtomicBool,
     reason: Mutex<Option<DisconnectReason>>,
     /// Slot 0: the reader; slot 1: the writer.
@@ -107,6 +109,23 @@ impl Kick {
     pub fn is_kicked(&self) -> bool {
         self.inner.kicked.load(Ordering::Acquire)
     }
+
+    /// The connection's link figures (written by its tasks, read by the room's inspection).
+    pub fn link(&self) -> &LinkStats {
+        &self.inner.link
+    }
+}
+
+/// One connection's link as its tasks measure it: the round trip of the server's WebSocket pings
+/// and the bytes per second its writer sends. Shared through the connection's [`Kick`].
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Last measured round trip, microseconds (0: none yet).
+    pub rtt_us: AtomicU32,
+    /// Bytes written since the last rate sample.
+    pub window_bytes: AtomicU64,
+    /// Bytes per second over the last sample window.
+    pub bytes_per_second: AtomicU32,
 }
 
 /// The future returned by [`Kick::signal`].
@@ -153,6 +172,11 @@ pub enum SimInput {
     Host {
         conn: ConnId,
         cmd: HostCmd,
+    },
+    /// An operator's request (`/api/admin/…`); the room answers on `reply`.
+    Admin {
+        op: crate::admin::ops::AdminOp,
+        reply: oneshot::Sender<Result<crate::admin::ops::AdminAnswer, String>>,
     },
     /// Makes the room task panic. No client message maps to it: tests use it to prove that a
     /// failing room is contained (only its own players are disconnected, with a reason).
@@ -362,6 +386,7 @@ struct Client {
 struct Spectator {
     outbox: Outbox,
     kick: Kick,
+    ip: Option<std::net::IpAddr>,
     baselines: Baselines,
     budget: Budget,
     pending_events: Vec<GameEvent>,
@@ -470,6 +495,8 @@ pub struct Room {
     recorder: Option<Recorder>,
     /// Seconds left at the last drain notice (None: not announced yet).
     drain_announced: Option<u64>,
+    /// The operator closed the room: its task ends after this message.
+    pub closed_by_operator: bool,
 }
 
 impl Room {
@@ -513,6 +540,7 @@ impl Room {
             delta_cache: Vec::new(),
             recorder: None,
             drain_announced: None,
+            closed_by_operator: false,
         };
         room.add_bots(room.setup.bots);
         room.publish();
@@ -608,7 +636,7 @@ impl Room {
                 let result = if self.is_banned(client_id, resume, ip) {
                     Err(DisconnectReason::Kicked)
                 } else if spectator {
-                    self.join_spectator(conn, outbox, kick)
+                    self.join_spectator(conn, outbox, kick, ip)
                 } else {
                     self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip))
                 };
@@ -654,7 +682,134 @@ impl Room {
                     spectator.kick.kick(DisconnectReason::NotAllowed);
                 }
             }
+            SimInput::Admin { op, reply } => {
+                let answer = self.admin(op);
+                let _ = reply.send(answer);
+            }
             SimInput::Crash => panic!("room {} was asked to crash (panic containment test)", self.setup.code),
+        }
+    }
+
+    /// Carries out an operator's request (already authorized and audited by the API).
+    fn admin(&mut self, op: crate::admin::ops::AdminOp) -> Result<crate::admin::ops::AdminAnswer, String> {
+        use crate::admin::ops::{AdminAnswer, AdminOp};
+        let done = |text: String| Ok(AdminAnswer::Done { done: text });
+        match op {
+            AdminOp::Inspect => Ok(AdminAnswer::Detail(Box::new(self.detail()))),
+            AdminOp::Kick { player, message } => {
+                let Some(client) = self.clients.values().find(|c| c.player_id == player) else {
+                    return Err(format!("no player {} in room {}", player.0, self.setup.code));
+                };
+                if client.client_id != 0 {
+                    self.banned_clients.insert(client.client_id);
+                }
+                self.banned_tokens.insert(client.resume_token);
+                client.kick.kick(DisconnectReason::ByOperator { message });
+                let name = client.name.clone();
+                self.announce(format!("{name} was removed by the server's operator"));
+                done(format!("kicked {name}"))
+            }
+            AdminOp::KickAddress { ip } => {
+                let key = crate::net::connection::address_key(ip);
+                let matches = |other: Option<std::net::IpAddr>| {
+                    other.is_some_and(|other| crate::net::connection::address_key(other) == key)
+                };
+                let mut closed = 0;
+                for kick in self
+                    .clients
+                    .values()
+                    .filter(|c| matches(c.ip))
+                    .map(|c| &c.kick)
+                    .chain(self.spectators.values().filter(|s| matches(s.ip)).map(|s| &s.kick))
+                {
+                    kick.kick(DisconnectReason::Banned);
+                    closed += 1;
+                }
+                done(format!("closed {closed} connection(s)"))
+            }
+            AdminOp::Close { message } => {
+                if self.setup.permanent {
+                    return Err("the permanent room cannot be closed; drain the server to stop it".to_string());
+                }
+                info!(room = %self.setup.code, %message, "room closed by the operator");
+                self.close_all(DisconnectReason::ByOperator { message });
+                self.closed_by_operator = true;
+                done(format!("closed room {}", self.setup.code))
+            }
+            AdminOp::Notice { text } => {
+                self.announce(text);
+                done("notice sent".to_string())
+            }
+            AdminOp::SetBots { bots } => {
+                if bots > MAX_ROOM_BOTS && !self.setup.permanent {
+                    return Err(format!("a room can have at most {MAX_ROOM_BOTS} bots"));
+                }
+                if bots > crate::config::MAX_MAIN_BOTS {
+                    return Err(format!("at most {} bots", crate::config::MAX_MAIN_BOTS));
+                }
+                let now = self.setup.bots;
+                if bots > now {
+                    self.add_bots(bots - now);
+                } else {
+                    self.remove_bots(now - bots);
+                }
+                self.setup.bots = bots;
+                self.mark_room_changed();
+                self.announce(format!("The server's operator set the bots to {bots}"));
+                done(format!("bots set to {bots}"))
+            }
+        }
+    }
+
+    /// The room as the operator sees it.
+    fn detail(&self) -> crate::admin::ops::RoomDetail {
+        use crate::admin::ops::{PlayerDetail, RoomDetail, SpectatorDetail, rtt_ms};
+        let players = self
+            .clients
+            .iter()
+            .map(|(conn, client)| {
+                let player = self.world.players.get(client.player);
+                let link = client.kick.link();
+                PlayerDetail {
+                    id: client.player_id.0,
+                    name: client.name.clone(),
+                    host: self.host == Some(*conn),
+                    ip: client.ip.map(|ip| ip.to_string()),
+                    rtt_ms: rtt_ms(link.rtt_us.load(Ordering::Relaxed)),
+                    bytes_per_second: link.bytes_per_second.load(Ordering::Relaxed),
+                    score: player.map_or(0, |p| p.score),
+                    kills: player.map_or(0, |p| p.kills),
+                    deaths: player.map_or(0, |p| p.deaths),
+                }
+            })
+            .collect();
+        let spectators = self
+            .spectators
+            .values()
+            .map(|spectator| {
+                let link = spectator.kick.link();
+                SpectatorDetail {
+                    ip: spectator.ip.map(|ip| ip.to_string()),
+                    rtt_ms: rtt_ms(link.rtt_us.load(Ordering::Relaxed)),
+                    bytes_per_second: link.bytes_per_second.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        RoomDetail {
+            code: self.setup.code.to_string(),
+            name: self.setup.name.clone(),
+            map: self.setup.map.id.clone(),
+            public: self.setup.public,
+            locked: self.locked,
+            permanent: self.setup.permanent,
+            replay: false,
+            tick: self.world.tick.0,
+            tick_p99_ms: metrics::quantile_us(&self.stats.tick_time.snapshot(), 0.99)
+                .map_or(0.0, |us| us.min(10_000_000) as f64 / 1000.0),
+            bots: self.setup.bots,
+            max_players: self.setup.max_players,
+            players,
+            spectators,
         }
     }
 
@@ -759,7 +914,13 @@ impl Room {
         Ok(protocol::encode(&self.welcome_for(conn)))
     }
 
-    fn join_spectator(&mut self, conn: ConnId, outbox: Outbox, kick: Kick) -> Result<Vec<u8>, DisconnectReason> {
+    fn join_spectator(
+        &mut self,
+        conn: ConnId,
+        outbox: Outbox,
+        kick: Kick,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Vec<u8>, DisconnectReason> {
         if self.spectators.len() >= usize::from(MAX_SPECTATORS) {
             return Err(DisconnectReason::RoomFull { max: MAX_SPECTATORS });
         }
@@ -768,6 +929,7 @@ impl Room {
             Spectator {
                 outbox,
                 kick,
+                ip,
                 baselines: Baselines::new(),
                 budget: Budget::new(),
                 pending_events: Vec::new(),
@@ -1551,6 +1713,11 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             };
             let Some(message) = message else { break };
             room.handle(message);
+            if room.closed_by_operator {
+                refuse_queued_joins(&mut inbox);
+                room.finish_recording();
+                return;
+            }
             next_tick = Instant::now() + period;
             continue;
         }
@@ -1567,6 +1734,11 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         }
         for input in pending.drain(..) {
             room.handle(input);
+        }
+        if room.closed_by_operator {
+            refuse_queued_joins(&mut inbox);
+            room.finish_recording();
+            return;
         }
         let mut ran = 0;
         let mut snapshot_due = false;

@@ -228,6 +228,40 @@ impl Theater {
                     spectator.kick.kick(DisconnectReason::NotAllowed);
                 }
             }
+            SimInput::Admin { op, reply } => {
+                use crate::admin::ops::{AdminAnswer, AdminOp, RoomDetail, SpectatorDetail, rtt_ms};
+                let answer = match op {
+                    AdminOp::Inspect => Ok(AdminAnswer::Detail(Box::new(RoomDetail {
+                        code: self.room_info().code.to_string(),
+                        name: self.room_info().name,
+                        map: self.file.header.map.id.clone(),
+                        public: true,
+                        locked: false,
+                        permanent: true,
+                        replay: true,
+                        tick: self.resim.world.tick.0,
+                        tick_p99_ms: 0.0,
+                        bots: 0,
+                        max_players: 0,
+                        players: Vec::new(),
+                        spectators: self
+                            .spectators
+                            .values()
+                            .map(|s| SpectatorDetail {
+                                ip: None,
+                                rtt_ms: rtt_ms(s.kick.link().rtt_us.load(std::sync::atomic::Ordering::Relaxed)),
+                                bytes_per_second: s
+                                    .kick
+                                    .link()
+                                    .bytes_per_second
+                                    .load(std::sync::atomic::Ordering::Relaxed),
+                            })
+                            .collect(),
+                    }))),
+                    _ => Err("a replay being watched can only be inspected".to_string()),
+                };
+                let _ = reply.send(answer);
+            }
             SimInput::Crash => panic!("replay room was asked to crash (panic containment test)"),
         }
     }

@@ -117,6 +117,23 @@ pub fn hello_to(
             room,
             host_key,
             client_id,
+            auth: None,
+        })
+        .into(),
+    )
+}
+
+/// A quick-play hello carrying `auth` (a password or a join token).
+pub fn hello_auth(name: &str, room: RoomRequest, auth: Option<protocol::JoinAuth>) -> Message {
+    Message::Binary(
+        protocol::encode(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume: None,
+            room,
+            host_key: None,
+            client_id: 0,
+            auth,
         })
         .into(),
     )
@@ -124,11 +141,23 @@ pub fn hello_to(
 
 /// One HTTP/1.0 request to the server: (status, headers in lower case, body).
 pub async fn http(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    http_to(server.addr, method, path, body, &[]).await
+}
+
+/// One HTTP/1.0 request to `addr` with extra headers: (status, headers in lower case, body).
+pub async fn http_to(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write request");
@@ -371,7 +400,7 @@ pub fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("http://localhost:").nth(1) {
+            if let Some(rest) = line.split("://localhost:").nth(1) {
                 let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 let _ = port_tx.send(port.parse::<u16>().unwrap_or(0));
             }

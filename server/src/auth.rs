@@ -1,0 +1,374 @@
+//! Who may join: anonymous play by default; a server password (`--password`) for a private LAN
+//! or friends' server; signed join tokens (JWT, `--join-token-secret` or `--join-token-jwks`)
+//! for hosts with their own backend or lobby. Checked in the hello, before any room is touched.
+//!
+//! Tokens are verified with `jsonwebtoken` (pure-Rust crypto: HS256/384/512 with a shared
+//! secret; RS*, PS*, ES256/384 and EdDSA from a JWKS file, keys picked by `kid`). Claims: `sub`
+//! (required), `exp` (required), optional `name` (the player's display name, overriding the
+//! hello's), optional `room` (the only room code the token admits), optional `nbf`, and `iss` /
+//! `aud` when the server is configured with them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use shared::protocol::{DisconnectReason, JoinAuth, MAX_JOIN_TOKEN_BYTES, MAX_PASSWORD_BYTES};
+use shared::room::RoomCode;
+
+use crate::net::rate::TokenBucket;
+
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How the server checks join tokens.
+pub struct JoinTokenKeys {
+    /// Keys by `kid` (`None`: the only key, used for tokens without a `kid`).
+    keys: Vec<(Option<String>, DecodingKey, Algorithm)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for JoinTokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key material.
+        f.debug_struct("JoinTokenKeys")
+            .field("keys", &self.keys.iter().map(|(kid, _, alg)| (kid, alg)).collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl JoinTokenKeys {
+    /// An HS256 shared secret (the host's backend signs with the same one).
+    pub fn from_secret(secret: &str, issuer: Option<String>, audience: Option<String>) -> Result<Self, String> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!("--join-token-secret must be at least {MIN_SECRET_BYTES} bytes"));
+        }
+        Ok(JoinTokenKeys {
+            keys: vec![(None, DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)],
+            issuer,
+            audience,
+        })
+    }
+
+    /// The public keys of a JWKS document (`{"keys": [...]}`); each needs an `alg` or a key type
+    /// that implies one.
+    pub fn from_jwks(json: &str, issuer: Option<String>, audience: Option<String>) -> Result<Self, String> {
+        let set: JwkSet = serde_json::from_str(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.clone();
+            let algorithm = match jwk.common.key_algorithm {
+                Some(alg) => alg
+                    .to_string()
+                    .parse::<Algorithm>()
+                    .map_err(|_| format!("key {kid:?}: algorithm {alg} cannot verify tokens"))?,
+                None => match &jwk.algorithm {
+                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                        jsonwebtoken::jwk::EllipticCurve::P384 => Algorithm::ES384,
+                        _ => Algorithm::ES256,
+                    },
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => {
+                        return Err(format!("key {kid:?}: symmetric keys belong in --join-token-secret"));
+                    }
+                },
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid:?}: {e}"))?;
+            keys.push((kid, key, algorithm));
+        }
+        if keys.is_empty() {
+            return Err("the JWKS document has no keys".to_string());
+        }
+        Ok(JoinTokenKeys { keys, issuer, audience })
+    }
+
+    /// Checks `token` and returns its claims, or the reason it is refused.
+    pub fn verify(&self, token: &str) -> Result<JoinClaims, DisconnectReason> {
+        let invalid = |why: &str| DisconnectReason::TokenInvalid { why: why.to_string() };
+        if token.len() > MAX_JOIN_TOKEN_BYTES {
+            return Err(invalid("too long"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        let key = match &header.kid {
+            Some(kid) => self.keys.iter().find(|(k, _, _)| k.as_deref() == Some(kid.as_str())),
+            None => {
+                self.keys.iter().find(|(k, _, _)| k.is_none()).or(self.keys.first().filter(|_| self.keys.len() == 1))
+            }
+        };
+        let Some((_, key, algorithm)) = key else { return Err(invalid("signed with an unknown key")) };
+        // The key decides the algorithm, never the token's header ("alg" confusion).
+        if header.alg != *algorithm {
+            return Err(invalid("wrong algorithm for the key"));
+        }
+        let mut validation = Validation::new(*algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        match &self.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(error) => Err(match error.kind() {
+                ErrorKind::ExpiredSignature => DisconnectReason::TokenExpired,
+                ErrorKind::ImmatureSignature => invalid("not valid yet"),
+                ErrorKind::InvalidSignature => invalid("bad signature"),
+                ErrorKind::InvalidIssuer => invalid("wrong issuer"),
+                ErrorKind::InvalidAudience => invalid("wrong audience"),
+                ErrorKind::MissingRequiredClaim(claim) => invalid(&format!("no {claim} claim")),
+                _ => invalid("malformed"),
+            }),
+        }
+    }
+}
+
+/// What a verified join token says.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct JoinClaims {
+    pub sub: String,
+    /// The player's display name (sanitized like any name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The room this token admits to, and no other.
+    #[serde(default)]
+    pub room: Option<String>,
+    pub exp: u64,
+}
+
+/// Who is let in, server-wide.
+#[derive(Default)]
+pub struct Gate {
+    pub password: Option<String>,
+    pub tokens: Option<JoinTokenKeys>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password itself.
+        f.debug_struct("Gate")
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("tokens", &self.tokens)
+            .finish()
+    }
+}
+
+/// What a hello that passed the gate may do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The token's display name, replacing the hello's.
+    pub name: Option<String>,
+    /// The only room this player may join (from the token).
+    pub room: Option<RoomCode>,
+    /// The token's subject, for the logs.
+    pub subject: Option<String>,
+}
+
+impl Gate {
+    /// Anonymous play: nothing to check.
+    pub fn is_open(&self) -> bool {
+        self.password.is_none() && self.tokens.is_none()
+    }
+
+    /// Checks a hello's credentials. With both a password and token keys configured, either
+    /// admits. The password is compared in constant time.
+    pub fn admit(&self, auth: Option<&JoinAuth>) -> Result<Admission, DisconnectReason> {
+        if self.is_open() {
+            return Ok(Admission::default());
+        }
+        match auth {
+            Some(JoinAuth::Token(token)) if self.tokens.is_some() => {
+                let claims = self.tokens.as_ref().expect("checked").verify(token)?;
+                let room = match &claims.room {
+                    Some(code) => Some(RoomCode::parse(code).ok_or_else(|| DisconnectReason::TokenInvalid {
+                        why: "its room claim is not a room code".to_string(),
+                    })?),
+                    None => None,
+                };
+                Ok(Admission { name: claims.name, room, subject: Some(claims.sub) })
+            }
+            Some(JoinAuth::Password(given)) if self.password.is_some() => {
+                let expected = self.password.as_deref().expect("checked");
+                if given.len() <= MAX_PASSWORD_BYTES && constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    Ok(Admission::default())
+                } else {
+                    Err(DisconnectReason::WrongPassword)
+                }
+            }
+            _ if self.password.is_some() => Err(DisconnectReason::PasswordRequired),
+            _ => Err(DisconnectReason::TokenRequired),
+        }
+    }
+}
+
+/// Equal bytes, in time that depends only on the lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Joins (hellos) per address: a steady `per_minute` with a burst of as many, and failed
+/// credentials counted apart (10 a minute, burst 10) so guessing a password is slow. Loopback
+/// is exempt from the join rate (local tools, a proxy on this machine), not from failures.
+#[derive(Debug)]
+pub struct JoinLimits {
+    per_minute: u32,
+    joins: Mutex<HashMap<IpAddr, TokenBucket>>,
+    failures: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+/// Failed credentials per address and minute (and the burst).
+pub const AUTH_FAILURES_PER_MINUTE: f64 = 10.0;
+/// Addresses remembered before idle ones are forgotten.
+const MAX_TRACKED: usize = 8192;
+
+impl JoinLimits {
+    pub fn new(per_minute: u32) -> JoinLimits {
+        JoinLimits { per_minute, joins: Mutex::default(), failures: Mutex::default() }
+    }
+
+    /// Takes a join from `ip`'s allowance (`ip` already reduced to what limits count): false
+    /// when it joined too often or failed credentials too often.
+    pub fn try_join(&self, ip: IpAddr) -> bool {
+        if self.exhausted(&self.failures, ip) {
+            return false;
+        }
+        if self.per_minute == 0 || ip.is_loopback() {
+            return true;
+        }
+        let rate = f64::from(self.per_minute);
+        take(&self.joins, ip, rate / 60.0, rate)
+    }
+
+    /// Whether `ip` failed credentials too often lately.
+    pub fn locked_out(&self, ip: IpAddr) -> bool {
+        self.exhausted(&self.failures, ip)
+    }
+
+    /// Counts a failed password or token from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        take(&self.failures, ip, AUTH_FAILURES_PER_MINUTE / 60.0, AUTH_FAILURES_PER_MINUTE);
+    }
+
+    fn exhausted(&self, buckets: &Mutex<HashMap<IpAddr, TokenBucket>>, ip: IpAddr) -> bool {
+        let buckets = buckets.lock().expect("limits lock");
+        buckets.get(&ip).is_some_and(|bucket| !bucket.clone().try_take())
+    }
+}
+
+fn take(buckets: &Mutex<HashMap<IpAddr, TokenBucket>>, ip: IpAddr, rate: f64, burst: f64) -> bool {
+    let mut buckets = buckets.lock().expect("limits lock");
+    if buckets.len() >= MAX_TRACKED {
+        buckets.retain(|_, bucket| !bucket.is_full());
+    }
+    buckets.entry(ip).or_insert_with(|| TokenBucket::new(rate, burst)).try_take()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs_token(secret: &str, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+
+    #[test]
+    fn tokens_admit_only_what_they_say() {
+        let gate = Gate { password: None, tokens: Some(JoinTokenKeys::from_secret(SECRET, None, None).unwrap()) };
+        let good =
+            hs_token(SECRET, serde_json::json!({ "sub": "u1", "name": "Ana", "room": "ABCD", "exp": now() + 60 }));
+        let admission = gate.admit(Some(&JoinAuth::Token(good))).unwrap();
+        assert_eq!(admission.name.as_deref(), Some("Ana"));
+        assert_eq!(admission.room, RoomCode::parse("ABCD"));
+        let expired = hs_token(SECRET, serde_json::json!({ "sub": "u1", "exp": now() - 120 }));
+        assert_eq!(gate.admit(Some(&JoinAuth::Token(expired))), Err(DisconnectReason::TokenExpired));
+        let forged = hs_token(
+            "another-secret-that-is-long-enough-0123456789",
+            serde_json::json!({ "sub": "u1", "exp": now() + 60 }),
+        );
+        assert_eq!(
+            gate.admit(Some(&JoinAuth::Token(forged))),
+            Err(DisconnectReason::TokenInvalid { why: "bad signature".into() })
+        );
+        let no_sub = hs_token(SECRET, serde_json::json!({ "exp": now() + 60 }));
+        assert!(matches!(gate.admit(Some(&JoinAuth::Token(no_sub))), Err(DisconnectReason::TokenInvalid { .. })));
+        assert!(matches!(
+            gate.admit(Some(&JoinAuth::Token("garbage".into()))),
+            Err(DisconnectReason::TokenInvalid { .. })
+        ));
+        assert_eq!(gate.admit(None), Err(DisconnectReason::TokenRequired));
+        assert_eq!(gate.admit(Some(&JoinAuth::Password("x".into()))), Err(DisconnectReason::TokenRequired));
+        // "alg": "none" and HS-with-another-alg are refused whatever the payload says.
+        let unsigned = format!(
+            "{}.{}.",
+            base64url(br#"{"alg":"none","typ":"JWT"}"#),
+            base64url(format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60).as_bytes())
+        );
+        assert!(matches!(gate.admit(Some(&JoinAuth::Token(unsigned))), Err(DisconnectReason::TokenInvalid { .. })));
+    }
+
+    fn base64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn passwords_compare_whole() {
+        let gate = Gate { password: Some("hunter22".into()), tokens: None };
+        assert_eq!(gate.admit(None), Err(DisconnectReason::PasswordRequired));
+        assert_eq!(gate.admit(Some(&JoinAuth::Password("hunter2".into()))), Err(DisconnectReason::WrongPassword));
+        assert_eq!(gate.admit(Some(&JoinAuth::Password("hunter222".into()))), Err(DisconnectReason::WrongPassword));
+        assert!(gate.admit(Some(&JoinAuth::Password("hunter22".into()))).is_ok());
+        assert!(Gate::default().admit(None).is_ok(), "anonymous play by default");
+    }
+
+    #[test]
+    fn secrets_too_short_are_refused() {
+        assert!(JoinTokenKeys::from_secret("short", None, None).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_lock_out_an_address_for_a_while() {
+        let limits = JoinLimits::new(60);
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        for _ in 0..10 {
+            assert!(limits.try_join(ip));
+            limits.failed(ip);
+        }
+        assert!(!limits.try_join(ip), "ten failures in a burst lock the address out");
+        assert!(limits.try_join("10.0.0.10".parse().unwrap()), "others are not affected");
+        tokio::time::advance(std::time::Duration::from_secs(7)).await;
+        assert!(limits.try_join(ip), "one more try after six seconds");
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!((0..500).all(|_| limits.try_join(local)), "loopback is exempt from the join rate");
+    }
+}

@@ -1,0 +1,229 @@
+//! Administration end to end, on a real server and real WebSocket clients: the operator sees
+//! rooms with their players' addresses, round trips and bytes per second; kicks one, closes a
+//! room with a message, broadcasts, changes bots and starts a drain; every action lands in the
+//! audit log (file and API) with the token's name and never the token. Tokens are refused in
+//! URLs, wrong ones get 401 and then a lockout, and administration is off without a token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestClient, TestServer, http_to, read_until_closed};
+use server::ServerConfig;
+use server::admin::{AdminConfig, AdminToken};
+use shared::protocol::DisconnectReason;
+use shared::room::{RoomRequest, RoomSettings};
+
+const SECRET: &str = "test-admin-secret-0123456789";
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("arena-admin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn admin_config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        admin: AdminConfig {
+            tokens: vec![AdminToken::parse(&format!("ops={SECRET}")).unwrap()],
+            bans_file: Some(dir.join("bans.json")),
+            audit_log: Some(dir.join("audit.log")),
+        },
+        ..ServerConfig::default()
+    }
+}
+
+/// An admin API call with the token: (status, JSON body).
+async fn api(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let bearer = format!("Bearer {SECRET}");
+    let (status, _, text) = http_to(server.addr, method, path, body, &[("Authorization", &bearer)]).await;
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({ "raw": text })))
+}
+
+/// The room `code` in `/api/admin/rooms`.
+async fn room_detail(server: &TestServer, code: &str) -> serde_json::Value {
+    let (status, body) = api(server, "GET", "/api/admin/rooms", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["rooms"].as_array().unwrap().iter().find(|r| r["code"] == code).cloned().unwrap_or_else(|| {
+        panic!("room {code} not listed: {body}");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sees_kicks_closes_broadcasts_sets_bots_and_drains_and_every_action_is_audited() {
+    let dir = temp_dir("ops");
+    let server = TestServer::start(admin_config(&dir)).await;
+    let main = server.rooms.main_code().unwrap().to_string();
+    let mut ana = TestClient::join(&server, "ana").await;
+    let mut bo = TestClient::join(&server, "bo").await;
+
+    // The operator sees both players with their address, round trip and bytes per second (the
+    // writer samples every 2 s; wait for the figures rather than for time).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let players = loop {
+        ana.next_snapshot().await;
+        bo.next_snapshot().await;
+        let detail = room_detail(&server, &main).await;
+        let players = detail["players"].as_array().unwrap().clone();
+        let measured = players.len() == 2
+            && players.iter().all(|p| p["rtt_ms"].as_f64().is_some() && p["bytes_per_second"].as_u64() > Some(0));
+        if measured {
+            break players;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no RTT and rate for both players: {detail}");
+    };
+    assert!(players.iter().all(|p| p["ip"] == "127.0.0.1"), "{players:?}");
+    let ana_id = ana.id().0;
+
+    // Broadcast: a notice in every room.
+    let (status, body) = api(&server, "POST", "/api/admin/broadcast", Some(r#"{"message":"maintenance at 5"}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        bo.until(Duration::from_secs(5), |c| c.notices().iter().any(|n| n == "Server: maintenance at 5")).await,
+        "bo never saw the broadcast; notices: {:?}",
+        bo.notices()
+    );
+
+    // Bots: the room reports them and the world has them.
+    let (status, body) = api(&server, "POST", &format!("/api/admin/rooms/{main}/bots"), Some(r#"{"bots":3}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(room_detail(&server, &main).await["bots"], 3);
+    let (status, body) = api(&server, "POST", &format!("/api/admin/rooms/{main}/bots"), Some(r#"{"bots":"x"}"#)).await;
+    assert_eq!(status, 400, "a mistyped body is refused: {body}");
+    let (status, body) =
+        api(&server, "POST", &format!("/api/admin/rooms/{main}/bots"), Some(r#"{"bots":1,"evil":1}"#)).await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+
+    // Kick: ana is closed with the operator's message and its own close code.
+    let (status, body) = api(
+        &server,
+        "POST",
+        &format!("/api/admin/rooms/{main}/kick"),
+        Some(&format!(r#"{{"player":{ana_id},"message":"be nice"}}"#)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ending = read_until_closed(&mut ana.ws).await;
+    assert_eq!(ending.reason, Some(DisconnectReason::ByOperator { message: "be nice".into() }), "{ending:?}");
+    assert_eq!(ending.close.as_ref().map(|c| c.0), Some(4016), "{ending:?}");
+    let (status, body) =
+        api(&server, "POST", &format!("/api/admin/rooms/{main}/kick"), Some(r#"{"player":999999}"#)).await;
+    assert_eq!(status, 409, "kicking nobody says so: {body}");
+
+    // Close a room with a message: its players leave with it and the room is gone; the
+    // permanent room cannot be closed.
+    let mut cy = TestClient::join_room(&server, "cy", RoomRequest::Create(RoomSettings::default())).await;
+    let code = cy.welcome.room.code.to_string();
+    let (status, body) =
+        api(&server, "POST", &format!("/api/admin/rooms/{code}/close"), Some(r#"{"message":"closing for the night"}"#))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let ending = read_until_closed(&mut cy.ws).await;
+    assert_eq!(ending.reason, Some(DisconnectReason::ByOperator { message: "closing for the night".into() }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.rooms.find(&code).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "room {code} still listed after its close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api(&server, "POST", &format!("/api/admin/rooms/{main}/close"), None).await;
+    assert_eq!(status, 409, "Main is permanent: {body}");
+
+    // Drain: /readyz turns 503 and the player hears the countdown.
+    let (status, body) = api(&server, "POST", "/api/admin/drain", Some("{}")).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _, _) = http_to(server.addr, "GET", "/readyz", None, &[]).await;
+        if status == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz still {status} after the drain request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        bo.until(Duration::from_secs(5), |c| c.notices().iter().any(|n| n.starts_with("Server restarting in"))).await,
+        "no drain notice: {:?}",
+        bo.notices()
+    );
+
+    // The audit log: every action, by the token's name, from the operator's address; the file
+    // has the same lines and never the secret.
+    let (status, audit) = api(&server, "GET", "/api/admin/audit", None).await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in ["broadcast", "set_bots", "kick", "close_room", "drain"] {
+        assert!(actions.contains(&action), "{action} not audited: {actions:?}");
+    }
+    assert!(audit.as_array().unwrap().iter().all(|e| e["who"] == "ops" && e["from"] == "127.0.0.1"), "{audit}");
+    let failed_kick = audit.as_array().unwrap().iter().find(|e| e["target"].as_str().unwrap().contains("999999"));
+    assert!(failed_kick.is_some_and(|e| e["outcome"] != "ok"), "a failed action is audited with its error: {audit}");
+    let file = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    assert_eq!(file.lines().count(), audit.as_array().unwrap().len(), "{file}");
+    assert!(!file.contains(SECRET));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_only_in_the_header_wrong_ones_are_refused_then_locked_out() {
+    let dir = temp_dir("auth");
+    let server = TestServer::start(admin_config(&dir)).await;
+    let (status, _, body) = http_to(server.addr, "GET", &format!("/api/admin/rooms?token={SECRET}"), None, &[]).await;
+    assert_eq!(status, 400, "a token in the URL is refused: {body}");
+    assert!(body.contains("never accepted in a URL"), "{body}");
+    let bearer = format!("Bearer {SECRET}");
+    let (status, _, body) =
+        http_to(server.addr, "GET", "/api/admin/rooms?access_token=x", None, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 400, "even with a good header: {body}");
+    let (status, head, _) = http_to(server.addr, "GET", "/api/admin/rooms", None, &[]).await;
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    // Another site's page cannot use a token it does not have, nor one it does.
+    let (status, _, _) = http_to(
+        server.addr,
+        "GET",
+        "/api/admin/rooms",
+        None,
+        &[("Authorization", &bearer), ("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Wrong tokens: 401 each, then the address is locked out (even the right token waits).
+    for attempt in 0..10 {
+        let (status, _, body) =
+            http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", "Bearer wrong-token-guess-1234")])
+                .await;
+        assert_eq!(status, 401, "attempt {attempt}: {body}");
+    }
+    let (status, _, body) = http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 429, "locked out after ten wrong tokens: {body}");
+    // The page itself is served with the strict CSP and asks for the token.
+    let (status, head, page) = http_to(server.addr, "GET", "/admin", None, &[]).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{head}");
+    assert!(page.contains(r#"type="password""#), "{page}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_administration_is_off_and_metrics_can_require_one() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let (status, _, body) =
+        http_to(server.addr, "GET", "/api/admin/rooms", None, &[("Authorization", "Bearer x")]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("administration is off"), "{body}");
+    server.stop().await;
+
+    let dir = temp_dir("metrics");
+    let server = TestServer::start(ServerConfig { metrics_require_token: true, ..admin_config(&dir) }).await;
+    let (status, _, _) = http_to(server.addr, "GET", "/metrics", None, &[]).await;
+    assert_eq!(status, 401, "/metrics needs the token");
+    let bearer = format!("Bearer {SECRET}");
+    let (status, _, body) = http_to(server.addr, "GET", "/metrics", None, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("arena_rooms"), "{body}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
