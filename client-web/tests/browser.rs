@@ -575,3 +575,99 @@ async fn a_phone_joins_by_invite_link_moves_and_fires_with_its_thumbs() {
     phone.close().await;
     server.stop().await;
 }
+
+/// A private server run like a service, in real Chromium: the page asks for the password (and
+/// says when it is wrong), the game is served under a proxy's path prefix, and the operator signs
+/// in to `/admin` with a token, sees the player (name as text, address, round trip), kicks them
+/// with a message the player reads, and finds the kick in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_server_asks_on_the_page_and_the_operator_kicks_from_the_admin_page() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let secret = "browser-admin-secret-0123456789";
+    let dir = std::env::temp_dir().join(format!("arena-browser-admin-{}", std::process::id()));
+    let config = server::ServerConfig {
+        map: small_map(),
+        gate: Arc::new(server::auth::Gate { password: Some("open sesame".into()), tokens: None }),
+        admin: server::admin::AdminConfig {
+            tokens: vec![server::admin::AdminToken::parse(&format!("ops={secret}")).unwrap()],
+            bans_file: Some(dir.join("bans.json")),
+            audit_log: Some(dir.join("audit.log")),
+        },
+        public_url: Some("https://games.example/gs/pod-1/".into()),
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+    let game = format!("{}gs/pod-1/", server.url);
+
+    let mut eve = Player::launch("eve").await;
+    eve.open_and_join(&game, "<b>eve</b>").await;
+    eve.wait_for("the lobby asking for the password", |d| {
+        d["screen"] == "lobby" && d["lobby_message"].as_str().is_some_and(|m| m.contains("needs a password"))
+    })
+    .await;
+    eve.wait_for_eval(
+        "the password box shown",
+        "!document.getElementById('password').classList.contains('hidden')",
+        |v| v == true,
+    )
+    .await;
+    eve.set_value("#password", "open says me").await;
+    eve.click("#play").await;
+    eve.wait_for("a wrong password said so", |d| {
+        d["screen"] == "lobby" && d["lobby_message"].as_str().is_some_and(|m| m.contains("Wrong password"))
+    })
+    .await;
+    eve.set_value("#password", "open sesame").await;
+    eve.click("#play").await;
+    eve.wait_for("eve playing in Main", |d| {
+        d["state"] == "connected" && d["room"]["code"] == server.main_code.as_str()
+    })
+    .await;
+    let path = eve.eval("location.pathname").await;
+    eve.check(
+        path.as_str().is_some_and(|p| p.starts_with("/gs/pod-1/")),
+        format!("the address stays under the proxy's prefix: {path}"),
+    )
+    .await;
+
+    // The operator's page: sign in, find eve, kick her with a message.
+    let mut ops = Player::launch("ops").await;
+    ops.page.goto(format!("{}admin", server.url)).await.expect("open the admin page");
+    ops.wait_for_element("#token").await;
+    ops.set_value("#token", secret).await;
+    ops.click("#login button[type=submit]").await;
+    ops.wait_for_eval("the rooms drawn", "document.body.dataset.loaded === '1'", |v| v == true).await;
+    let row = "#rooms tr[data-player-id]";
+    ops.wait_for_element(row).await;
+    let shown = ops
+        .wait_for_eval(
+            "eve's row with her round trip",
+            &format!("(() => {{ const r = document.querySelector('{row}'); return r ? r.textContent : ''; }})()"),
+            |v| v.as_str().is_some_and(|t| t.contains("<b>eve</b>") && t.contains("127.0.0.1")),
+        )
+        .await;
+    let bold = ops.eval("document.querySelectorAll('#rooms b').length").await;
+    ops.check(bold.as_u64() == Some(0), format!("names are text, found {bold} <b> elements in {shown}")).await;
+    ops.set_value(&format!(".room[data-room=\"{}\"] input.message", server.main_code), "bye for now").await;
+    ops.click(&format!("{row} button.kick")).await;
+    eve.wait_for("eve back in the lobby, told why", |d| {
+        d["screen"] == "lobby"
+            && d["lobby_message"].as_str().is_some_and(|m| m.contains("removed by the server's operator: bye for now"))
+    })
+    .await;
+    ops.wait_for_eval("the kick in the audit table", "document.getElementById('audit').textContent", |v| {
+        v.as_str().is_some_and(|t| t.contains("kick") && t.contains("ops"))
+    })
+    .await;
+
+    let shots = screenshot_dir();
+    eve.screenshot(&shots.join("password-eve-kicked.png")).await;
+    ops.screenshot(&shots.join("admin-page.png")).await;
+    for player in [&eve, &ops] {
+        player.assert_no_console_errors().await;
+    }
+    eve.close().await;
+    ops.close().await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,6 +66,12 @@ function renderRooms(data) {
     `Arena ${s.version} (protocol ${s.protocol}) · ${s.rooms}/${s.max_rooms} rooms · ${s.connections} connections · ${s.bans} bans` +
     (s.draining ? ` · DRAINING, ${s.drain_seconds_left} s left` : "");
   const rooms = $("rooms");
+  // The cards are rebuilt every refresh: keep what the operator is typing, and where.
+  const kept = {};
+  for (const input of rooms.querySelectorAll(".room input")) {
+    const code = input.closest(".room").dataset.room;
+    kept[code + "/" + input.className] = { value: input.value, focused: input === document.activeElement, edited: input.dataset.edited === "1" };
+  }
   rooms.replaceChildren();
   for (const room of data.rooms) {
     const card = el("div", null, { class: "room", "data-room": room.code });
@@ -90,6 +96,15 @@ function renderRooms(data) {
       button("Set bots", () => act("Bots", "POST", `/api/admin/rooms/${room.code}/bots`, { bots: Number(bots.value) })),
       button("Close room", () => act("Close room", "POST", `/api/admin/rooms/${room.code}/close`, { message: message.value || null }), "danger close"),
     );
+    for (const input of [message, bots]) {
+      const was = kept[room.code + "/" + input.className];
+      input.addEventListener("input", () => { input.dataset.edited = "1"; });
+      if (was && (was.edited || input === message)) {
+        input.value = was.value;
+        if (was.edited) input.dataset.edited = "1";
+      }
+      if (was && was.focused) setTimeout(() => input.focus(), 0);
+    }
     card.append(controls);
     const table = el("table");
     const head = el("tr");
