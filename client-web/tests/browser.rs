@@ -631,7 +631,7 @@ async fn a_password_server_asks_on_the_page_and_the_operator_kicks_from_the_admi
     .await;
 
     // The operator's page: sign in, find eve, kick her with a message.
-    let mut ops = Player::launch("ops").await;
+    let ops = Player::launch("ops").await;
     ops.page.goto(format!("{}admin", server.url)).await.expect("open the admin page");
     ops.wait_for_element("#token").await;
     ops.set_value("#token", secret).await;
