@@ -207,3 +207,37 @@ async fn metrics_include_the_build_and_the_process() {
     assert!(started > now - 3600.0 && started <= now + 5.0, "started {started}, now {now}");
     server.stop().await;
 }
+
+/// The Grafana dashboard in deploy/ is valid JSON and every series it queries is one the server
+/// exports (so a renamed metric cannot leave a dashboard panel silently empty).
+#[tokio::test]
+async fn the_grafana_dashboard_queries_only_metrics_the_server_exports() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/arena-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    let server = TestServer::start_default().await;
+    let (status, _, text) = common::http(&server, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    let exported: std::collections::BTreeSet<&str> =
+        text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find(|c: char| c.is_ascii_lowercase()) {
+            rest = &rest[at..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            rest = &rest[name.len().max(1)..];
+            if name.starts_with("arena_") || name.starts_with("process_") {
+                assert!(exported.contains(name.as_str()), "{name} (in `{expr}`) is not exported; /metrics:\n{text}");
+            }
+        }
+    }
+    server.stop().await;
+}

@@ -110,6 +110,8 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The C compiler for the static target (Debian's musl-tools).
+const MUSL_GCC: &str = "/usr/bin/musl-gcc";
 
 /// Builds the server as one static (musl) executable with the client embedded (the container
 /// image's binary; also for copying onto any Linux host), checks that it has no dynamic loader
@@ -121,7 +123,19 @@ fn build_static(root: &Path, release: bool) -> Result<PathBuf> {
         eprintln!("xtask: adding the {STATIC_TARGET} target (one-time)");
         run(Command::new("rustup").args(["target", "add", STATIC_TARGET]))?;
     }
+    // ring (TLS and the admin client) compiles some C for the target: musl-gcc does that.
+    if !Path::new(MUSL_GCC).exists() {
+        eprintln!(
+            "xtask: {MUSL_GCC} is missing (Debian package musl-tools, needed for the static build); installing it"
+        );
+        apt_install(&["musl-tools"]).with_context(|| {
+            format!(
+                "{MUSL_GCC} is needed for the static build: install it by hand with `sudo apt-get install musl-tools`"
+            )
+        })?;
+    }
     let mut build = cargo();
+    build.env("CC_x86_64_unknown_linux_musl", MUSL_GCC);
     build.args(["build", "-p", "arena-server", "--bin", "arena-server", "--target", STATIC_TARGET]);
     if release {
         build.arg("--release");

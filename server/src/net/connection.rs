@@ -77,6 +77,8 @@ pub struct NetContext {
     pub join_limits: crate::auth::JoinLimits,
     /// Fired by the operator (`POST /api/admin/drain`): drain as on the first SIGTERM.
     pub drain_request: CancellationToken,
+    /// What `/metrics` shows (collectors reading the rooms at scrape time).
+    pub metrics: prometheus_client::registry::Registry,
 }
 
 /// Gives a connection's slots back when its task ends, however it ends.
@@ -167,6 +169,7 @@ impl NetContext {
             admin,
             join_limits: crate::auth::JoinLimits::new(config.joins_per_minute_per_ip),
             drain_request: CancellationToken::new(),
+            metrics: crate::metrics::registry(rooms.clone()),
             config,
             rooms,
             shutdown,

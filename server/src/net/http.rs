@@ -214,11 +214,7 @@ pub fn metrics_router(ctx: Arc<NetContext>) -> Router {
 }
 
 fn metrics_text(ctx: &NetContext) -> Response {
-    let mut rooms: Vec<_> = ctx.rooms.handles().into_iter().map(|h| (h.public.code, h.public.stats.clone())).collect();
-    let main = ctx.rooms.main_code();
-    rooms.sort_by_key(|(code, _)| (Some(*code) != main, *code));
-    let mut text = crate::room::live::RoomStats::render_prometheus_rooms(&rooms);
-    crate::metrics::render_process(&mut text);
+    let text = crate::metrics::encode(&ctx.metrics);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

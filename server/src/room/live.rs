@@ -209,9 +209,6 @@ pub enum SimInput {
     },
 }
 
-/// A server-wide counter in `/metrics`: name, help, and the room counter it sums.
-type CounterSeries = (&'static str, &'static str, fn(&RoomStats) -> &AtomicU64);
-
 /// Figures the room publishes for logs, `/metrics` and tests. Written by the sim task only.
 #[derive(Debug, Default)]
 pub struct RoomStats {
@@ -242,117 +239,6 @@ pub struct RoomStats {
     pub budget_deferred_entities: AtomicU64,
     /// Snapshots over the budget anyway (their fixed part alone did not fit).
     pub snapshots_over_budget: AtomicU64,
-}
-
-impl RoomStats {
-    /// Prometheus text exposition of every room's figures: server-wide totals (counters summed,
-    /// histograms merged) under the historical names, then a few labeled series per live room
-    /// (only live rooms: closed rooms' labels disappear, so label growth is bounded by
-    /// `--max-rooms`).
-    pub fn render_prometheus_rooms(rooms: &[(RoomCode, Arc<RoomStats>)]) -> String {
-        let mut out = String::new();
-        let sum64 = |f: &dyn Fn(&RoomStats) -> u64| rooms.iter().map(|(_, s)| f(s)).sum::<u64>();
-        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        metrics::gauge(&mut out, "arena_rooms", "Live rooms, Main included.", rooms.len() as u64);
-        metrics::gauge(
-            &mut out,
-            "arena_tick",
-            "Current simulation tick of the oldest room.",
-            rooms.first().map_or(0, |(_, s)| u64::from(s.tick.load(Ordering::Relaxed))),
-        );
-        metrics::counter(&mut out, "arena_ticks_total", "Simulation ticks run, all rooms.", sum64(&|s| load(&s.ticks)));
-        metrics::counter(
-            &mut out,
-            "arena_ticks_dropped_total",
-            "Ticks skipped after falling too far behind, all rooms.",
-            sum64(&|s| load(&s.ticks_dropped)),
-        );
-        metrics::gauge(
-            &mut out,
-            "arena_players",
-            "Players in all rooms, bots included.",
-            sum64(&|s| u64::from(s.players.load(Ordering::Relaxed))),
-        );
-        metrics::gauge(
-            &mut out,
-            "arena_clients",
-            "Connected clients in all rooms (players and spectators).",
-            sum64(&|s| u64::from(s.clients.load(Ordering::Relaxed))),
-        );
-        // Server-wide totals of the rooms' counters.
-        let totals: [CounterSeries; 8] = [
-            ("arena_snapshots_sent_total", "Snapshots handed to connections.", |s| &s.snapshots_sent),
-            ("arena_snapshots_skipped_total", "Snapshots skipped for full outboxes.", |s| &s.snapshots_skipped),
-            ("arena_snapshot_bytes_total", "Bytes of snapshot messages sent.", |s| &s.snapshot_bytes),
-            (
-                "arena_lag_comp_clamped_future_total",
-                "Shots whose input claimed a view after the server's present (clamped to it).",
-                |s| &s.lag_comp_future,
-            ),
-            (
-                "arena_lag_comp_clamped_window_total",
-                "Shots whose input claimed a view older than --lag-comp-ms (clamped to the window).",
-                |s| &s.lag_comp_too_old,
-            ),
-            (
-                "arena_snapshots_budget_limited_total",
-                "Snapshots that deferred changes to stay within --snapshot-budget-bytes.",
-                |s| &s.snapshots_budget_limited,
-            ),
-            (
-                "arena_snapshot_deferred_entities_total",
-                "Entity changes deferred to a later snapshot by the byte budget.",
-                |s| &s.budget_deferred_entities,
-            ),
-            (
-                "arena_snapshots_over_budget_total",
-                "Snapshots larger than the budget because their fixed part alone did not fit.",
-                |s| &s.snapshots_over_budget,
-            ),
-        ];
-        for (name, help, field) in totals {
-            metrics::counter(&mut out, name, help, sum64(&|s| load(field(s))));
-        }
-        let tick_time = Histogram::default();
-        let input_ack = Histogram::default();
-        for (_, stats) in rooms {
-            tick_time.add(&stats.tick_time);
-            input_ack.add(&stats.input_ack_latency);
-        }
-        tick_time.render(
-            &mut out,
-            "arena_tick_duration_seconds",
-            "Time per tick-loop iteration with work (step and snapshots), all rooms.",
-        );
-        input_ack.render(
-            &mut out,
-            "arena_input_ack_latency_seconds",
-            "From receiving an input to queueing the snapshot that acks it, all rooms.",
-        );
-        type Series = (&'static str, &'static str, &'static str, fn(&RoomStats) -> f64);
-        let per_room: [Series; 4] = [
-            ("arena_room_players", "gauge", "Players in the room, bots included.", |s| {
-                f64::from(s.players.load(Ordering::Relaxed))
-            }),
-            ("arena_room_clients", "gauge", "Connected clients in the room.", |s| {
-                f64::from(s.clients.load(Ordering::Relaxed))
-            }),
-            ("arena_room_ticks_total", "counter", "Simulation ticks the room ran.", |s| {
-                s.ticks.load(Ordering::Relaxed) as f64
-            }),
-            ("arena_room_tick_p99_seconds", "gauge", "99th percentile of the room's tick time since it opened.", |s| {
-                metrics::quantile_us(&s.tick_time.snapshot(), 0.99).map_or(0.0, |us| us.min(10_000_000) as f64 / 1e6)
-            }),
-        ];
-        for (name, kind, help, value) in per_room {
-            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (code, stats) in rooms {
-                let _ =
-                    std::fmt::Write::write_fmt(&mut out, format_args!("{name}{{room=\"{code}\"}} {}\n", value(stats)));
-            }
-        }
-        out
-    }
 }
 
 /// A baseline in the shared-view delta cache: its tick and the address of its view.
