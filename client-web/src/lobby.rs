@@ -380,8 +380,9 @@ mod tests {
             AfterClose::Lobby("Wrong password: try again".into())
         );
         let expired = DisconnectReason::TokenExpired;
+        let why = expired.to_string();
         assert_eq!(
-            after_close(ending(Some(&expired), &join, None)),
+            after_close(Ending { why: &why, ..ending(Some(&expired), &join, None) }),
             AfterClose::Lobby("Could not join: join token expired; get a new one".into())
         );
         assert_eq!(token_in_fragment("#join=aaa.bbb.ccc"), Some("aaa.bbb.ccc".into()));

@@ -19,7 +19,11 @@ async fn ping(client: &mut TestClient) -> Duration {
     client.send(&ClientMsg::Ping { client_time: 1.0 }).await;
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), client.ws.next()).await.expect("pong in 5 s");
-        let Some(Ok(Message::Binary(bytes))) = frame else { panic!("connection ended: {frame:?}") };
+        let bytes = match frame {
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("connection ended: {other:?}"),
+        };
         if let Ok(ServerMsg::Pong { .. }) = protocol::decode_server(&bytes) {
             return sent.elapsed();
         }

@@ -279,7 +279,12 @@ impl TestClient {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next()).await.expect("a welcome within 5 s");
-            let Some(Ok(Message::Binary(bytes))) = frame else { panic!("connection ended: {frame:?}") };
+            let bytes = match frame {
+                Some(Ok(Message::Binary(bytes))) => bytes,
+                // The server's keep-alive pings (answered by tungstenite).
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("connection ended: {other:?}"),
+            };
             if let Ok(ServerMsg::Welcome(welcome)) = protocol::decode_server(&bytes) {
                 self.restart((*welcome).clone());
                 return *welcome;
