@@ -632,7 +632,8 @@ async fn a_password_server_asks_on_the_page_and_the_operator_kicks_from_the_admi
 
     // The operator's page: sign in, find eve, kick her with a message.
     let ops = Player::launch("ops").await;
-    ops.page.goto(format!("{}admin", server.url)).await.expect("open the admin page");
+    // Under the proxy's prefix too: the page's script and API calls stay under it.
+    ops.page.goto(format!("{game}admin")).await.expect("open the admin page");
     ops.wait_for_element("#token").await;
     ops.set_value("#token", secret).await;
     ops.click("#login button[type=submit]").await;

@@ -63,6 +63,9 @@ impl JoinTokenKeys {
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let kid = jwk.common.key_id.clone();
+            if matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {
+                return Err(format!("key {kid:?}: symmetric keys belong in --join-token-secret"));
+            }
             let algorithm = match jwk.common.key_algorithm {
                 Some(alg) => alg
                     .to_string()
@@ -72,8 +75,9 @@ impl JoinTokenKeys {
                     jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
                     jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
                     jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                        jsonwebtoken::jwk::EllipticCurve::P256 => Algorithm::ES256,
                         jsonwebtoken::jwk::EllipticCurve::P384 => Algorithm::ES384,
-                        _ => Algorithm::ES256,
+                        ref other => return Err(format!("key {kid:?}: curve {other:?} cannot verify tokens")),
                     },
                     jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => {
                         return Err(format!("key {kid:?}: symmetric keys belong in --join-token-secret"));
@@ -108,7 +112,11 @@ impl JoinTokenKeys {
             return Err(invalid("wrong algorithm for the key"));
         }
         let mut validation = Validation::new(*algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be in the token, not merely not contradicted.
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         validation.validate_nbf = true;
         validation.leeway = 30;
         match &self.issuer {
@@ -271,6 +279,14 @@ fn take(buckets: &Mutex<HashMap<IpAddr, TokenBucket>>, ip: IpAddr, rate: f64, bu
     let mut buckets = buckets.lock().expect("limits lock");
     if buckets.len() >= MAX_TRACKED {
         buckets.retain(|_, bucket| !bucket.is_full());
+        // Still full (thousands of addresses active at once, or one attacker rotating through
+        // many prefixes): forget half, so the map stays bounded; the forgotten start afresh.
+        if buckets.len() >= MAX_TRACKED {
+            let forget: Vec<IpAddr> = buckets.keys().take(MAX_TRACKED / 2).copied().collect();
+            for ip in forget {
+                buckets.remove(&ip);
+            }
+        }
     }
     buckets.entry(ip).or_insert_with(|| TokenBucket::new(rate, burst)).try_take()
 }
@@ -339,6 +355,34 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_must_be_in_the_token() {
+        let keys = JoinTokenKeys::from_secret(SECRET, Some("lobby".into()), Some("arena".into())).unwrap();
+        let gate = Gate { password: None, tokens: Some(keys) };
+        let token = |claims| Some(JoinAuth::Token(hs_token(SECRET, claims)));
+        let exp = now() + 60;
+        assert!(
+            gate.admit(token(serde_json::json!({ "sub": "u", "iss": "lobby", "aud": "arena", "exp": exp })).as_ref())
+                .is_ok()
+        );
+        for claims in [
+            serde_json::json!({ "sub": "u", "aud": "arena", "exp": exp }),
+            serde_json::json!({ "sub": "u", "iss": "lobby", "exp": exp }),
+            serde_json::json!({ "sub": "u", "iss": "lobby", "aud": "elsewhere", "exp": exp }),
+        ] {
+            let refused = gate.admit(token(claims.clone()).as_ref());
+            assert!(matches!(refused, Err(DisconnectReason::TokenInvalid { .. })), "{claims}: {refused:?}");
+        }
+    }
+
+    #[test]
+    fn jwks_keys_that_cannot_verify_are_refused_at_start() {
+        let oct = r#"{"keys":[{"kty":"oct","alg":"HS256","k":"c2hvcnQ"}]}"#;
+        assert!(JoinTokenKeys::from_jwks(oct, None, None).unwrap_err().contains("--join-token-secret"));
+        assert!(JoinTokenKeys::from_jwks(r#"{"keys":[]}"#, None, None).is_err());
+        assert!(JoinTokenKeys::from_jwks("not json", None, None).is_err());
     }
 
     #[test]

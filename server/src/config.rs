@@ -97,6 +97,9 @@ pub struct ServerConfig {
     pub metrics_require_token: bool,
     /// HTTPS and `wss://` on the game port.
     pub tls: Option<crate::net::tls::TlsFiles>,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client (limits, bans and logs
+    /// then apply to the client, not to the proxy).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -143,6 +146,7 @@ impl Default for ServerConfig {
             admin: crate::admin::AdminConfig::default(),
             metrics_require_token: false,
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

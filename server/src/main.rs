@@ -232,6 +232,11 @@ struct ServeArgs {
     /// Join tokens must carry this `aud`.
     #[arg(long)]
     join_token_audience: Option<String>,
+    /// A reverse proxy in front of the server (repeatable): for its requests the client's
+    /// address is taken from X-Forwarded-For, so per-address limits, bans and logs apply to the
+    /// player, not to the proxy.
+    #[arg(long = "trusted-proxy", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Hellos (joins) per minute from one address, with as large a burst (loopback exempt; 0
     /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
     #[arg(long, default_value_t = 60)]
@@ -498,6 +503,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
             audit_log: Some(args.audit_log.clone()),
         },
         metrics_require_token: args.metrics_require_token,
+        trusted_proxies: args.trusted_proxies.clone(),
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

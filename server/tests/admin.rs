@@ -95,18 +95,23 @@ async fn the_operator_sees_kicks_closes_broadcasts_sets_bots_and_drains_and_ever
         api(&server, "POST", &format!("/api/admin/rooms/{main}/bots"), Some(r#"{"bots":1,"evil":1}"#)).await;
     assert_eq!(status, 400, "unknown fields are refused: {body}");
 
-    // Kick: ana is closed with the operator's message and its own close code.
+    // Kick: ana is closed with the operator's message and its own close code; a long message
+    // arrives whole in the goodbye and cut to a control frame's 123 bytes in the Close frame.
+    let long = "be nice to the new players, please: ".repeat(5);
     let (status, body) = api(
         &server,
         "POST",
         &format!("/api/admin/rooms/{main}/kick"),
-        Some(&format!(r#"{{"player":{ana_id},"message":"be nice"}}"#)),
+        Some(&serde_json::json!({ "player": ana_id, "message": long }).to_string()),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let ending = read_until_closed(&mut ana.ws).await;
-    assert_eq!(ending.reason, Some(DisconnectReason::ByOperator { message: "be nice".into() }), "{ending:?}");
-    assert_eq!(ending.close.as_ref().map(|c| c.0), Some(4016), "{ending:?}");
+    let expected = long.trim().to_string();
+    assert_eq!(ending.reason, Some(DisconnectReason::ByOperator { message: expected }), "{ending:?}");
+    let (code, text) = ending.close.clone().expect("a Close frame");
+    assert_eq!(code, 4016, "{ending:?}");
+    assert!(text.len() <= 123 && text.starts_with("removed by the server's operator: be nice"), "{text:?}");
     let (status, body) =
         api(&server, "POST", &format!("/api/admin/rooms/{main}/kick"), Some(r#"{"player":999999}"#)).await;
     assert_eq!(status, 409, "kicking nobody says so: {body}");
@@ -128,6 +133,16 @@ async fn the_operator_sees_kicks_closes_broadcasts_sets_bots_and_drains_and_ever
     }
     let (status, body) = api(&server, "POST", &format!("/api/admin/rooms/{main}/close"), None).await;
     assert_eq!(status, 409, "Main is permanent: {body}");
+    // A room nobody joined yet is listed from its summary and closes at once.
+    let unused = server.rooms.create(RoomSettings::default(), None).expect("a room").0.public.code.to_string();
+    assert_eq!(room_detail(&server, &unused).await["players"], serde_json::json!([]));
+    let (status, body) = api(&server, "POST", &format!("/api/admin/rooms/{unused}/close"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.rooms.find(&unused).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "unused room {unused} still listed after its close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Drain: /readyz turns 503 and the player hears the countdown.
     let (status, body) = api(&server, "POST", "/api/admin/drain", Some("{}")).await;
@@ -189,15 +204,20 @@ async fn tokens_only_in_the_header_wrong_ones_are_refused_then_locked_out() {
     )
     .await;
     assert_eq!(status, 403);
-    // Wrong tokens: 401 each, then the address is locked out (even the right token waits).
+    // Wrong tokens: 401 each, then the address is locked out; the right token still works (a
+    // guesser behind the operator's address cannot lock the operator out).
     for attempt in 0..10 {
         let (status, _, body) =
             http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", "Bearer wrong-token-guess-1234")])
                 .await;
         assert_eq!(status, 401, "attempt {attempt}: {body}");
     }
-    let (status, _, body) = http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", &bearer)]).await;
+    let (status, _, body) =
+        http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", "Bearer wrong-token-guess-1234")])
+            .await;
     assert_eq!(status, 429, "locked out after ten wrong tokens: {body}");
+    let (status, _, body) = http_to(server.addr, "GET", "/api/admin/bans", None, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "the right token is not locked out: {body}");
     // The page itself is served with the strict CSP and asks for the token.
     let (status, head, page) = http_to(server.addr, "GET", "/admin", None, &[]).await;
     assert_eq!(status, 200);
@@ -224,6 +244,67 @@ async fn without_a_token_administration_is_off_and_metrics_can_require_one() {
     let (status, _, body) = http_to(server.addr, "GET", "/metrics", None, &[("Authorization", &bearer)]).await;
     assert_eq!(status, 200);
     assert!(body.contains("arena_rooms"), "{body}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Behind a reverse proxy named with `--trusted-proxy`, the operator sees, limits and bans the
+/// player's own address from `X-Forwarded-For`; the proxy itself cannot be banned; a client
+/// that is not a trusted proxy cannot pretend to be someone else with the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_bans_reach_the_player_not_the_proxy() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = temp_dir("proxy");
+    let config = ServerConfig { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..admin_config(&dir) };
+    let server = TestServer::start(config).await;
+    async fn connect(url: String, forwarded: &str) -> common::Ws {
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connects");
+        ws.send(common::hello("proxied")).await.unwrap();
+        ws
+    }
+    // The proxy appends the address it saw; anything to its left came from the client.
+    let mut player = connect(server.url(), "10.9.9.9, 203.0.113.5").await;
+    let main = server.rooms.main_code().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let detail = room_detail(&server, &main).await;
+        if detail["players"].as_array().is_some_and(|p| p.iter().any(|p| p["ip"] == "203.0.113.5")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the player's forwarded address not shown: {detail}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api(&server, "POST", "/api/admin/bans", Some(r#"{"ip":"127.0.0.1"}"#)).await;
+    assert_eq!(status, 400, "the proxy cannot be banned: {body}");
+    let (status, body) = api(&server, "POST", "/api/admin/bans", Some(r#"{"ip":"203.0.113.5","reason":"spam"}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["closed_connections"], 1, "{body}");
+    let ending = read_until_closed(&mut player).await;
+    assert_eq!(ending.reason, Some(DisconnectReason::Banned), "{ending:?}");
+    // The banned player cannot come back through the proxy; someone else behind it can.
+    let mut again = connect(server.url(), "203.0.113.5").await;
+    assert_eq!(read_until_closed(&mut again).await.reason, Some(DisconnectReason::Banned));
+    let other = TestClient::join_with(&server.url(), common::hello("other")).await;
+    assert!(other.is_ok(), "a player behind the same proxy without the banned address gets in");
+    server.stop().await;
+
+    // Without --trusted-proxy the header is the client's word: ignored.
+    let server = TestServer::start(admin_config(&dir)).await;
+    let _liar = connect(server.url(), "198.51.100.7").await;
+    let main = server.rooms.main_code().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let detail = room_detail(&server, &main).await;
+        if let Some(players) = detail["players"].as_array().filter(|p| !p.is_empty()) {
+            assert!(players.iter().all(|p| p["ip"] == "127.0.0.1"), "{detail}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the player never joined: {detail}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,6 +52,9 @@ async fn a_password_server_asks_refuses_wrong_ones_and_limits_guessing() {
         refused(try_join(&server, RoomRequest::QuickPlay, password("correct")).await),
         (Some(DisconnectReason::WrongPassword), Some(4019))
     );
+    // Rooms cannot be created anonymously through the API either.
+    let (status, _, body) = common::http(&server, "POST", "/api/rooms", Some("{}")).await;
+    assert_eq!(status, 403, "{body}");
     let welcomed =
         try_join(&server, RoomRequest::QuickPlay, password("correct horse")).await.expect("the right password");
     assert_eq!(welcomed.welcome.room.code, server.rooms.main_code().unwrap());

@@ -48,8 +48,15 @@ pub fn routes() -> Router<Arc<NetContext>> {
         .route("/api/admin/audit", get(audit))
 }
 
-/// The caller's token name, or the response refusing it.
-pub fn authorize(ctx: &NetContext, peer: IpAddr, headers: &HeaderMap, query: Option<&str>) -> Result<String, Response> {
+/// The caller's token name and address (the client's, behind a trusted proxy), or the response
+/// refusing it.
+pub fn authorize(
+    ctx: &NetContext,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(String, IpAddr), Response> {
+    let peer = crate::net::http::client_addr(&ctx.config.trusted_proxies, SocketAddr::new(peer, 0), headers).ip();
     if !ctx.admin.is_on() {
         return Err(json_error(
             StatusCode::NOT_FOUND,
@@ -72,19 +79,22 @@ pub fn authorize(ctx: &NetContext, peer: IpAddr, headers: &HeaderMap, query: Opt
         return Err(json_error(StatusCode::FORBIDDEN, "the admin API answers this server's own pages only"));
     }
     let key = crate::net::connection::address_key(peer);
-    if ctx.join_limits.locked_out(key) {
-        return Err(retry_later("too many failed tokens from your address; try again in a few seconds"));
-    }
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
+    // A valid token always works (it has at least 16 characters: guessing is hopeless anyway),
+    // so a guesser behind the operator's own address cannot lock the operator out; wrong
+    // tokens are limited apart from players' failed passwords.
     match presented.and_then(|token| ctx.admin.authorize(token)) {
-        Some(name) => Ok(name.to_string()),
+        Some(name) => Ok((name.to_string(), peer)),
+        None if ctx.admin_limits.locked_out(key) => {
+            Err(retry_later("too many failed tokens from your address; try again in a few seconds"))
+        }
         None => {
             if presented.is_some() {
-                ctx.join_limits.failed(key);
+                ctx.admin_limits.failed(key);
             }
             let mut response = json_error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
             response
@@ -102,7 +112,11 @@ fn retry_later(message: &str) -> Response {
 }
 
 /// Authorizes and parses a JSON body (`{}` or empty for no fields).
-async fn parse<T: DeserializeOwned>(ctx: &NetContext, peer: IpAddr, request: Request) -> Result<(String, T), Response> {
+async fn parse<T: DeserializeOwned>(
+    ctx: &NetContext,
+    peer: IpAddr,
+    request: Request,
+) -> Result<((String, IpAddr), T), Response> {
     let who = authorize(ctx, peer, request.headers(), request.uri().query())?;
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
@@ -116,15 +130,22 @@ async fn parse<T: DeserializeOwned>(ctx: &NetContext, peer: IpAddr, request: Req
 /// Sends `op` to `room` and waits (bounded) for its answer.
 async fn ask(room: &RoomHandle, op: AdminOp) -> Result<AdminAnswer, (StatusCode, String)> {
     let (reply, answer) = oneshot::channel();
-    if room.inbox.send(SimInput::Admin { op, reply }).await.is_err() {
-        return Err((StatusCode::NOT_FOUND, "the room has closed".to_string()));
-    }
-    match tokio::time::timeout(ROOM_ANSWER_LIMIT, answer).await {
+    let asked = async {
+        room.inbox.send(SimInput::Admin { op, reply }).await.map_err(|_| ())?;
+        answer.await.map_err(|_| ())
+    };
+    // Bounded as a whole: a room whose inbox is full or that is wedged does not hang the API.
+    match tokio::time::timeout(ROOM_ANSWER_LIMIT, asked).await {
         Ok(Ok(Ok(answer))) => Ok(answer),
         Ok(Ok(Err(message))) => Err((StatusCode::CONFLICT, message)),
-        Ok(Err(_)) => Err((StatusCode::NOT_FOUND, "the room has closed".to_string())),
+        Ok(Err(())) => Err((StatusCode::NOT_FOUND, "the room has closed".to_string())),
         Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, "the room did not answer in 2 s".to_string())),
     }
+}
+
+/// Asks every room at once (each bounded by [`ROOM_ANSWER_LIMIT`]).
+async fn ask_all(rooms: &[RoomHandle], op: impl Fn() -> AdminOp) -> Vec<Result<AdminAnswer, (StatusCode, String)>> {
+    futures_util::future::join_all(rooms.iter().map(|room| ask(room, op()))).await
 }
 
 /// Records an operation and turns its outcome into the response.
@@ -169,7 +190,7 @@ async fn rooms(
     let mut handles = ctx.rooms.handles();
     let main = ctx.rooms.main_code();
     handles.sort_by_key(|h| (Some(h.public.code) != main, h.public.code));
-    let answers = futures_util::future::join_all(handles.iter().map(|room| ask(room, AdminOp::Inspect))).await;
+    let answers = ask_all(&handles, || AdminOp::Inspect).await;
     let rooms: Vec<serde_json::Value> = handles
         .iter()
         .zip(answers)
@@ -211,7 +232,7 @@ async fn kick(
     Path(code): Path<String>,
     request: Request,
 ) -> Response {
-    let (who, body): (String, KickRequest) = match parse(&ctx, peer.ip(), request).await {
+    let ((who, from), body): ((String, IpAddr), KickRequest) = match parse(&ctx, peer.ip(), request).await {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
@@ -222,7 +243,7 @@ async fn kick(
             .map(|answer| serde_json::to_value(answer).expect("serializes")),
         Err(error) => Err(error),
     };
-    audited(&ctx, &who, peer.ip(), "kick", &format!("room {code} player {}", body.player), outcome)
+    audited(&ctx, &who, from, "kick", &format!("room {code} player {}", body.player), outcome)
 }
 
 #[derive(Deserialize)]
@@ -241,7 +262,7 @@ async fn close_room(
     Path(code): Path<String>,
     request: Request,
 ) -> Response {
-    let (who, body): (String, MessageRequest) = match parse(&ctx, peer.ip(), request).await {
+    let ((who, from), body): ((String, IpAddr), MessageRequest) = match parse(&ctx, peer.ip(), request).await {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
@@ -252,7 +273,7 @@ async fn close_room(
         }
         Err(error) => Err(error),
     };
-    audited(&ctx, &who, peer.ip(), "close_room", &format!("room {code}"), outcome)
+    audited(&ctx, &who, from, "close_room", &format!("room {code}"), outcome)
 }
 
 #[derive(Deserialize)]
@@ -268,7 +289,7 @@ async fn set_bots(
     Path(code): Path<String>,
     request: Request,
 ) -> Response {
-    let (who, body): (String, BotsRequest) = match parse(&ctx, peer.ip(), request).await {
+    let ((who, from), body): ((String, IpAddr), BotsRequest) = match parse(&ctx, peer.ip(), request).await {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
@@ -278,7 +299,7 @@ async fn set_bots(
             .map(|answer| serde_json::to_value(answer).expect("serializes")),
         Err(error) => Err(error),
     };
-    audited(&ctx, &who, peer.ip(), "set_bots", &format!("room {code} bots {}", body.bots), outcome)
+    audited(&ctx, &who, from, "set_bots", &format!("room {code} bots {}", body.bots), outcome)
 }
 
 /// `POST /api/admin/broadcast {"message": "...", "room": "CODE"?}`: a notice in one room or all.
@@ -287,7 +308,7 @@ async fn broadcast(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (who, body): (String, MessageRequest) = match parse(&ctx, peer.ip(), request).await {
+    let ((who, from), body): ((String, IpAddr), MessageRequest) = match parse(&ctx, peer.ip(), request).await {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
@@ -298,17 +319,13 @@ async fn broadcast(
     let rooms = match &body.room {
         Some(code) => match find_room(&ctx, code) {
             Ok(room) => vec![room],
-            Err(error) => return audited(&ctx, &who, peer.ip(), "broadcast", &target, Err(error)),
+            Err(error) => return audited(&ctx, &who, from, "broadcast", &target, Err(error)),
         },
         None => ctx.rooms.handles(),
     };
-    let mut reached = 0;
-    for room in &rooms {
-        if ask(room, AdminOp::Notice { text: format!("Server: {text}") }).await.is_ok() {
-            reached += 1;
-        }
-    }
-    audited(&ctx, &who, peer.ip(), "broadcast", &target, Ok(serde_json::json!({ "rooms": reached })))
+    let answers = ask_all(&rooms, || AdminOp::Notice { text: format!("Server: {text}") }).await;
+    let reached = answers.iter().filter(|answer| answer.is_ok()).count();
+    audited(&ctx, &who, from, "broadcast", &target, Ok(serde_json::json!({ "rooms": reached })))
 }
 
 /// `GET /api/admin/bans`.
@@ -338,27 +355,32 @@ async fn ban(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (who, body): (String, BanRequest) = match parse(&ctx, peer.ip(), request).await {
+    let ((who, from), body): ((String, IpAddr), BanRequest) = match parse(&ctx, peer.ip(), request).await {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
     let Ok(ip) = body.ip.trim().parse::<IpAddr>() else {
         return json_error(StatusCode::BAD_REQUEST, "ip must be an IPv4 or IPv6 address");
     };
+    if ctx.config.trusted_proxies.iter().any(|proxy| proxy.to_canonical() == ip.to_canonical()) {
+        return json_error(StatusCode::BAD_REQUEST, "that is a trusted proxy: banning it would ban everyone behind it");
+    }
     let reason = body.reason.as_deref().and_then(clean_message).unwrap_or_default();
     let outcome = match ctx.admin.ban(ip, reason, &who) {
         Ok(ban) => {
-            let mut closed = 0;
-            for room in ctx.rooms.handles() {
-                if let Ok(AdminAnswer::Done { done }) = ask(&room, AdminOp::KickAddress { ip }).await {
-                    closed += done.split_whitespace().nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-                }
-            }
+            let answers = ask_all(&ctx.rooms.handles(), || AdminOp::KickAddress { ip }).await;
+            let closed: u32 = answers
+                .iter()
+                .filter_map(|answer| match answer {
+                    Ok(AdminAnswer::Done { done }) => done.split_whitespace().nth(1)?.parse::<u32>().ok(),
+                    _ => None,
+                })
+                .sum();
             Ok(serde_json::json!({ "ban": ban, "closed_connections": closed }))
         }
         Err(message) => Err((StatusCode::BAD_REQUEST, message)),
     };
-    audited(&ctx, &who, peer.ip(), "ban", &ip.to_string(), outcome)
+    audited(&ctx, &who, from, "ban", &ip.to_string(), outcome)
 }
 
 /// `DELETE /api/admin/bans/IP`.
@@ -368,8 +390,8 @@ async fn unban(
     Path(ip): Path<String>,
     request: Request,
 ) -> Response {
-    let who = match authorize(&ctx, peer.ip(), request.headers(), request.uri().query()) {
-        Ok(who) => who,
+    let (who, from) = match authorize(&ctx, peer.ip(), request.headers(), request.uri().query()) {
+        Ok(operator) => operator,
         Err(response) => return response,
     };
     let Ok(address) = ip.parse::<IpAddr>() else {
@@ -380,7 +402,7 @@ async fn unban(
         Ok(false) => Err((StatusCode::NOT_FOUND, format!("{address} is not banned"))),
         Err(message) => Err((StatusCode::INTERNAL_SERVER_ERROR, message)),
     };
-    audited(&ctx, &who, peer.ip(), "unban", &address.to_string(), outcome)
+    audited(&ctx, &who, from, "unban", &address.to_string(), outcome)
 }
 
 /// `POST /api/admin/drain`: starts the drain, as the first SIGTERM does.
@@ -389,10 +411,11 @@ async fn drain(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (who, _): (String, serde_json::Map<String, serde_json::Value>) = match parse(&ctx, peer.ip(), request).await {
-        Ok(parsed) => parsed,
-        Err(response) => return response,
-    };
+    let ((who, from), _): ((String, IpAddr), serde_json::Map<String, serde_json::Value>) =
+        match parse(&ctx, peer.ip(), request).await {
+            Ok(parsed) => parsed,
+            Err(response) => return response,
+        };
     let already = ctx.rooms.drain.is_draining() || ctx.drain_request.is_cancelled();
     ctx.drain_request.cancel();
     let outcome = Ok(serde_json::json!({
@@ -400,7 +423,7 @@ async fn drain(
         "already": already,
         "seconds": ctx.config.drain.as_secs(),
     }));
-    audited(&ctx, &who, peer.ip(), "drain", "server", outcome)
+    audited(&ctx, &who, from, "drain", "server", outcome)
 }
 
 /// `GET /api/admin/audit`: the newest audit entries (up to 500 kept in memory).

@@ -43,17 +43,24 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// `NAME=SECRET` or just `SECRET` (named "admin").
+    /// `NAME=SECRET` (NAME: letters, digits, `-`, `_`, at most 32) or just `SECRET` (named
+    /// "admin"; a secret may itself contain `=`, as base64 does). Errors never repeat any part of
+    /// the spec: it may be mostly secret.
     pub fn parse(spec: &str) -> Result<AdminToken, String> {
+        let is_name = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         let (name, secret) = match spec.split_once('=') {
-            Some((name, secret)) if !name.is_empty() && name.len() <= 32 && !name.contains(char::is_whitespace) => {
+            Some((name, secret)) if is_name(name) && secret.chars().count() >= MIN_TOKEN_CHARS => {
                 (name.to_string(), secret.to_string())
             }
             _ => ("admin".to_string(), spec.to_string()),
         };
         if secret.chars().count() < MIN_TOKEN_CHARS || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
-                "--admin-token {name:?}: the secret must be at least {MIN_TOKEN_CHARS} characters without spaces"
+                "--admin-token: a token must be NAME=SECRET or SECRET, the secret at least {MIN_TOKEN_CHARS} characters without spaces"
             ));
         }
         Ok(AdminToken { name, secret })
@@ -263,6 +270,11 @@ mod tests {
         assert_eq!(AdminToken::parse("0123456789abcdefXYZ").unwrap().name, "admin");
         assert!(AdminToken::parse("ops=short").is_err());
         assert!(AdminToken::parse("ops=has a space in it ok").is_err());
+        // Base64 secrets end in `=`: the whole spec is the secret, and errors never echo it.
+        let base64 = AdminToken::parse("q83vEjRWeJq83vEjRWeJqw==").unwrap();
+        assert_eq!((base64.name.as_str(), base64.reveal()), ("admin", "q83vEjRWeJq83vEjRWeJqw=="));
+        let error = AdminToken::parse("abcdefgh=").unwrap_err();
+        assert!(!error.contains("abcdefgh"), "{error}");
         let admin = Admin::new(&AdminConfig { tokens: vec![token], ..AdminConfig::default() }).unwrap();
         assert_eq!(admin.authorize("0123456789abcdef"), Some("ops"));
         assert_eq!(admin.authorize("0123456789abcdeF"), None);

@@ -14,7 +14,7 @@ const HTML: &str = include_str!("page/admin.html");
 const SCRIPT: &str = include_str!("page/admin.js");
 const STYLE: &str = include_str!("page/admin.css");
 
-fn file(ctx: &NetContext, mime: &'static str, body: &'static str) -> Response {
+fn file(ctx: &NetContext, mime: &'static str, body: impl Into<axum::body::Body>) -> Response {
     (
         StatusCode::OK,
         [
@@ -24,13 +24,21 @@ fn file(ctx: &NetContext, mime: &'static str, body: &'static str) -> Response {
             (header::REFERRER_POLICY, "no-referrer".to_string()),
             (header::CONTENT_SECURITY_POLICY, crate::net::http::content_security_policy(&ctx.config.frame_ancestors)),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
 
+/// The page, with its files and API under the server's base path (a proxy's prefix, from
+/// `--public-url`), which the script reads from `<meta name="arena-base">`.
 pub async fn index(State(ctx): State<Arc<NetContext>>) -> Response {
-    file(&ctx, "text/html; charset=utf-8", HTML)
+    let base = ctx.config.base_path();
+    let html = HTML.replace("\"/admin/", &format!("\"{base}admin/")).replacen(
+        "<head>",
+        &format!("<head>\n<meta name=\"arena-base\" content=\"{base}\">"),
+        1,
+    );
+    file(&ctx, "text/html; charset=utf-8", html)
 }
 
 pub async fn script(State(ctx): State<Arc<NetContext>>) -> Response {

@@ -75,6 +75,8 @@ pub struct NetContext {
     pub admin: Arc<crate::admin::Admin>,
     /// Joins and failed credentials per address.
     pub join_limits: crate::auth::JoinLimits,
+    /// Failed admin tokens per address.
+    pub admin_limits: crate::auth::JoinLimits,
     /// Fired by the operator (`POST /api/admin/drain`): drain as on the first SIGTERM.
     pub drain_request: CancellationToken,
     /// What `/metrics` shows (collectors reading the rooms at scrape time).
@@ -168,6 +170,7 @@ impl NetContext {
         NetContext {
             admin,
             join_limits: crate::auth::JoinLimits::new(config.joins_per_minute_per_ip),
+            admin_limits: crate::auth::JoinLimits::new(0),
             drain_request: CancellationToken::new(),
             metrics: crate::metrics::registry(rooms.clone()),
             config,
@@ -447,8 +450,19 @@ fn reason_deserves_goodbye(reason: &DisconnectReason) -> bool {
     !matches!(reason, DisconnectReason::ClientLeft | DisconnectReason::ConnectionLost)
 }
 
+/// The Close frame for `reason`: its code, and its text cut to the 123 bytes a control frame
+/// allows (RFC 6455 §5.5); the whole reason went before it in the `Disconnect` message.
 fn close_frame(reason: &DisconnectReason) -> CloseFrame {
-    CloseFrame { code: CloseCode::from(reason.close_code()), reason: reason.to_string().into() }
+    const MAX_CLOSE_REASON_BYTES: usize = 123;
+    let mut text = reason.to_string();
+    if text.len() > MAX_CLOSE_REASON_BYTES {
+        let mut end = MAX_CLOSE_REASON_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    CloseFrame { code: CloseCode::from(reason.close_code()), reason: text.into() }
 }
 
 async fn read_loop<S>(
@@ -481,9 +495,15 @@ async fn read_loop<S>(
             Some(Ok(Message::Close(_))) | None => return kick.kick(DisconnectReason::ClientLeft),
             Some(Ok(Message::Pong(payload))) => {
                 // The answer to the writer's ping: the link's round trip.
-                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()) {
-                    let rtt = link_clock_us().saturating_sub(u64::from_le_bytes(sent));
-                    kick.link().rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
+                // Only the answer to the ping in flight counts: an unsolicited pong cannot
+                // make up a round trip.
+                let link = kick.link();
+                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()).map(u64::from_le_bytes)
+                    && sent != 0
+                    && link.ping_sent_us.compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                {
+                    let rtt = link_clock_us().saturating_sub(sent);
+                    link.rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
                 }
                 if !messages.try_take() {
                     return kick.kick(DisconnectReason::RateLimited);
@@ -638,7 +658,9 @@ async fn write_loop<S>(
                 let bytes = link.window_bytes.swap(0, Ordering::Relaxed);
                 let rate = bytes as f64 / LINK_SAMPLE_EVERY.as_secs_f64();
                 link.bytes_per_second.store(rate.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
-                let ping = Message::Ping(link_clock_us().to_le_bytes().to_vec().into());
+                let now = link_clock_us().max(1);
+                link.ping_sent_us.store(now, Ordering::Relaxed);
+                let ping = Message::Ping(now.to_le_bytes().to_vec().into());
                 let sent = tokio::select! {
                     biased;
                     _ = &mut kicked => break,

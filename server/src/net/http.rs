@@ -40,6 +40,30 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
         .with_state(ctx)
 }
 
+/// The client's address: the peer's, unless the peer is a trusted proxy (`--trusted-proxy`);
+/// then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to
+/// its left could have been written by the client).
+pub fn client_addr(trusted: &[std::net::IpAddr], peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|t| t.to_canonical() == ip.to_canonical());
+    if !is_trusted(peer.ip()) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for entry in forwarded.iter().rev() {
+        let Ok(ip) = entry.parse::<std::net::IpAddr>() else { return peer };
+        if !is_trusted(ip) {
+            return SocketAddr::new(ip, 0);
+        }
+    }
+    peer
+}
+
 /// A request under the base path (`/gs/NAME/ws` when a proxy routes by path and keeps the
 /// prefix) as the routes know it (`/ws`); other requests pass as they are, so a proxy that strips
 /// the prefix works too.
@@ -65,6 +89,7 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
 ) -> Response {
+    let peer = client_addr(&ctx.config.trusted_proxies, peer, request.headers());
     let headers = request.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -193,6 +218,7 @@ async fn metrics(
 
 /// `/metrics`, behind the admin token when the host asked for that (`--metrics-require-token`).
 fn guarded_metrics(ctx: &NetContext, peer: SocketAddr, request: &Request) -> Response {
+    let peer = client_addr(&ctx.config.trusted_proxies, peer, request.headers());
     if ctx.config.metrics_require_token
         && let Err(refused) = crate::admin::api::authorize(ctx, peer.ip(), request.headers(), request.uri().query())
     {
@@ -320,9 +346,21 @@ async fn create_room(
     request: Request,
 ) -> Response {
     use crate::room::registry::CreateError;
+    let peer = client_addr(&ctx.config.trusted_proxies, peer, request.headers());
     // Another site's page may not create rooms in a visitor's name (as for the WebSocket).
     if origin_allowed(request.headers(), &ctx.config.allowed_origins, ctx.config.public_url.as_deref()).is_err() {
         return json_error(StatusCode::FORBIDDEN, "rooms can only be created from this server's own pages");
+    }
+    if ctx.admin.is_banned(peer.ip()) {
+        return json_error(StatusCode::FORBIDDEN, "this address is banned from the server");
+    }
+    // On a server that admits only some players, rooms are created by joining (the hello carries
+    // the password or token), never anonymously through the API.
+    if !ctx.config.gate.is_open() {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "this server admits players with a password or join token only: create rooms from the game page",
+        );
     }
     let body = match axum::body::to_bytes(request.into_body(), MAX_CREATE_BODY).await {
         Ok(body) => body,

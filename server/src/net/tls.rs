@@ -7,7 +7,8 @@
 //! runs each handshake in its own task (bounded in time and in number), so a slow or hostile
 //! handshake never holds up the others.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -26,8 +27,10 @@ use tracing::{debug, info, warn};
 
 /// A handshake must finish within this.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once.
+/// Handshakes in progress at once, in all and from one address (an IPv6 /64): a host that
+/// opens sockets and never finishes its handshake holds at most a few slots.
 const MAX_HANDSHAKES: usize = 256;
+const MAX_HANDSHAKES_PER_IP: u32 = 16;
 /// How often the certificate files are checked for a renewal.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
 
@@ -117,6 +120,21 @@ pub fn server_config(resolver: Arc<Reloading>) -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
+/// One address's handshake in progress; counted down when the handshake ends.
+struct HandshakeSlot(Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>, IpAddr);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.lock().expect("handshakes lock");
+        if let Some(count) = open.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Accepted, handshaken TLS connections for `axum::serve`.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -136,6 +154,7 @@ impl TlsListener {
         let (sender, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let per_ip: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>> = Arc::default();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -152,6 +171,21 @@ impl TlsListener {
                     }
                 };
                 tune(&tcp);
+                let key = crate::net::connection::address_key(peer.ip());
+                let slot = {
+                    let mut open = per_ip.lock().expect("handshakes lock");
+                    let count = open.entry(key).or_insert(0);
+                    if *count >= MAX_HANDSHAKES_PER_IP {
+                        None
+                    } else {
+                        *count += 1;
+                        Some(HandshakeSlot(per_ip.clone(), key))
+                    }
+                };
+                let Some(slot) = slot else {
+                    debug!(%peer, "too many TLS handshakes in progress from this address: connection dropped");
+                    continue;
+                };
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                     debug!(%peer, "too many TLS handshakes in progress: connection dropped");
                     continue;
@@ -159,6 +193,7 @@ impl TlsListener {
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = sender.send((stream, peer)).await;

@@ -126,6 +126,8 @@ pub struct LinkStats {
     pub window_bytes: AtomicU64,
     /// Bytes per second over the last sample window.
     pub bytes_per_second: AtomicU32,
+    /// The payload (send time, µs) of the ping awaiting its pong; 0 when none is.
+    pub ping_sent_us: AtomicU64,
 }
 
 /// The future returned by [`Kick::signal`].
@@ -588,6 +590,9 @@ impl Room {
                 };
                 if client.client_id != 0 {
                     self.banned_clients.insert(client.client_id);
+                }
+                if let Some(ip) = client.ip.filter(|ip| !ip.is_loopback()) {
+                    self.banned_ips.insert(ip);
                 }
                 self.banned_tokens.insert(client.resume_token);
                 client.kick.kick(DisconnectReason::ByOperator { message });
@@ -1682,31 +1687,79 @@ pub fn stuck_rooms(rooms: &super::registry::Registry, limit: Duration) -> Vec<St
 /// never joined cost almost no memory. Closes unused after `idle`, like an empty room.
 pub async fn run_when_used(
     make: impl FnOnce() -> Room,
-    code: RoomCode,
+    public: Arc<RoomPublic>,
     idle: Duration,
     mut inbox: mpsc::Receiver<SimInput>,
     cancel: CancellationToken,
     drain: Arc<super::Drain>,
 ) {
-    let first = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return,
-        _ = drain.started.cancelled() => {
-            refuse_queued_joins(&mut inbox);
-            return;
-        }
-        message = inbox.recv() => message,
-        _ = tokio::time::sleep(idle) => {
-            info!(room = %code, idle_s = idle.as_secs(), "room closed: nobody joined");
-            refuse_queued_joins(&mut inbox);
-            return;
+    use crate::admin::ops::{AdminAnswer, AdminOp};
+    let code = public.code;
+    let idle_deadline = Instant::now() + idle;
+    let first = loop {
+        let message = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = drain.started.cancelled() => {
+                refuse_queued_joins(&mut inbox);
+                return;
+            }
+            message = inbox.recv() => message,
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                info!(room = %code, idle_s = idle.as_secs(), "room closed: nobody joined");
+                refuse_queued_joins(&mut inbox);
+                return;
+            }
+        };
+        // The operator looking at (or closing) a room nobody joined does not build it.
+        match message {
+            Some(SimInput::Admin { op: AdminOp::Inspect, reply }) => {
+                let _ = reply.send(Ok(AdminAnswer::Detail(Box::new(unused_detail(&public)))));
+            }
+            Some(SimInput::Admin { op: AdminOp::Close { .. }, reply }) => {
+                info!(room = %code, "room closed by the operator before anyone joined");
+                let _ = reply.send(Ok(AdminAnswer::Done { done: format!("closed room {code}") }));
+                refuse_queued_joins(&mut inbox);
+                return;
+            }
+            Some(SimInput::Admin { op: AdminOp::KickAddress { .. } | AdminOp::Notice { .. }, reply }) => {
+                let _ = reply.send(Ok(AdminAnswer::Done { done: "closed 0 connection(s)".to_string() }));
+            }
+            Some(SimInput::Admin { op: AdminOp::Kick { player, .. }, reply }) => {
+                let _ = reply.send(Err(format!("no player {} in room {code}", player.0)));
+            }
+            Some(other) => break other,
+            None => return,
         }
     };
-    let Some(first) = first else { return };
     let mut room = make();
     room.handle(first);
+    if room.closed_by_operator {
+        refuse_queued_joins(&mut inbox);
+        return;
+    }
     // Boxed, so the waiting state above stays small (the running room's future is large).
     Box::pin(run(room, inbox, cancel)).await;
+}
+
+/// What the operator sees of a room nobody has joined yet (from its published summary).
+fn unused_detail(public: &RoomPublic) -> crate::admin::ops::RoomDetail {
+    let summary = public.summary();
+    crate::admin::ops::RoomDetail {
+        code: public.code.to_string(),
+        name: summary.name,
+        map: summary.map,
+        public: summary.public,
+        locked: summary.locked,
+        permanent: public.permanent,
+        replay: false,
+        tick: 0,
+        tick_p99_ms: 0.0,
+        bots: summary.bots,
+        max_players: summary.max_players,
+        players: Vec::new(),
+        spectators: Vec::new(),
+    }
 }
 
 /// Closes the inbox and answers every join still queued in it with "room closed", so a join

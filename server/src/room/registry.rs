@@ -265,8 +265,9 @@ impl Registry {
         } else {
             // Built at its first join: a room nobody uses costs a handle and a summary.
             let config = self.config.clone();
+            let unused = public.clone();
             let make = move || Room::with_setup(config, setup, stats, Some(public));
-            tokio::spawn(live::run_when_used(make, code, self.config.room_idle, receiver, cancel, self.drain.clone()))
+            tokio::spawn(live::run_when_used(make, unused, self.config.room_idle, receiver, cancel, self.drain.clone()))
         };
         let registry = Arc::downgrade(self);
         // The supervisor: whatever way the room's task ends, the room leaves the registry; a

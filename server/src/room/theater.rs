@@ -30,6 +30,7 @@ const MAX_STEPS_PER_TICK: u32 = 8;
 struct Spectator {
     outbox: Outbox,
     kick: Kick,
+    ip: Option<std::net::IpAddr>,
     baselines: Baselines,
     pending_events: Vec<GameEvent>,
     /// The playback status must reach the client before its next snapshot.
@@ -170,7 +171,7 @@ impl Theater {
 
     pub fn handle(&mut self, input: SimInput) {
         match input {
-            SimInput::Join { conn, outbox, kick, reply, .. } => {
+            SimInput::Join { conn, outbox, kick, reply, ip, .. } => {
                 let roster = self.resim.world.roster();
                 let welcome = ServerMsg::Welcome(Box::new(Welcome {
                     player_id: NetId(0),
@@ -194,6 +195,7 @@ impl Theater {
                         Spectator {
                             outbox,
                             kick,
+                            ip,
                             baselines: Baselines::new(),
                             pending_events: Vec::new(),
                             status_pending: false,
@@ -248,7 +250,7 @@ impl Theater {
                             .spectators
                             .values()
                             .map(|s| SpectatorDetail {
-                                ip: None,
+                                ip: s.ip.map(|ip| ip.to_string()),
                                 rtt_ms: rtt_ms(s.kick.link().rtt_us.load(std::sync::atomic::Ordering::Relaxed)),
                                 bytes_per_second: s
                                     .kick
@@ -258,7 +260,20 @@ impl Theater {
                             })
                             .collect(),
                     }))),
-                    _ => Err("a replay being watched can only be inspected".to_string()),
+                    AdminOp::KickAddress { ip } => {
+                        let key = crate::net::connection::address_key(ip);
+                        let mut closed = 0;
+                        for spectator in self.spectators.values() {
+                            if spectator.ip.is_some_and(|other| crate::net::connection::address_key(other) == key) {
+                                spectator.kick.kick(DisconnectReason::Banned);
+                                closed += 1;
+                            }
+                        }
+                        Ok(AdminAnswer::Done { done: format!("closed {closed} connection(s)") })
+                    }
+                    _ => {
+                        Err("a replay being watched can only be inspected (and its banned viewers closed)".to_string())
+                    }
                 };
                 let _ = reply.send(answer);
             }

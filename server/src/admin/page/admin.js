@@ -4,6 +4,12 @@
 
 let token = null;
 let timer = null;
+// Where this server's pages live ("/", or a proxy's prefix like "/gs/pod-1/"); the server says so.
+const BASE = (() => {
+  const meta = document.querySelector('meta[name="arena-base"]');
+  const base = meta ? meta.getAttribute("content") : "/";
+  return /^\/([A-Za-z0-9._~-]+\/)*$/.test(base || "") ? base : "/";
+})();
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,7 +25,7 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  const response = await fetch(BASE + path.replace(/^\//, ""), init);
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
   if (response.status === 401) {
