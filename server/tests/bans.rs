@@ -11,6 +11,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::ip;
 use common::{TestClient, hello, read_until_closed};
 use shared::protocol::DisconnectReason;
 
@@ -18,15 +19,6 @@ const OUTSIDE: &str = "10.231.7.1";
 const INSIDE: &str = "10.231.7.2";
 const PORT: u16 = 18091;
 const TOKEN: &str = "ops=bans-test-secret-0123456789";
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 /// A namespace reached from here through a veth pair; removed on drop.
 struct Namespace {
@@ -120,20 +112,9 @@ async fn refusal() -> (Option<DisconnectReason>, Option<u16>) {
     }
 }
 
-fn unavailable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.as_deref() != Some("0") {
-        return Some("not root: network namespaces need root (CI runs as root)".into());
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("no `ip` command (Debian package iproute2; `cargo xtask test` installs it)".into());
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_banned_address_is_closed_stays_out_across_restarts_and_join_floods_wait() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = common::netns::unavailable(&["ip"]) {
         eprintln!("SKIPPED: {why}");
         return;
     }

@@ -5,10 +5,14 @@
 //! oversized TXT records, loopback and public addresses) neither crashes a server nor gets past
 //! its limits. Needs root and `ip`; without them the test says why and skips.
 
+mod common;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::netns::ip;
 
 const ADDR_A: &str = "10.231.0.1";
 const ADDR_B: &str = "10.231.0.2";
@@ -20,15 +24,6 @@ struct Namespaces {
     b: String,
     /// One end of the veth pair (in case it never left the machine's own namespace).
     veth: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
 }
 
 impl Namespaces {
@@ -114,26 +109,13 @@ fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> (Option<T
     panic!("{what}: not within {limit:?}; last seen: {last}");
 }
 
-fn unavailable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.as_deref() != Some("0") {
-        return Some("not root: network namespaces need root (CI runs as root)".into());
-    }
-    for tool in ["ip", "curl"] {
-        if Command::new(tool).arg("-V").output().is_err() && Command::new(tool).arg("--version").output().is_err() {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
-}
-
 fn others(lan: &serde_json::Value) -> Vec<serde_json::Value> {
     lan["others"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
 fn two_servers_in_namespaces_find_each_other_and_forget_a_stopped_one() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = common::netns::unavailable(&["ip", "curl"]) {
         eprintln!("SKIPPED: {why}");
         return;
     }
@@ -210,7 +192,7 @@ fn two_servers_in_namespaces_find_each_other_and_forget_a_stopped_one() {
 
 #[test]
 fn a_hostile_announcer_cannot_crash_flood_or_inject() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = common::netns::unavailable(&["ip", "curl"]) {
         eprintln!("SKIPPED: {why}");
         return;
     }

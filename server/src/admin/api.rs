@@ -178,6 +178,12 @@ fn find_room(ctx: &NetContext, code: &str) -> Result<RoomHandle, (StatusCode, St
     ctx.rooms.find(code).ok_or((StatusCode::NOT_FOUND, format!("no room has the code {code:?}")))
 }
 
+/// Finds room `code` and asks it `op`; the answer as JSON.
+async fn ask_room(ctx: &NetContext, code: &str, op: AdminOp) -> Result<serde_json::Value, (StatusCode, String)> {
+    let room = find_room(ctx, code)?;
+    ask(&room, op).await.map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+}
+
 /// `GET /api/admin/rooms`: the server and every room in detail.
 async fn rooms(
     State(ctx): State<Arc<NetContext>>,
@@ -237,12 +243,7 @@ async fn kick(
         Err(response) => return response,
     };
     let message = body.message.as_deref().and_then(clean_message).unwrap_or_else(|| "removed".to_string());
-    let outcome = match find_room(&ctx, &code) {
-        Ok(room) => ask(&room, AdminOp::Kick { player: NetId(body.player), message })
-            .await
-            .map(|answer| serde_json::to_value(answer).expect("serializes")),
-        Err(error) => Err(error),
-    };
+    let outcome = ask_room(&ctx, &code, AdminOp::Kick { player: NetId(body.player), message }).await;
     audited(&ctx, &who, from, "kick", &format!("room {code} player {}", body.player), outcome)
 }
 
@@ -267,12 +268,7 @@ async fn close_room(
         Err(response) => return response,
     };
     let message = body.message.as_deref().and_then(clean_message).unwrap_or_else(|| "the room was closed".to_string());
-    let outcome = match find_room(&ctx, &code) {
-        Ok(room) => {
-            ask(&room, AdminOp::Close { message }).await.map(|answer| serde_json::to_value(answer).expect("serializes"))
-        }
-        Err(error) => Err(error),
-    };
+    let outcome = ask_room(&ctx, &code, AdminOp::Close { message }).await;
     audited(&ctx, &who, from, "close_room", &format!("room {code}"), outcome)
 }
 
@@ -293,12 +289,7 @@ async fn set_bots(
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    let outcome = match find_room(&ctx, &code) {
-        Ok(room) => ask(&room, AdminOp::SetBots { bots: body.bots })
-            .await
-            .map(|answer| serde_json::to_value(answer).expect("serializes")),
-        Err(error) => Err(error),
-    };
+    let outcome = ask_room(&ctx, &code, AdminOp::SetBots { bots: body.bots }).await;
     audited(&ctx, &who, from, "set_bots", &format!("room {code} bots {}", body.bots), outcome)
 }
 

@@ -507,6 +507,19 @@ impl Room {
         }
     }
 
+    /// Adds or removes server bots to reach `bots`, and tells the room who did.
+    fn set_bots(&mut self, bots: u16, by: &str) {
+        let now = self.setup.bots;
+        if bots > now {
+            self.add_bots(bots - now);
+        } else {
+            self.remove_bots(now - bots);
+        }
+        self.setup.bots = bots;
+        self.mark_room_changed();
+        self.announce(format!("{by} set the bots to {bots}"));
+    }
+
     fn remove_bots(&mut self, count: u16) {
         let mut bots: Vec<(PlayerKey, NetId)> =
             self.world.players.iter().filter(|(_, p)| p.bot.is_some()).map(|(k, p)| (k, p.net_id)).collect();
@@ -638,15 +651,7 @@ impl Room {
                 if bots > crate::config::MAX_MAIN_BOTS {
                     return Err(format!("at most {} bots", crate::config::MAX_MAIN_BOTS));
                 }
-                let now = self.setup.bots;
-                if bots > now {
-                    self.add_bots(bots - now);
-                } else {
-                    self.remove_bots(now - bots);
-                }
-                self.setup.bots = bots;
-                self.mark_room_changed();
-                self.announce(format!("The server's operator set the bots to {bots}"));
+                self.set_bots(bots, "The server's operator");
                 done(format!("bots set to {bots}"))
             }
         }
@@ -967,15 +972,7 @@ impl Room {
                     self.tell(conn, format!("A room can have at most {MAX_ROOM_BOTS} bots"));
                     return;
                 }
-                let now = self.setup.bots;
-                if bots > now {
-                    self.add_bots(bots - now);
-                } else {
-                    self.remove_bots(now - bots);
-                }
-                self.setup.bots = bots;
-                self.mark_room_changed();
-                self.announce(format!("{host_name} set the bots to {bots}"));
+                self.set_bots(bots, &host_name);
             }
             HostCmd::Kick { player } => {
                 let target = self.clients.iter().find(|(c, client)| **c != conn && client.player_id == player);

@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: a real server on 127.0.0.1:0 and real WebSocket clients.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod netns;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
