@@ -53,6 +53,27 @@ fn main() {
     writeln!(code, "pub const WEB_SOURCE: &str = {:?};", if source == dist { "dist" } else { "placeholder" })
         .expect("write to String");
     std::fs::write(out_dir.join("web_assets.rs"), code).expect("write web_assets.rs");
+    agones_protos(&manifest);
+}
+
+/// With the `agones` feature: the gRPC server side of the Agones SDK's interface, for the
+/// in-repo fake sidecar (`server/proto/`; needs `protoc`, which `cargo xtask test` installs).
+fn agones_protos(manifest: &Path) {
+    if std::env::var_os("CARGO_FEATURE_AGONES").is_none() {
+        return;
+    }
+    #[cfg(feature = "agones")]
+    {
+        let protos = manifest.join("proto");
+        println!("cargo:rerun-if-changed={}", protos.display());
+        tonic_build::configure()
+            .build_client(false)
+            .build_server(true)
+            .compile_protos(&[protos.join("agones_sdk.proto"), protos.join("agones_sdk_beta.proto")], &[protos])
+            .expect("compiling server/proto (is protoc installed? Debian: protobuf-compiler)");
+    }
+    #[cfg(not(feature = "agones"))]
+    let _ = manifest;
 }
 
 fn collect(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {

@@ -100,6 +100,8 @@ pub struct ServerConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the real client (limits, bans and logs
     /// then apply to the client, not to the proxy).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Run as an Agones GameServer (Ready, health, Counters and List, Shutdown).
+    pub agones: bool,
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -147,6 +149,7 @@ impl Default for ServerConfig {
             metrics_require_token: false,
             tls: None,
             trusted_proxies: Vec::new(),
+            agones: false,
         }
     }
 }
@@ -220,6 +223,9 @@ impl ServerConfig {
                 "--frame-ancestors must be CSP sources separated by spaces, got {:?}",
                 self.frame_ancestors
             ));
+        }
+        if self.agones && !cfg!(feature = "agones") {
+            return Err("--agones: this build has no Agones support (build with `--features agones`)".to_string());
         }
         if self.bots > MAX_MAIN_BOTS {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));

@@ -6,6 +6,8 @@
 //! WebSocket client behind `arena-server bots`.
 
 pub mod admin;
+#[cfg(feature = "agones")]
+pub mod agones;
 pub mod auth;
 pub mod bots;
 pub mod config;
@@ -264,6 +266,14 @@ async fn serve(
     }
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     systemd::ready(&format!("serving on {local_addr}"));
+    // Agones: Ready once listening, then health and counts until the drain is over.
+    #[cfg(feature = "agones")]
+    let stop_agones = CancellationToken::new();
+    #[cfg(feature = "agones")]
+    let agones_task = config.agones.then(|| {
+        let players = config.max_players;
+        tokio::spawn(agones::run(rooms.clone(), config.max_rooms, players, None, stop_agones.clone()))
+    });
     let watchdog = tokio::spawn(systemd::watchdog(rooms.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     // The drain starts on the host's signal (when the caller passed one) or the operator's request.
@@ -323,6 +333,15 @@ async fn serve(
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some connections did not close in time");
+    }
+    #[cfg(feature = "agones")]
+    if let Some(task) = agones_task {
+        stop_agones.cancel();
+        match task.await {
+            Ok(Ok(sdk)) => agones::shutdown(sdk).await,
+            Ok(Err(error)) => warn!(%error, "Agones"),
+            Err(error) => warn!(%error, "the Agones task failed"),
+        }
     }
     if let Some(task) = metrics_http {
         let abort = task.abort_handle();

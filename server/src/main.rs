@@ -54,6 +54,15 @@ enum Command {
     /// broadcast, bans, ban, unban, drain, audit. The token comes from --token-file or
     /// ARENA_ADMIN_TOKEN, never from an argument.
     Admin(server::admin::cli::AdminArgs),
+    /// Run the in-repo fake of the Agones SDK sidecar, to try `serve --agones` without
+    /// Kubernetes: prints what the GameServer reports (state, health, Counters, List) as JSON
+    /// lines whenever it changes.
+    #[cfg(feature = "agones")]
+    FakeAgones {
+        /// gRPC port (the SDK's default is 9357, or AGONES_SDK_GRPC_PORT).
+        #[arg(long, default_value_t = 9357)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +246,11 @@ struct ServeArgs {
     /// player, not to the proxy.
     #[arg(long = "trusted-proxy", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Run as an Agones GameServer: Ready once listening, health pings while the rooms tick,
+    /// Counters `rooms`/`players` and List `rooms` kept current, Shutdown after the drain. Needs
+    /// the `agones` build feature and the SDK sidecar (waits up to 30 s for it).
+    #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+    agones: bool,
     /// Hellos (joins) per minute from one address, with as large a burst (loopback exempt; 0
     /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
     #[arg(long, default_value_t = 60)]
@@ -372,6 +386,8 @@ fn main() -> anyhow::Result<()> {
         | Some(Command::Health { .. })
         | Some(Command::Config(_))
         | Some(Command::Admin(_)) => None,
+        #[cfg(feature = "agones")]
+        Some(Command::FakeAgones { .. }) => None,
     };
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
@@ -397,7 +413,43 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Some(Command::Config(_)) => Ok(()),
+        #[cfg(feature = "agones")]
+        Some(Command::FakeAgones { port }) => runtime.block_on(fake_agones(port)),
     }
+}
+
+/// `arena-server fake-agones`: the fake sidecar on 127.0.0.1:PORT until Ctrl-C or SIGTERM.
+#[cfg(feature = "agones")]
+async fn fake_agones(port: u16) -> anyhow::Result<()> {
+    let fake = server::agones::fake::FakeSdk::new(
+        "arena-local",
+        &[server::agones::ROOMS, server::agones::PLAYERS],
+        &[server::agones::ROOMS],
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    eprintln!(
+        "Fake Agones SDK sidecar on 127.0.0.1:{port}: start `arena-server --agones` (AGONES_SDK_GRPC_PORT={port})."
+    );
+    let watch = fake.clone();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut state = watch.snapshot();
+            // Pings are counted, not printed each time.
+            let pings = std::mem::take(&mut state.health_pings);
+            state.last_health_unix_ms = 0;
+            let line = serde_json::to_string(&state).unwrap_or_default();
+            if line != last {
+                println!("{line} (health pings so far: {pings})");
+                last = line;
+            }
+        }
+    });
+    fake.serve(listener, shutdown_signal()).await.context("fake sidecar")?;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -504,6 +556,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         },
         metrics_require_token: args.metrics_require_token,
         trusted_proxies: args.trusted_proxies.clone(),
+        agones: args.agones,
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

@@ -220,12 +220,21 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// What the browser tests need, each checked on its own: (program, Debian package, used for).
-const TEST_TOOLS: [(&str, &str, &str); 4] = [
+const TEST_TOOLS: [(&str, &str, &str); 6] = [
     ("/usr/bin/chromium", "chromium", "the browser end-to-end tests (headless Chromium over CDP)"),
     ("/usr/bin/chromedriver", "chromium-driver", "the WASM tests (wasm-bindgen-test drives Chromium through it)"),
     ("/usr/sbin/ip", "iproute2", "the LAN discovery test (network namespaces and a veth pair)"),
     ("/usr/bin/curl", "curl", "the LAN discovery test (HTTP from inside a network namespace)"),
+    ("/usr/bin/protoc", "protobuf-compiler", "the `agones` feature (the Agones SDK and the fake sidecar's gRPC code)"),
+    (
+        "/usr/include/google/protobuf/field_mask.proto",
+        "libprotobuf-dev",
+        "the `agones` feature (protobuf's well-known types)",
+    ),
 ];
+
+/// What the workspace's tests are built with: the Agones integration and its fake sidecar too.
+const TEST_FEATURES: &str = "arena-server/agones";
 
 /// Installs whichever Debian test tool is missing (Chromium and ChromeDriver, iproute2 and curl;
 /// a machine often has the browser but not its driver), then checks that each one actually runs.
@@ -248,6 +257,9 @@ fn ensure_test_tools() -> Result<()> {
         }
     }
     for (path, package, used_for) in TEST_TOOLS {
+        if path.ends_with(".proto") {
+            continue; // A file, not a program.
+        }
         // `ip` knows -V, not --version.
         let output = Command::new(path).arg(if package == "iproute2" { "-V" } else { "--version" }).output();
         match output {
@@ -352,10 +364,13 @@ fn test_all(root: &Path) -> Result<()> {
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]));
     build_web(root, false)?;
     step("shared builds for wasm32", cargo().args(["build", "-p", "arena-shared", "--target", WASM_TARGET]));
-    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+    step(
+        "clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--features", TEST_FEATURES, "--", "-D", "warnings"]),
+    );
     let mut tally = Tally::default();
-    eprintln!("xtask: == cargo test --workspace");
-    if !run_counted(cargo().args(["test", "--workspace", "--no-fail-fast"]), &mut tally)? {
+    eprintln!("xtask: == cargo test --workspace --features {TEST_FEATURES}");
+    if !run_counted(cargo().args(["test", "--workspace", "--no-fail-fast", "--features", TEST_FEATURES]), &mut tally)? {
         steps_failed.push("cargo test".to_string());
     }
     eprintln!("xtask: == wasm tests in Chromium");
