@@ -102,6 +102,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Run as an Agones GameServer (Ready, health, Counters and List, Shutdown).
     pub agones: bool,
+    /// Report rooms to a fleet lobby.
+    pub lobby: Option<crate::fleet::report::LobbyLink>,
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -150,6 +152,7 @@ impl Default for ServerConfig {
             tls: None,
             trusted_proxies: Vec::new(),
             agones: false,
+            lobby: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod agones;
 pub mod auth;
 pub mod bots;
 pub mod config;
+pub mod fleet;
 pub mod lan;
 pub mod maps;
 pub mod metrics;
@@ -266,6 +267,12 @@ async fn serve(
     }
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     systemd::ready(&format!("serving on {local_addr}"));
+    // The fleet lobby hears of this server's rooms every 2 s until it stops.
+    let stop_reports = CancellationToken::new();
+    let reports = config
+        .lobby
+        .clone()
+        .map(|link| tokio::spawn(fleet::report::run(rooms.clone(), link, config.max_rooms, stop_reports.clone())));
     // Agones: Ready once listening, then health and counts until the drain is over.
     #[cfg(feature = "agones")]
     let stop_agones = CancellationToken::new();
@@ -316,6 +323,10 @@ async fn serve(
         }
     }
     watchdog.abort();
+    if let Some(reports) = reports {
+        stop_reports.cancel();
+        let _ = reports.await;
+    }
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     info!("shutting down");
     stop_accepting.cancel();

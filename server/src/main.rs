@@ -54,6 +54,9 @@ enum Command {
     /// broadcast, bans, ban, unban, drain, audit. The token comes from --token-file or
     /// ARENA_ADMIN_TOKEN, never from an argument.
     Admin(server::admin::cli::AdminArgs),
+    /// Run the fleet lobby: one page and API for every server's rooms (servers report with
+    /// --lobby-url); sends players to the right server with a signed join token.
+    Lobby(LobbyArgs),
     /// Run the in-repo fake of the Agones SDK sidecar, to try `serve --agones` without
     /// Kubernetes: prints what the GameServer reports (state, health, Counters, List) as JSON
     /// lines whenever it changes.
@@ -246,6 +249,17 @@ struct ServeArgs {
     /// player, not to the proxy.
     #[arg(long = "trusted-proxy", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Report this server's rooms to a fleet lobby (`arena-server lobby`) every 2 s, so players
+    /// find them from one page; needs --lobby-key and --public-url.
+    #[arg(long, value_name = "URL", requires = "lobby_key")]
+    lobby_url: Option<String>,
+    /// The fleet's shared key for --lobby-url (better in ARENA_LOBBY_KEY or the config file).
+    #[arg(long)]
+    lobby_key: Option<String>,
+    /// This server's name in the fleet [default: the host name, which is the GameServer's name
+    /// on Agones].
+    #[arg(long)]
+    instance: Option<String>,
     /// Run as an Agones GameServer: Ready once listening, health pings while the rooms tick,
     /// Counters `rooms`/`players` and List `rooms` kept current, Shutdown after the drain. Needs
     /// the `agones` build feature and the SDK sidecar (waits up to 30 s for it).
@@ -255,6 +269,39 @@ struct ServeArgs {
     /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
     #[arg(long, default_value_t = 60)]
     joins_per_minute_per_ip: u32,
+}
+
+#[derive(Args, Debug)]
+struct LobbyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    bind: SocketAddr,
+    /// The key game servers report with (their --lobby-key); at least 16 characters.
+    #[arg(long, env = "ARENA_LOBBY_KEY", hide_env_values = true)]
+    lobby_key: String,
+    /// Signs join tokens for the game servers (their --join-token-secret); without it, tokens
+    /// are not issued and the servers must admit anyone.
+    #[arg(long, env = "ARENA_JOIN_TOKEN_SECRET", hide_env_values = true)]
+    join_token_secret: Option<String>,
+    /// How long a join token is valid, seconds.
+    #[arg(long, default_value_t = 60)]
+    token_seconds: u64,
+    /// Place players through the Agones allocator service at this URL (GameServerAllocations
+    /// "a free room slot" and "the server that hosts room CODE"); without it, the
+    /// least-loaded reporting server.
+    #[arg(long, value_name = "URL")]
+    agones_allocator: Option<String>,
+    /// The allocator's CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    agones_allocator_ca: Option<PathBuf>,
+    /// Namespace and Fleet of the game servers.
+    #[arg(long, default_value = "default")]
+    agones_namespace: String,
+    #[arg(long, default_value = "arena")]
+    agones_fleet: String,
+    /// Placement requests per minute from one address.
+    #[arg(long, default_value_t = 120)]
+    requests_per_minute: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,7 +432,8 @@ fn main() -> anyhow::Result<()> {
         | Some(Command::Replay(_))
         | Some(Command::Health { .. })
         | Some(Command::Config(_))
-        | Some(Command::Admin(_)) => None,
+        | Some(Command::Admin(_))
+        | Some(Command::Lobby(_)) => None,
         #[cfg(feature = "agones")]
         Some(Command::FakeAgones { .. }) => None,
     };
@@ -413,6 +461,7 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Some(Command::Config(_)) => Ok(()),
+        Some(Command::Lobby(args)) => runtime.block_on(run_lobby(args)),
         #[cfg(feature = "agones")]
         Some(Command::FakeAgones { port }) => runtime.block_on(fake_agones(port)),
     }
@@ -457,6 +506,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {} (is another server running on that port?)", args.bind))?;
+    // `{port}` in --public-url is the port actually bound (with --bind :0 too).
+    if let Some(template) = &args.public_url {
+        config.public_url = Some(render_public_url(template, listener.local_addr()?.port()));
+    }
+    if let (Some(lobby), Some(key)) = (&args.lobby_url, &args.lobby_key) {
+        let Some(public_url) = config.public_url.clone() else {
+            bail!("--lobby-url needs --public-url: the address players are sent to");
+        };
+        let instance = args.instance.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+        });
+        config.lobby =
+            Some(server::fleet::report::LobbyLink { url: lobby.clone(), key: key.clone(), instance, public_url });
+    }
     print_urls(listener.local_addr()?, &config);
     let port = listener.local_addr()?.port();
     let scheme = if config.tls.is_some() { "https" } else { "http" };
@@ -655,6 +718,25 @@ fn health(url: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<()> {
     } else {
         bail!("unhealthy: {url} answered {}", response.status())
     }
+}
+
+async fn run_lobby(args: LobbyArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
+    eprintln!("Arena fleet lobby: open http://localhost:{}/", listener.local_addr()?.port());
+    let config = server::fleet::lobby::LobbyConfig {
+        lobby_key: args.lobby_key,
+        join_token_secret: args.join_token_secret,
+        token_lifetime: Duration::from_secs(args.token_seconds.max(5)),
+        allocator: args.agones_allocator.map(|url| server::fleet::lobby::Allocator {
+            url,
+            namespace: args.agones_namespace,
+            fleet: args.agones_fleet,
+            ca_cert: args.agones_allocator_ca,
+        }),
+        requests_per_minute: args.requests_per_minute,
+    };
+    server::fleet::lobby::run(listener, config, shutdown_signal()).await.context("lobby failed")?;
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

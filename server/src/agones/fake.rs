@@ -335,3 +335,74 @@ impl BetaSdk for FakeSdk {
         })
     }
 }
+
+/// A fake of the Agones allocator service's REST endpoint (`POST /gameserverallocation`) over
+/// fake sidecars: it evaluates a GameServerAllocation's selectors in order against what each
+/// GameServer reported (state, Counters, Lists), picks by the `rooms` Counter ascending (fewest
+/// rooms; ties by name), marks it Allocated and answers its name, as the real allocator does.
+/// No match: 404, as the allocator answers when nothing fits.
+pub fn allocator(servers: Vec<(String, FakeSdk)>) -> axum::Router {
+    use axum::http::StatusCode;
+    let servers = Arc::new(servers);
+    axum::Router::new().route(
+        "/gameserverallocation",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let servers = servers.clone();
+            async move {
+                let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                    return (StatusCode::BAD_REQUEST, "not JSON".to_string());
+                };
+                let selectors = request["gameServerSelectors"].as_array().cloned().unwrap_or_default();
+                for selector in &selectors {
+                    let wanted = match selector["gameServerState"].as_str().unwrap_or("READY") {
+                        "ALLOCATED" => "Allocated",
+                        _ => "Ready",
+                    };
+                    let mut fits: Vec<(i64, &String, &FakeSdk)> = servers
+                        .iter()
+                        .filter_map(|(name, fake)| {
+                            let state = fake.snapshot();
+                            if state.state != wanted || !matches_selector(&state, selector) {
+                                return None;
+                            }
+                            Some((state.counters.get("rooms").map_or(0, |c| c.count), name, fake))
+                        })
+                        .collect();
+                    fits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+                    if let Some((_, name, fake)) = fits.first() {
+                        fake.with(|s| s.state = "Allocated".to_string());
+                        let answer = serde_json::json!({ "gameServerName": name, "address": "127.0.0.1", "ports": [] });
+                        return (StatusCode::OK, answer.to_string());
+                    }
+                }
+                (StatusCode::NOT_FOUND, "no GameServer matches the selectors".to_string())
+            }
+        }),
+    )
+}
+
+/// Whether a GameServer's Counters and Lists satisfy a selector's `counters` (`minAvailable`,
+/// `minCount`, `maxCount`) and `lists` (`containsValue`, `minAvailable`).
+fn matches_selector(state: &FakeState, selector: &serde_json::Value) -> bool {
+    let counters = selector["counters"].as_object().cloned().unwrap_or_default();
+    for (name, rule) in &counters {
+        let Some(counter) = state.counters.get(name) else { return false };
+        let available = counter.capacity - counter.count;
+        if rule["minAvailable"].as_i64().is_some_and(|min| available < min)
+            || rule["minCount"].as_i64().is_some_and(|min| counter.count < min)
+            || rule["maxCount"].as_i64().is_some_and(|max| max > 0 && counter.count > max)
+        {
+            return false;
+        }
+    }
+    let lists = selector["lists"].as_object().cloned().unwrap_or_default();
+    for (name, rule) in &lists {
+        let Some(list) = state.lists.get(name) else { return false };
+        if rule["containsValue"].as_str().is_some_and(|value| !list.values.iter().any(|v| v == value))
+            || rule["minAvailable"].as_i64().is_some_and(|min| list.capacity - (list.values.len() as i64) < min)
+        {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,278 @@
+//! The fleet lobby: one lobby for every server's rooms, so players never need to know which
+//! server hosts a room. Game servers started with `--lobby-url` report their rooms every 2 s
+//! ([`report`]); `arena-server lobby` ([`lobby`]) keeps them in a soft [`Directory`] (a server
+//! that stops reporting disappears within [`STALE_AFTER`]), lists the public rooms, and sends a
+//! player to a server: the one hosting room CODE, or one with a free room slot (through an
+//! Agones GameServerAllocation when on Agones, else the least-loaded server). The browser then
+//! connects to that server directly with a signed join token: no proxy hop, no shared state
+//! beyond this directory.
+//!
+//! [`Directory`] is plain data with no sockets or clock of its own, so the benchmark drives it at
+//! fleet scale (1,000 servers × 64 rooms).
+
+pub mod lobby;
+pub mod report;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shared::room::{RoomCode, RoomSummary};
+
+/// A server that has not reported for this long is dropped from the directory.
+pub const STALE_AFTER: Duration = Duration::from_secs(6);
+/// How often game servers report.
+pub const REPORT_EVERY: Duration = Duration::from_secs(2);
+/// Most rooms one report may carry (the directory's per-server bound).
+pub const MAX_REPORTED_ROOMS: usize = 1000;
+/// Most rooms the lobby's list shows (the fullest).
+pub const LISTED_ROOMS: usize = 200;
+
+/// What a game server tells the lobby about itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Unique in the fleet: the instance (host or pod) name, which is the GameServer's name on
+    /// Agones.
+    pub server: String,
+    /// Where players connect (its `--public-url`).
+    pub url: String,
+    pub max_rooms: u16,
+    /// No new rooms or joins (draining).
+    pub draining: bool,
+    /// Every live room, private ones too (join by code needs them; only public ones are listed).
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// One server as the directory holds it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub report: Report,
+    pub seen: Instant,
+    /// Human players in all its rooms.
+    pub players: u32,
+}
+
+impl Entry {
+    /// Rooms it could still open.
+    pub fn free_slots(&self) -> u32 {
+        u32::from(self.report.max_rooms).saturating_sub(self.report.rooms.len() as u32)
+    }
+}
+
+/// A public room in the fleet's list.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FleetRoom {
+    #[serde(flatten)]
+    pub room: RoomSummary,
+    /// The server hosting it.
+    pub server: String,
+}
+
+/// Where the lobby sends a player.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub server: String,
+    pub url: String,
+    /// The room to join; `None`: any room of that server (quick play there, or create).
+    pub room: Option<RoomCode>,
+}
+
+/// The fleet's servers and their rooms, indexed by room code.
+#[derive(Debug, Default)]
+pub struct Directory {
+    servers: HashMap<String, Entry>,
+    by_code: HashMap<RoomCode, String>,
+}
+
+impl Directory {
+    pub fn new() -> Directory {
+        Directory::default()
+    }
+
+    pub fn servers(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn rooms(&self) -> usize {
+        self.by_code.len()
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Entry> {
+        self.servers.get(name)
+    }
+
+    /// Every server heard from, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.servers.iter()
+    }
+
+    /// Takes a server's report (replacing its previous one).
+    pub fn report(&mut self, mut report: Report, now: Instant) {
+        report.rooms.truncate(MAX_REPORTED_ROOMS);
+        if let Some(old) = self.servers.remove(&report.server) {
+            for room in &old.report.rooms {
+                if self.by_code.get(&room.code) == Some(&report.server) {
+                    self.by_code.remove(&room.code);
+                }
+            }
+        }
+        for room in &report.rooms {
+            self.by_code.insert(room.code, report.server.clone());
+        }
+        let players = report.rooms.iter().map(|r| u32::from(r.players)).sum();
+        self.servers.insert(report.server.clone(), Entry { report, seen: now, players });
+    }
+
+    /// Drops servers that stopped reporting; returns their names.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let stale: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|(_, entry)| now.saturating_duration_since(entry.seen) > STALE_AFTER)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &stale {
+            if let Some(entry) = self.servers.remove(name) {
+                for room in &entry.report.rooms {
+                    if self.by_code.get(&room.code) == Some(name) {
+                        self.by_code.remove(&room.code);
+                    }
+                }
+            }
+        }
+        stale
+    }
+
+    /// The public rooms of every server, fullest first (then newest), at most `limit` of them
+    /// (a page shows a few hundred; only those are copied and sorted).
+    pub fn public_rooms(&self, limit: usize) -> Vec<FleetRoom> {
+        let mut rooms: Vec<(&RoomSummary, &String)> = self
+            .servers
+            .iter()
+            .filter(|(_, entry)| !entry.report.draining)
+            .flat_map(|(name, entry)| {
+                entry.report.rooms.iter().filter(|room| room.public).map(move |room| (room, name))
+            })
+            .collect();
+        let order = |a: &(&RoomSummary, &String), b: &(&RoomSummary, &String)| {
+            b.0.players
+                .cmp(&a.0.players)
+                .then(b.0.created_unix_ms.cmp(&a.0.created_unix_ms))
+                .then(a.0.code.cmp(&b.0.code))
+        };
+        if rooms.len() > limit && limit > 0 {
+            rooms.select_nth_unstable_by(limit - 1, order);
+            rooms.truncate(limit);
+        }
+        rooms.truncate(limit);
+        rooms.sort_by(order);
+        rooms.into_iter().map(|(room, server)| FleetRoom { room: room.clone(), server: server.clone() }).collect()
+    }
+
+    /// The server hosting room `code`.
+    pub fn find(&self, code: RoomCode) -> Option<Placement> {
+        let server = self.by_code.get(&code)?;
+        let entry = self.servers.get(server)?;
+        Some(Placement { server: server.clone(), url: entry.report.url.clone(), room: Some(code) })
+    }
+
+    /// Quick play: the fullest public room that has space (players meet players), else a
+    /// server with a free room slot.
+    pub fn quick_play(&self) -> Option<Placement> {
+        let best = self
+            .servers
+            .iter()
+            .filter(|(_, entry)| !entry.report.draining)
+            .flat_map(|(name, entry)| entry.report.rooms.iter().map(move |room| (name, entry, room)))
+            .filter(|(_, _, room)| room.public && !room.locked && room.players < room.max_players)
+            .max_by_key(|(name, _, room)| (room.players, std::cmp::Reverse(room.code), std::cmp::Reverse(*name)));
+        match best {
+            Some((name, entry, room)) => {
+                Some(Placement { server: name.clone(), url: entry.report.url.clone(), room: Some(room.code) })
+            }
+            None => self.least_loaded(),
+        }
+    }
+
+    /// A server with a free room slot: the most free slots, then the fewest players, so new rooms
+    /// spread over the fleet (on Agones, the allocation decides instead).
+    pub fn least_loaded(&self) -> Option<Placement> {
+        self.servers
+            .iter()
+            .filter(|(_, entry)| !entry.report.draining && entry.free_slots() > 0)
+            .min_by_key(|(name, entry)| (std::cmp::Reverse(entry.free_slots()), entry.players, (*name).clone()))
+            .map(|(name, entry)| Placement { server: name.clone(), url: entry.report.url.clone(), room: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(code: &str, public: bool, players: u16) -> RoomSummary {
+        RoomSummary {
+            code: RoomCode::parse(code).unwrap(),
+            name: format!("room {code}"),
+            map: "arena".into(),
+            players,
+            max_players: 4,
+            bots: 0,
+            spectators: 0,
+            locked: false,
+            public,
+            created_unix_ms: 0,
+        }
+    }
+
+    fn report(server: &str, max_rooms: u16, rooms: Vec<RoomSummary>) -> Report {
+        Report { server: server.into(), url: format!("http://{server}/"), max_rooms, draining: false, rooms }
+    }
+
+    #[test]
+    fn rooms_are_found_listed_and_forgotten_with_their_server() {
+        let mut directory = Directory::new();
+        let start = Instant::now();
+        directory.report(report("a", 4, vec![room("ABCD", true, 1), room("EFGH", false, 3)]), start);
+        directory.report(report("b", 4, vec![room("JKMN", true, 2)]), start);
+        assert_eq!(directory.find(RoomCode::parse("EFGH").unwrap()).unwrap().server, "a", "private rooms by code");
+        let listed: Vec<String> = directory.public_rooms(100).iter().map(|r| r.room.code.to_string()).collect();
+        assert_eq!(listed, ["JKMN", "ABCD"], "public only, fullest first");
+        // A new report replaces the old one: a closed room is gone.
+        directory.report(report("a", 4, vec![room("ABCD", true, 1)]), start + Duration::from_secs(3));
+        assert!(directory.find(RoomCode::parse("EFGH").unwrap()).is_none());
+        // b stops reporting: gone after STALE_AFTER, a stays.
+        let later = start + STALE_AFTER + Duration::from_secs(2);
+        assert_eq!(directory.expire(later), ["b"]);
+        assert!(directory.find(RoomCode::parse("JKMN").unwrap()).is_none());
+        assert_eq!(directory.servers(), 1);
+        assert_eq!(directory.rooms(), 1);
+    }
+
+    #[test]
+    fn quick_play_fills_rooms_then_spreads_new_ones() {
+        let mut directory = Directory::new();
+        let now = Instant::now();
+        directory.report(report("a", 2, vec![room("ABCD", true, 3), room("EFGH", true, 4)]), now);
+        directory.report(report("b", 4, vec![]), now);
+        directory.report(report("c", 4, vec![room("JKMN", true, 1)]), now);
+        let placement = directory.quick_play().unwrap();
+        assert_eq!(
+            (placement.server.as_str(), placement.room),
+            ("a", RoomCode::parse("ABCD")),
+            "the fullest with space"
+        );
+        // Nothing with space: the server with the most free slots and the fewest players.
+        let mut full = Directory::new();
+        full.report(report("a", 2, vec![room("ABCD", true, 4)]), now);
+        full.report(report("b", 4, vec![room("EFGH", true, 4)]), now);
+        full.report(report("c", 4, vec![room("JKMN", false, 2)]), now);
+        // b and c have 3 free slots each; c has fewer players (2 against 4).
+        assert_eq!(full.quick_play().unwrap(), Placement { server: "c".into(), url: "http://c/".into(), room: None });
+        // A draining server gets nobody.
+        let mut draining = Directory::new();
+        draining.report(Report { draining: true, ..report("a", 4, vec![room("ABCD", true, 1)]) }, now);
+        assert!(draining.quick_play().is_none());
+        assert!(draining.public_rooms(100).is_empty());
+    }
+}

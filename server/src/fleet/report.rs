@@ -1,0 +1,98 @@
+//! A game server's side of the fleet lobby (`--lobby-url`, `--lobby-key`): every 2 s it posts
+//! its rooms to the lobby; a goodbye (no rooms, draining) when it stops. Failures are logged once
+//! and retried: the lobby is soft state and catches up with the next report.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{REPORT_EVERY, Report};
+use crate::room::registry::Registry;
+
+/// Where and how to report.
+#[derive(Clone)]
+pub struct LobbyLink {
+    /// The lobby's base URL (`http://arena-lobby:8080`).
+    pub url: String,
+    /// The fleet's shared key (`Authorization: Bearer`).
+    pub key: String,
+    /// This server's name in the fleet.
+    pub instance: String,
+    /// Where players connect to this server.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for LobbyLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("LobbyLink")
+            .field("url", &self.url)
+            .field("instance", &self.instance)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
+    let mut summaries: Vec<_> = rooms.handles().iter().map(|h| h.public.summary()).collect();
+    summaries.sort_by_key(|s| s.code);
+    Report {
+        server: link.instance.clone(),
+        url: link.public_url.clone(),
+        max_rooms,
+        draining: rooms.drain.is_draining(),
+        rooms: summaries,
+    }
+}
+
+/// Posts one report; the error says what went wrong.
+async fn post(agent: &ureq::Agent, link: &LobbyLink, report: &Report) -> Result<(), String> {
+    let agent = agent.clone();
+    let url = format!("{}/api/fleet/report", link.url.trim_end_matches('/'));
+    let authorization = format!("Bearer {}", link.key);
+    let body = serde_json::to_string(report).expect("reports serialize");
+    tokio::task::spawn_blocking(move || {
+        let response = agent
+            .post(&url)
+            .header("Authorization", &authorization)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| format!("{url}: {e}"))?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("{url} answered {}", response.status())) }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Reports until `stop`, then says goodbye.
+pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: CancellationToken) {
+    let agent = match crate::admin::cli::agent(None) {
+        Ok(agent) => agent,
+        Err(error) => return warn!(%error, "fleet lobby: no HTTP client"),
+    };
+    info!(lobby = %link.url, instance = %link.instance, "reporting rooms to the fleet lobby");
+    let mut failing = false;
+    let mut every = tokio::time::interval(REPORT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        match post(&agent, &link, &snapshot(&rooms, &link, max_rooms)).await {
+            Ok(()) if failing => {
+                info!("fleet lobby: reporting again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                warn!(%error, "fleet lobby: report failed (retrying every 2 s)");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+    let goodbye = Report { rooms: Vec::new(), draining: true, ..snapshot(&rooms, &link, max_rooms) };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), post(&agent, &link, &goodbye)).await;
+}

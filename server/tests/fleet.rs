@@ -1,0 +1,248 @@
+//! The fleet lobby on loopback: one lobby and three real game servers that report to it. Rooms
+//! created through the lobby spread over the servers by free slots and are all listed; a join
+//! by code lands on the server hosting the room, with a join token that server accepts; quick
+//! play fills a room with space; a server killed with SIGKILL leaves the list within seconds.
+//! With the `agones` feature the same placements go through a GameServerAllocation against the
+//! fake allocator over three fake SDK sidecars, which the servers keep informed.
+
+mod common;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::{TestClient, hello_auth};
+use shared::protocol::JoinAuth;
+use shared::room::{RoomRequest, RoomSettings};
+
+const LOBBY_KEY: &str = "fleet-test-lobby-key-0123456789";
+const SECRET: &str = "fleet-test-join-token-secret-0123456789";
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(instance: &str, lobby: u16, extra_env: &[(&str, &str)]) -> Server {
+    let lobby_url = format!("http://127.0.0.1:{lobby}");
+    let mut env = vec![("ARENA_LOBBY_KEY", LOBBY_KEY), ("ARENA_JOIN_TOKEN_SECRET", SECRET)];
+    env.extend_from_slice(extra_env);
+    let mut args = vec![
+        "--bind",
+        "127.0.0.1:0",
+        "--no-replay",
+        "--max-rooms",
+        "4",
+        "--instance",
+        instance,
+        "--lobby-url",
+        &lobby_url,
+        "--public-url",
+        "http://127.0.0.1:{port}/",
+    ];
+    if !extra_env.is_empty() {
+        args.push("--agones");
+    }
+    let (child, port) = common::spawn_binary(&args, &env);
+    Server { child, port }
+}
+
+async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = server::fleet::lobby::LobbyConfig {
+        lobby_key: LOBBY_KEY.into(),
+        join_token_secret: Some(SECRET.into()),
+        token_lifetime: Duration::from_secs(60),
+        allocator: allocator.map(|url| server::fleet::lobby::Allocator {
+            url,
+            namespace: "default".into(),
+            fleet: "arena".into(),
+            ca_cert: None,
+        }),
+        requests_per_minute: 1000,
+    };
+    tokio::spawn(server::fleet::lobby::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    (port, stop)
+}
+
+/// A lobby API call: (status, JSON).
+async fn lobby(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, _, text) = common::http_to(addr, method, path, body, &[]).await;
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+}
+
+/// Polls `GET path` on the lobby until `done` holds (15 s); fails with the last answer.
+async fn wait_lobby(port: u16, path: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, answer) = lobby(port, "GET", path, None).await;
+        if done(&answer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 15 s; {path} says {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn listed(rooms: &serde_json::Value, code: &str, server: &str) -> bool {
+    rooms.as_array().is_some_and(|rooms| rooms.iter().any(|r| r["code"] == code && r["server"] == server))
+}
+
+/// Plays where the lobby sent us: connects to the server it named with its token.
+async fn go(sent: &serde_json::Value, name: &str, room: RoomRequest) -> TestClient {
+    let url = sent["url"].as_str().unwrap().trim_end_matches('/').replace("http://", "ws://");
+    let token = sent["token"].as_str().expect("a join token").to_string();
+    TestClient::join_with(&format!("{url}/ws"), hello_auth(name, room, Some(JoinAuth::Token(token))))
+        .await
+        .unwrap_or_else(|ending| panic!("the server refused the lobby's player: {ending:?}"))
+}
+
+/// Creates a room through the lobby and waits until the lobby lists it; (client, code, server).
+async fn create_through_lobby(port: u16, name: &str) -> (TestClient, String, String) {
+    let (status, sent) = lobby(port, "POST", "/api/fleet/create", Some(&format!(r#"{{"name":"{name}"}}"#))).await;
+    assert_eq!(status, 200, "{sent}");
+    let server = sent["server"].as_str().unwrap().to_string();
+    assert!(sent["go"].as_str().unwrap().contains("#join="), "{sent}");
+    let client = go(&sent, name, RoomRequest::Create(RoomSettings::default())).await;
+    let code = client.welcome.room.code.to_string();
+    wait_lobby(port, "/api/rooms", "the new room listed", |rooms| listed(rooms, &code, &server)).await;
+    (client, code, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lobby_lists_every_servers_rooms_and_sends_players_to_the_right_one() {
+    let (port, _stop) = start_lobby(None).await;
+    let mut servers: Vec<Server> = ["gs-1", "gs-2", "gs-3"].iter().map(|name| start_server(name, port, &[])).collect();
+    wait_lobby(port, "/api/fleet/servers", "three servers reporting", |s| s.as_array().is_some_and(|s| s.len() == 3))
+        .await;
+
+    // Three rooms through the lobby: each on the server with the most free slots, so one each.
+    let mut made = Vec::new();
+    for name in ["ana", "bo", "cy"] {
+        made.push(create_through_lobby(port, name).await);
+    }
+    let mut hosts: Vec<&str> = made.iter().map(|(_, _, server)| server.as_str()).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["gs-1", "gs-2", "gs-3"], "new rooms spread over the servers by free slots");
+
+    // Join by code lands on the server hosting the room, in that room, under the token's name.
+    let (_, code, host) = &made[1];
+    let (status, sent) =
+        lobby(port, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{code}","name":"dee"}}"#))).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["server"], host.as_str());
+    let port_of = |server: &str| servers[["gs-1", "gs-2", "gs-3"].iter().position(|s| *s == server).unwrap()].port;
+    assert_eq!(sent["url"], format!("http://127.0.0.1:{}/", port_of(host)));
+    let dee = go(&sent, "ignored", RoomRequest::QuickPlay).await;
+    assert_eq!(dee.welcome.room.code.to_string(), *code, "the token's room, whatever the hello asked");
+    let (status, answer) = lobby(port, "POST", "/api/fleet/join", Some(r#"{"code":"ZZZZ"}"#)).await;
+    assert_eq!(status, 404, "{answer}");
+
+    // Quick play fills a room that has players (the fullest with space).
+    wait_lobby(port, "/api/rooms", "dee counted", |rooms| {
+        rooms.as_array().is_some_and(|r| r.iter().any(|r| r["code"] == code.as_str() && r["players"] == 2))
+    })
+    .await;
+    let (status, sent) = lobby(port, "POST", "/api/fleet/quickplay", Some(r#"{"name":"eve"}"#)).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["code"], code.as_str(), "quick play joins the fullest room with space: {sent}");
+
+    // SIGKILL one server: its rooms leave the lobby within seconds, and its codes are unknown.
+    let (dead_code, dead_host) =
+        made.iter().find(|(_, _, s)| s == "gs-3").map(|(_, code, host)| (code.clone(), host.clone())).unwrap();
+    let dead = servers.remove(2);
+    let killed_at = Instant::now();
+    std::process::Command::new("kill").args(["-KILL", &dead.child.id().to_string()]).status().unwrap();
+    wait_lobby(port, "/api/rooms", "the killed server's rooms gone", |rooms| {
+        !listed(rooms, dead_code.as_str(), dead_host.as_str())
+    })
+    .await;
+    let gone_after = killed_at.elapsed();
+    assert!(gone_after < Duration::from_secs(9), "took {gone_after:?}");
+    let (status, _) = lobby(port, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{dead_code}"}}"#))).await;
+    assert_eq!(status, 404);
+    let servers_left =
+        wait_lobby(port, "/api/fleet/servers", "two servers", |s| s.as_array().is_some_and(|s| s.len() == 2)).await;
+    assert!(servers_left.to_string().contains("gs-1") && servers_left.to_string().contains("gs-2"), "{servers_left}");
+    drop(dead);
+    // Reports need the fleet's key.
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, _, _) =
+        common::http_to(addr, "POST", "/api/fleet/report", Some("{}"), &[("Authorization", "Bearer nope")]).await;
+    assert_eq!(status, 401);
+    drop(servers);
+}
+
+#[cfg(feature = "agones")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_agones_the_lobby_places_players_through_game_server_allocations() {
+    use server::agones::fake::FakeSdk;
+    // Three GameServers, each with its fake sidecar; the fake allocator sees what they report.
+    let mut sidecars = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["gs-1", "gs-2", "gs-3"] {
+        let fake = FakeSdk::new(name, &["rooms", "players"], &["rooms"]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(listener.local_addr().unwrap().port().to_string());
+        tokio::spawn(fake.clone().serve(listener, std::future::pending()));
+        sidecars.push((name.to_string(), fake));
+    }
+    let allocator_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allocator_url = format!("http://{}", allocator_listener.local_addr().unwrap());
+    let allocator = server::agones::fake::allocator(sidecars.clone());
+    tokio::spawn(async move { axum::serve(allocator_listener, allocator).await });
+    let (port, _stop) = start_lobby(Some(allocator_url)).await;
+    let servers: Vec<Server> = ["gs-1", "gs-2", "gs-3"]
+        .iter()
+        .zip(&ports)
+        .map(|(name, sdk_port)| start_server(name, port, &[("AGONES_SDK_GRPC_PORT", sdk_port)]))
+        .collect();
+    wait_lobby(port, "/api/fleet/servers", "three servers reporting", |s| s.as_array().is_some_and(|s| s.len() == 3))
+        .await;
+    // Every GameServer Ready with its Main counted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sidecars.iter().all(|(_, fake)| {
+        let state = fake.snapshot();
+        state.state == "Ready" && state.counters["rooms"].count == 1
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "not all GameServers Ready: {:?}",
+            sidecars.iter().map(|(_, f)| f.snapshot()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Create: allocated (a free `rooms` slot); the room goes where the allocation said.
+    let (client, code, host) = create_through_lobby(port, "ana").await;
+    let allocated: Vec<&String> =
+        sidecars.iter().filter(|(_, fake)| fake.snapshot().state == "Allocated").map(|(name, _)| name).collect();
+    assert_eq!(allocated, [&host], "the allocation chose the server the room is on");
+    // The server lists the room in its `rooms` List; join by code allocates by `containsValue`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sidecar = &sidecars.iter().find(|(name, _)| *name == host).unwrap().1;
+    while !sidecar.snapshot().lists["rooms"].values.contains(&code) {
+        assert!(Instant::now() < deadline, "room {code} not in {host}'s rooms List: {:?}", sidecar.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, sent) =
+        lobby(port, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{code}","name":"bo"}}"#))).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["server"], host.as_str(), "the allocation found the server that hosts {code}");
+    let bo = go(&sent, "bo", RoomRequest::QuickPlay).await;
+    assert_eq!(bo.welcome.room.code.to_string(), code);
+    let (status, _) = lobby(port, "POST", "/api/fleet/join", Some(r#"{"code":"ZZZZ"}"#)).await;
+    assert_eq!(status, 404, "no GameServer hosts ZZZZ");
+    drop((client, bo, servers));
+}
