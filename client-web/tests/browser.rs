@@ -672,3 +672,90 @@ async fn a_password_server_asks_on_the_page_and_the_operator_kicks_from_the_admi
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The fleet lobby in real Chromium: the lobby page lists a server's rooms; Quick play sends the
+/// player to that server's page with a signed join token in the address's fragment, which the
+/// client uses and then removes from the address bar; a second player joins the same room by
+/// its code from the lobby page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let key = "browser-fleet-lobby-key-0123456789";
+    let secret = "browser-fleet-join-token-secret-0123456789";
+    let lobby_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lobby_url = format!("http://{}/", lobby_listener.local_addr().unwrap());
+    let (stop_lobby, lobby_stopped) = tokio::sync::oneshot::channel::<()>();
+    let lobby = tokio::spawn(server::fleet::lobby::run(
+        lobby_listener,
+        server::fleet::lobby::LobbyConfig {
+            lobby_key: key.into(),
+            join_token_secret: Some(secret.into()),
+            token_lifetime: Duration::from_secs(60),
+            allocator: None,
+            requests_per_minute: 1000,
+        },
+        async move {
+            let _ = lobby_stopped.await;
+        },
+    ));
+    // The game server admits only players with a token; it reports to the lobby.
+    // `{port}`: the port the server binds (port 0, chosen by the system).
+    let config = server::ServerConfig {
+        map: small_map(),
+        gate: Arc::new(server::auth::Gate {
+            password: None,
+            tokens: Some(server::auth::JoinTokenKeys::from_secret(secret, None, None).unwrap()),
+        }),
+        lobby: Some(server::fleet::report::LobbyLink {
+            url: lobby_url.trim_end_matches('/').to_string(),
+            key: key.into(),
+            instance: "gs-1".into(),
+            public_url: "http://127.0.0.1:{port}/".into(),
+        }),
+        public_url: Some("http://127.0.0.1:{port}/".into()),
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+
+    let ann = Player::launch("ann").await;
+    ann.page.goto(lobby_url.clone()).await.expect("open the lobby");
+    ann.wait_for_eval("Main listed in the lobby", "document.body.dataset.rooms || '0'", |v| v != "0").await;
+    let row = ann
+        .eval("document.querySelector('#rooms li') ? document.querySelector('#rooms li').dataset.server : null")
+        .await;
+    ann.check(row == "gs-1", format!("the room's server is shown: {row}")).await;
+    ann.set_value("#name", "ann").await;
+    ann.click("#quickplay").await;
+    ann.wait_for("ann playing on the game server under the token's name", |d| {
+        d["state"] == "connected"
+            && d["room"]["code"] == server.main_code.as_str()
+            && names(d).iter().any(|n| n == "ann")
+    })
+    .await;
+    let where_now = ann.eval("location.href").await;
+    ann.check(
+        where_now.as_str().is_some_and(|href| href.starts_with(&server.url) && !href.contains('#')),
+        format!("on the game server, the token gone from the address: {where_now}"),
+    )
+    .await;
+
+    // Bob joins by code from the lobby page.
+    let bob = Player::launch("bob").await;
+    bob.page.goto(lobby_url.clone()).await.expect("open the lobby");
+    bob.wait_for_element("#code").await;
+    bob.set_value("#name", "bob").await;
+    bob.set_value("#code", &server.main_code).await;
+    bob.click("#join").await;
+    bob.wait_for("bob in the same room, seeing ann", |d| {
+        d["room"]["code"] == server.main_code.as_str() && names(d).iter().any(|n| n == "ann")
+    })
+    .await;
+    for player in [&ann, &bob] {
+        player.assert_no_console_errors().await;
+    }
+    ann.close().await;
+    bob.close().await;
+    server.stop().await;
+    let _ = stop_lobby.send(());
+    let _ = lobby.await;
+}

@@ -210,7 +210,7 @@ impl ServerConfig {
                 "--snapshot-budget-bytes must be 0 (no budget) or at least {MIN_SNAPSHOT_BUDGET_BYTES}, got {budget}"
             ));
         }
-        if let Some(url) = &self.public_url
+        if let Some(url) = self.public_url.as_ref().map(|url| url.replace("{port}", "1"))
             && (!(url.starts_with("http://") || url.starts_with("https://"))
                 || url.len() > 200
                 || url

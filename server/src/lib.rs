@@ -161,6 +161,21 @@ async fn serve(
     drain: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
+    // `{port}` in the public URL (and the one reported to a fleet lobby) is the bound port, so a
+    // server on port 0 can say where it is.
+    let config = if config.public_url.as_deref().is_some_and(|u| u.contains("{port}"))
+        || config.lobby.as_ref().is_some_and(|l| l.public_url.contains("{port}"))
+    {
+        let port = local_addr.port().to_string();
+        let mut rendered = (*config).clone();
+        rendered.public_url = rendered.public_url.map(|url| url.replace("{port}", &port));
+        if let Some(link) = rendered.lobby.as_mut() {
+            link.public_url = link.public_url.replace("{port}", &port);
+        }
+        Arc::new(rendered)
+    } else {
+        config
+    };
     let admin = Arc::new(
         admin::Admin::new(&config.admin)
             .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?,

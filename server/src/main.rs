@@ -294,6 +294,12 @@ struct LobbyArgs {
     /// The allocator's CA certificate (PEM).
     #[arg(long, value_name = "FILE")]
     agones_allocator_ca: Option<PathBuf>,
+    /// This lobby's client certificate and key for the allocator's mTLS (PEM; the
+    /// `allocator-client.default` Secret of an Agones install).
+    #[arg(long, value_name = "FILE", requires = "agones_allocator_key")]
+    agones_allocator_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "agones_allocator_cert")]
+    agones_allocator_key: Option<PathBuf>,
     /// Namespace and Fleet of the game servers.
     #[arg(long, default_value = "default")]
     agones_namespace: String,
@@ -732,6 +738,7 @@ async fn run_lobby(args: LobbyArgs) -> anyhow::Result<()> {
             namespace: args.agones_namespace,
             fleet: args.agones_fleet,
             ca_cert: args.agones_allocator_ca,
+            client_cert: args.agones_allocator_cert.zip(args.agones_allocator_key),
         }),
         requests_per_minute: args.requests_per_minute,
     };

@@ -66,6 +66,7 @@ async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::S
             namespace: "default".into(),
             fleet: "arena".into(),
             ca_cert: None,
+            client_cert: None,
         }),
         requests_per_minute: 1000,
     };

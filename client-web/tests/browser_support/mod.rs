@@ -237,9 +237,13 @@ impl Player {
             .unwrap_or(serde_json::Value::Null)
     }
 
-    /// `window.arenaDebug()`, or `{}` before the client started.
+    /// `window.arenaDebug()`, or `{}` before the client started (also while the page is being
+    /// replaced by another: a navigation destroys the context an evaluation ran in).
     pub async fn debug(&self) -> serde_json::Value {
-        let text = self.eval("JSON.stringify(window.arenaDebug ? window.arenaDebug() : {})").await;
+        let text = match self.page.evaluate("JSON.stringify(window.arenaDebug ? window.arenaDebug() : {})").await {
+            Ok(result) => result.into_value::<serde_json::Value>().unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        };
         serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
     }
 

@@ -126,10 +126,20 @@ pub fn run(args: &AdminArgs) -> Result<String, String> {
 /// A blocking HTTP client with short timeouts that reports HTTP errors as answers, trusting
 /// `ca_cert` (PEM) when given.
 pub fn agent(ca_cert: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
+    agent_with(ca_cert, None)
+}
+
+/// [`agent`] that also presents a client certificate (PEM chain and key), for mTLS services
+/// such as the Agones allocator.
+pub fn agent_with(
+    ca_cert: Option<&std::path::Path>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<ureq::Agent, String> {
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
         .user_agent(concat!("arena-server/", env!("CARGO_PKG_VERSION")));
+    let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
@@ -141,11 +151,24 @@ pub fn agent(ca_cert: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
         if certs.is_empty() {
             return Err(format!("{}: no PEM certificate in it", path.display()));
         }
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            .build();
-        config = config.tls_config(tls);
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
     }
+    if let Some((cert_path, key_path)) = client {
+        let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+        let chain: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&read(cert_path)?)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        let key = ureq::tls::PrivateKey::from_pem(&read(key_path)?)
+            .map_err(|e| format!("{}: not a PEM private key: {e}", key_path.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{}: no PEM certificate in it", cert_path.display()));
+        }
+        tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
+    }
+    config = config.tls_config(tls.build());
     Ok(config.build().into())
 }
 

@@ -34,8 +34,10 @@ pub struct Allocator {
     pub url: String,
     pub namespace: String,
     pub fleet: String,
-    /// PEM files: the allocator's CA, and this lobby's client certificate and key (mTLS).
+    /// PEM files: the allocator's CA, and this lobby's client certificate and key (the
+    /// allocator service requires mTLS unless it was installed without it).
     pub ca_cert: Option<std::path::PathBuf>,
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// How the lobby runs.
@@ -383,7 +385,7 @@ async fn create(
 }
 
 /// The GameServerAllocation request body: "the server that hosts room CODE" or "a server with
-/// a free room slot" (deploy/agones/allocation-*.yaml, as the allocator service takes them).
+/// a free room slot" (deploy/agones/allocations/*.yaml, as the allocator service takes them).
 pub fn allocation_request(allocator: &Allocator, room: Option<RoomCode>) -> serde_json::Value {
     let labels = serde_json::json!({ "agones.dev/fleet": allocator.fleet });
     let selector = |state: &str| match room {
@@ -409,7 +411,8 @@ pub fn allocation_request(allocator: &Allocator, room: Option<RoomCode>) -> serd
 async fn allocate(allocator: &Allocator, lobby: &Lobby, room: Option<RoomCode>) -> Result<Placement, StatusCode> {
     let body = allocation_request(allocator, room).to_string();
     let url = format!("{}/gameserverallocation", allocator.url.trim_end_matches('/'));
-    let agent = crate::admin::cli::agent(allocator.ca_cert.as_deref()).map_err(|error| {
+    let client = allocator.client_cert.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+    let agent = crate::admin::cli::agent_with(allocator.ca_cert.as_deref(), client).map_err(|error| {
         warn!(%error, "allocator client");
         StatusCode::SERVICE_UNAVAILABLE
     })?;
