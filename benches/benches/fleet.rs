@@ -102,7 +102,7 @@ fn fleet(c: &mut Criterion) {
     group.bench_function("join_by_code", |b| {
         b.iter(|| {
             n = (n + 7919) % (SERVERS * ROOMS);
-            black_box(directory.find(code(n)))
+            black_box(directory.find(code(n), None).is_ok())
         })
     });
     group.bench_function("expire_sweep_none_stale", |b| b.iter(|| black_box(directory.expire(now).len())));

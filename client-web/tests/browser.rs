@@ -693,6 +693,9 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
             token_lifetime: Duration::from_secs(60),
             allocator: None,
             requests_per_minute: 1000,
+            trusted_proxies: Vec::new(),
+            token_issuer: None,
+            token_audience: None,
         },
         async move {
             let _ = lobby_stopped.await;

@@ -230,6 +230,12 @@ impl ServerConfig {
         if self.agones && !cfg!(feature = "agones") {
             return Err("--agones: this build has no Agones support (build with `--features agones`)".to_string());
         }
+        if self.agones && self.max_rooms > 1000 {
+            return Err(format!(
+                "--max-rooms must be at most 1000 with --agones (an Agones List holds 1000 room codes), got {}",
+                self.max_rooms
+            ));
+        }
         if self.bots > MAX_MAIN_BOTS {
             return Err(format!("--bots must be at most {MAX_MAIN_BOTS}, got {}", self.bots));
         }

@@ -294,7 +294,15 @@ async fn serve(
     #[cfg(feature = "agones")]
     let agones_task = config.agones.then(|| {
         let players = config.max_players;
-        tokio::spawn(agones::run(rooms.clone(), config.max_rooms, players, None, stop_agones.clone()))
+        let task = agones::run(rooms.clone(), agones::Options::new(config.max_rooms, players), stop_agones.clone());
+        tokio::spawn(async move {
+            let outcome = task.await;
+            if let Err(error) = &outcome {
+                // Said at once: a GameServer that never gets Ready is not given players.
+                tracing::error!(%error, "Agones: this server is not Ready and gets no players from allocations");
+            }
+            outcome
+        })
     });
     let watchdog = tokio::spawn(systemd::watchdog(rooms.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -365,7 +373,7 @@ async fn serve(
         stop_agones.cancel();
         match task.await {
             Ok(Ok(sdk)) => agones::shutdown(sdk).await,
-            Ok(Err(error)) => warn!(%error, "Agones"),
+            Ok(Err(_)) => {} // Logged when it happened.
             Err(error) => warn!(%error, "the Agones task failed"),
         }
     }

@@ -308,6 +308,15 @@ struct LobbyArgs {
     /// Placement requests per minute from one address.
     #[arg(long, default_value_t = 120)]
     requests_per_minute: u32,
+    /// A reverse proxy in front of the lobby (repeatable): its X-Forwarded-For names the player.
+    #[arg(long = "trusted-proxy", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// `iss` and `aud` put in join tokens (for servers started with --join-token-issuer or
+    /// --join-token-audience).
+    #[arg(long)]
+    join_token_issuer: Option<String>,
+    #[arg(long)]
+    join_token_audience: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -741,6 +750,9 @@ async fn run_lobby(args: LobbyArgs) -> anyhow::Result<()> {
             client_cert: args.agones_allocator_cert.zip(args.agones_allocator_key),
         }),
         requests_per_minute: args.requests_per_minute,
+        trusted_proxies: args.trusted_proxies,
+        token_issuer: args.join_token_issuer,
+        token_audience: args.join_token_audience,
     };
     server::fleet::lobby::run(listener, config, shutdown_signal()).await.context("lobby failed")?;
     Ok(())

@@ -131,7 +131,12 @@ async fn a_room_with_players_that_stops_ticking_stops_the_health_pings() {
     let rooms = Registry::new(config, Arc::new(RoomStats::default()));
     let main = rooms.open_main();
     let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(server::agones::run(rooms.clone(), 4, 8, Some(port), stop.clone()));
+    let options = server::agones::Options {
+        port: Some(port),
+        back_to_ready_after: Duration::from_secs(1),
+        ..server::agones::Options::new(4, 8)
+    };
+    let task = tokio::spawn(server::agones::run(rooms.clone(), options, stop.clone()));
     let state = wait_for(&fake, "Ready and pinging", |s| s.state == "Ready" && s.health_pings >= 2).await;
     assert_eq!(count(&state, "rooms"), 1);
     // Main "has a player" and its tick loop has not run for a minute: a wedged room. (An empty
@@ -150,6 +155,18 @@ async fn a_room_with_players_that_stops_ticking_stops_the_health_pings() {
     // Ticking again: the pings resume.
     main.public.stats.clients.store(0, Ordering::Relaxed);
     wait_for(&fake, "pings resumed", |s| s.health_pings > after).await;
+    // Allocated (by a lobby's allocation) but nobody came: back to Ready after a while, so the
+    // Fleet can scale it down.
+    fake.set_state("Allocated");
+    let state = wait_for(&fake, "back to Ready", |s| s.state == "Ready").await;
+    assert_eq!(state.ready_calls, 2);
+    // Draining: no free room slot left for allocations.
+    rooms.start_drain(30);
+    // (Main, empty, closes at once while draining: nothing is left open.)
+    wait_for(&fake, "no free room slot while draining", |s| {
+        s.counters["rooms"].capacity == s.counters["rooms"].count && s.counters["rooms"].capacity < 4
+    })
+    .await;
     stop.cancel();
     let sdk = task.await.unwrap().expect("the SDK connected");
     server::agones::shutdown(sdk).await;

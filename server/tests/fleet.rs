@@ -69,6 +69,9 @@ async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::S
             client_cert: None,
         }),
         requests_per_minute: 1000,
+        trusted_proxies: Vec::new(),
+        token_issuer: None,
+        token_audience: None,
     };
     tokio::spawn(server::fleet::lobby::run(listener, config, async move {
         let _ = stopped.await;

@@ -77,6 +77,11 @@ impl FakeSdk {
         FakeSdk { name: name.to_string(), state: Arc::new(Mutex::new(state)) }
     }
 
+    /// Sets the GameServer's state, as Agones would (an allocation makes it `Allocated`).
+    pub fn set_state(&self, state: &str) {
+        self.with(|s| s.state = state.to_string());
+    }
+
     /// A copy of the state now.
     pub fn snapshot(&self) -> FakeState {
         self.state.lock().expect("fake state lock").clone()
@@ -246,7 +251,9 @@ impl BetaSdk for FakeSdk {
                 if capacity < 0 {
                     return Err(Status::invalid_argument("capacity must be at least 0"));
                 }
+                // As Agones does: a lower capacity truncates the count.
                 next.capacity = capacity;
+                next.count = next.count.min(capacity);
             }
             if let Some(count) = update.count {
                 next.count = count;
@@ -338,9 +345,10 @@ impl BetaSdk for FakeSdk {
 
 /// A fake of the Agones allocator service's REST endpoint (`POST /gameserverallocation`) over
 /// fake sidecars: it evaluates a GameServerAllocation's selectors in order against what each
-/// GameServer reported (state, Counters, Lists), picks by the `rooms` Counter ascending (fewest
-/// rooms; ties by name), marks it Allocated and answers its name, as the real allocator does.
-/// No match: 404, as the allocator answers when nothing fits.
+/// GameServer reported (state, Counters, Lists), orders the matches by the `rooms` Counter's
+/// available capacity as the first priority says (`Ascending`: the fullest first, packing; ties
+/// by name), marks the first Allocated and answers its name, as the real allocator does. No
+/// match: 429, as the allocator answers when nothing fits.
 pub fn allocator(servers: Vec<(String, FakeSdk)>) -> axum::Router {
     use axum::http::StatusCode;
     let servers = Arc::new(servers);
@@ -365,17 +373,27 @@ pub fn allocator(servers: Vec<(String, FakeSdk)>) -> axum::Router {
                             if state.state != wanted || !matches_selector(&state, selector) {
                                 return None;
                             }
-                            Some((state.counters.get("rooms").map_or(0, |c| c.count), name, fake))
+                            // Agones orders by available capacity: `Ascending` puts the fullest
+                            // first (packing), `Descending` the emptiest.
+                            let available = state.counters.get("rooms").map_or(0, |c| c.capacity - c.count);
+                            Some((available, name, fake))
                         })
                         .collect();
-                    fits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+                    let descending = request["priorities"]
+                        .as_array()
+                        .and_then(|p| p.first())
+                        .is_some_and(|p| p["order"].as_str() == Some("Descending"));
+                    fits.sort_by(|a, b| {
+                        let order = if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+                        order.then(a.1.cmp(b.1))
+                    });
                     if let Some((_, name, fake)) = fits.first() {
                         fake.with(|s| s.state = "Allocated".to_string());
                         let answer = serde_json::json!({ "gameServerName": name, "address": "127.0.0.1", "ports": [] });
                         return (StatusCode::OK, answer.to_string());
                     }
                 }
-                (StatusCode::NOT_FOUND, "no GameServer matches the selectors".to_string())
+                (StatusCode::TOO_MANY_REQUESTS, "no GameServer matches the selectors".to_string())
             }
         }),
     )

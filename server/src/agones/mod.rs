@@ -27,8 +27,12 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(2);
 /// The Counter and List names the Fleet declares (deploy/agones/fleet.yaml).
 pub const ROOMS: &str = "rooms";
 pub const PLAYERS: &str = "players";
-/// Agones Lists hold at most this many values.
-const MAX_LIST_CAPACITY: i64 = 1000;
+/// Agones Lists hold at most this many values (so `--agones` allows at most this many rooms).
+pub const MAX_LIST_CAPACITY: i64 = 1000;
+/// Longest wait for one call to the sidecar.
+const CALL_LIMIT: Duration = Duration::from_secs(5);
+/// An Allocated server with no room in use for this long goes back to Ready.
+pub const BACK_TO_READY_AFTER: Duration = Duration::from_secs(30);
 
 /// What was last told to Agones, to send only changes.
 #[derive(Default)]
@@ -39,15 +43,26 @@ struct Reported {
     codes: Option<BTreeSet<String>>,
 }
 
-/// Connects (to `port`, else `AGONES_SDK_GRPC_PORT`, else 9357), marks Ready and reports until
-/// `stop`; returns the SDK for the final Shutdown.
-pub async fn run(
-    rooms: Arc<Registry>,
-    max_rooms: u16,
-    max_players: u16,
-    port: Option<u16>,
-    stop: CancellationToken,
-) -> Result<agones::Sdk, String> {
+/// How the GameServer side runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub max_rooms: u16,
+    pub max_players: u16,
+    /// The sidecar's port; `None`: `AGONES_SDK_GRPC_PORT`, else 9357.
+    pub port: Option<u16>,
+    /// An Allocated server with no room in use for this long goes back to Ready.
+    pub back_to_ready_after: Duration,
+}
+
+impl Options {
+    pub fn new(max_rooms: u16, max_players: u16) -> Options {
+        Options { max_rooms, max_players, port: None, back_to_ready_after: BACK_TO_READY_AFTER }
+    }
+}
+
+/// Connects, marks Ready and reports until `stop`; returns the SDK for the final Shutdown.
+pub async fn run(rooms: Arc<Registry>, options: Options, stop: CancellationToken) -> Result<agones::Sdk, String> {
+    let Options { max_rooms, max_players, port, back_to_ready_after } = options;
     let mut sdk = tokio::select! {
         _ = stop.cancelled() => return Err("stopped before the Agones SDK answered".to_string()),
         sdk = agones::Sdk::new(port, None) => sdk.map_err(|e| format!("cannot reach the Agones SDK sidecar: {e}"))?,
@@ -62,13 +77,26 @@ pub async fn run(
         beta.set_counter_capacity(PLAYERS, players_capacity).await?;
         beta.set_list_capacity(ROOMS, rooms_capacity.min(MAX_LIST_CAPACITY)).await
     };
-    if let Err(error) = capacities.await {
-        warn!(%error, "Agones: cannot set the capacity of the rooms/players Counters and rooms List (are they declared in the Fleet?)");
+    match tokio::time::timeout(CALL_LIMIT, capacities).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            warn!(%error, "Agones: cannot set the capacity of the rooms/players Counters and rooms List (are they declared in the Fleet?)")
+        }
+        Err(_) => warn!("Agones: setting capacities timed out"),
     }
-    sdk.ready().await.map_err(|e| format!("Agones Ready failed: {e}"))?;
+    tokio::select! {
+        _ = stop.cancelled() => return Err("stopped before the GameServer was Ready".to_string()),
+        ready = tokio::time::timeout(CALL_LIMIT, sdk.ready()) => match ready {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(format!("Agones Ready failed: {error}")),
+            Err(_) => return Err("Agones Ready timed out".to_string()),
+        },
+    }
     info!(rooms = rooms_capacity, "Agones: GameServer Ready");
-    let health = sdk.health_check();
+    let mut health = sdk.health_check();
     let mut reported = Reported::default();
+    let mut draining_reported = false;
+    let mut idle_allocated_since: Option<std::time::Instant> = None;
     let mut every = tokio::time::interval(REPORT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -78,14 +106,52 @@ pub async fn run(
         }
         let stuck = crate::room::live::stuck_rooms(&rooms, Duration::from_secs(5));
         if stuck.is_empty() {
-            let _ = health.try_send(());
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = health.try_send(()) {
+                // The health stream ended (the sidecar restarted): open a new one.
+                warn!("Agones: health stream closed; reopening it");
+                health = sdk.health_check();
+            }
         } else {
             warn!(stuck = stuck.len(), "Agones: health pings withheld while a room with players is not ticking");
         }
-        if let Err(error) = report(&mut beta, &rooms, &mut reported).await {
-            warn!(%error, "Agones: reporting rooms and players failed; retrying");
-            // Start over from what Agones holds.
-            reported = Reported::default();
+        let step = async {
+            // Draining: no free room slot, so no allocation sends players here.
+            if rooms.drain.is_draining() && !draining_reported {
+                let count = rooms.handles().len() as i64;
+                beta.set_counter_capacity(ROOMS, count).await?;
+                draining_reported = true;
+                info!("Agones: draining, rooms capacity set to what is open");
+            }
+            report(&mut beta, &rooms, &mut reported).await?;
+            // An Allocated server nobody plays on goes back to Ready, so the Fleet can scale it
+            // down or replace it (Agones never does that to an Allocated one).
+            let idle = rooms.handles().iter().all(|h| h.public.permanent && h.public.summary().players == 0);
+            if idle && !rooms.drain.is_draining() {
+                let since = *idle_allocated_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= back_to_ready_after {
+                    let allocated = sdk.get_gameserver().await?.status.is_some_and(|s| s.state == "Allocated");
+                    if allocated {
+                        sdk.ready().await?;
+                        info!("Agones: no rooms in use; back to Ready");
+                    }
+                    idle_allocated_since = None;
+                }
+            } else {
+                idle_allocated_since = None;
+            }
+            Ok::<(), agones::errors::Error>(())
+        };
+        match tokio::time::timeout(CALL_LIMIT, step).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                warn!(%error, "Agones: reporting rooms and players failed; retrying");
+                // Start over from what Agones holds.
+                reported = Reported::default();
+            }
+            Err(_) => {
+                warn!("Agones: reporting timed out; retrying");
+                reported = Reported::default();
+            }
         }
     }
     Ok(sdk)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use shared::room::RoomCode;
 use tracing::{info, warn};
 
-use super::{Directory, Placement, Report};
+use super::{Directory, FindError, Placement, Report};
 use crate::net::http::{json, json_error};
 
 /// Largest report accepted (1,000 rooms of summaries fit).
@@ -52,6 +52,11 @@ pub struct LobbyConfig {
     pub allocator: Option<Allocator>,
     /// Player requests (placements) per minute from one address.
     pub requests_per_minute: u32,
+    /// Reverse proxies in front of the lobby (their `X-Forwarded-For` names the player).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `iss` and `aud` for the join tokens, when the servers require them.
+    pub token_issuer: Option<String>,
+    pub token_audience: Option<String>,
 }
 
 impl std::fmt::Debug for LobbyConfig {
@@ -62,6 +67,8 @@ impl std::fmt::Debug for LobbyConfig {
 
 struct Lobby {
     config: LobbyConfig,
+    /// The allocator's HTTP client, built (and its certificates read) once at start.
+    allocator_agent: Option<ureq::Agent>,
     directory: Mutex<Directory>,
     limits: crate::auth::JoinLimits,
     /// `GET /api/rooms`'s body, rebuilt at most once a second however many players poll it.
@@ -83,7 +90,18 @@ pub async fn run(
             "--lobby-key must be at least 16 characters",
         ));
     }
+    let allocator_agent = match &config.allocator {
+        Some(allocator) => {
+            let client = allocator.client_cert.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+            Some(
+                crate::admin::cli::agent_with(allocator.ca_cert.as_deref(), client)
+                    .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?,
+            )
+        }
+        None => None,
+    };
     let lobby = Arc::new(Lobby {
+        allocator_agent,
         limits: crate::auth::JoinLimits::new(config.requests_per_minute),
         config,
         directory: Mutex::new(Directory::new()),
@@ -220,6 +238,9 @@ struct PlayerRequest {
     name: Option<String>,
     #[serde(default)]
     code: Option<String>,
+    /// The server of the room picked from the list (a code can exist on two servers).
+    #[serde(default)]
+    server: Option<String>,
 }
 
 /// Where to go: the server's URL, the room (if any) and a join token for it.
@@ -235,6 +256,7 @@ struct Sent {
 }
 
 async fn player_request(lobby: &Lobby, peer: SocketAddr, request: Request) -> Result<PlayerRequest, Response> {
+    let peer = crate::net::http::client_addr(&lobby.config.trusted_proxies, peer, request.headers());
     if !lobby.limits.try_join(crate::net::connection::address_key(peer.ip())) {
         let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too many requests from your address");
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
@@ -250,11 +272,19 @@ async fn player_request(lobby: &Lobby, peer: SocketAddr, request: Request) -> Re
         .map_err(|error| json_error(StatusCode::BAD_REQUEST, &format!("invalid request: {error}")))
 }
 
-/// The answer for `placement`, with a token for `name`.
+/// The answer for `placement`, with a token for `name`; the directory counts the player there
+/// until that server's next report.
 fn sent(lobby: &Lobby, placement: Placement, name: Option<&str>, create: bool) -> Response {
+    lobby.directory.lock().expect("directory lock").sent(&placement);
     let name = name.map(shared::protocol::sanitize_name);
     let token = match &lobby.config.join_token_secret {
-        Some(secret) => match sign(secret, lobby.config.token_lifetime, name.as_deref(), placement.room) {
+        Some(secret) => match sign(
+            secret,
+            lobby.config.token_lifetime,
+            name.as_deref(),
+            placement.room,
+            (lobby.config.token_issuer.as_deref(), lobby.config.token_audience.as_deref()),
+        ) {
             Ok(token) => Some(token),
             Err(error) => {
                 return json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot sign a token: {error}"));
@@ -292,8 +322,14 @@ fn percent(text: &str) -> String {
         .collect()
 }
 
-/// A join token for `room` (or any room), valid for `lifetime`.
-pub fn sign(secret: &str, lifetime: Duration, name: Option<&str>, room: Option<RoomCode>) -> Result<String, String> {
+/// A join token for `room` (or any room), valid for `lifetime`, with `iss` and `aud` when given.
+pub fn sign(
+    secret: &str,
+    lifetime: Duration,
+    name: Option<&str>,
+    room: Option<RoomCode>,
+    (issuer, audience): (Option<&str>, Option<&str>),
+) -> Result<String, String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let subject = shared::room::host_key_hex(&crate::room::random_host_key());
     let mut claims = serde_json::json!({ "sub": subject, "exp": now + lifetime.as_secs(), "iat": now });
@@ -302,6 +338,12 @@ pub fn sign(secret: &str, lifetime: Duration, name: Option<&str>, room: Option<R
     }
     if let Some(room) = room {
         claims["room"] = room.to_string().into();
+    }
+    if let Some(issuer) = issuer {
+        claims["iss"] = issuer.into();
+    }
+    if let Some(audience) = audience {
+        claims["aud"] = audience.into();
     }
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -324,9 +366,23 @@ async fn join(
     let Some(code) = body.code.as_deref().and_then(RoomCode::parse) else {
         return json_error(StatusCode::BAD_REQUEST, "code must be a room code (4 letters)");
     };
-    let placement = match &lobby.config.allocator {
-        Some(allocator) => allocate(allocator, &lobby, Some(code)).await,
-        None => lobby.directory.lock().expect("directory lock").find(code).ok_or(StatusCode::NOT_FOUND),
+    // The directory knows every room; on Agones the allocation marks the server Allocated too
+    // (unless the player picked a server from the list, which the directory answers).
+    let found = lobby.directory.lock().expect("directory lock").find(code, body.server.as_deref());
+    let placement = match (found, &lobby.config.allocator) {
+        (Err(FindError::Ambiguous(servers)), _) => {
+            return json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({
+                    "error": "several servers have a room with that code: pick it from the list",
+                    "servers": servers,
+                }),
+            );
+        }
+        (Ok(placement), None) => Ok(placement),
+        (Ok(placement), Some(_)) if body.server.is_some() => Ok(placement),
+        (_, Some(allocator)) => allocate(allocator, &lobby, Some(code)).await,
+        (Err(FindError::NoSuchRoom), None) => Err(StatusCode::NOT_FOUND),
     };
     match placement {
         Ok(placement) => sent(&lobby, Placement { room: Some(code), ..placement }, body.name.as_deref(), false),
@@ -411,11 +467,7 @@ pub fn allocation_request(allocator: &Allocator, room: Option<RoomCode>) -> serd
 async fn allocate(allocator: &Allocator, lobby: &Lobby, room: Option<RoomCode>) -> Result<Placement, StatusCode> {
     let body = allocation_request(allocator, room).to_string();
     let url = format!("{}/gameserverallocation", allocator.url.trim_end_matches('/'));
-    let client = allocator.client_cert.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
-    let agent = crate::admin::cli::agent_with(allocator.ca_cert.as_deref(), client).map_err(|error| {
-        warn!(%error, "allocator client");
-        StatusCode::SERVICE_UNAVAILABLE
-    })?;
+    let agent = lobby.allocator_agent.clone().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
     let answer = tokio::task::spawn_blocking(move || -> Result<(u16, String), String> {
         let mut response = agent
             .post(&url)
@@ -433,7 +485,12 @@ async fn allocate(allocator: &Allocator, lobby: &Lobby, room: Option<RoomCode>) 
         StatusCode::SERVICE_UNAVAILABLE
     })?;
     if status != 200 {
-        // No GameServer matched: no such room, or no free slot anywhere.
+        // 429 (or 404): no GameServer matched: no such room, or no free slot anywhere. Anything
+        // else is the allocator failing (a bad request, a refused certificate): say so.
+        if !matches!(status, 404 | 429) {
+            warn!(status, answer = %text.chars().take(300).collect::<String>(), "Agones allocator refused the allocation");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
         return Err(if room.is_some() { StatusCode::NOT_FOUND } else { StatusCode::SERVICE_UNAVAILABLE });
     }
     let name = serde_json::from_str::<serde_json::Value>(&text)
@@ -445,5 +502,9 @@ async fn allocate(allocator: &Allocator, lobby: &Lobby, room: Option<RoomCode>) 
         warn!(server = %name, "allocated a GameServer the lobby has not heard from yet");
         StatusCode::SERVICE_UNAVAILABLE
     })?;
+    if entry.report.draining {
+        warn!(server = %name, "allocated a GameServer that is draining");
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
     Ok(Placement { server: name, url: entry.report.url.clone(), room })
 }

@@ -29,8 +29,9 @@ pub const MAX_REPORTED_ROOMS: usize = 1000;
 pub const LISTED_ROOMS: usize = 200;
 
 /// What a game server tells the lobby about itself.
+/// Unknown fields are ignored, so servers of the next version can report during a rolling
+/// update.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Report {
     /// Unique in the fleet: the instance (host or pod) name, which is the GameServer's name on
     /// Agones.
@@ -49,15 +50,27 @@ pub struct Report {
 pub struct Entry {
     pub report: Report,
     pub seen: Instant,
-    /// Human players in all its rooms.
+    /// Human players in all its rooms (with the players sent there since its report).
     pub players: u32,
+    /// Players and rooms sent there since its last report (it has not counted them yet), so
+    /// placements made in between do not all pick the same last seat or slot.
+    pub sent_rooms: u32,
 }
 
 impl Entry {
     /// Rooms it could still open.
     pub fn free_slots(&self) -> u32 {
-        u32::from(self.report.max_rooms).saturating_sub(self.report.rooms.len() as u32)
+        u32::from(self.report.max_rooms).saturating_sub(self.report.rooms.len() as u32 + self.sent_rooms)
     }
+}
+
+/// Why a code leads nowhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FindError {
+    NoSuchRoom,
+    /// Several servers host a room with this code (codes are unique per server, not per
+    /// fleet): these; the caller says which.
+    Ambiguous(Vec<String>),
 }
 
 /// A public room in the fleet's list.
@@ -82,7 +95,8 @@ pub struct Placement {
 #[derive(Debug, Default)]
 pub struct Directory {
     servers: HashMap<String, Entry>,
-    by_code: HashMap<RoomCode, String>,
+    /// Which servers host a room with each code (almost always one).
+    by_code: HashMap<RoomCode, Vec<String>>,
 }
 
 impl Directory {
@@ -111,17 +125,27 @@ impl Directory {
     pub fn report(&mut self, mut report: Report, now: Instant) {
         report.rooms.truncate(MAX_REPORTED_ROOMS);
         if let Some(old) = self.servers.remove(&report.server) {
-            for room in &old.report.rooms {
-                if self.by_code.get(&room.code) == Some(&report.server) {
+            self.unindex(&old.report.server, &old.report.rooms);
+        }
+        for room in &report.rooms {
+            let servers = self.by_code.entry(room.code).or_default();
+            if !servers.contains(&report.server) {
+                servers.push(report.server.clone());
+            }
+        }
+        let players = report.rooms.iter().map(|r| u32::from(r.players)).sum();
+        self.servers.insert(report.server.clone(), Entry { report, seen: now, players, sent_rooms: 0 });
+    }
+
+    fn unindex(&mut self, server: &str, rooms: &[RoomSummary]) {
+        for room in rooms {
+            if let Some(servers) = self.by_code.get_mut(&room.code) {
+                servers.retain(|s| s != server);
+                if servers.is_empty() {
                     self.by_code.remove(&room.code);
                 }
             }
         }
-        for room in &report.rooms {
-            self.by_code.insert(room.code, report.server.clone());
-        }
-        let players = report.rooms.iter().map(|r| u32::from(r.players)).sum();
-        self.servers.insert(report.server.clone(), Entry { report, seen: now, players });
     }
 
     /// Drops servers that stopped reporting; returns their names.
@@ -134,11 +158,7 @@ impl Directory {
             .collect();
         for name in &stale {
             if let Some(entry) = self.servers.remove(name) {
-                for room in &entry.report.rooms {
-                    if self.by_code.get(&room.code) == Some(name) {
-                        self.by_code.remove(&room.code);
-                    }
-                }
+                self.unindex(name, &entry.report.rooms);
             }
         }
         stale
@@ -170,14 +190,33 @@ impl Directory {
         rooms.into_iter().map(|(room, server)| FleetRoom { room: room.clone(), server: server.clone() }).collect()
     }
 
-    /// The server hosting room `code`.
-    pub fn find(&self, code: RoomCode) -> Option<Placement> {
-        let server = self.by_code.get(&code)?;
-        let entry = self.servers.get(server)?;
-        Some(Placement { server: server.clone(), url: entry.report.url.clone(), room: Some(code) })
+    /// The server hosting room `code` (`on`: the one the player picked, when several do).
+    pub fn find(&self, code: RoomCode, on: Option<&str>) -> Result<Placement, FindError> {
+        let servers = self.by_code.get(&code).ok_or(FindError::NoSuchRoom)?;
+        let server = match (on, servers.as_slice()) {
+            (Some(on), _) => servers.iter().find(|s| *s == on).ok_or(FindError::NoSuchRoom)?,
+            (None, [only]) => only,
+            (None, _) => return Err(FindError::Ambiguous(servers.clone())),
+        };
+        let entry = self.servers.get(server).ok_or(FindError::NoSuchRoom)?;
+        Ok(Placement { server: server.clone(), url: entry.report.url.clone(), room: Some(code) })
     }
 
-    /// Quick play: the fullest public room that has space (players meet players), else a
+    /// Counts a player sent to `placement` until its server's next report (which includes them).
+    pub fn sent(&mut self, placement: &Placement) {
+        let Some(entry) = self.servers.get_mut(&placement.server) else { return };
+        entry.players += 1;
+        match placement.room {
+            Some(code) => {
+                if let Some(room) = entry.report.rooms.iter_mut().find(|r| r.code == code) {
+                    room.players = room.players.saturating_add(1);
+                }
+            }
+            None => entry.sent_rooms += 1,
+        }
+    }
+
+    /// Quick play: the fullest public room with space (players meet players), else a
     /// server with a free room slot.
     pub fn quick_play(&self) -> Option<Placement> {
         let best = self
@@ -235,18 +274,58 @@ mod tests {
         let start = Instant::now();
         directory.report(report("a", 4, vec![room("ABCD", true, 1), room("EFGH", false, 3)]), start);
         directory.report(report("b", 4, vec![room("JKMN", true, 2)]), start);
-        assert_eq!(directory.find(RoomCode::parse("EFGH").unwrap()).unwrap().server, "a", "private rooms by code");
+        assert_eq!(
+            directory.find(RoomCode::parse("EFGH").unwrap(), None).unwrap().server,
+            "a",
+            "private rooms by code"
+        );
         let listed: Vec<String> = directory.public_rooms(100).iter().map(|r| r.room.code.to_string()).collect();
         assert_eq!(listed, ["JKMN", "ABCD"], "public only, fullest first");
         // A new report replaces the old one: a closed room is gone.
         directory.report(report("a", 4, vec![room("ABCD", true, 1)]), start + Duration::from_secs(3));
-        assert!(directory.find(RoomCode::parse("EFGH").unwrap()).is_none());
+        assert_eq!(directory.find(RoomCode::parse("EFGH").unwrap(), None), Err(FindError::NoSuchRoom));
         // b stops reporting: gone after STALE_AFTER, a stays.
         let later = start + STALE_AFTER + Duration::from_secs(2);
         assert_eq!(directory.expire(later), ["b"]);
-        assert!(directory.find(RoomCode::parse("JKMN").unwrap()).is_none());
+        assert_eq!(directory.find(RoomCode::parse("JKMN").unwrap(), None), Err(FindError::NoSuchRoom));
         assert_eq!(directory.servers(), 1);
         assert_eq!(directory.rooms(), 1);
+    }
+
+    #[test]
+    fn a_code_on_two_servers_is_ambiguous_until_the_player_picks_one() {
+        let mut directory = Directory::new();
+        let now = Instant::now();
+        directory.report(report("a", 4, vec![room("ABCD", true, 1)]), now);
+        directory.report(report("b", 4, vec![room("ABCD", false, 2)]), now);
+        let code = RoomCode::parse("ABCD").unwrap();
+        assert_eq!(directory.find(code, None), Err(FindError::Ambiguous(vec!["a".into(), "b".into()])));
+        assert_eq!(directory.find(code, Some("b")).unwrap().server, "b");
+        assert_eq!(directory.find(code, Some("c")), Err(FindError::NoSuchRoom));
+        // One of them closes it: the other's is found again, not lost.
+        directory.report(report("a", 4, vec![]), now);
+        assert_eq!(directory.find(code, None).unwrap().server, "b");
+    }
+
+    #[test]
+    fn placements_count_until_the_next_report() {
+        let mut directory = Directory::new();
+        let now = Instant::now();
+        directory.report(report("a", 2, vec![room("ABCD", true, 3)]), now);
+        directory.report(report("b", 3, vec![]), now);
+        // One seat left in ABCD: the second quick play does not get it too.
+        let first = directory.quick_play().unwrap();
+        assert_eq!(first.room, RoomCode::parse("ABCD"));
+        directory.sent(&first);
+        let second = directory.quick_play().unwrap();
+        assert_eq!((second.server.as_str(), second.room), ("b", None), "the full room is skipped");
+        // Rooms sent to b use up its free slots until it reports.
+        for _ in 0..3 {
+            directory.sent(&second);
+        }
+        assert_eq!(directory.least_loaded().unwrap().server, "a", "b's three slots are taken");
+        directory.report(report("b", 3, vec![]), now);
+        assert_eq!(directory.least_loaded().unwrap().server, "b", "its report replaces the guesses");
     }
 
     #[test]

@@ -21,6 +21,7 @@ async function place(kind, body) {
     say(answer.error || ("HTTP " + response.status));
     return;
   }
+  say("");
   document.body.dataset.sent = answer.go;
   location.href = answer.go;
 }
@@ -38,7 +39,8 @@ function render(rooms) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = "Join";
-    button.addEventListener("click", () => place("join", { code: room.code }));
+    // The server too: a code is unique on its server, not across the fleet.
+    button.addEventListener("click", () => place("join", { code: room.code, server: room.server }));
     item.append(label, " ", button);
     list.append(item);
   }
