@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// How long a client may fail to take snapshots before it is dropped as too slow.
     pub slow_client_timeout: Duration,
+    /// How long a connection may send nothing at all (not even the answer to the server's
+    /// pings every 2 s) before it is closed as dead: a half-open TCP connection.
+    pub idle_timeout: Duration,
     /// Send each client only the entities near it. Off sends everything (benchmark scenarios).
     pub interest: bool,
     /// How long a departed player's stats are kept for a resume.
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
             seed: 0x5eed,
             handshake_timeout: Duration::from_secs(5),
             slow_client_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(30),
             interest: true,
             resume_grace: Duration::from_secs(60),
             rules: Rules::Arena,

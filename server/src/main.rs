@@ -70,8 +70,9 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ReplayCommand {
-    /// Re-simulate a replay and compare every stored state hash; exits non-zero with the first
-    /// divergent tick.
+    /// Re-simulate a replay and compare every stored state hash. Exit status: 0 the whole file
+    /// verified; 2 verified up to a cut tail (as after a crash); 1 damaged (a corrupt record
+    /// before the end), divergent, or unreadable.
     Verify { file: PathBuf },
     /// Serve a replay to spectators: open the printed URL, then play/pause, change speed
     /// (0.25x–8x) and seek from the browser.
@@ -265,6 +266,10 @@ struct ServeArgs {
     /// the `agones` build feature and the SDK sidecar (waits up to 30 s for it).
     #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
     agones: bool,
+    /// A connection that sends nothing for this long (not even the answer to the server's
+    /// pings every 2 s) is closed as dead (half-open TCP), with close code 4024.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_seconds: u64,
     /// Hellos (joins) per minute from one address, with as large a burst (loopback exempt; 0
     /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
     #[arg(long, default_value_t = 60)]
@@ -635,6 +640,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         metrics_require_token: args.metrics_require_token,
         trusted_proxies: args.trusted_proxies.clone(),
         agones: args.agones,
+        idle_timeout: Duration::from_secs(args.idle_timeout_seconds.clamp(5, 3600)),
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),
@@ -841,6 +847,13 @@ async fn serve_replay(path: PathBuf, bind: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `replay verify`'s exit status when the file was verified up to a cut tail (its last record
+/// incomplete: the expected state after a crash).
+const VERIFY_CUT_TAIL: i32 = 2;
+/// `replay verify`'s exit status for a damaged file (a corrupt record before the end) or a
+/// re-simulation that diverged; also when the file cannot be read at all (1, as any error).
+const VERIFY_DAMAGED: i32 = 1;
+
 fn replay(command: ReplayCommand) -> anyhow::Result<()> {
     use server::replay::format;
     let load = |path: &PathBuf| -> anyhow::Result<format::ReplayFile> {
@@ -861,18 +874,38 @@ fn replay(command: ReplayCommand) -> anyhow::Result<()> {
                 Ok(report) => {
                     let elapsed = started.elapsed().as_secs_f64();
                     let match_seconds = f64::from(report.ticks) / f64::from(replay.header.tick_hz.max(1));
-                    println!(
-                        "ok: {} ticks ({match_seconds:.1} s of play), {} records, {} state hashes match; re-simulated in {:.3} s ({:.0}x real time); {}",
+                    let what = format!(
+                        "{} ticks ({match_seconds:.1} s of play), {} records, {} state hashes match; re-simulated in {:.3} s ({:.0}x real time)",
                         report.ticks,
                         report.records,
                         report.hashes_checked,
                         elapsed,
                         match_seconds / elapsed.max(1e-9),
-                        report.tail
                     );
-                    Ok(())
+                    // The exit status says how much of the file was verified (README, Replays).
+                    match &report.tail {
+                        format::TailStatus::Clean => {
+                            println!("ok: {what}; the whole file");
+                            Ok(())
+                        }
+                        format::TailStatus::Truncated { .. } => {
+                            println!("cut: {what}; {} (as after a crash)", report.tail);
+                            std::process::exit(VERIFY_CUT_TAIL);
+                        }
+                        format::TailStatus::Corrupt { .. } => {
+                            eprintln!(
+                                "{}: damaged: {}; only the {what} before it were verified",
+                                file.display(),
+                                report.tail
+                            );
+                            std::process::exit(VERIFY_DAMAGED);
+                        }
+                    }
                 }
-                Err(divergence) => bail!("{}: {divergence}", file.display()),
+                Err(divergence) => {
+                    eprintln!("{}: divergent: {divergence}", file.display());
+                    std::process::exit(VERIFY_DAMAGED);
+                }
             }
         }
         ReplayCommand::Info { file, json } => {

@@ -241,3 +241,34 @@ async fn the_grafana_dashboard_queries_only_metrics_the_server_exports() {
     }
     server.stop().await;
 }
+
+/// A connection that goes silent (a half-open TCP connection: nothing, not even pongs) is closed
+/// with its own reason after `--idle-timeout-seconds`; one that only answers the server's pings
+/// (a player idle in the lobby view) stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_but_one_that_answers_pings_stays() {
+    use futures_util::{SinkExt, StreamExt};
+    let config =
+        server::ServerConfig { idle_timeout: std::time::Duration::from_secs(3), ..server::ServerConfig::default() };
+    let server = TestServer::start(config).await;
+    // Silent: hello, then neither reading (so no pongs) nor writing.
+    let mut silent = common::connect_raw(&server).await;
+    silent.send(common::hello("silent")).await.unwrap();
+    // Listening: reads everything (tungstenite answers each ping with a pong) and sends nothing.
+    let mut listening = common::connect_raw(&server).await;
+    listening.send(common::hello("listening")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(6);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), listening.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                panic!("the listening client was closed: {frame:?}")
+            }
+            Ok(None | Some(Err(_))) => panic!("the listening client's connection ended"),
+            _ => {}
+        }
+    }
+    let ending = common::read_until_closed(&mut silent).await;
+    assert_eq!(ending.reason, Some(shared::protocol::DisconnectReason::IdleTimeout { seconds: 3 }), "{ending:?}");
+    assert_eq!(ending.close.map(|c| c.0), Some(4024));
+    server.stop().await;
+}

@@ -104,12 +104,23 @@ fn the_sample_replay_still_verifies() {
     assert!(info.players.len() >= 30, "about 32 players: {}", info.players.len());
 }
 
-#[test]
-fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
-    let dir = temp_dir("sigkill");
+/// `replay verify` on `path`: (exit code, stdout, stderr).
+fn verify(path: &Path) -> (i32, String, String) {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(path).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// Starts the real server recording into `dir` and one headless player in Main (an empty room
+/// does not tick); returns both and the server's port once the recording exists.
+fn start_recording(dir: &Path) -> (std::process::Child, std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
-        .args(["--bind", "127.0.0.1:0", "--bots", "8", "--replay-dir"])
-        .arg(&dir)
+        .args(["--bind", "127.0.0.1:0", "--bots", "8", "--no-lan", "--replay-dir"])
+        .arg(dir)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -124,8 +135,8 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
         }
     });
     let port = rx.recv_timeout(Duration::from_secs(20)).expect("server started");
-    // An empty room does not tick: a headless player keeps Main's match going (and recorded).
-    let mut player = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+    let before = std::fs::read_dir(dir).unwrap().count();
+    let player = Command::new(env!("CARGO_BIN_EXE_arena-server"))
         .args(["bots", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--count", "1", "--seconds", "30"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -133,10 +144,17 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
         .unwrap();
     // The recording starts with the first player: wait for its file.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&dir).unwrap().next().is_none() {
+    while std::fs::read_dir(dir).unwrap().count() == before {
         assert!(std::time::Instant::now() < deadline, "no replay file 20 s after a player joined");
         std::thread::sleep(Duration::from_millis(10));
     }
+    (child, player, port)
+}
+
+#[test]
+fn sigkill_loses_at_most_half_a_second_verify_says_how_much_was_checked_and_a_restart_is_clean() {
+    let dir = temp_dir("sigkill");
+    let (mut child, mut player, _) = start_recording(&dir);
     let started = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(3000));
     child.kill().unwrap(); // SIGKILL: no chance to flush.
@@ -147,31 +165,67 @@ fn sigkill_loses_at_most_the_last_second_and_the_cli_verifies() {
     let path = only_file(&dir);
     let file = format::read(std::fs::File::open(&path).unwrap()).unwrap();
     let last_tick = file.records.last().map_or(0, |r| r.tick);
+    // The writer flushes twice a second; 10 ticks of slack for the file appearing a little after
+    // the match's first tick.
     assert!(
-        f64::from(last_tick) >= (ran - 1.0) * 60.0 - 5.0,
-        "lost more than a second: {last_tick} ticks after {ran:.2} s"
+        f64::from(last_tick) >= (ran - 0.5) * 60.0 - 10.0,
+        "lost more than half a second: {last_tick} ticks after {ran:.2} s"
     );
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok:"));
+    // Killed mid-write, the last record may be cut: verified up to it (2), or whole (0).
+    let (code, out, err) = verify(&path);
+    match file.tail {
+        TailStatus::Clean => assert_eq!((code, out.starts_with("ok:")), (0, true), "{out}{err}"),
+        TailStatus::Truncated { .. } => assert_eq!((code, out.starts_with("cut:")), (2, true), "{out}{err}"),
+        TailStatus::Corrupt { .. } => panic!("a SIGKILL left a corrupt record: {err}"),
+    }
 
-    // Cut the file in the middle of its last record: it still plays, and says so.
-    let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(&path).output().unwrap();
-    assert!(output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("truncated"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // A file that is not a replay gets a clear error and a non-zero exit.
+    // A restart with the same replay directory starts cleanly and records a new match.
+    let (mut again, mut player, port) = start_recording(&dir);
+    let health = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .args(["health", "--url", &format!("http://127.0.0.1:{port}/readyz")])
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
+    let _ = again.kill();
+    let _ = again.wait();
+    let _ = player.kill();
+    let _ = player.wait();
+    assert!(std::fs::read_dir(&dir).unwrap().count() >= 2, "the restarted server recorded its own match");
+}
+
+#[test]
+fn verify_exits_0_for_a_whole_file_2_for_a_cut_tail_and_1_for_damage() {
+    let dir = temp_dir("verify-statuses");
+    let sample =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/replays/sample.arenareplay")).unwrap();
+    let path = dir.join("copy.arenareplay");
+    std::fs::write(&path, &sample).unwrap();
+    let (code, out, err) = verify(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok:") && out.contains("the whole file"), "{out}");
+
+    // Cut inside the last record: what precedes it verifies, and the status says so.
+    std::fs::write(&path, &sample[..sample.len() - 3]).unwrap();
+    let (code, out, err) = verify(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.starts_with("cut:") && out.contains("truncated"), "{out}");
+
+    // One bit flipped halfway: damaged, whatever verified before it.
+    let mut flipped = sample.clone();
+    flipped[sample.len() / 2] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    let (code, out, err) = verify(&path);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("damaged") && err.contains("corrupt record at byte"), "{err}");
+
+    // Not a replay at all: a clear error and 1.
     std::fs::write(&path, b"definitely not a replay").unwrap();
+    let (code, _, err) = verify(&path);
+    assert_eq!(code, 1);
+    assert!(err.contains("not an Arena replay"), "{err}");
     let output = Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "info"]).arg(&path).output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not an Arena replay"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably, and so does a hello
@@ -400,6 +400,9 @@ pub enum DisconnectReason {
     TokenExpired,
     /// This address joined (or failed to authenticate) too often; try again in a few seconds.
     JoinRateLimited,
+    /// Nothing arrived for `seconds` (not even the answer to the server's pings): the connection
+    /// is presumed dead (half-open TCP).
+    IdleTimeout { seconds: u32 },
 }
 
 impl DisconnectReason {
@@ -435,6 +438,7 @@ impl DisconnectReason {
             DisconnectReason::TokenInvalid { .. } => 4021,
             DisconnectReason::TokenExpired => 4022,
             DisconnectReason::JoinRateLimited => 4023,
+            DisconnectReason::IdleTimeout { .. } => 4024,
         }
     }
 
@@ -484,6 +488,7 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::JoinRateLimited => {
                 write!(f, "joining too often from your address; try again in a few seconds")
             }
+            DisconnectReason::IdleTimeout { seconds } => write!(f, "nothing received for {seconds} s"),
         }
     }
 }

@@ -192,7 +192,26 @@ impl Player {
 
     /// Clicks the element matching the CSS selector like a person (scrolled into view, a real
     /// mouse click at its centre). Fails the test, with a screenshot, if there is none.
+    ///
+    /// The click goes to where the element is on screen, so it first waits (up to 2 s) for the
+    /// element to stay put between two looks 100 ms apart, scrolled into view: a list the page
+    /// rebuilds above it (the lobby's rooms every second) must not move it between the scroll
+    /// and the click, or the click lands on something else and is lost.
     pub async fn click(&self, selector: &str) {
+        let rect = format!(
+            "(() => {{ const e = document.querySelector({}); if (!e) return null;              e.scrollIntoView({{ block: 'center' }}); const r = e.getBoundingClientRect();              return [r.x, r.y, r.width, r.height].join(','); }})()",
+            js_string(selector)
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut last = self.eval(&rect).await;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.eval(&rect).await;
+            if now == last && !now.is_null() {
+                break;
+            }
+            last = now;
+        }
         let element = match self.page.find_element(selector).await {
             Ok(element) => element,
             Err(error) => self.fail(&format!("no element matches {selector}: {error}")).await,

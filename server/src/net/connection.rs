@@ -251,7 +251,7 @@ where
         }
     };
     let mut stream = stream;
-    read_loop(&mut stream, conn, &room, &kick, &outbox, up).await;
+    read_loop(&mut stream, conn, &room, &kick, &outbox, up, ctx.config.idle_timeout).await;
     let _ = writer.await;
     let reason = kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
     debug!(conn = conn.0, %peer, room = %room.public.code, %reason, "connection closed");
@@ -472,10 +472,17 @@ async fn read_loop<S>(
     kick: &Kick,
     outbox: &Outbox,
     mut conditioned: Option<(Link, mpsc::Sender<(Instant, Arrival)>)>,
+    idle: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut messages = TokenBucket::new(MESSAGE_RATE, MESSAGE_BURST);
+    // Any frame (a pong to the writer's pings included) proves the peer alive. The timer is not
+    // moved per frame (that would touch the timer wheel 60 times a second per client): when it
+    // fires, it is re-armed from the last frame's time if one came since.
+    let mut last_frame = Instant::now();
+    let silent = tokio::time::sleep(idle);
+    tokio::pin!(silent);
     let mut chat = TokenBucket::new(CHAT_RATE, CHAT_BURST);
     let kicked = kick.signal(KickWaiter::Reader);
     tokio::pin!(kicked);
@@ -488,7 +495,15 @@ async fn read_loop<S>(
             // The room's task ended (closed or failed) without closing this connection first.
             _ = &mut room_gone => return kick.kick(DisconnectReason::RoomClosed),
             frame = stream.next() => frame,
+            _ = &mut silent => {
+                if last_frame.elapsed() < idle {
+                    silent.as_mut().reset(last_frame + idle);
+                    continue;
+                }
+                return kick.kick(DisconnectReason::IdleTimeout { seconds: idle.as_secs().min(u64::from(u32::MAX)) as u32 });
+            }
         };
+        last_frame = Instant::now();
         let bytes = match frame {
             Some(Ok(Message::Binary(bytes))) => bytes,
             Some(Ok(Message::Text(_))) => return kick.kick(DisconnectReason::TextFrame),
