@@ -36,9 +36,15 @@ use crate::room::live::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, O
 use crate::room::registry::{Registry, RoomHandle};
 
 /// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
-/// chat), with a burst that absorbs a network stall of about two seconds being flushed at once.
+/// chat). A new connection may burst [`MESSAGE_BURST`]; time spent below the rate earns credit up
+/// to [`MESSAGE_BACKLOG`] (30 s of it), so the backlog a Wi-Fi blip releases at once (everything
+/// the browser queued while the network was gone) is paid for by the silence before it and is
+/// not taken for a flood. A sustained rate above [`MESSAGE_RATE`] still empties the bucket and
+/// closes the connection. Of a late backlog, the room keeps the newest inputs (its input queue
+/// trims beyond two seconds, oldest first).
 const MESSAGE_RATE: f64 = 90.0;
 const MESSAGE_BURST: f64 = 180.0;
+const MESSAGE_BACKLOG: f64 = MESSAGE_RATE * 30.0;
 /// Chat lines per second, with a small burst. Excess lines are dropped, not fatal.
 const CHAT_RATE: f64 = 1.0;
 const CHAT_BURST: f64 = 5.0;
@@ -476,7 +482,7 @@ async fn read_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut messages = TokenBucket::new(MESSAGE_RATE, MESSAGE_BURST);
+    let mut messages = TokenBucket::with_initial(MESSAGE_RATE, MESSAGE_BACKLOG, MESSAGE_BURST);
     // Any frame (a pong to the writer's pings included) proves the peer alive. The timer is not
     // moved per frame (that would touch the timer wheel 60 times a second per client): when it
     // fires, it is re-armed from the last frame's time if one came since.

@@ -16,6 +16,12 @@ impl TokenBucket {
         TokenBucket { rate, burst, tokens: burst, last: Instant::now() }
     }
 
+    /// A bucket that starts with `initial` tokens and fills up to `burst`: what it allows at
+    /// once grows only with time spent below the rate (credit earned, not given).
+    pub fn with_initial(rate: f64, burst: f64, initial: f64) -> TokenBucket {
+        TokenBucket { rate, burst, tokens: initial.min(burst), last: Instant::now() }
+    }
+
     /// True when the bucket has refilled to its burst (nothing to remember about its user).
     pub fn is_full(&self) -> bool {
         let elapsed = Instant::now().saturating_duration_since(self.last).as_secs_f64();
@@ -49,5 +55,16 @@ mod tests {
         tokio::time::advance(std::time::Duration::from_millis(150)).await;
         assert!(bucket.try_take());
         assert!(!bucket.try_take());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn credit_is_earned_by_silence() {
+        let mut bucket = TokenBucket::with_initial(10.0, 100.0, 2.0);
+        assert!(bucket.try_take() && bucket.try_take());
+        assert!(!bucket.try_take(), "a new bucket allows only its initial burst");
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        assert_eq!((0..60).filter(|_| bucket.try_take()).count(), 50, "five silent seconds pay for 50");
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        assert_eq!((0..200).filter(|_| bucket.try_take()).count(), 100, "never more than the capacity");
     }
 }
