@@ -214,6 +214,11 @@ impl Sdk for FakeSdk {
     }
 }
 
+/// The declared List `name`, or the error a sidecar answers for an undeclared one.
+fn list_mut<'a>(state: &'a mut FakeState, name: &str) -> Result<&'a mut List, Status> {
+    state.lists.get_mut(name).ok_or_else(|| Status::not_found(format!("list not found: {name}")))
+}
+
 fn counter_reply(name: &str, c: &Counter) -> pb::beta::Counter {
     pb::beta::Counter { name: name.to_string(), count: c.count, capacity: c.capacity }
 }
@@ -309,10 +314,7 @@ impl BetaSdk for FakeSdk {
     ) -> Result<Response<pb::beta::List>, Status> {
         let request = request.into_inner();
         self.with(|s| {
-            let list = s
-                .lists
-                .get_mut(&request.name)
-                .ok_or_else(|| Status::not_found(format!("list not found: {}", request.name)))?;
+            let list = list_mut(s, &request.name)?;
             if list.values.contains(&request.value) {
                 return Err(Status::already_exists(format!("{} is already in list {}", request.value, request.name)));
             }
@@ -330,10 +332,7 @@ impl BetaSdk for FakeSdk {
     ) -> Result<Response<pb::beta::List>, Status> {
         let request = request.into_inner();
         self.with(|s| {
-            let list = s
-                .lists
-                .get_mut(&request.name)
-                .ok_or_else(|| Status::not_found(format!("list not found: {}", request.name)))?;
+            let list = list_mut(s, &request.name)?;
             let Some(at) = list.values.iter().position(|v| *v == request.value) else {
                 return Err(Status::not_found(format!("{} is not in list {}", request.value, request.name)));
             };

@@ -384,11 +384,21 @@ async fn join(
         (_, Some(allocator)) => allocate(allocator, &lobby, Some(code)).await,
         (Err(FindError::NoSuchRoom), None) => Err(StatusCode::NOT_FOUND),
     };
+    answer(&lobby, placement.map(|placement| Placement { room: Some(code), ..placement }), body.name.as_deref(), false)
+}
+
+/// The answer to a placement request: where to go, or why nowhere.
+fn answer(lobby: &Lobby, placement: Result<Placement, StatusCode>, name: Option<&str>, create: bool) -> Response {
     match placement {
-        Ok(placement) => sent(&lobby, Placement { room: Some(code), ..placement }, body.name.as_deref(), false),
+        Ok(placement) => sent(lobby, placement, name, create),
         Err(StatusCode::NOT_FOUND) => json_error(StatusCode::NOT_FOUND, "no room has that code"),
         Err(status) => json_error(status, "no server can take players right now; try again in a few seconds"),
     }
+}
+
+/// Off Agones, a new room's server: the one with the most free slots and the fewest players.
+fn least_loaded(lobby: &Lobby) -> Result<Placement, StatusCode> {
+    lobby.directory.lock().expect("directory lock").least_loaded().ok_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// `POST /api/fleet/quickplay {"name": "..."}`: the fullest public room with space, else a
@@ -409,14 +419,9 @@ async fn quick_play(
     let placement = match (open_room, &lobby.config.allocator) {
         (Some(placement), _) => Ok(placement),
         (None, Some(allocator)) => allocate(allocator, &lobby, None).await,
-        (None, None) => {
-            lobby.directory.lock().expect("directory lock").least_loaded().ok_or(StatusCode::SERVICE_UNAVAILABLE)
-        }
+        (None, None) => least_loaded(&lobby),
     };
-    match placement {
-        Ok(placement) => sent(&lobby, placement, body.name.as_deref(), false),
-        Err(status) => json_error(status, "no server can take players right now; try again in a few seconds"),
-    }
+    answer(&lobby, placement, body.name.as_deref(), false)
 }
 
 /// `POST /api/fleet/create {"name": "..."}`: a server with a free room slot, whose page the
@@ -432,12 +437,9 @@ async fn create(
     };
     let placement = match &lobby.config.allocator {
         Some(allocator) => allocate(allocator, &lobby, None).await,
-        None => lobby.directory.lock().expect("directory lock").least_loaded().ok_or(StatusCode::SERVICE_UNAVAILABLE),
+        None => least_loaded(&lobby),
     };
-    match placement {
-        Ok(placement) => sent(&lobby, Placement { room: None, ..placement }, body.name.as_deref(), true),
-        Err(status) => json_error(status, "no server has a free room slot right now; try again in a few seconds"),
-    }
+    answer(&lobby, placement.map(|placement| Placement { room: None, ..placement }), body.name.as_deref(), true)
 }
 
 /// The GameServerAllocation request body: "the server that hosts room CODE" or "a server with
