@@ -29,6 +29,16 @@ use crate::session::{PlayerSprite, Session};
 use crate::stats::{FrameTimes, Rate};
 use crate::storage;
 
+/// The watchdog's limit: the server answers our pings every second and sends 20–30 snapshots a
+/// second, so this long without a message is a dead or stalled link.
+const SERVER_SILENCE_MS: f64 = 4000.0;
+/// Bytes queued in the socket (`WebSocket.bufferedAmount`) above which no new input is made:
+/// about a second of inputs.
+const SEND_BACKLOG_BYTES: u32 = 1024;
+/// No new input after this long without a message from the server: what a stall queues is at
+/// most this much input, which the server applies late (NETCODE.md §5) rather than as a flood.
+const STALL_HOLD_MS: f64 = 1000.0;
+
 thread_local! {
     static APP: RefCell<Option<Rc<RefCell<App>>>> = const { RefCell::new(None) };
 }
@@ -96,6 +106,18 @@ pub struct App {
     /// Why the last connection ended, shown until a reconnect succeeds.
     last_close_reason: Option<String>,
     reconnect_attempt: u32,
+    /// When the last message from the server arrived: the watchdog gives up on a connection
+    /// silent for [`SERVER_SILENCE_MS`] (the server answers our pings every second).
+    last_heard_ms: f64,
+    /// The player we were (room and id) and when that connection was lost: a welcome back into
+    /// the same seat is a resume, and the overlay says how long it took.
+    seat: Option<(RoomCode, shared::NetId)>,
+    lost_at_ms: Option<f64>,
+    /// Connections lost and seats taken back, for the overlay and `arenaDebug`.
+    losses: u32,
+    resumes: u32,
+    /// Input steps not taken because the socket was backed up (see [`SEND_BACKLOG_BYTES`]).
+    backlog_skips: u64,
     accumulator_ms: f64,
     last_frame_ms: Option<f64>,
     last_ping_ms: f64,
@@ -182,6 +204,12 @@ pub fn start() -> Result<(), JsValue> {
             server_reason: None,
             last_close_reason: None,
             reconnect_attempt: 0,
+            last_heard_ms: 0.0,
+            seat: None,
+            lost_at_ms: None,
+            losses: 0,
+            resumes: 0,
+            backlog_skips: 0,
             accumulator_ms: 0.0,
             last_frame_ms: None,
             last_ping_ms: 0.0,
@@ -368,6 +396,7 @@ impl App {
                 self.send(&hello);
             }
             NetEvent::Message(bytes) => {
+                self.last_heard_ms = now;
                 self.bytes_in.add(now, bytes.len() as f64);
                 match protocol::decode_server(&bytes) {
                     Ok(ServerMsg::Welcome(welcome)) => self.on_welcome(*welcome),
@@ -409,7 +438,18 @@ impl App {
             }
             NetEvent::Close { code, reason } => {
                 self.conn = None;
-                self.session = None;
+                if self.session.take().is_some() {
+                    self.lost_at_ms = Some(now);
+                    self.losses += 1;
+                }
+                if matches!(self.server_reason, Some(DisconnectReason::ResumeRefused { .. })) {
+                    // Our seat is not there to take back: join afresh, at once.
+                    if let JoinTarget::Join(code) = self.target {
+                        storage::forget_resume(code);
+                    }
+                    self.resume = None;
+                    self.seat = None;
+                }
                 let why = match &self.server_reason {
                     Some(reason) => reason.to_string(),
                     None if !reason.is_empty() => reason,
@@ -426,8 +466,26 @@ impl App {
         }
     }
 
+    /// Nothing from the server for [`SERVER_SILENCE_MS`]: the link is dead or stalled. The socket
+    /// is dropped with code 4000 (not a goodbye: the server holds our seat) and a new connection
+    /// takes the seat back, whether or not the old one ever reports its end.
+    fn on_server_silent(&mut self, now: f64) {
+        let why = format!("no data from the server for {:.0} s", SERVER_SILENCE_MS / 1000.0);
+        web_sys::console::warn_1(&JsValue::from_str(&format!("{why}; reconnecting")));
+        if let Some(conn) = self.conn.take() {
+            conn.close_lost();
+        }
+        if self.session.take().is_some() {
+            self.lost_at_ms = Some(now);
+            self.losses += 1;
+        }
+        self.last_close_reason = Some(why.clone());
+        self.schedule_reconnect(why);
+    }
+
     fn schedule_reconnect(&mut self, why: String) {
-        let delay = (1000.0 * 2f64.powi(self.reconnect_attempt.min(4) as i32)).min(15_000.0);
+        // The first retry is quick (a held seat is waiting), then backing off to 15 s.
+        let delay = (500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32)).min(15_000.0);
         self.reconnect_attempt += 1;
         self.state = ConnState::Reconnecting { at_ms: now_ms() + delay, why };
     }
@@ -564,6 +622,9 @@ impl App {
         {
             self.connect();
         }
+        if self.state == ConnState::Connected && self.conn.is_some() && now - self.last_heard_ms > SERVER_SILENCE_MS {
+            self.on_server_silent(now);
+        }
         if self.state == ConnState::NameEntry {
             self.poll_lobby(now);
         } else if !self.lan_requested {
@@ -683,7 +744,20 @@ impl App {
         // Paced: a few percent faster or slower to keep the server's queue of our inputs small.
         self.accumulator_ms += frame_dt * session.pacer.rate();
         let mut steps = 0;
-        while self.accumulator_ms >= tick_ms && steps < 5 {
+        // A backed-up socket (a stalled link: the browser keeps the connection and queues what we
+        // send) takes no more inputs: they would reach the server as one late burst. The player
+        // stands still here as on the server, and moves again when the link drains.
+        // The same when the server has been silent for a second: the link is stalled even if
+        // the socket does not show it (Chromium hands data to its network service at once, so
+        // `bufferedAmount` stays 0 through its offline mode).
+        let backed_up = self.conn.as_ref().is_some_and(|conn| conn.buffered() > SEND_BACKLOG_BYTES)
+            || now_ms() - self.last_heard_ms > STALL_HOLD_MS;
+        if backed_up {
+            let skipped = (self.accumulator_ms / tick_ms).floor();
+            self.backlog_skips += skipped as u64;
+            self.accumulator_ms -= skipped * tick_ms;
+        }
+        while !backed_up && self.accumulator_ms >= tick_ms && steps < 5 {
             let playing = !self.chat_open;
             let dir = if playing { self.input.move_dir() } else { Vec2::ZERO };
             let cmd = session.make_input(dir, self.aim, playing && self.input.firing());
@@ -855,6 +929,10 @@ impl App {
             "state": state,
             "close_reason": why,
             "reconnect_attempt": self.reconnect_attempt,
+            "losses": self.losses,
+            "resumes": self.resumes,
+            "backlog_skips": self.backlog_skips,
+            "send_buffered": self.conn.as_ref().map_or(0, |conn| conn.buffered()),
             "name": self.name,
             "status_text": self.hud.status.text_content(),
             "overlay": self.overlay,
@@ -877,7 +955,7 @@ impl App {
             let players: Vec<_> = self
                 .drawn_players
                 .iter()
-                .map(|p| json!({"id": p.id.0, "name": session.name_of(p.id), "x": p.pos.x, "y": p.pos.y, "alive": p.alive, "hp": p.hp, "own": p.own}))
+                .map(|p| json!({"id": p.id.0, "name": session.name_of(p.id), "x": p.pos.x, "y": p.pos.y, "alive": p.alive, "hp": p.hp, "own": p.own, "away": p.away}))
                 .collect();
             let chat: Vec<_> = session.chat.iter().map(|l| json!({"from": l.from, "text": l.text})).collect();
             let kills: Vec<_> = session.kill_feed.iter().map(|l| l.text.clone()).collect();

@@ -145,7 +145,7 @@ pub fn hello(
 /// Close codes whose reasons retrying cannot fix (see [`DisconnectReason::close_code`]), for when
 /// the server's `Disconnect` message did not arrive before the Close frame.
 fn is_permanent_code(code: u16) -> bool {
-    matches!(code, 1003 | 4001 | 4004 | 4005 | 4008..=4023)
+    matches!(code, 1003 | 4001 | 4004 | 4005 | 4008..=4023 | 4026)
 }
 
 /// Endings that retrying cannot fix: the client must not reconnect by itself.
@@ -173,6 +173,7 @@ pub fn is_permanent(reason: Option<&DisconnectReason>, code: u16) -> bool {
                 | DisconnectReason::TokenInvalid { .. }
                 | DisconnectReason::TokenExpired
                 | DisconnectReason::JoinRateLimited
+                | DisconnectReason::Replaced
         ),
         None => is_permanent_code(code),
     }
@@ -362,6 +363,29 @@ mod tests {
     ) -> Ending<'a> {
         let code = reason.map_or(1006, DisconnectReason::close_code);
         Ending { reason, code, why: "", target, in_room }
+    }
+
+    impl Ending<'_> {
+        fn with_code(self, code: u16) -> Self {
+            Ending { code, ..self }
+        }
+    }
+
+    #[test]
+    fn a_refused_resume_retries_afresh_and_a_replaced_connection_stops() {
+        let join = JoinTarget::Join(code("abcd"));
+        let refused = DisconnectReason::ResumeRefused { why: "this player is still connected".into() };
+        assert_eq!(after_close(ending(Some(&refused), &join, None)), AfterClose::Retry);
+        assert_eq!(after_close(ending(None, &join, None).with_code(4025)), AfterClose::Retry);
+        let replaced = DisconnectReason::Replaced;
+        let why = replaced.to_string();
+        assert_eq!(
+            after_close(Ending { why: &why, ..ending(Some(&replaced), &join, None) }),
+            AfterClose::Lobby("Could not join: this player continues on a newer connection".into())
+        );
+        assert!(is_permanent(None, 4026));
+        // A lost connection (no reason, 1006) is retried: the seat is held for it.
+        assert_eq!(after_close(ending(None, &join, None)), AfterClose::Retry);
     }
 
     #[test]

@@ -56,6 +56,18 @@ impl Connection {
         let _ = self.socket.close_with_code(1000);
     }
 
+    /// Closes a socket the server stopped answering, with code 4000: not a goodbye, so the
+    /// server holds the player's seat for the reconnect. The callbacks go with `self`.
+    pub fn close_lost(self) {
+        let _ = self.socket.close_with_code_and_reason(4000, "no data from the server");
+    }
+
+    /// Bytes sent but not yet handed to the network (`bufferedAmount`): grows while the link
+    /// is stalled.
+    pub fn buffered(&self) -> u32 {
+        self.socket.buffered_amount()
+    }
+
     /// Sends one binary message; false when the socket is not open.
     pub fn send(&self, bytes: &[u8]) -> bool {
         self.socket.ready_state() == WebSocket::OPEN && self.socket.send_with_u8_array(bytes).is_ok()

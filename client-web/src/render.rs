@@ -130,6 +130,12 @@ pub fn draw(ctx: &CanvasRenderingContext2d, camera: &Camera, scene: &FrameScene<
         }
         ctx.set_fill_style_str(if player.own { "#e6edf3" } else { "#c9d1d9" });
         let _ = ctx.fill_text(&(scene.name_of)(player.id), f64::from(screen.x), f64::from(top) - 5.0);
+        if player.away {
+            // Held for a reconnect: the entity stands still until its player is back.
+            ctx.set_fill_style_str("#d29922");
+            let below = screen.y + (PLAYER_RADIUS + 10.0) * camera.scale + 12.0;
+            let _ = ctx.fill_text("reconnecting…", f64::from(screen.x), f64::from(below));
+        }
     }
     draw_touch_controls(ctx, camera, scene);
 }
@@ -211,7 +217,7 @@ fn circle(ctx: &CanvasRenderingContext2d, pos: Vec2, radius: f32, color: &str) {
 fn draw_player(ctx: &CanvasRenderingContext2d, player: &PlayerSprite) {
     let (x, y) = (f64::from(player.pos.x), f64::from(player.pos.y));
     let r = f64::from(PLAYER_RADIUS);
-    if !player.alive {
+    if !player.alive || player.away {
         ctx.set_global_alpha(0.35);
     }
     // Barrel.

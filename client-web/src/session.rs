@@ -49,6 +49,8 @@ pub struct PlayerSprite {
     pub firing: bool,
     pub hit: bool,
     pub own: bool,
+    /// The player's connection dropped and the server holds the seat for a reconnect.
+    pub away: bool,
 }
 
 pub struct Session {
@@ -275,10 +277,21 @@ impl Session {
             let alive = p.flags & shared::snapshot::FLAG_ALIVE != 0;
             let firing = p.flags & shared::snapshot::FLAG_FIRING != 0;
             let hit = p.flags & shared::snapshot::FLAG_HIT != 0;
+            let away = p.flags & shared::snapshot::FLAG_AWAY != 0;
             if *id == self.me() {
                 let hp = self.own.map_or(p.hp, |own| own.hp);
                 let alive = self.own.map_or(alive, |own| own.alive);
-                sprites.push(PlayerSprite { id: *id, pos: own_pos, aim: own_aim, hp, alive, firing, hit, own: true });
+                sprites.push(PlayerSprite {
+                    id: *id,
+                    pos: own_pos,
+                    aim: own_aim,
+                    hp,
+                    alive,
+                    firing,
+                    hit,
+                    own: true,
+                    away,
+                });
                 continue;
             }
             let pose = self.interp.sample(*id, render_tick);
@@ -286,7 +299,7 @@ impl Session {
                 Some(pose) => (pose.pos, pose.aim),
                 None => (quant::q_to_vec(p.x, p.y), quant::q_to_angle(p.aim)),
             };
-            sprites.push(PlayerSprite { id: *id, pos, aim, hp: p.hp, alive, firing, hit, own: false });
+            sprites.push(PlayerSprite { id: *id, pos, aim, hp: p.hp, alive, firing, hit, own: false, away });
         }
         sprites
     }

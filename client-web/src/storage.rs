@@ -42,6 +42,13 @@ pub fn save_resume(code: RoomCode, token: u64) {
     }
 }
 
+/// Drops a resume token the server refused (its seat is gone or it was never this room's).
+pub fn forget_resume(code: RoomCode) {
+    if let Some(storage) = session() {
+        let _ = storage.remove_item(&lobby::resume_key(code));
+    }
+}
+
 pub fn save_host_key(code: RoomCode, key: &shared::room::HostKey) {
     local_set(&lobby::host_key_key(code), &host_key_hex(key));
 }

@@ -762,3 +762,87 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
     let _ = stop_lobby.send(());
     let _ = lobby.await;
 }
+
+/// A Wi-Fi blip is not a flood, and a cut connection is not a leave: alice holds a key through
+/// offline spells of 3, 6 and 12 s (the browser's offline mode: the connection stays, traffic
+/// waits) and through a reset of her TCP connection; each time she is the same player after,
+/// never kicked, and bob sees her keep her id. The long blips and the reset go through the
+/// client's watchdog and its automatic resume of the held seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let server = start_server(small_map(), None).await;
+    let proxy = browser_support::CutProxy::start(server.addr).await;
+    let mut alice = Player::launch("alice").await;
+    let mut bob = Player::launch("bob").await;
+    alice.open_and_join(&proxy.url, "alice").await;
+    let joined = alice.wait_for("alice connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    let alice_id = joined["player_id"].as_u64().expect("player id");
+    bob.open_and_join(&server.url, "bob").await;
+    bob.wait_for("bob sees alice", |d| names(d).iter().any(|n| n == "alice")).await;
+    let bob_sees_alice = |d: &serde_json::Value| {
+        d["players"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["id"].as_u64() == Some(alice_id) && p["away"] == false))
+    };
+    let same_alice = |d: &serde_json::Value| {
+        d["state"] == "connected" && d["player_id"].as_u64() == Some(alice_id) && d["own"].is_object()
+    };
+    alice.key_down("ArrowRight", 39).await;
+    for seconds in [3, 6, 12] {
+        let before = alice.debug().await;
+        alice.set_offline(true).await;
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let during = alice.debug().await;
+        alice.set_offline(false).await;
+        let after = alice
+            .wait_for(&format!("alice back after a {seconds} s blip, same player"), |d| {
+                same_alice(d) && d["snapshots"].as_u64() > Some(5)
+            })
+            .await;
+        eprintln!(
+            "{seconds} s blip: losses {} -> {}, resumes {} -> {}, inputs held back {} -> {}, buffered during {}",
+            before["losses"],
+            after["losses"],
+            before["resumes"],
+            after["resumes"],
+            before["backlog_skips"],
+            after["backlog_skips"],
+            during["send_buffered"]
+        );
+        alice
+            .check(
+                after["losses"] == after["resumes"],
+                format!("every lost connection came back to the same seat: {after}"),
+            )
+            .await;
+        // From a second into the stall no input is made: the backlog stays about a second long.
+        let held_back = after["backlog_skips"].as_u64().unwrap_or(0) - before["backlog_skips"].as_u64().unwrap_or(0);
+        alice.check(held_back >= 30, format!("only {held_back} input steps held back in a {seconds} s blip")).await;
+        bob.wait_for(&format!("bob sees alice (id {alice_id}) back after the {seconds} s blip"), bob_sees_alice).await;
+    }
+    alice.key_up("ArrowRight", 39).await;
+    let cut = proxy.cut();
+    alice.check(cut >= 1, format!("the proxy had {cut} connections to cut")).await;
+    let after = alice
+        .wait_for("alice resumed the same player after the reset", |d| {
+            same_alice(d)
+                && d["resumes"].as_u64() >= Some(1)
+                && d["notices"].as_array().is_some_and(|n| {
+                    n.iter().any(|n| {
+                        n.as_str().is_some_and(|n| n.starts_with("Reconnected after") && n.contains("same player"))
+                    })
+                })
+        })
+        .await;
+    eprintln!("after the reset: {after}");
+    bob.wait_for("bob sees alice with her id after the reset", bob_sees_alice).await;
+    let dir = screenshot_dir();
+    alice.screenshot(&dir.join("alice-resumed.png")).await;
+    alice.assert_no_console_errors().await;
+    bob.assert_no_console_errors().await;
+    alice.close().await;
+    bob.close().await;
+    drop(proxy);
+    server.stop().await;
+}

@@ -41,7 +41,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Send each client only the entities near it. Off sends everything (benchmark scenarios).
     pub interest: bool,
-    /// How long a departed player's stats are kept for a resume.
+    /// How long the seat of a player whose connection dropped is held for a resume (zero: the
+    /// player leaves at once).
     pub resume_grace: Duration,
     /// The game the room plays.
     pub rules: Rules,
@@ -128,7 +129,7 @@ impl Default for ServerConfig {
             slow_client_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(30),
             interest: true,
-            resume_grace: Duration::from_secs(60),
+            resume_grace: Duration::from_secs(20),
             rules: Rules::Arena,
             replay_dir: None,
             replay_retention: crate::replay::retention::Retention::default(),

@@ -270,6 +270,11 @@ struct ServeArgs {
     /// pings every 2 s) is closed as dead (half-open TCP), with close code 4024.
     #[arg(long, default_value_t = 30)]
     idle_timeout_seconds: u64,
+    /// A player whose connection drops without a goodbye keeps their seat this long: the entity
+    /// stands still, marked as reconnecting, and the browser's automatic reconnect takes it back
+    /// (same id, position, health and score). 0 removes dropped players at once (0–600).
+    #[arg(long, default_value_t = 20)]
+    resume_grace_seconds: u64,
     /// Hellos (joins) per minute from one address, with as large a burst (loopback exempt; 0
     /// turns it off). Failed passwords and tokens are limited apart: 10 a minute.
     #[arg(long, default_value_t = 60)]
@@ -641,6 +646,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         trusted_proxies: args.trusted_proxies.clone(),
         agones: args.agones,
         idle_timeout: Duration::from_secs(args.idle_timeout_seconds.clamp(5, 3600)),
+        resume_grace: Duration::from_secs(args.resume_grace_seconds.min(600)),
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

@@ -161,8 +161,9 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
 }
 
 #[tokio::test]
-async fn an_abrupt_disconnect_removes_the_player() {
-    let server = TestServer::start(config()).await;
+async fn an_abrupt_disconnect_holds_the_seat_then_removes_the_player() {
+    // The seat is held for the grace period (one second here; `tests/reconnect.rs` resumes it).
+    let server = TestServer::start(ServerConfig { resume_grace: Duration::from_secs(1), ..config() }).await;
     let mut observer = TestClient::join(&server, "observer").await;
     let ws = joined(&server).await;
     // Wait until the observer sees the newcomer, then cut its TCP connection without a Close.
@@ -189,12 +190,12 @@ async fn an_abrupt_disconnect_removes_the_player() {
     drop(ws);
     assert!(
         observer
-            .until(Duration::from_secs(3), |c| c
-                .events
-                .iter()
-                .any(|e| matches!(e, GameEvent::Left { id: left, .. } if *left == id)))
+            .until(Duration::from_secs(5), |c| c.events.iter().any(
+                |e| matches!(e, GameEvent::Left { id: left, reason: DisconnectReason::ConnectionLost } if *left == id)
+            ))
             .await,
-        "the dropped player leaves the room"
+        "the dropped player leaves the room as lost once the grace ends: {:?}",
+        observer.events
     );
     server.stop().await;
 }

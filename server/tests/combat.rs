@@ -52,13 +52,16 @@ async fn kills_update_the_kill_feed_and_leaderboard_and_resume_keeps_the_score()
     );
     assert_eq!(shooter.last.as_ref().and_then(|s| s.own).map(|o| o.rank), Some(1));
 
-    // Reconnect with the resume token: the score survives.
+    // Left with a goodbye, back with the resume token soon after (a reload): a new entity, the
+    // same score.
     let token = shooter.welcome.resume_token;
     shooter.ws.close(None).await.unwrap();
     drop(shooter);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut ws = common::connect_raw(&server).await;
-    ws.send(common::hello_to("shooter", shared::room::RoomRequest::QuickPlay, None, 0, Some(token))).await.unwrap();
+    // The token goes with a hello naming its room (quick play ignores tokens).
+    let room = shared::room::RoomRequest::Join { code: server.rooms.main_code().unwrap().to_string() };
+    ws.send(common::hello_to("shooter", room, None, 0, Some(token))).await.unwrap();
     let mut score = None;
     while score.is_none() {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();

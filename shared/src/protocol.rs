@@ -15,7 +15,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably, and so does a hello
@@ -403,6 +403,12 @@ pub enum DisconnectReason {
     /// Nothing arrived for `seconds` (not even the answer to the server's pings): the connection
     /// is presumed dead (half-open TCP).
     IdleTimeout { seconds: u32 },
+    /// The hello's resume token cannot take a seat: not one of this room's tokens (forged, from
+    /// another room or from before a restart), or its seat is still in play on a live connection.
+    /// A client drops the token and joins afresh.
+    ResumeRefused { why: String },
+    /// Another connection resumed this player's seat (the same player on a newer connection).
+    Replaced,
 }
 
 impl DisconnectReason {
@@ -439,6 +445,8 @@ impl DisconnectReason {
             DisconnectReason::TokenExpired => 4022,
             DisconnectReason::JoinRateLimited => 4023,
             DisconnectReason::IdleTimeout { .. } => 4024,
+            DisconnectReason::ResumeRefused { .. } => 4025,
+            DisconnectReason::Replaced => 4026,
         }
     }
 
@@ -489,6 +497,8 @@ impl std::fmt::Display for DisconnectReason {
                 write!(f, "joining too often from your address; try again in a few seconds")
             }
             DisconnectReason::IdleTimeout { seconds } => write!(f, "nothing received for {seconds} s"),
+            DisconnectReason::ResumeRefused { why } => write!(f, "cannot resume: {why}"),
+            DisconnectReason::Replaced => write!(f, "this player continues on a newer connection"),
         }
     }
 }

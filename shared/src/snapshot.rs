@@ -45,6 +45,9 @@ pub const FLAG_ALIVE: u8 = 1;
 pub const FLAG_FIRING: u8 = 2;
 /// Player flag: took damage during the last snapshot interval (hit flash).
 pub const FLAG_HIT: u8 = 4;
+/// Player flag: the player's connection dropped and its seat is held for a resume: it stands
+/// still and does not fire until it comes back or the grace period ends.
+pub const FLAG_AWAY: u8 = 8;
 const FLAG_BITS: u32 = 4;
 
 /// Quantized player state. Positions use [`crate::quant::pos_to_q`], aim

@@ -407,10 +407,23 @@ impl App {
             self.replace_url(&route::room_path(code));
         }
         let same_room = self.room.as_ref().is_some_and(|room| room.code == code);
+        let seat = (!welcome.spectator && !replay).then_some((code, welcome.player_id));
+        let resumed = seat.is_some() && seat == self.seat;
+        let lost_for_ms = self.lost_at_ms.take().map(|at| now_ms() - at);
+        self.seat = seat;
         self.graphs = crate::netgraph::NetGraphs::new(welcome.snapshot_budget_bytes);
         let mut session = Session::new(welcome);
         if same_room && let Some(old) = self.session.take() {
             session.chat = old.chat;
+        }
+        if let Some(lost_for_ms) = lost_for_ms {
+            let text = if resumed {
+                self.resumes += 1;
+                format!("Reconnected after {:.1} s: same player, same place, same score", lost_for_ms / 1000.0)
+            } else {
+                format!("Reconnected after {:.1} s as a new player (the old seat was gone)", lost_for_ms / 1000.0)
+            };
+            session.notices.push_back(crate::session::FeedLine { at_ms: now_ms(), text, from: None });
         }
         self.room = Some(session.welcome.room.clone());
         self.session = Some(session);

@@ -87,6 +87,57 @@ impl TestServer {
     }
 }
 
+/// A TCP proxy in front of a server, on 127.0.0.1:0, that can cut every connection through it
+/// with a reset (SO_LINGER 0), as a dropped Wi-Fi link or a NAT timeout does: the browser sees
+/// its WebSocket fail (1006), the server sees an abrupt end, neither gets a Close frame.
+pub struct CutProxy {
+    pub url: String,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accepted = links.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { continue };
+                for socket in [&inbound, &outbound] {
+                    let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+                    let _ = socket.set_nodelay(true);
+                }
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                let mut links = accepted.lock().unwrap();
+                links.retain(|link| !link.is_finished());
+                links.push(link);
+            }
+        });
+        CutProxy { url, links, accept }
+    }
+
+    /// Resets every connection open through the proxy now; returns how many there were.
+    pub fn cut(&self) -> usize {
+        let links: Vec<JoinHandle<()>> = std::mem::take(&mut *self.links.lock().unwrap());
+        let open = links.iter().filter(|link| !link.is_finished()).count();
+        for link in links {
+            link.abort();
+        }
+        open
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
 pub fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-screenshots");
     std::fs::create_dir_all(&dir).expect("create screenshot dir");
@@ -412,6 +463,23 @@ impl Player {
     pub async fn assert_no_console_errors(&self) {
         let errors = self.errors.lock().unwrap().clone();
         self.check(errors.is_empty(), format!("console errors: {errors:?}")).await;
+    }
+
+    /// The browser's offline mode (DevTools network emulation) on or off: open connections stay,
+    /// their traffic waits, new ones fail, as when a Wi-Fi link stalls. `emulateNetworkConditions`
+    /// is deprecated in the protocol in favour of two finer commands, but Chromium 156 keeps it
+    /// and it is the one that does both (the stall and `navigator.onLine`) as a real blip does.
+    #[allow(deprecated)]
+    pub async fn set_offline(&self, offline: bool) {
+        use chromiumoxide::cdp::browser_protocol::network::EmulateNetworkConditionsParams;
+        let params = EmulateNetworkConditionsParams::builder()
+            .offline(offline)
+            .latency(0.0)
+            .download_throughput(-1.0)
+            .upload_throughput(-1.0)
+            .build()
+            .unwrap();
+        self.page.execute(params).await.expect("emulate network conditions");
     }
 
     pub async fn close(mut self) {

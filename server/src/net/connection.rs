@@ -285,6 +285,12 @@ where
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 
+/// Whether a client's Close frame says the player is leaving: no code, 1000 (normal) or 1001
+/// (going away: the tab closed or navigated).
+fn is_goodbye(frame: Option<&CloseFrame>) -> bool {
+    frame.is_none_or(|frame| matches!(frame.code, CloseCode::Normal | CloseCode::Away))
+}
+
 /// A valid hello's content.
 struct Hello {
     name: String,
@@ -362,7 +368,8 @@ async fn join_room(
         let join = SimInput::Join {
             conn,
             name: hello.name.clone(),
-            resume: hello.resume,
+            // A resume token is for the room it came from: only a hello naming that room uses it.
+            resume: hello.resume.filter(|_| matches!(hello.room, RoomRequest::Join { .. })),
             outbox: outbox.clone(),
             kick: kick.clone(),
             reply,
@@ -513,7 +520,13 @@ async fn read_loop<S>(
         let bytes = match frame {
             Some(Ok(Message::Binary(bytes))) => bytes,
             Some(Ok(Message::Text(_))) => return kick.kick(DisconnectReason::TextFrame),
-            Some(Ok(Message::Close(_))) | None => return kick.kick(DisconnectReason::ClientLeft),
+            // A goodbye: the player left (the leave button, a closed tab). Any other Close (a
+            // client giving up on a stalled link, code 4000) or the stream's end without one is a
+            // lost connection, whose seat is held for a resume.
+            Some(Ok(Message::Close(frame))) if is_goodbye(frame.as_ref()) => {
+                return kick.kick(DisconnectReason::ClientLeft);
+            }
+            Some(Ok(Message::Close(_))) | None => return kick.kick(DisconnectReason::ConnectionLost),
             Some(Ok(Message::Pong(payload))) => {
                 // The answer to the writer's ping: the link's round trip.
                 // Only the answer to the ping in flight counts: an unsolicited pong cannot

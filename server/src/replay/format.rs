@@ -65,6 +65,10 @@ pub enum Op {
     Leave { id: NetId, reason: DisconnectReason },
     /// A chat line (no effect on the simulation; kept for spectators and `info`).
     Chat { id: NetId, text: String },
+    /// `World::set_away(id, true)`: the connection dropped and the seat is held.
+    Away { id: NetId },
+    /// `World::set_away(id, false)`: a resume took the held seat back.
+    Back { id: NetId },
 }
 
 /// The operations applied before tick `tick` was stepped, and the state hash after it.

@@ -139,6 +139,10 @@ impl Resim {
                 let key = self.key(*id, tick)?;
                 self.world.push_input(key, *cmd);
             }
+            Op::Away { id } | Op::Back { id } => {
+                let key = self.key(*id, tick)?;
+                self.world.set_away(key, matches!(op, Op::Away { .. }));
+            }
             Op::Leave { id, reason } => {
                 let key = self.key(*id, tick)?;
                 if let Some(player) = self.world.remove_player(key, reason.clone())

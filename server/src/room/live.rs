@@ -266,6 +266,10 @@ struct Client {
     /// Consecutive snapshots skipped because the outbox was full.
     skipped: u32,
     resume_token: u64,
+    /// When the last message from this connection arrived: a resume may take over a seat whose
+    /// connection has been silent for [`TAKEOVER_SILENCE`] (a half-open socket the server has
+    /// not noticed yet), never a live one.
+    last_heard: Instant,
     /// One input being timed until a snapshot acknowledges it: (sequence, arrival).
     latency_probe: Option<(u32, Instant)>,
 }
@@ -283,13 +287,41 @@ struct Spectator {
     skipped: u32,
 }
 
-/// Stats of a departed player, kept for a while so a reconnect can resume.
+/// A player whose connection dropped without a goodbye: the entity stays in the world (standing
+/// still, not firing, marked [`shared::snapshot::FLAG_AWAY`]) until a connection with its resume
+/// token takes it back or `config.resume_grace` ends.
+struct HeldSeat {
+    player: PlayerKey,
+    player_id: NetId,
+    name: String,
+    client_id: u64,
+    ip: Option<std::net::IpAddr>,
+    since: Instant,
+}
+
+/// Score and counters of a player who left with a goodbye (a closed tab, a reload), kept for the
+/// grace period: coming back with the token makes a new entity with the same score.
 struct Departed {
     score: u16,
     kills: u16,
     deaths: u16,
     left_at: Instant,
 }
+
+/// What a resume token in a hello finds (see [`Room::claim_seat`]).
+struct Seat {
+    player: PlayerKey,
+    player_id: NetId,
+    name: String,
+    token: u64,
+    /// The seat was in play on this connection (a takeover), which loses it.
+    replaced: Option<ConnId>,
+}
+
+/// A resume may take a seat from a live connection only after this long without a message from
+/// it: long enough that two racing resumes cannot both win, short enough that a player whose
+/// old socket is half-open (the server has not noticed it yet) gets back in at once.
+pub const TAKEOVER_SILENCE: Duration = Duration::from_secs(2);
 
 /// Queue depths above this are reported as this (the client only cares about small ones).
 const MAX_REPORTED_QUEUE: u8 = 100;
@@ -344,6 +376,8 @@ pub struct Room {
     pub world: World,
     clients: BTreeMap<ConnId, Client>,
     spectators: BTreeMap<ConnId, Spectator>,
+    /// Seats held for dropped players, by resume token.
+    held: HashMap<u64, HeldSeat>,
     departed: HashMap<u64, Departed>,
     scene: Scene,
     leaderboard: Leaderboard,
@@ -408,6 +442,7 @@ impl Room {
             world,
             clients: BTreeMap::new(),
             spectators: BTreeMap::new(),
+            held: HashMap::new(),
             departed: HashMap::new(),
             leaderboard: Leaderboard::default(),
             stats,
@@ -443,13 +478,15 @@ impl Room {
         self.setup.permanent
     }
 
-    /// Nobody is playing or watching.
+    /// Nobody is playing or watching, and no seat is held for a reconnect (a held seat keeps the
+    /// world running: the player is still in it).
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty() && self.spectators.is_empty()
+        self.clients.is_empty() && self.spectators.is_empty() && self.held.is_empty()
     }
 
+    /// Human players, held seats included (they count against `max_players`).
     fn humans(&self) -> usize {
-        self.clients.len()
+        self.clients.len() + self.held.len()
     }
 
     /// Starts recording this match if replays are on and it is not recorded yet.
@@ -549,6 +586,7 @@ impl Room {
             }
             SimInput::Input { conn, cmd, received } => {
                 if let Some(client) = self.clients.get_mut(&conn) {
+                    client.last_heard = received;
                     client.baselines.ack(cmd.ack);
                     if client.latency_probe.is_none() {
                         client.latency_probe = Some((cmd.seq, received));
@@ -562,6 +600,7 @@ impl Room {
             }
             SimInput::Ack { conn, tick } => {
                 if let Some(client) = self.clients.get_mut(&conn) {
+                    client.last_heard = Instant::now();
                     client.baselines.ack(tick);
                 } else if let Some(spectator) = self.spectators.get_mut(&conn) {
                     spectator.baselines.ack(tick);
@@ -599,7 +638,14 @@ impl Room {
             AdminOp::Inspect => Ok(AdminAnswer::Detail(Box::new(self.detail()))),
             AdminOp::Kick { player, message } => {
                 let Some(client) = self.clients.values().find(|c| c.player_id == player) else {
-                    return Err(format!("no player {} in room {}", player.0, self.setup.code));
+                    let reason = DisconnectReason::ByOperator { message };
+                    return match self.kick_held(player, reason) {
+                        Some(name) => {
+                            self.announce(format!("{name} was removed by the server's operator"));
+                            done(format!("kicked {name} (whose seat was held for a reconnect)"))
+                        }
+                        None => Err(format!("no player {} in room {}", player.0, self.setup.code)),
+                    };
                 };
                 if client.client_id != 0 {
                     self.banned_clients.insert(client.client_id);
@@ -715,6 +761,23 @@ impl Room {
         key.is_some_and(|key| bool::from(key.ct_eq(&self.setup.host_key)))
     }
 
+    /// Kicks a player whose seat is held (no connection to close): the seat goes and its token,
+    /// browser id and address are barred as for a connected player. The player's name, if found.
+    fn kick_held(&mut self, player: NetId, reason: DisconnectReason) -> Option<String> {
+        let token = self.held.iter().find(|(_, seat)| seat.player_id == player).map(|(token, _)| *token)?;
+        let seat = self.held.remove(&token).expect("found");
+        if seat.client_id != 0 {
+            self.banned_clients.insert(seat.client_id);
+        }
+        if let Some(ip) = seat.ip.filter(|ip| !ip.is_loopback()) {
+            self.banned_ips.insert(ip);
+        }
+        self.banned_tokens.insert(token);
+        self.remove_seat(seat.player, seat.player_id, reason);
+        self.publish();
+        Some(seat.name)
+    }
+
     /// Whether a join comes from someone the host kicked: the same browser id, resume token or
     /// address. Loopback addresses are never banned: everyone on the server's own machine
     /// shares them.
@@ -722,6 +785,93 @@ impl Room {
         (client_id != 0 && self.banned_clients.contains(&client_id))
             || resume.is_some_and(|token| self.banned_tokens.contains(&token))
             || ip.is_some_and(|ip| !ip.is_loopback() && self.banned_ips.contains(&ip))
+    }
+
+    /// A fresh resume token: a random nonce and its tag under this room's secret key, so the
+    /// room can tell its own tokens (live, held or expired) from forged ones or another room's
+    /// without remembering every token it ever gave out.
+    fn new_resume_token(&self) -> u64 {
+        loop {
+            let nonce: u32 = rand::random();
+            let token = (u64::from(nonce) << 32) | u64::from(self.resume_tag(nonce));
+            let taken = self.held.contains_key(&token) || self.clients.values().any(|c| c.resume_token == token);
+            if token != 0 && !taken {
+                return token;
+            }
+        }
+    }
+
+    fn resume_tag(&self, nonce: u32) -> u32 {
+        self.token_source.hash_one((b"arena resume token", nonce)) as u32
+    }
+
+    /// What a hello's resume token gets: its held seat; its seat taken over from a connection
+    /// silent for [`TAKEOVER_SILENCE`] (that connection is closed as [`DisconnectReason::Replaced`]);
+    /// nothing (`None`: a token of this room whose seat is gone, so a new player); or a refusal
+    /// (not this room's token, or its seat is in play on a live connection).
+    fn claim_seat(&mut self, token: u64) -> Result<Option<Seat>, DisconnectReason> {
+        let tag_ok = {
+            use subtle::ConstantTimeEq;
+            bool::from(self.resume_tag((token >> 32) as u32).ct_eq(&(token as u32)))
+        };
+        if !tag_ok {
+            return Err(DisconnectReason::ResumeRefused {
+                why: "not a player of this room (a token from another room, from before a server restart, or forged)"
+                    .to_string(),
+            });
+        }
+        if let Some(held) = self.held.remove(&token) {
+            return Ok(Some(Seat {
+                player: held.player,
+                player_id: held.player_id,
+                name: held.name,
+                token,
+                replaced: None,
+            }));
+        }
+        let Some((&old, client)) = self.clients.iter().find(|(_, c)| c.resume_token == token) else {
+            return Ok(None);
+        };
+        if client.last_heard.elapsed() < TAKEOVER_SILENCE {
+            return Err(DisconnectReason::ResumeRefused { why: "this player is still connected".to_string() });
+        }
+        let client = self.clients.remove(&old).expect("found above");
+        client.kick.kick(DisconnectReason::Replaced);
+        Ok(Some(Seat {
+            player: client.player,
+            player_id: client.player_id,
+            name: client.name,
+            token,
+            replaced: Some(old),
+        }))
+    }
+
+    /// Removes the held seats whose grace period is over: those players leave as lost.
+    fn expire_held_seats(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let grace = self.config.resume_grace;
+        let expired: Vec<u64> =
+            self.held.iter().filter(|(_, seat)| seat.since.elapsed() >= grace).map(|(token, _)| *token).collect();
+        for token in expired {
+            let seat = self.held.remove(&token).expect("listed");
+            info!(room = %self.setup.code, player = %seat.player_id, name = %seat.name, "held seat expired");
+            self.remove_seat(seat.player, seat.player_id, DisconnectReason::ConnectionLost);
+        }
+        if self.held.is_empty() {
+            self.publish();
+        }
+    }
+
+    fn remove_seat(
+        &mut self,
+        player: PlayerKey,
+        id: NetId,
+        reason: DisconnectReason,
+    ) -> Option<crate::sim::world::Player> {
+        self.record(Op::Leave { id, reason: reason.clone() });
+        self.world.remove_player(player, reason)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -735,35 +885,54 @@ impl Room {
         host_key: Option<HostKey>,
         (client_id, ip): (u64, Option<std::net::IpAddr>),
     ) -> Result<Vec<u8>, DisconnectReason> {
-        let grace = self.config.resume_grace;
-        self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
+        self.expire_held_seats();
         let key_holder = self.is_host_key(host_key.as_ref());
-        let resuming = resume.is_some_and(|token| self.departed.contains_key(&token));
-        if self.locked && !key_holder && !resuming {
-            return Err(DisconnectReason::RoomLocked);
-        }
-        if self.humans() >= usize::from(self.setup.max_players) {
-            return Err(DisconnectReason::RoomFull { max: self.setup.max_players });
+        let seat = match resume {
+            Some(token) => self.claim_seat(token)?,
+            None => None,
+        };
+        if seat.is_none() {
+            if self.locked && !key_holder {
+                return Err(DisconnectReason::RoomLocked);
+            }
+            if self.humans() >= usize::from(self.setup.max_players) {
+                return Err(DisconnectReason::RoomFull { max: self.setup.max_players });
+            }
         }
         if self.world.tick.0 == 0 {
             self.ensure_recording();
         }
-        let resumed = resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d)));
-        let player = self.world.add_player(name.clone(), false);
-        let player_id = self.world.players[player].net_id;
-        self.record(Op::Join { id: player_id, name: name.clone(), bot: false });
-        let resume_token = match &resumed {
-            Some((token, departed)) => {
-                self.world.restore_stats(player, departed.score, departed.kills, departed.deaths);
-                self.record(Op::Resume {
-                    id: player_id,
-                    score: departed.score,
-                    kills: departed.kills,
-                    deaths: departed.deaths,
-                });
-                *token
+        let resumed = seat.is_some();
+        let (player, player_id, name, resume_token) = match seat {
+            Some(seat) => {
+                // The same entity, id, position, health and score: no join or leave for anyone.
+                if let Some(old) = seat.replaced {
+                    if self.host == Some(old) {
+                        self.host = Some(conn);
+                        self.mark_room_changed();
+                    }
+                    info!(room = %self.setup.code, conn = old.0, player = %seat.player_id, "seat taken over by a newer connection");
+                }
+                self.world.set_away(seat.player, false);
+                self.record(Op::Back { id: seat.player_id });
+                (seat.player, seat.player_id, seat.name, seat.token)
             }
-            None => self.token_source.hash_one(conn.0 ^ (u64::from(self.world.tick.0) << 32)),
+            None => {
+                let player = self.world.add_player(name.clone(), false);
+                let player_id = self.world.players[player].net_id;
+                self.record(Op::Join { id: player_id, name: name.clone(), bot: false });
+                // Back soon after a goodbye (a reload): a new entity with the old score.
+                let grace = self.config.resume_grace;
+                self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
+                match resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d))) {
+                    Some((token, d)) => {
+                        self.world.restore_stats(player, d.score, d.kills, d.deaths);
+                        self.record(Op::Resume { id: player_id, score: d.score, kills: d.kills, deaths: d.deaths });
+                        (player, player_id, name, token)
+                    }
+                    None => (player, player_id, name, self.new_resume_token()),
+                }
+            }
         };
         self.clients.insert(
             conn,
@@ -782,6 +951,7 @@ impl Room {
                 room_pending: false,
                 skipped: 0,
                 resume_token,
+                last_heard: Instant::now(),
                 latency_probe: None,
             },
         );
@@ -801,7 +971,7 @@ impl Room {
             conn = conn.0,
             player = %player_id,
             %name,
-            resumed = resumed.is_some(),
+            resumed,
             host = self.host == Some(conn),
             players = self.world.players.len(),
             "join"
@@ -977,7 +1147,11 @@ impl Room {
             HostCmd::Kick { player } => {
                 let target = self.clients.iter().find(|(c, client)| **c != conn && client.player_id == player);
                 let Some((&target, client)) = target else {
-                    self.tell(conn, "That player is not in the room".to_string());
+                    if let Some(name) = self.kick_held(player, DisconnectReason::Kicked) {
+                        self.announce(format!("{host_name} kicked {name}"));
+                    } else {
+                        self.tell(conn, "That player is not in the room".to_string());
+                    }
                     return;
                 };
                 if client.client_id != 0 {
@@ -1036,6 +1210,8 @@ impl Room {
         self.scene = Scene::new(&map);
         self.setup.map = map;
         self.leaderboard = Leaderboard::default();
+        // Held seats belong to the old match's world: their players come back as new players.
+        self.held.clear();
         self.departed.clear();
         self.ensure_recording();
         self.add_bots(self.setup.bots);
@@ -1089,23 +1265,38 @@ impl Room {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
-        self.record(Op::Leave { id: client.player_id, reason: reason.clone() });
-        if let Some(player) = self.world.remove_player(client.player, reason.clone()) {
+        // Dropped without a goodbye: the seat is held for a resume.
+        let lost = matches!(
+            reason,
+            DisconnectReason::ConnectionLost | DisconnectReason::IdleTimeout { .. } | DisconnectReason::TooSlow
+        );
+        if lost && !self.config.resume_grace.is_zero() && !self.banned_tokens.contains(&client.resume_token) {
+            info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %client.name, %reason, grace_s = self.config.resume_grace.as_secs(), "connection lost; seat held");
+            self.world.set_away(client.player, true);
+            self.record(Op::Away { id: client.player_id });
+            self.held.insert(
+                client.resume_token,
+                HeldSeat {
+                    player: client.player,
+                    player_id: client.player_id,
+                    name: client.name.clone(),
+                    client_id: client.client_id,
+                    ip: client.ip,
+                    since: Instant::now(),
+                },
+            );
+        } else {
             if reason.is_expected() {
-                info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+                info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %client.name, %reason, "leave");
             } else {
-                warn!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %player.name, %reason, "leave");
+                warn!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %client.name, %reason, "leave");
             }
-            if !self.banned_tokens.contains(&client.resume_token) {
-                self.departed.insert(
-                    client.resume_token,
-                    Departed {
-                        score: player.score,
-                        kills: player.kills,
-                        deaths: player.deaths,
-                        left_at: Instant::now(),
-                    },
-                );
+            if let Some(player) = self.remove_seat(client.player, client.player_id, reason)
+                && !self.banned_tokens.contains(&client.resume_token)
+                && !self.config.resume_grace.is_zero()
+            {
+                let (score, kills, deaths) = (player.score, player.kills, player.deaths);
+                self.departed.insert(client.resume_token, Departed { score, kills, deaths, left_at: Instant::now() });
             }
         }
         if self.host == Some(conn) {
@@ -1129,7 +1320,7 @@ impl Room {
             let mut summary = public.summary.lock().expect("summary lock is never poisoned");
             summary.name.clone_from(&self.setup.name);
             summary.map.clone_from(&self.setup.map.id);
-            summary.players = self.clients.len() as u16;
+            summary.players = self.humans() as u16;
             summary.max_players = self.setup.max_players;
             summary.bots = self.setup.bots;
             summary.spectators = self.spectators.len() as u16;
@@ -1140,6 +1331,7 @@ impl Room {
 
     /// Runs one tick of the world and hands its events to every client.
     pub fn step(&mut self) {
+        self.expire_held_seats();
         self.world.step();
         let clamps = self.world.take_lag_comp_clamps();
         if clamps.future > 0 {

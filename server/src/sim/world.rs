@@ -200,6 +200,9 @@ pub struct Player {
     pub hit_at: Option<Tick>,
     /// Inputs dropped because the buffer was full (a sign of a bursty or hostile client).
     pub inputs_dropped: u64,
+    /// The connection dropped and the seat is held for a resume: no inputs are taken, the
+    /// player stands still and does not fire (see [`World::set_away`]).
+    pub away: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +353,7 @@ impl World {
             fired_at: None,
             hit_at: None,
             inputs_dropped: 0,
+            away: false,
         });
         self.events.push(GameEvent::Joined { id: net_id, name, bot });
         self.leaderboard_dirty = true;
@@ -367,7 +371,7 @@ impl World {
     /// Queues an input for the player. Inputs older than the last applied one are ignored;
     /// when the buffer is full the oldest queued input is dropped.
     pub fn push_input(&mut self, key: PlayerKey, cmd: InputCmd) {
-        let Some(player) = self.players.get_mut(key) else {
+        let Some(player) = self.players.get_mut(key).filter(|player| !player.away) else {
             return;
         };
         if self.config.rules == Rules::S1 {
@@ -385,6 +389,22 @@ impl World {
             player.inputs_dropped += 1;
         }
         player.inputs.push_back(cmd);
+    }
+
+    /// Holds (`away`) or gives back a player's seat. Held: queued inputs are dropped, the
+    /// player stands still and does not fire, and new inputs are ignored. Given back: input
+    /// sequence numbers start again (the returning connection counts from its own start, and
+    /// snapshots ack from there).
+    pub fn set_away(&mut self, key: PlayerKey, away: bool) {
+        let Some(player) = self.players.get_mut(key) else {
+            return;
+        };
+        player.away = away;
+        player.inputs.clear();
+        player.last_input = InputCmd::default();
+        player.last_applied_seq = 0;
+        player.catch_up_credit = 0;
+        player.vel = Vec2::ZERO;
     }
 
     /// Restores score and counters (used when a player resumes after a reconnect).

@@ -16,8 +16,8 @@ use glam::Vec2;
 use shared::map::MapDef;
 use shared::quant;
 use shared::snapshot::{
-    EntityState, FLAG_ALIVE, FLAG_FIRING, FLAG_HIT, NetId, OrbNet, PlayerNet, ProjectileNet, SERVER_BASELINE_WINDOW,
-    View,
+    EntityState, FLAG_ALIVE, FLAG_AWAY, FLAG_FIRING, FLAG_HIT, NetId, OrbNet, PlayerNet, ProjectileNet,
+    SERVER_BASELINE_WINDOW, View,
 };
 use shared::tick::Tick;
 
@@ -65,6 +65,9 @@ impl Scene {
             }
             if recent(player.hit_at) {
                 flags |= FLAG_HIT;
+            }
+            if player.away {
+                flags |= FLAG_AWAY;
             }
             let (x, y) = quant::vec_to_q(player.pos);
             let state = EntityState::Player(PlayerNet {
