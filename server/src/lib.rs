@@ -12,6 +12,8 @@ pub mod auth;
 pub mod bots;
 pub mod config;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lan;
 pub mod maps;
 pub mod metrics;

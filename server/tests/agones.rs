@@ -101,7 +101,9 @@ async fn the_server_reports_ready_health_rooms_and_players_and_shuts_down_after_
         count(s, "rooms") == 2 && count(s, "players") == 1 && codes(s) == both
     })
     .await;
-    drop(player);
+    // The player leaves (a goodbye: a dropped connection would hold the seat for the grace).
+    let mut player = player;
+    player.ws.close(None).await.unwrap();
     wait_for(&fake, "the player gone", |s| count(s, "players") == 0).await;
     // Empty, the new room closes after --room-idle-seconds.
     wait_for(&fake, "the idle room gone from the Counter and the List", |s| {

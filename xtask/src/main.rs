@@ -44,6 +44,20 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test_all(&root),
+        Some("fuzz") => {
+            let mut seconds = 60u64;
+            let mut only: Option<String> = None;
+            let mut it = args[1..].iter();
+            while let Some(flag) = it.next() {
+                let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+                match flag.as_str() {
+                    "--seconds" => seconds = value.parse().context("--seconds takes a whole number")?,
+                    "--target" => only = Some(value.clone()),
+                    other => bail!("unknown flag {other}"),
+                }
+            }
+            fuzz(&root, seconds, only.as_deref()).map(|_| ())
+        }
         Some("s1") => s1(&root, &args[1..]),
         Some("record-sample") => record_sample(&root),
         Some("static") => {
@@ -70,7 +84,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
@@ -377,6 +391,19 @@ fn test_all(root: &Path) -> Result<()> {
     if !test_web(root, &mut tally)? {
         steps_failed.push("wasm tests".to_string());
     }
+    // A brief fuzz of every target (the long runs are `cargo xtask fuzz --seconds N`).
+    let fuzz_seconds: u64 = std::env::var("ARENA_CI_FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    eprintln!("xtask: == fuzz every target for {fuzz_seconds} s");
+    match fuzz(root, fuzz_seconds, None) {
+        Ok((targets, runs)) => {
+            eprintln!("xtask: fuzz OK: {targets} targets, {runs} runs, no crash");
+            tally.passed += 1;
+        }
+        Err(error) => {
+            eprintln!("xtask: fuzz FAILED: {error:#}");
+            steps_failed.push("fuzz".to_string());
+        }
+    }
     eprintln!("xtask: == a static (musl) server binary builds and runs");
     match build_static(root, false) {
         Ok(path) => {
@@ -397,6 +424,103 @@ fn test_all(root: &Path) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The fuzz targets (`fuzz/fuzz_targets/*.rs`, bodies in `server::fuzzing`).
+const FUZZ_TARGETS: [&str; 5] = ["client_msg", "server_msg", "replay_file", "map_json", "http_json"];
+
+/// Builds the fuzz targets with libFuzzer on the stable toolchain and runs each for `seconds`
+/// (or only `only`). `cargo fuzz` needs nightly for its default sanitizer flags; the
+/// coverage instrumentation itself (`-Cpasses=sancov-module` and LLVM's sanitizer-coverage
+/// options) is stable, so this builds what `cargo fuzz build -s none` builds, with debug
+/// assertions and overflow checks on. Each target starts from its seeds in `fuzz/corpus/`
+/// (read-only) and a working corpus under `target/fuzz/`; a crash stops with its input saved in
+/// `target/fuzz/artifacts/TARGET/` and a non-zero exit: copy it to `fuzz/regressions/TARGET/`
+/// with the fix, and `server/tests/fuzz_regressions.rs` replays it from then on.
+/// Returns (targets run, total executions).
+fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<(usize, u64)> {
+    let targets: Vec<&str> = FUZZ_TARGETS.iter().copied().filter(|t| only.is_none_or(|o| o == *t)).collect();
+    if targets.is_empty() {
+        bail!("no fuzz target called {} (targets: {})", only.unwrap_or(""), FUZZ_TARGETS.join(", "));
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let fuzz_target = target_dir.join("fuzz");
+    let flags = [
+        "--cfg fuzzing",
+        "-Cpasses=sancov-module",
+        "-Cllvm-args=-sanitizer-coverage-level=4",
+        "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters",
+        "-Cllvm-args=-sanitizer-coverage-pc-table",
+        "-Cllvm-args=-sanitizer-coverage-trace-compares",
+        "-Cdebug-assertions",
+        "-Coverflow-checks",
+    ]
+    .join(" ");
+    eprintln!("xtask: building {} fuzz target(s) with libFuzzer (stable, SanitizerCoverage)", targets.len());
+    // An explicit --target keeps RUSTFLAGS off build scripts and proc macros (they would not
+    // link without libFuzzer's hooks), as cargo fuzz does.
+    let rustc = Command::new("rustc").arg("-vV").output().context("rustc -vV")?;
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV names no host")?;
+    let mut build = cargo();
+    build
+        .args(["build", "--release", "--locked", "--target", &host, "--manifest-path"])
+        .arg(root.join("fuzz/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&fuzz_target)
+        .env("RUSTFLAGS", &flags)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for target in &targets {
+        build.args(["--bin", target]);
+    }
+    run(&mut build)?;
+    let mut executions = 0u64;
+    let mut crashed = Vec::new();
+    for target in &targets {
+        let seeds = root.join("fuzz/corpus").join(target);
+        let corpus = fuzz_target.join("corpus").join(target);
+        let artifacts = fuzz_target.join("artifacts").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&artifacts)?;
+        let log = fuzz_target.join(format!("{target}.log"));
+        eprintln!("xtask: fuzzing {target} for {seconds} s (log {})", log.display());
+        let status = Command::new(fuzz_target.join(&host).join("release").join(target))
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .args(["-timeout=10", "-rss_limit_mb=2048", "-max_len=65536", "-print_final_stats=1"])
+            .arg(&corpus)
+            .arg(&seeds)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .status()
+            .with_context(|| format!("running fuzz target {target}"))?;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let runs: u64 = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .filter_map(|v| v.trim().parse().ok())
+            .next_back()
+            .unwrap_or(0);
+        let coverage = text.lines().rfind(|l| l.contains(" cov: ")).unwrap_or("").trim().to_string();
+        executions += runs;
+        if status.success() {
+            eprintln!("xtask: {target}: {runs} runs, no crash ({coverage})");
+        } else {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!(
+                "xtask: {target}: CRASH after {runs} runs ({status}); inputs in {}\n{}",
+                artifacts.display(),
+                tail.join("\n")
+            );
+            crashed.push(*target);
+        }
+    }
+    if !crashed.is_empty() {
+        bail!("fuzz targets crashed: {}", crashed.join(", "));
+    }
+    Ok((targets.len(), executions))
 }
 
 /// Scenario S1: for each run and each client count (interleaved), start a fresh release server

@@ -225,10 +225,10 @@ async fn rooms(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KickRequest {
-    player: u32,
+pub(crate) struct KickRequest {
+    pub(crate) player: u32,
     #[serde(default)]
-    message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// `POST /api/admin/rooms/CODE/kick {"player": ID, "message": "..."}`.
@@ -249,11 +249,11 @@ async fn kick(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MessageRequest {
+pub(crate) struct MessageRequest {
     #[serde(default)]
-    message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(default)]
-    room: Option<String>,
+    pub(crate) room: Option<String>,
 }
 
 /// `POST /api/admin/rooms/CODE/close {"message": "..."}`.
@@ -274,7 +274,7 @@ async fn close_room(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BotsRequest {
+pub(crate) struct BotsRequest {
     bots: u16,
 }
 
@@ -333,10 +333,10 @@ async fn list_bans(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BanRequest {
-    ip: String,
+pub(crate) struct BanRequest {
+    pub(crate) ip: String,
     #[serde(default)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// `POST /api/admin/bans {"ip": "...", "reason": "..."}`: bans the address (an IPv6 /64), saves

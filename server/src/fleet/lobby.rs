@@ -217,14 +217,8 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
         Ok(report) => report,
         Err(error) => return json_error(StatusCode::BAD_REQUEST, &format!("not a report: {error}")),
     };
-    let name_ok = !report.server.is_empty()
-        && report.server.len() <= 64
-        && report.server.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    let url_ok = (report.url.starts_with("http://") || report.url.starts_with("https://"))
-        && report.url.len() <= 200
-        && !report.url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\''));
-    if !name_ok || !url_ok {
-        return json_error(StatusCode::BAD_REQUEST, "server must be a plain name and url an http(s) URL");
+    if let Err(why) = report.check() {
+        return json_error(StatusCode::BAD_REQUEST, why);
     }
     lobby.directory.lock().expect("directory lock").report(report, Instant::now());
     StatusCode::NO_CONTENT.into_response()
@@ -233,7 +227,7 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
 /// A player's request: their name (for the token) and, to join, the room code.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct PlayerRequest {
+pub(crate) struct PlayerRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]

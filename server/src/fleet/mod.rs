@@ -45,6 +45,20 @@ pub struct Report {
     pub rooms: Vec<RoomSummary>,
 }
 
+impl Report {
+    /// What the lobby checks before taking a report: a plain server name and an http(s) URL
+    /// (both end up in pages and in the URLs handed to browsers).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let name_ok = !self.server.is_empty()
+            && self.server.len() <= 64
+            && self.server.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let url_ok = (self.url.starts_with("http://") || self.url.starts_with("https://"))
+            && self.url.len() <= 200
+            && !self.url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\''));
+        if name_ok && url_ok { Ok(()) } else { Err("server must be a plain name and url an http(s) URL") }
+    }
+}
+
 /// One server as the directory holds it.
 #[derive(Clone, Debug)]
 pub struct Entry {

@@ -48,6 +48,8 @@ pub struct Resim {
     /// Keep the world's events (kills, joins, chat) for the caller to drain; otherwise they are
     /// dropped after every record.
     pub keep_events: bool,
+    /// The longest jump between records a sound file has (its hash interval).
+    max_gap: u32,
 }
 
 impl Resim {
@@ -73,6 +75,7 @@ impl Resim {
             players: Vec::new(),
             hashes_checked: 0,
             keep_events: false,
+            max_gap: header.hash_every.max(1),
         })
     }
 
@@ -83,6 +86,15 @@ impl Resim {
             return Err(Divergence {
                 tick: record.tick,
                 why: format!("record out of order after tick {}", self.world.tick),
+            });
+        }
+        // The recorder writes a record at least every `hash_every` ticks: a longer jump is a
+        // damaged (or hostile) file, not hours of ticks to simulate.
+        let gap = target.since(self.world.tick);
+        if gap > self.max_gap {
+            return Err(Divergence {
+                tick: record.tick,
+                why: format!("record jumps {gap} ticks ahead of tick {} (at most {})", self.world.tick, self.max_gap),
             });
         }
         while self.world.tick.next() != target {

@@ -172,26 +172,7 @@ impl Registry {
     }
 
     fn validate(&self, settings: &RoomSettings) -> Result<(), CreateError> {
-        if let Some(map) = &settings.map
-            && self.maps.get(map).is_none()
-        {
-            let known = self.maps.ids().join(", ");
-            return Err(CreateError::BadSettings(format!("map: no map called {map:?} (maps: {known})")));
-        }
-        if let Some(bots) = settings.bots
-            && bots > MAX_ROOM_BOTS
-        {
-            return Err(CreateError::BadSettings(format!("bots: at most {MAX_ROOM_BOTS}, got {bots}")));
-        }
-        if let Some(max) = settings.max_players
-            && !(1..=self.config.max_players).contains(&max)
-        {
-            return Err(CreateError::BadSettings(format!(
-                "max_players: 1..={} on this server, got {max}",
-                self.config.max_players
-            )));
-        }
-        Ok(())
+        check_settings(settings, &self.maps, self.config.max_players)
     }
 
     fn take_create_token(&self, ip: IpAddr) -> bool {
@@ -393,4 +374,26 @@ fn unused_code(rooms: &HashMap<RoomCode, RoomHandle>) -> RoomCode {
             return code;
         }
     }
+}
+
+/// Whether a room's settings (from `POST /api/rooms` or a hello's create) can be honoured on a
+/// server with `maps` and `max_players`.
+pub fn check_settings(settings: &RoomSettings, maps: &MapCatalog, max_players: u16) -> Result<(), CreateError> {
+    if let Some(map) = &settings.map
+        && maps.get(map).is_none()
+    {
+        let known = maps.ids().join(", ");
+        return Err(CreateError::BadSettings(format!("map: no map called {map:?} (maps: {known})")));
+    }
+    if let Some(bots) = settings.bots
+        && bots > MAX_ROOM_BOTS
+    {
+        return Err(CreateError::BadSettings(format!("bots: at most {MAX_ROOM_BOTS}, got {bots}")));
+    }
+    if let Some(max) = settings.max_players
+        && !(1..=max_players).contains(&max)
+    {
+        return Err(CreateError::BadSettings(format!("max_players: 1..={max_players} on this server, got {max}")));
+    }
+    Ok(())
 }
