@@ -59,6 +59,7 @@ fn main() -> Result<()> {
             fuzz(&root, seconds, only.as_deref()).map(|_| ())
         }
         Some("s1") => s1(&root, &args[1..]),
+        Some("soak") => soak(&root, &args[1..]),
         Some("record-sample") => record_sample(&root),
         Some("static") => {
             build_web(&root, false)?;
@@ -84,7 +85,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | soak [--minutes 2] [--clients 100] [--json] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }
@@ -404,6 +405,19 @@ fn test_all(root: &Path) -> Result<()> {
             steps_failed.push("fuzz".to_string());
         }
     }
+    // The 2-minute soak (the recorded one is 30 minutes at N = 400: BENCHMARKS.md).
+    let soak_args: Vec<String> = ["--minutes", "2", "--clients", "100"].iter().map(|a| a.to_string()).collect();
+    eprintln!("xtask: == soak: {}", soak_args.join(" "));
+    match soak(root, &soak_args) {
+        Ok(()) => {
+            eprintln!("xtask: soak OK");
+            tally.passed += 1;
+        }
+        Err(error) => {
+            eprintln!("xtask: soak FAILED: {error:#}");
+            steps_failed.push("soak".to_string());
+        }
+    }
     eprintln!("xtask: == a static (musl) server binary builds and runs");
     match build_static(root, false) {
         Ok(path) => {
@@ -521,6 +535,31 @@ fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<(usize, u64)> {
         bail!("fuzz targets crashed: {}", crashed.join(", "));
     }
     Ok((targets.len(), executions))
+}
+
+/// The soak (benches/src/bin/soak.rs): builds the release server and the soak driver and runs
+/// it, passing its flags on (`--minutes`, `--clients`, `--rooms`, `--json`, ...); results in
+/// `target/soak/` unless `--out` says otherwise. Fails when the soak's verdict does.
+fn soak(root: &Path, args: &[String]) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "arena-server",
+        "-p",
+        "arena-benches",
+        "--bin",
+        "arena-server",
+        "--bin",
+        "soak",
+    ]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let mut command = Command::new(target_dir.join("release").join("soak"));
+    command.arg("--server").arg(target_dir.join("release").join("arena-server"));
+    if !args.iter().any(|a| a == "--out") {
+        command.arg("--out").arg(target_dir.join("soak"));
+    }
+    run(command.args(args))
 }
 
 /// Scenario S1: for each run and each client count (interleaved), start a fresh release server
