@@ -118,6 +118,9 @@ pub struct App {
     resumes: u32,
     /// Input steps not taken because the socket was backed up (see [`SEND_BACKLOG_BYTES`]).
     backlog_skips: u64,
+    /// The server asked us to wait this long before the next try (our seat's old connection
+    /// is not yet silent long enough to take over).
+    retry_after_ms: f64,
     accumulator_ms: f64,
     last_frame_ms: Option<f64>,
     last_ping_ms: f64,
@@ -210,6 +213,7 @@ pub fn start() -> Result<(), JsValue> {
             losses: 0,
             resumes: 0,
             backlog_skips: 0,
+            retry_after_ms: 0.0,
             accumulator_ms: 0.0,
             last_frame_ms: None,
             last_ping_ms: 0.0,
@@ -442,8 +446,15 @@ impl App {
                     self.lost_at_ms = Some(now);
                     self.losses += 1;
                 }
-                if matches!(self.server_reason, Some(DisconnectReason::ResumeRefused { .. })) {
-                    // Our seat is not there to take back: join afresh, at once.
+                if let Some(DisconnectReason::SeatInUse { after_ms }) = self.server_reason {
+                    // Our seat is still on the old connection: same token, a little later.
+                    self.retry_after_ms = f64::from(after_ms);
+                }
+                let refused = DisconnectReason::ResumeRefused { why: String::new() }.close_code();
+                if matches!(self.server_reason, Some(DisconnectReason::ResumeRefused { .. }))
+                    || (self.server_reason.is_none() && code == refused)
+                {
+                    // Our seat is not there to take back: join afresh.
                     if let JoinTarget::Join(code) = self.target {
                         storage::forget_resume(code);
                     }
@@ -485,7 +496,8 @@ impl App {
 
     fn schedule_reconnect(&mut self, why: String) {
         // The first retry is quick (a held seat is waiting), then backing off to 15 s.
-        let delay = (500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32)).min(15_000.0);
+        let delay = (500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32)).min(15_000.0).max(self.retry_after_ms);
+        self.retry_after_ms = 0.0;
         self.reconnect_attempt += 1;
         self.state = ConnState::Reconnecting { at_ms: now_ms() + delay, why };
     }
@@ -614,6 +626,11 @@ impl App {
     }
 
     fn frame(&mut self, now: f64) {
+        // Back from a hidden tab (no frames, so no pings and no pongs): the silence was ours, not
+        // the server's.
+        if self.last_frame_ms.is_some_and(|last| now - last > 1000.0) {
+            self.last_heard_ms = now;
+        }
         let frame_dt = self.last_frame_ms.map_or(0.0, |last| (now - last).clamp(0.0, 250.0));
         self.last_frame_ms = Some(now);
         self.fit_canvas();

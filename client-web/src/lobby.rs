@@ -384,6 +384,9 @@ mod tests {
             AfterClose::Lobby("Could not join: this player continues on a newer connection".into())
         );
         assert!(is_permanent(None, 4026));
+        let in_use = DisconnectReason::SeatInUse { after_ms: 1500 };
+        assert_eq!(after_close(ending(Some(&in_use), &join, None)), AfterClose::Retry);
+        assert_eq!(after_close(ending(None, &join, None).with_code(4027)), AfterClose::Retry);
         // A lost connection (no reason, 1006) is retried: the seat is held for it.
         assert_eq!(after_close(ending(None, &join, None)), AfterClose::Retry);
     }

@@ -822,12 +822,15 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
         bob.wait_for(&format!("bob sees alice (id {alice_id}) back after the {seconds} s blip"), bob_sees_alice).await;
     }
     alice.key_up("ArrowRight", 39).await;
+    let before_cut = alice.debug().await;
+    let (losses, resumes) = (before_cut["losses"].as_u64().unwrap_or(0), before_cut["resumes"].as_u64().unwrap_or(0));
     let cut = proxy.cut();
     alice.check(cut >= 1, format!("the proxy had {cut} connections to cut")).await;
     let after = alice
         .wait_for("alice resumed the same player after the reset", |d| {
             same_alice(d)
-                && d["resumes"].as_u64() >= Some(1)
+                && d["losses"].as_u64() > Some(losses)
+                && d["resumes"].as_u64() > Some(resumes)
                 && d["notices"].as_array().is_some_and(|n| {
                     n.iter().any(|n| {
                         n.as_str().is_some_and(|n| n.starts_with("Reconnected after") && n.contains("same player"))
@@ -837,6 +840,43 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
         .await;
     eprintln!("after the reset: {after}");
     bob.wait_for("bob sees alice with her id after the reset", bob_sees_alice).await;
+
+    // A real flood from a page is still a flood: a second WebSocket in bob's page sends a hello
+    // and 5,000 inputs at once, and is closed as rate limited; bob's game and alice's go on.
+    let encode = |message: &shared::protocol::ClientMsg| {
+        let bytes = shared::protocol::encode(message);
+        format!("[{}]", bytes.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
+    };
+    let hello = encode(&shared::protocol::ClientMsg::Hello {
+        protocol: shared::protocol::PROTOCOL_VERSION,
+        name: "flood".into(),
+        resume: None,
+        room: shared::room::RoomRequest::QuickPlay,
+        host_key: None,
+        client_id: 0,
+        auth: None,
+    });
+    let input = encode(&shared::protocol::ClientMsg::Input(shared::protocol::InputCmd {
+        seq: 1,
+        move_x: 1.0,
+        ..Default::default()
+    }));
+    let flood = format!(
+        "(() => {{ window.flood = {{ code: null, reason: null }}; \
+           const ws = new WebSocket('ws://{addr}/ws'); ws.binaryType = 'arraybuffer'; \
+           ws.onopen = () => {{ ws.send(new Uint8Array({hello})); const input = new Uint8Array({input}); \
+             for (let i = 0; i < 5000; i++) ws.send(input); }}; \
+           ws.onclose = (e) => {{ window.flood.code = e.code; window.flood.reason = e.reason; }}; \
+           return true; }})()",
+        addr = server.addr
+    );
+    bob.eval(&flood).await;
+    let flood_end = bob
+        .wait_for_eval("the flooding socket closed as rate limited (4006)", "window.flood", |v| v["code"] == 4006)
+        .await;
+    eprintln!("the flood ended: {flood_end}");
+    bob.wait_for("bob still playing", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    alice.wait_for("alice still the same player", same_alice).await;
     let dir = screenshot_dir();
     alice.screenshot(&dir.join("alice-resumed.png")).await;
     alice.assert_no_console_errors().await;

@@ -44,6 +44,21 @@ fn every_seed_and_every_past_crash_runs_clean_through_its_target() {
         }
         eprintln!("{target}: {} seeds, {} past crashes", seeds.len(), crashes.len());
     }
+    // The seeds are still what they were made to be: a format change that stales them shows here.
+    let seeds = fuzz_dir().join("corpus");
+    let replay = std::fs::read(seeds.join("replay_file/match")).unwrap();
+    let file = server::replay::format::parse(&replay).expect("the recorded match reads");
+    let report = server::replay::verify(&file).expect("the recorded match re-simulates");
+    assert!(report.hashes_checked >= 1, "{report:?}");
+    for name in ["hello", "input", "chat"] {
+        let bytes = std::fs::read(seeds.join("client_msg").join(name)).unwrap();
+        shared::protocol::decode_client(&bytes).unwrap_or_else(|e| panic!("seed client_msg/{name} decodes: {e}"));
+    }
+    let welcome = std::fs::read(seeds.join("server_msg/frame-00")).unwrap();
+    assert!(
+        matches!(shared::protocol::decode_server(&welcome), Ok(shared::protocol::ServerMsg::Welcome(_))),
+        "seed server_msg/frame-00 is a welcome of this protocol version"
+    );
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {

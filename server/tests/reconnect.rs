@@ -177,8 +177,11 @@ async fn a_silent_drop_is_taken_over_by_the_resume_and_an_idle_timeout_holds_the
     match refused {
         Ok(_) => panic!("a resume took a seat whose connection is live"),
         Err(ending) => {
-            assert!(matches!(ending.reason, Some(DisconnectReason::ResumeRefused { .. })), "{ending:?}");
-            assert_eq!(ending.close.as_ref().map(|c| c.0), Some(4025), "{ending:?}");
+            assert!(
+                matches!(ending.reason, Some(DisconnectReason::SeatInUse { after_ms }) if (1..=2100).contains(&after_ms)),
+                "told to try again after the old connection's silence: {ending:?}"
+            );
+            assert_eq!(ending.close.as_ref().map(|c| c.0), Some(4027), "{ending:?}");
         }
     }
     // ...and once it has been silent for two seconds, a resume takes the seat over at once,
@@ -263,8 +266,8 @@ async fn two_connections_racing_with_one_token_have_exactly_one_winner() {
     assert!(matches!(winners[0], Answer::Welcome(won) if *won == id), "{outcomes:?}");
     let loser = outcomes.iter().find(|o| !matches!(o, Answer::Welcome(_))).unwrap();
     assert!(
-        matches!(loser, Answer::Refused(Some(DisconnectReason::ResumeRefused { .. }), Some(4025))),
-        "the other is refused with a reason: {outcomes:?}"
+        matches!(loser, Answer::Refused(Some(DisconnectReason::SeatInUse { .. }), Some(4027))),
+        "the other is told the seat is in use: {outcomes:?}"
     );
     observer.until(Duration::from_millis(300), |_| false).await;
     assert_eq!(left_or_joined(&observer.events[mark..], id), Vec::new(), "no leave or join for the others");
@@ -322,5 +325,34 @@ async fn forged_and_foreign_tokens_are_refused_with_a_reason() {
             .await
             .unwrap_or_else(|ending| panic!("quick play with a stray token refused: {ending:?}"));
     assert_ne!(quick.id(), here.id());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_gets_back_into_a_locked_room_with_its_score_but_strangers_do_not() {
+    let server = TestServer::start(config(20)).await;
+    let mut host = TestClient::join_room(&server, "host", create()).await;
+    let code = host.welcome.room.code.to_string();
+    let mut guest = TestClient::join_room(&server, "guest", join(&code)).await;
+    let token = guest.welcome.resume_token;
+    host.send(&shared::protocol::ClientMsg::Host(shared::room::HostCmd::SetLocked { locked: true })).await;
+    // Locked once a stranger is refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match TestClient::join_with(&server.url(), hello_to("stranger", join(&code), None, 0, None)).await {
+            Err(ending) if ending.reason == Some(DisconnectReason::RoomLocked) => break,
+            other => {
+                assert!(tokio::time::Instant::now() < deadline, "the room never locked: {:?}", other.err());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // The guest reloads: a goodbye (the tab closing), then the same tab's token.
+    guest.ws.close(None).await.unwrap();
+    let _ = common::read_until_closed(&mut guest.ws).await;
+    let back = TestClient::join_with(&server.url(), hello_to("guest", join(&code), None, 0, Some(token)))
+        .await
+        .unwrap_or_else(|ending| panic!("a reload into a locked room refused: {ending:?}"));
+    assert_eq!(back.welcome.resume_token, token, "the same token: the score came back with it");
     server.stop().await;
 }

@@ -409,6 +409,10 @@ pub enum DisconnectReason {
     ResumeRefused { why: String },
     /// Another connection resumed this player's seat (the same player on a newer connection).
     Replaced,
+    /// The resume token's seat is in play on a connection that was heard from within the last
+    /// `after_ms`: the client keeps its token and tries again after that long (a connection the
+    /// server has not seen drop yet is taken over once it has been silent that long).
+    SeatInUse { after_ms: u32 },
 }
 
 impl DisconnectReason {
@@ -447,6 +451,7 @@ impl DisconnectReason {
             DisconnectReason::IdleTimeout { .. } => 4024,
             DisconnectReason::ResumeRefused { .. } => 4025,
             DisconnectReason::Replaced => 4026,
+            DisconnectReason::SeatInUse { .. } => 4027,
         }
     }
 
@@ -499,6 +504,9 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::IdleTimeout { seconds } => write!(f, "nothing received for {seconds} s"),
             DisconnectReason::ResumeRefused { why } => write!(f, "cannot resume: {why}"),
             DisconnectReason::Replaced => write!(f, "this player continues on a newer connection"),
+            DisconnectReason::SeatInUse { after_ms } => {
+                write!(f, "this player is still connected; trying again in {:.1} s", f64::from(*after_ms) / 1000.0)
+            }
         }
     }
 }

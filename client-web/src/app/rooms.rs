@@ -175,6 +175,9 @@ impl App {
     fn show_lobby(&mut self, invite: Option<RoomCode>, message: Option<String>) {
         self.conn = None;
         self.session = None;
+        // Whatever comes next is a new visit, not a reconnect.
+        self.lost_at_ms = None;
+        self.seat = None;
         self.room = None;
         self.state = ConnState::NameEntry;
         self.target = JoinTarget::QuickPlay;

@@ -29,7 +29,10 @@ pub const MAGIC: &[u8; 8] = b"ARENARPL";
 /// input queued holds still instead of repeating its last input, and a backlog is applied two
 /// inputs per tick. 3: inputs carry the moment the player saw (lag compensation) and the header
 /// the window.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
+/// The oldest format this server still reads (3 has no `Away`/`Back` operations; nothing else
+/// changed).
+pub const OLDEST_FORMAT_VERSION: u16 = 3;
 /// Largest frame payload accepted (a tick with every player's input fits easily).
 pub const MAX_FRAME: u32 = 16 << 20;
 
@@ -111,7 +114,7 @@ pub enum ReplayError {
     #[error("not an Arena replay (bad magic)")]
     Magic,
     #[error(
-        "replay format version {found} is not supported (this server reads version {FORMAT_VERSION}); use the server version that recorded it"
+        "replay format version {found} is not supported (this server reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); use the server version that recorded it"
     )]
     Version { found: u16 },
     #[error("the replay header is damaged: {0}")]
@@ -164,7 +167,7 @@ pub fn parse(bytes: &[u8]) -> Result<ReplayFile, ReplayError> {
         return Err(ReplayError::Magic);
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(ReplayError::Version { found: version });
     }
     let mut offset = 10usize;

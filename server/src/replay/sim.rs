@@ -39,6 +39,9 @@ pub struct PlayerLine {
 }
 
 /// A world being driven by a replay's records.
+/// The longest hash interval a replay may declare (a minute at 60 Hz).
+pub const MAX_HASH_EVERY: u32 = 3600;
+
 pub struct Resim {
     pub world: World,
     keys: HashMap<NetId, PlayerKey>,
@@ -60,6 +63,10 @@ impl Resim {
             other => return Err(format!("unknown rules {other}")),
         };
         header.map.validate().map_err(|e| e.to_string())?;
+        // Records come at least every `hash_every` ticks, which bounds the work between two.
+        if !(1..=MAX_HASH_EVERY).contains(&header.hash_every) {
+            return Err(format!("hash interval of {} ticks is outside 1..={MAX_HASH_EVERY}", header.hash_every));
+        }
         let most = crate::sim::world::lag_comp_ticks(crate::sim::world::MAX_LAG_COMP_MS, header.tick_hz);
         if header.lag_comp_ticks > most {
             return Err(format!(

@@ -7,7 +7,6 @@
 //! tick: it sleeps on its inbox until someone joins or its idle time runs out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -322,6 +321,8 @@ struct Seat {
 /// it: long enough that two racing resumes cannot both win, short enough that a player whose
 /// old socket is half-open (the server has not noticed it yet) gets back in at once.
 pub const TAKEOVER_SILENCE: Duration = Duration::from_secs(2);
+/// Seats one (non-loopback) address may have held in a room at once; more drops leave at once.
+pub const MAX_HELD_PER_ADDRESS: usize = 4;
 
 /// Queue depths above this are reported as this (the client only cares about small ones).
 const MAX_REPORTED_QUEUE: u8 = 100;
@@ -378,12 +379,16 @@ pub struct Room {
     spectators: BTreeMap<ConnId, Spectator>,
     /// Seats held for dropped players, by resume token.
     held: HashMap<u64, HeldSeat>,
+    /// The host's seat, while it is held: the role waits for them (and passes on if the seat
+    /// expires).
+    held_host: Option<u64>,
     departed: HashMap<u64, Departed>,
     scene: Scene,
     leaderboard: Leaderboard,
     stats: Arc<RoomStats>,
     public: Option<Arc<RoomPublic>>,
-    token_source: RandomState,
+    /// The room's secret for resume-token tags (HMAC-SHA-256, 256 random bits).
+    token_key: [u8; 32],
     locked: bool,
     /// The host's connection, while a human holds the role.
     host: Option<ConnId>,
@@ -443,11 +448,12 @@ impl Room {
             clients: BTreeMap::new(),
             spectators: BTreeMap::new(),
             held: HashMap::new(),
+            held_host: None,
             departed: HashMap::new(),
             leaderboard: Leaderboard::default(),
             stats,
             public,
-            token_source: RandomState::new(),
+            token_key: rand::random(),
             locked: false,
             host: None,
             host_has_key: false,
@@ -579,9 +585,10 @@ impl Room {
                     self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip))
                 };
                 if let Err(Ok(welcome)) = reply.send(result) {
-                    // The connection gave up waiting: undo the join.
+                    // The connection gave up waiting: undo the join (no seat to hold: nobody
+                    // got its token).
                     drop(welcome);
-                    self.leave(conn, DisconnectReason::ConnectionLost);
+                    self.leave(conn, DisconnectReason::ClientLeft);
                 }
             }
             SimInput::Input { conn, cmd, received } => {
@@ -673,6 +680,11 @@ impl Room {
                     .chain(self.spectators.values().filter(|s| matches(s.ip)).map(|s| &s.kick))
                 {
                     kick.kick(DisconnectReason::Banned);
+                    closed += 1;
+                }
+                let held: Vec<NetId> = self.held.values().filter(|s| matches(s.ip)).map(|s| s.player_id).collect();
+                for player in held {
+                    self.kick_held(player, DisconnectReason::Banned);
                     closed += 1;
                 }
                 done(format!("closed {closed} connection(s)"))
@@ -774,6 +786,10 @@ impl Room {
         }
         self.banned_tokens.insert(token);
         self.remove_seat(seat.player, seat.player_id, reason);
+        if self.held_host == Some(token) {
+            self.held_host = None;
+            self.pass_host_on();
+        }
         self.publish();
         Some(seat.name)
     }
@@ -787,7 +803,7 @@ impl Room {
             || ip.is_some_and(|ip| !ip.is_loopback() && self.banned_ips.contains(&ip))
     }
 
-    /// A fresh resume token: a random nonce and its tag under this room's secret key, so the
+    /// A fresh resume token: a random nonce and its tag (HMAC under this room's key), so the
     /// room can tell its own tokens (live, held or expired) from forged ones or another room's
     /// without remembering every token it ever gave out.
     fn new_resume_token(&self) -> u64 {
@@ -802,7 +818,12 @@ impl Room {
     }
 
     fn resume_tag(&self, nonce: u32) -> u32 {
-        self.token_source.hash_one((b"arena resume token", nonce)) as u32
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.token_key).expect("any key length");
+        mac.update(b"arena resume token");
+        mac.update(&nonce.to_le_bytes());
+        let tag = mac.finalize().into_bytes();
+        u32::from_le_bytes([tag[0], tag[1], tag[2], tag[3]])
     }
 
     /// What a hello's resume token gets: its held seat; its seat taken over from a connection
@@ -832,8 +853,10 @@ impl Room {
         let Some((&old, client)) = self.clients.iter().find(|(_, c)| c.resume_token == token) else {
             return Ok(None);
         };
-        if client.last_heard.elapsed() < TAKEOVER_SILENCE {
-            return Err(DisconnectReason::ResumeRefused { why: "this player is still connected".to_string() });
+        let silent = client.last_heard.elapsed();
+        if silent < TAKEOVER_SILENCE && !client.kick.is_kicked() {
+            let after = TAKEOVER_SILENCE - silent + Duration::from_millis(100);
+            return Err(DisconnectReason::SeatInUse { after_ms: after.as_millis().min(u128::from(u32::MAX)) as u32 });
         }
         let client = self.clients.remove(&old).expect("found above");
         client.kick.kick(DisconnectReason::Replaced);
@@ -854,14 +877,19 @@ impl Room {
         let grace = self.config.resume_grace;
         let expired: Vec<u64> =
             self.held.iter().filter(|(_, seat)| seat.since.elapsed() >= grace).map(|(token, _)| *token).collect();
+        if expired.is_empty() {
+            return;
+        }
         for token in expired {
             let seat = self.held.remove(&token).expect("listed");
             info!(room = %self.setup.code, player = %seat.player_id, name = %seat.name, "held seat expired");
             self.remove_seat(seat.player, seat.player_id, DisconnectReason::ConnectionLost);
+            if self.held_host == Some(token) {
+                self.held_host = None;
+                self.pass_host_on();
+            }
         }
-        if self.held.is_empty() {
-            self.publish();
-        }
+        self.publish();
     }
 
     fn remove_seat(
@@ -891,8 +919,12 @@ impl Room {
             Some(token) => self.claim_seat(token)?,
             None => None,
         };
+        // Back soon after a goodbye (a reload) counts as one of the room's players for the lock.
+        let grace = self.config.resume_grace;
+        self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
+        let reloading = resume.is_some_and(|token| self.departed.contains_key(&token));
         if seat.is_none() {
-            if self.locked && !key_holder {
+            if self.locked && !key_holder && !reloading {
                 return Err(DisconnectReason::RoomLocked);
             }
             if self.humans() >= usize::from(self.setup.max_players) {
@@ -913,6 +945,12 @@ impl Room {
                     }
                     info!(room = %self.setup.code, conn = old.0, player = %seat.player_id, "seat taken over by a newer connection");
                 }
+                if self.held_host == Some(seat.token) {
+                    // The role waited for them.
+                    self.held_host = None;
+                    self.host = Some(conn);
+                    self.mark_room_changed();
+                }
                 self.world.set_away(seat.player, false);
                 self.record(Op::Back { id: seat.player_id });
                 (seat.player, seat.player_id, seat.name, seat.token)
@@ -922,8 +960,6 @@ impl Room {
                 let player_id = self.world.players[player].net_id;
                 self.record(Op::Join { id: player_id, name: name.clone(), bot: false });
                 // Back soon after a goodbye (a reload): a new entity with the old score.
-                let grace = self.config.resume_grace;
-                self.departed.retain(|_, departed| departed.left_at.elapsed() < grace);
                 match resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d))) {
                     Some((token, d)) => {
                         self.world.restore_stats(player, d.score, d.kills, d.deaths);
@@ -959,6 +995,7 @@ impl Room {
         // the creator of a room made over HTTP may still be on the way.
         if key_holder && self.host != Some(conn) {
             let previous = self.host.replace(conn);
+            self.held_host = None;
             self.host_has_key = true;
             if let Some(previous) = previous {
                 self.former_host = Some((previous, Instant::now()));
@@ -1079,7 +1116,8 @@ impl Room {
     /// and at 30, 20, 10, 5, 4, 3, 2 and 1 seconds); true when the room is empty and may close.
     fn drain_step(&mut self) -> bool {
         let Some(left) = self.setup.drain.remaining() else { return false };
-        if self.is_empty() {
+        // Held seats do not keep a draining room open: nobody can join it to resume them.
+        if self.clients.is_empty() && self.spectators.is_empty() {
             return true;
         }
         let seconds = left.as_secs_f64().ceil() as u64;
@@ -1213,6 +1251,9 @@ impl Room {
         // Held seats belong to the old match's world: their players come back as new players.
         self.held.clear();
         self.departed.clear();
+        if self.held_host.take().is_some() {
+            self.pass_host_on();
+        }
         self.ensure_recording();
         self.add_bots(self.setup.bots);
         let conns: Vec<ConnId> = self.clients.keys().copied().collect();
@@ -1270,7 +1311,20 @@ impl Room {
             reason,
             DisconnectReason::ConnectionLost | DisconnectReason::IdleTimeout { .. } | DisconnectReason::TooSlow
         );
-        if lost && !self.config.resume_grace.is_zero() && !self.banned_tokens.contains(&client.resume_token) {
+        // One address (a household, a NAT) holds at most a few seats at once, so reset-and-rejoin
+        // cannot fill a room with ghosts; loopback (the server's own machine) is exempt.
+        let address_holds = client.ip.filter(|ip| !ip.is_loopback()).map_or(0, |ip| {
+            let key = crate::net::connection::address_key(ip);
+            self.held
+                .values()
+                .filter(|s| s.ip.is_some_and(|other| crate::net::connection::address_key(other) == key))
+                .count()
+        });
+        if lost
+            && !self.config.resume_grace.is_zero()
+            && !self.banned_tokens.contains(&client.resume_token)
+            && address_holds < MAX_HELD_PER_ADDRESS
+        {
             info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %client.name, %reason, grace_s = self.config.resume_grace.as_secs(), "connection lost; seat held");
             self.world.set_away(client.player, true);
             self.record(Op::Away { id: client.player_id });
@@ -1285,6 +1339,11 @@ impl Room {
                     since: Instant::now(),
                 },
             );
+            if self.host == Some(conn) {
+                // The role waits for the player (no "is now the host" for a Wi-Fi blip).
+                self.host = None;
+                self.held_host = Some(client.resume_token);
+            }
         } else {
             if reason.is_expected() {
                 info!(room = %self.setup.code, conn = conn.0, player = %client.player_id, name = %client.name, %reason, "leave");
@@ -1300,16 +1359,20 @@ impl Room {
             }
         }
         if self.host == Some(conn) {
-            // The longest-present human (lowest connection id) still in the room becomes host,
-            // without the key: the key holder reloading the page takes the role back.
-            self.host = self.clients.iter().find(|(_, c)| !c.kick.is_kicked()).map(|(conn, _)| *conn);
-            self.host_has_key = false;
-            if let Some(name) = self.host.and_then(|host| self.clients.get(&host)).map(|c| c.name.clone()) {
-                self.announce(format!("{name} is now the host"));
-            }
-            self.mark_room_changed();
+            self.pass_host_on();
         }
         self.publish();
+    }
+
+    /// The longest-present human (lowest connection id) still in the room becomes host, without
+    /// the key: the key holder reloading the page takes the role back.
+    fn pass_host_on(&mut self) {
+        self.host = self.clients.iter().find(|(_, c)| !c.kick.is_kicked()).map(|(conn, _)| *conn);
+        self.host_has_key = false;
+        if let Some(name) = self.host.and_then(|host| self.clients.get(&host)).map(|c| c.name.clone()) {
+            self.announce(format!("{name} is now the host"));
+        }
+        self.mark_room_changed();
     }
 
     /// Writes the room's lobby summary and counts where the registry and `/metrics` read them.
@@ -1995,6 +2058,69 @@ mod tests {
             },
             Err(reason) => Err(reason),
         }
+    }
+
+    #[test]
+    fn one_address_holds_at_most_a_few_seats_and_loopback_is_exempt() {
+        let config = Arc::new(ServerConfig { max_players: 32, ..ServerConfig::default() });
+        let setup = RoomSetup::from_config(&config, RoomCode::from_indices([1, 2, 3, 4]));
+        let mut room = Room::with_setup(config, setup, Arc::new(RoomStats::default()), None);
+        for conn in 1..=6 {
+            join(&mut room, conn, None, conn, "198.51.100.7").unwrap();
+            room.handle(SimInput::Leave { conn: ConnId(conn), reason: DisconnectReason::ConnectionLost });
+        }
+        assert_eq!(room.held.len(), MAX_HELD_PER_ADDRESS, "the rest left at once");
+        assert_eq!(room.world.players.len(), MAX_HELD_PER_ADDRESS);
+        // Same /64 for IPv6.
+        for conn in 10..=15 {
+            join(&mut room, conn, None, conn, &format!("2001:db8::{conn}")).unwrap();
+            room.handle(SimInput::Leave { conn: ConnId(conn), reason: DisconnectReason::ConnectionLost });
+        }
+        assert_eq!(room.held.len(), 2 * MAX_HELD_PER_ADDRESS);
+        for conn in 20..=25 {
+            join(&mut room, conn, None, conn, "127.0.0.1").unwrap();
+            room.handle(SimInput::Leave { conn: ConnId(conn), reason: DisconnectReason::ConnectionLost });
+        }
+        assert_eq!(room.held.len(), 2 * MAX_HELD_PER_ADDRESS + 6, "loopback is exempt");
+    }
+
+    #[test]
+    fn the_host_role_waits_for_a_held_host_and_passes_on_when_the_seat_expires() {
+        let config = Arc::new(ServerConfig { resume_grace: Duration::from_millis(200), ..ServerConfig::default() });
+        let mut setup = RoomSetup::from_config(&config, RoomCode::from_indices([1, 2, 3, 4]));
+        setup.host_key = [9; 16];
+        let mut room = Room::with_setup(config, setup, Arc::new(RoomStats::default()), None);
+        let host = join(&mut room, 1, Some([9; 16]), 1, "127.0.0.1").unwrap();
+        join(&mut room, 2, None, 2, "127.0.0.1").unwrap();
+        room.handle(SimInput::Leave { conn: ConnId(1), reason: DisconnectReason::ConnectionLost });
+        assert_eq!(room.host, None, "nobody else is made host for a drop");
+        assert_eq!(room.held_host, Some(host.resume_token));
+        // The resume (no key needed) takes the role back.
+        let (outbox, _rx) = mpsc::channel(64);
+        let (reply, mut reply_rx) = oneshot::channel();
+        room.handle(SimInput::Join {
+            conn: ConnId(3),
+            name: "back".into(),
+            resume: Some(host.resume_token),
+            outbox,
+            kick: Kick::new(),
+            reply,
+            spectator: false,
+            host_key: None,
+            client_id: 1,
+            ip: Some("127.0.0.1".parse().unwrap()),
+        });
+        let Ok(bytes) = reply_rx.try_recv().unwrap() else { panic!("resume refused") };
+        let ServerMsg::Welcome(welcome) = protocol::decode_server(&bytes).unwrap() else { panic!("a welcome") };
+        assert_eq!(welcome.player_id, host.player_id);
+        assert!(welcome.room.you_are_host, "the role waited");
+        assert_eq!(room.host, Some(ConnId(3)));
+        // Dropped again and gone for good: the role passes on when the seat expires.
+        room.handle(SimInput::Leave { conn: ConnId(3), reason: DisconnectReason::ConnectionLost });
+        std::thread::sleep(Duration::from_millis(250));
+        room.step();
+        assert_eq!(room.host, Some(ConnId(2)));
+        assert!(room.held.is_empty() && room.held_host.is_none());
     }
 
     #[test]
