@@ -118,6 +118,8 @@ pub struct App {
     resumes: u32,
     /// Input steps not taken because the socket was backed up (see [`SEND_BACKLOG_BYTES`]).
     backlog_skips: u64,
+    /// How long the last resume took, from the loss to the welcome back.
+    last_resume_ms: Option<f64>,
     /// The server asked us to wait this long before the next try (our seat's old connection
     /// is not yet silent long enough to take over).
     retry_after_ms: f64,
@@ -213,6 +215,7 @@ pub fn start() -> Result<(), JsValue> {
             losses: 0,
             resumes: 0,
             backlog_skips: 0,
+            last_resume_ms: None,
             retry_after_ms: 0.0,
             accumulator_ms: 0.0,
             last_frame_ms: None,
@@ -906,7 +909,7 @@ impl App {
     fn netgraph_text(&mut self, session: &Session, now: f64) -> String {
         let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
         format!(
-            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\nextrapolate {:>6.1} ms ({} frames past newest)\npred error  {:>6.2} u (max {:.2}, {} corrections)\npending     {:>6}\nserver q    {:>6} (input rate {:.3})\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}\nbudget      {:>6} (largest {:.0} B, {} over)",
+            "ping        {:>6.1} ms\nsnapshots   {:>6.0} /s\nin          {:>6.1} KB/s\nout         {:>6.1} KB/s\ninterp      {:>6.1} ms (jitter {:.1} ms)\nextrapolate {:>6.1} ms ({} frames past newest)\npred error  {:>6.2} u (max {:.2}, {} corrections)\npending     {:>6}\nserver q    {:>6} (input rate {:.3})\nframe       {:>6.2} ms (p99 {:.2})\nentities    {:>6}\ntick        {:>6}\nbudget      {:>6} (largest {:.0} B, {} over)\nlink        {:>6} lost, {} resumed{}, {} inputs held in stalls",
             session.clock.rtt_ms,
             self.snapshots_in.per_second(now),
             self.bytes_in.per_second(now) / 1000.0,
@@ -928,6 +931,10 @@ impl App {
             self.graphs.snapshot_bytes.limit.map_or_else(|| "none".to_string(), |b| format!("{b:.0} B")),
             self.graphs.snapshot_bytes.samples().fold(0.0f32, f32::max),
             self.graphs.snapshot_bytes.over_limit(),
+            self.losses,
+            self.resumes,
+            self.last_resume_ms.map_or_else(String::new, |ms| format!(" (last after {:.1} s)", ms / 1000.0)),
+            self.backlog_skips,
         )
     }
 

@@ -839,6 +839,14 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
         })
         .await;
     eprintln!("after the reset: {after}");
+    // The network overlay (F3) counts the losses and resumes.
+    alice.key_press("F3", 114).await;
+    let overlay = alice
+        .wait_for_text("the overlay to show the resumes", "netgraph-text", |t| {
+            t.lines().any(|l| l.starts_with("link") && l.contains("3 lost, 3 resumed (last after"))
+        })
+        .await;
+    eprintln!("overlay: {overlay}");
     bob.wait_for("bob sees alice with her id after the reset", bob_sees_alice).await;
 
     // A real flood from a page is still a flood: a second WebSocket in bob's page sends a hello

@@ -422,6 +422,7 @@ impl App {
         if let Some(lost_for_ms) = lost_for_ms {
             let text = if resumed {
                 self.resumes += 1;
+                self.last_resume_ms = Some(lost_for_ms);
                 format!("Reconnected after {:.1} s: same player, same place, same score", lost_for_ms / 1000.0)
             } else {
                 format!("Reconnected after {:.1} s as a new player (the old seat was gone)", lost_for_ms / 1000.0)
