@@ -171,3 +171,21 @@ impl SnapshotScene {
         }
     }
 }
+
+/// The `q` quantile of a histogram of 1 ms buckets (`counts[ms]`), in ms; `None` when empty.
+/// The load generator's and the soak's message gaps.
+pub fn ms_quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let target = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (ms, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= target {
+            return Some(ms as u64);
+        }
+    }
+    None
+}

@@ -375,22 +375,6 @@ fn server_histograms(addr: SocketAddr) -> HashMap<String, Vec<u64>> {
     result
 }
 
-fn gap_quantile(gaps: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = gaps.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let target = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (ms, count) in gaps.iter().enumerate() {
-        seen += count;
-        if seen >= target {
-            return Some(ms as u64);
-        }
-    }
-    None
-}
-
 fn main() {
     let args = match parse_args() {
         Ok(args) => Arc::new(args),
@@ -532,9 +516,9 @@ async fn run(args: Arc<Args>, addr: SocketAddr) -> i32 {
         "wire_kib_per_client_s": (end.1 - start.1) as f64 / window / clients_present / 1024.0,
         "messages_per_client_s": messages_per_client,
         "bytes_per_player_per_patch": bytes_per_player_patch,
-        "gap_ms_p50": gap_quantile(&gaps, 0.5),
-        "gap_ms_p99": gap_quantile(&gaps, 0.99),
-        "gap_ms_p999": gap_quantile(&gaps, 0.999),
+        "gap_ms_p50": arena_benches::ms_quantile(&gaps, 0.5),
+        "gap_ms_p99": arena_benches::ms_quantile(&gaps, 0.99),
+        "gap_ms_p999": arena_benches::ms_quantile(&gaps, 0.999),
         "gap_ms_max": gaps.iter().rposition(|&c| c > 0),
         "server_cpu_cores": server_cpu.map(|s| s / window),
         "server_cpu_ms_per_client_s": server_cpu.map(|s| s * 1000.0 / (clients_present * window)),

@@ -132,22 +132,6 @@ impl Shared {
     }
 }
 
-fn quantile(counts: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let target = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (ms, count) in counts.iter().enumerate() {
-        seen += count;
-        if seen >= target {
-            return Some(ms as u64);
-        }
-    }
-    None
-}
-
 /// One HTTP/1.0 request to the server on loopback: (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut stream = StdTcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
@@ -533,7 +517,7 @@ async fn main() {
         previous_ticks = ticks;
         let tick_p99_ms = quantile_us(&delta, 0.99).map_or(0.0, |us| us as f64 / 1000.0);
         let gaps = shared.take_gaps();
-        let gap_p99_ms = quantile(&gaps, 0.99).unwrap_or(0) as f64;
+        let gap_p99_ms = arena_benches::ms_quantile(&gaps, 0.99).unwrap_or(0) as f64;
         let gap_max_ms = gaps.iter().rposition(|&c| c > 0).unwrap_or(0) as f64;
         let now = Instant::now();
         let cpu = (now_proc.cpu_seconds - previous_cpu.1) / now.duration_since(previous_cpu.0).as_secs_f64();
@@ -551,22 +535,8 @@ async fn main() {
             goodbyes: shared.goodbyes.load(Ordering::Relaxed),
             resets: shared.resets.load(Ordering::Relaxed),
         };
-        csv.push_str(&format!(
-            "{:.1},{:.2},{},{:.3},{:.3},{},{},{},{},{},{}\n",
-            sample.t_s,
-            sample.rss_mib,
-            sample.fds,
-            sample.cpu,
-            sample.tick_p99_ms,
-            sample.gap_p99_ms,
-            sample.gap_max_ms,
-            sample.connected,
-            sample.joins,
-            sample.goodbyes,
-            sample.resets
-        ));
-        eprintln!(
-            "soak: {:>6.0} s  RSS {:>6.1} MiB  fds {:>4}  cpu {:.2}  tick p99 {:>5.2} ms  gap p99 {:>4} ms (max {:>4})  bots {:>4}  joins {}  goodbyes {}  resets {}",
+        let row = format!(
+            "{:.1},{:.2},{},{:.3},{:.3},{},{},{},{},{},{}",
             sample.t_s,
             sample.rss_mib,
             sample.fds,
@@ -579,6 +549,9 @@ async fn main() {
             sample.goodbyes,
             sample.resets
         );
+        csv.push_str(&row);
+        csv.push('\n');
+        eprintln!("soak: {row}");
         samples.push(sample);
     }
 
