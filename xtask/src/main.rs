@@ -97,7 +97,12 @@ fn workspace_root() -> PathBuf {
 }
 
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    // A CI build is built once: incremental caches would only cost disk (gigabytes of it).
+    if std::env::var_os("CI").is_some() {
+        command.env("CARGO_INCREMENTAL", "0");
+    }
+    command
 }
 
 fn run(command: &mut Command) -> Result<()> {
@@ -362,6 +367,7 @@ fn test_web(root: &Path, tally: &mut Tally) -> Result<bool> {
 
 fn test_all(root: &Path) -> Result<()> {
     let started = Instant::now();
+    warn_if_disk_is_short(root);
     ensure_wasm_target()?;
     let mut steps_failed = Vec::new();
     // Without the browser tools the rest still runs; the browser tests then fail, and this says why.
@@ -438,6 +444,22 @@ fn test_all(root: &Path) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// A whole test run writes about 6 GiB under `target/`; a full disk fails deep inside rustc
+/// ("No space left on device"), so say it up front where it is easy to read.
+fn warn_if_disk_is_short(root: &Path) {
+    let Ok(output) = Command::new("df").args(["-Pk"]).arg(root).output() else { return };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let free_kib =
+        text.lines().nth(1).and_then(|line| line.split_whitespace().nth(3)).and_then(|v| v.parse::<u64>().ok());
+    if let Some(free_kib) = free_kib {
+        let free_gib = free_kib as f64 / (1024.0 * 1024.0);
+        eprintln!("xtask: {free_gib:.1} GiB free on the disk holding {}", root.display());
+        if free_gib < 8.0 {
+            eprintln!("xtask: WARNING: a full test run needs about 6 GiB under target/; free some space first");
+        }
+    }
 }
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`, bodies in `server::fuzzing`).
