@@ -219,7 +219,8 @@ async fn serve(
     let routes = tower::ServiceBuilder::new()
         .map_request(move |request| net::http::strip_base_path(&base, request))
         .service(net::http::router(ctx.clone()));
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(routes);
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(routes.clone());
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
     // fixed, modest send buffer bounds the memory and the staleness a slow client can cause:
@@ -243,12 +244,7 @@ async fn serve(
                 axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
             })
         }
-        None => {
-            let listener = listener.tap_io(move |tcp| tune(tcp));
-            tokio::spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
-            })
-        }
+        None => tokio::spawn(net::http::serve_plain(listener, routes, tune, graceful)),
     };
     // `/metrics` on its own address when the host asked for one (`--metrics-bind`).
     let metrics_http = match metrics_listener {

@@ -186,6 +186,13 @@ impl Collector for RoomsCollector {
         gauge(&mut encoder, "arena_players", "Players in all rooms, bots included.", players)?;
         let clients = sum(&|s| u64::from(s.clients.load(Ordering::Relaxed)));
         gauge(&mut encoder, "arena_clients", "Connected clients in all rooms (players and spectators).", clients)?;
+        let polled = sum(&|s| u64::from(s.polled_sockets.load(Ordering::Relaxed)));
+        gauge(
+            &mut encoder,
+            "arena_polled_sockets",
+            "Client sockets their rooms read and write once per tick (outside the reactor).",
+            polled,
+        )?;
         for (name, help, field) in ROOM_COUNTERS {
             encoder
                 .encode_descriptor(name, help, None, MetricType::Counter)?

@@ -390,7 +390,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // `LOADGEN_THREADS` sets the worker threads (default: one per core).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("LOADGEN_THREADS").ok().and_then(|v| v.parse().ok()) {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     // Hard limit on the whole run, whatever happens.
     let budget = Duration::from_secs_f64(60.0 + args.warmup + args.window + args.clients as f64 * 0.05);
     let result = runtime.block_on(async { tokio::time::timeout(budget, run(args.clone(), addr)).await });

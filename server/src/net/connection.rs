@@ -30,7 +30,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use super::netsim::Link;
+use super::polled::Attached;
 use super::rate::TokenBucket;
+use super::socket::PlayerSocket;
 use crate::config::ServerConfig;
 use crate::room::live::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
 use crate::room::registry::{Registry, RoomHandle};
@@ -49,10 +51,10 @@ const MESSAGE_BACKLOG: f64 = MESSAGE_RATE * 30.0;
 const CHAT_RATE: f64 = 1.0;
 const CHAT_BURST: f64 = 5.0;
 /// How long the writer tries to deliver the goodbye before dropping the socket.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the writer sends a WebSocket ping (the round trip shown to the operator) and
 /// samples its bytes per second.
-const LINK_SAMPLE_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const LINK_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
 /// The clock ping payloads count from (microseconds since the first use).
 fn link_clock_us() -> u64 {
@@ -90,9 +92,9 @@ pub struct NetContext {
 }
 
 /// Gives a connection's slots back when its task ends, however it ends.
-pub struct ConnectionSlot<'a>(pub &'a NetContext, pub std::net::IpAddr);
+pub struct ConnectionSlot(pub Arc<NetContext>, pub std::net::IpAddr);
 
-impl Drop for ConnectionSlot<'_> {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.release(self.1);
     }
@@ -200,15 +202,18 @@ pub fn ws_config() -> WebSocketConfig {
         .max_message_size(Some(MAX_CLIENT_MSG_BYTES))
         .max_frame_size(Some(MAX_CLIENT_MSG_BYTES))
         .read_buffer_size(4096)
+        // Messages queued for a client are bounded: a room stops taking from a client's outbox
+        // while its socket is backed up, so this is a safety net, not a queue.
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
 }
 
+/// At most this many bytes wait in tungstenite for one client's socket.
+const MAX_WRITE_BUFFER: usize = 1 << 20;
+
 /// Runs one player connection to its end.
-pub async fn serve<S>(mut ws: WebSocketStream<S>, peer: SocketAddr, ctx: Arc<NetContext>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+pub async fn serve(mut ws: WebSocketStream<PlayerSocket>, peer: SocketAddr, ctx: Arc<NetContext>) {
     // The slot was claimed by the upgrade handler (`NetContext::try_open`); give it back at the end.
-    let _slot = ConnectionSlot(&ctx, peer.ip());
+    let slot = ConnectionSlot(ctx.clone(), peer.ip());
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let hello = tokio::select! {
         _ = ctx.shutdown.cancelled() => Err(DisconnectReason::ServerClosing),
@@ -236,10 +241,25 @@ where
             return;
         }
     };
-    let (mut sink, stream) = ws.split();
-    if sink.send(Message::Binary(welcome.into())).await.is_err() {
+    if ws.send(Message::Binary(welcome.into())).await.is_err() {
         kick.kick(DisconnectReason::ConnectionLost);
     }
+    // A plain TCP connection in a live room leaves the reactor: its room reads and writes it
+    // once per tick from now on (`net::polled`), and this task ends here.
+    if ctx.config.net_sim.is_none() && room.public.owns_sockets && ws.get_ref().can_leave_reactor() {
+        if let Err(error) = ws.get_mut().leave_reactor() {
+            debug!(conn = conn.0, %peer, %error, "socket could not leave the reactor");
+            kick.kick(DisconnectReason::ConnectionLost);
+        }
+        drop(outbox);
+        let attached = Attached::new(conn, ws, outbox_rx, kick, slot, ctx.config.idle_timeout);
+        if let Err(mpsc::error::SendError(refused)) = room.inbox.send(SimInput::Attach(Box::new(attached))).await {
+            // The room is gone: dropping the connection closes it with "room closed".
+            drop(refused);
+        }
+        return;
+    }
+    let (sink, stream) = ws.split();
     // The writer runs as its own task so a wake-up for one direction never polls the other.
     let writer_kick = kick.clone();
     // With `--net-sim`, each direction goes through its own conditioned link.
@@ -264,6 +284,7 @@ where
     // The room may already be gone (shutdown, idle close); then there is nobody left to tell.
     let _ = room.inbox.send(SimInput::Leave { conn, reason }).await;
     drain_until_closed(&mut stream).await;
+    drop(slot);
 }
 
 /// The end of the closing handshake: after our Close frame, read (and drop) what the peer still
@@ -271,9 +292,9 @@ where
 /// the socket with the peer's inputs still unread would make the kernel answer with a reset,
 /// and a browser that gets a reset may throw away our goodbye before reading it (it then shows
 /// "connection lost" instead of the reason).
-async fn drain_until_closed<S>(stream: &mut SplitStream<WebSocketStream<S>>)
+pub(crate) async fn drain_until_closed<T>(stream: &mut T)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    T: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
 {
     let drain = async {
         while let Some(Ok(frame)) = stream.next().await {
@@ -443,7 +464,7 @@ fn reason_for(error: &WsError) -> DisconnectReason {
 }
 
 /// Sends the goodbye (message plus Close frame) on a socket that was never split.
-async fn close_with<S>(ws: &mut WebSocketStream<S>, reason: &DisconnectReason)
+pub(crate) async fn close_with<S>(ws: &mut WebSocketStream<S>, reason: &DisconnectReason)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -478,6 +499,125 @@ fn close_frame(reason: &DisconnectReason) -> CloseFrame {
     CloseFrame { code: CloseCode::from(reason.close_code()), reason: text.into() }
 }
 
+/// What one client frame asks of its connection.
+pub(crate) enum Step {
+    /// Hand this to the room.
+    Room(SimInput),
+    /// A ping to answer with the room's tick.
+    Ping(f64),
+    /// Nothing more to do (a pong, a dropped chat line).
+    Skip,
+    /// Close the connection for this reason.
+    Close(DisconnectReason),
+}
+
+/// A connection's reading side without its I/O: rate limits, decoding and validation, one frame
+/// at a time. The connection task ([`read_loop`]) and the room polling its sockets
+/// (`net::polled`) both feed it.
+pub(crate) struct Reader {
+    messages: TokenBucket,
+    chat: TokenBucket,
+    /// When the last frame came (any frame proves the peer alive).
+    pub last_frame: Instant,
+}
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader {
+            messages: TokenBucket::with_initial(MESSAGE_RATE, MESSAGE_BACKLOG, MESSAGE_BURST),
+            chat: TokenBucket::new(CHAT_RATE, CHAT_BURST),
+            last_frame: Instant::now(),
+        }
+    }
+
+    /// Handles one frame from the stream (`None`: the stream ended).
+    /// `now`: the time it arrived (the room's poller reads the clock once per round).
+    pub fn frame(&mut self, conn: ConnId, kick: &Kick, frame: Option<Result<Message, WsError>>, now: Instant) -> Step {
+        self.last_frame = now;
+        let bytes = match frame {
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Text(_))) => return Step::Close(DisconnectReason::TextFrame),
+            // A goodbye: the player left (the leave button, a closed tab). Any other Close (a
+            // client giving up on a stalled link, code 4000) or the stream's end without one is a
+            // lost connection, whose seat is held for a resume.
+            Some(Ok(Message::Close(frame))) if is_goodbye(frame.as_ref()) => {
+                return Step::Close(DisconnectReason::ClientLeft);
+            }
+            Some(Ok(Message::Close(_))) | None => return Step::Close(DisconnectReason::ConnectionLost),
+            Some(Ok(Message::Pong(payload))) => {
+                // The answer to the server's ping: the link's round trip. Only the answer to the
+                // ping in flight counts: an unsolicited pong cannot make up a round trip.
+                let link = kick.link();
+                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()).map(u64::from_le_bytes)
+                    && sent != 0
+                    && link.ping_sent_us.compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                {
+                    let rtt = link_clock_us().saturating_sub(sent);
+                    link.rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
+                }
+                return if self.messages.try_take_at(now) {
+                    Step::Skip
+                } else {
+                    Step::Close(DisconnectReason::RateLimited)
+                };
+            }
+            // Pings (tungstenite answers them) count against the flood limit like messages.
+            Some(Ok(_)) => {
+                return if self.messages.try_take_at(now) {
+                    Step::Skip
+                } else {
+                    Step::Close(DisconnectReason::RateLimited)
+                };
+            }
+            Some(Err(error)) => return Step::Close(reason_for(&error)),
+        };
+        if !self.messages.try_take_at(now) {
+            return Step::Close(DisconnectReason::RateLimited);
+        }
+        let message = match protocol::decode_client(&bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                debug!(conn = conn.0, %error, "undecodable message");
+                return Step::Close(DisconnectReason::Malformed);
+            }
+        };
+        Step::Room(match message {
+            ClientMsg::Input(cmd) => {
+                if let Err(error) = cmd.validate() {
+                    debug!(conn = conn.0, %error, "invalid input");
+                    return Step::Close(DisconnectReason::InvalidInput);
+                }
+                SimInput::Input { conn, cmd, received: self.last_frame }
+            }
+            ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
+            ClientMsg::Ping { client_time } => {
+                if !client_time.is_finite() {
+                    return Step::Close(DisconnectReason::InvalidInput);
+                }
+                return Step::Ping(client_time);
+            }
+            ClientMsg::Chat { text } => {
+                if !self.chat.try_take_at(now) {
+                    debug!(conn = conn.0, "chat rate limit: line dropped");
+                    return Step::Skip;
+                }
+                match protocol::sanitize_chat(&text) {
+                    Some(text) => SimInput::Chat { conn, text },
+                    None => return Step::Skip,
+                }
+            }
+            ClientMsg::ReplayControl { paused, speed, seek } => {
+                if !protocol::REPLAY_SPEEDS.contains(&speed) {
+                    return Step::Close(DisconnectReason::InvalidInput);
+                }
+                SimInput::ReplayControl { conn, paused, speed, seek }
+            }
+            ClientMsg::Host(cmd) => SimInput::Host { conn, cmd },
+            ClientMsg::Hello { .. } => return Step::Close(DisconnectReason::Malformed),
+        })
+    }
+}
+
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
     conn: ConnId,
@@ -489,14 +629,11 @@ async fn read_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut messages = TokenBucket::with_initial(MESSAGE_RATE, MESSAGE_BACKLOG, MESSAGE_BURST);
-    // Any frame (a pong to the writer's pings included) proves the peer alive. The timer is not
-    // moved per frame (that would touch the timer wheel 60 times a second per client): when it
-    // fires, it is re-armed from the last frame's time if one came since.
-    let mut last_frame = Instant::now();
+    let mut reader = Reader::new();
+    // The idle timer is not moved per frame (that would touch the timer wheel 60 times a second
+    // per client): when it fires, it is re-armed from the last frame's time if one came since.
     let silent = tokio::time::sleep(idle);
     tokio::pin!(silent);
-    let mut chat = TokenBucket::new(CHAT_RATE, CHAT_BURST);
     let kicked = kick.signal(KickWaiter::Reader);
     tokio::pin!(kicked);
     let room_gone = room.inbox.closed();
@@ -509,114 +646,45 @@ async fn read_loop<S>(
             _ = &mut room_gone => return kick.kick(DisconnectReason::RoomClosed),
             frame = stream.next() => frame,
             _ = &mut silent => {
-                if last_frame.elapsed() < idle {
-                    silent.as_mut().reset(last_frame + idle);
+                if reader.last_frame.elapsed() < idle {
+                    silent.as_mut().reset(reader.last_frame + idle);
                     continue;
                 }
-                return kick.kick(DisconnectReason::IdleTimeout { seconds: idle.as_secs().min(u64::from(u32::MAX)) as u32 });
+                return kick.kick(idle_timeout(idle));
             }
         };
-        last_frame = Instant::now();
-        let bytes = match frame {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Text(_))) => return kick.kick(DisconnectReason::TextFrame),
-            // A goodbye: the player left (the leave button, a closed tab). Any other Close (a
-            // client giving up on a stalled link, code 4000) or the stream's end without one is a
-            // lost connection, whose seat is held for a resume.
-            Some(Ok(Message::Close(frame))) if is_goodbye(frame.as_ref()) => {
-                return kick.kick(DisconnectReason::ClientLeft);
-            }
-            Some(Ok(Message::Close(_))) | None => return kick.kick(DisconnectReason::ConnectionLost),
-            Some(Ok(Message::Pong(payload))) => {
-                // The answer to the writer's ping: the link's round trip.
-                // Only the answer to the ping in flight counts: an unsolicited pong cannot
-                // make up a round trip.
-                let link = kick.link();
-                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()).map(u64::from_le_bytes)
-                    && sent != 0
-                    && link.ping_sent_us.compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-                {
-                    let rtt = link_clock_us().saturating_sub(sent);
-                    link.rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
-                }
-                if !messages.try_take() {
-                    return kick.kick(DisconnectReason::RateLimited);
-                }
-                continue;
-            }
-            Some(Ok(_)) => {
-                // Pings (tungstenite answers them) count against the flood limit like messages.
-                if !messages.try_take() {
-                    return kick.kick(DisconnectReason::RateLimited);
-                }
-                continue;
-            }
-            Some(Err(error)) => return kick.kick(reason_for(&error)),
+        let size = match &frame {
+            Some(Ok(message)) => message.len(),
+            _ => 0,
         };
-        if !messages.try_take() {
-            return kick.kick(DisconnectReason::RateLimited);
-        }
-        let message = match protocol::decode_client(&bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                debug!(conn = conn.0, %error, "undecodable message");
-                return kick.kick(DisconnectReason::Malformed);
-            }
-        };
-        let to_sim = match message {
-            ClientMsg::Input(cmd) => {
-                if let Err(error) = cmd.validate() {
-                    debug!(conn = conn.0, %error, "invalid input");
-                    return kick.kick(DisconnectReason::InvalidInput);
-                }
-                SimInput::Input { conn, cmd, received: Instant::now() }
-            }
-            ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
-            ClientMsg::Ping { client_time } => {
-                if !client_time.is_finite() {
-                    return kick.kick(DisconnectReason::InvalidInput);
-                }
-                if let Some((link, delayed)) = conditioned.as_mut() {
-                    let at = link.deliver_at(Instant::now(), bytes.len());
-                    if delayed.send((at, Arrival::Ping(client_time))).await.is_err() {
-                        return kick.kick(DisconnectReason::RoomClosed);
-                    }
-                    continue;
-                }
+        let arrival = match reader.frame(conn, kick, frame, Instant::now()) {
+            Step::Close(reason) => return kick.kick(reason),
+            Step::Skip => continue,
+            Step::Ping(client_time) if conditioned.is_none() => {
                 answer_ping(room, outbox, client_time);
                 continue;
             }
-            ClientMsg::Chat { text } => {
-                if !chat.try_take() {
-                    debug!(conn = conn.0, "chat rate limit: line dropped");
-                    continue;
-                }
-                match protocol::sanitize_chat(&text) {
-                    Some(text) => SimInput::Chat { conn, text },
-                    None => continue,
-                }
-            }
-            ClientMsg::ReplayControl { paused, speed, seek } => {
-                if !protocol::REPLAY_SPEEDS.contains(&speed) {
-                    return kick.kick(DisconnectReason::InvalidInput);
-                }
-                SimInput::ReplayControl { conn, paused, speed, seek }
-            }
-            ClientMsg::Host(cmd) => SimInput::Host { conn, cmd },
-            ClientMsg::Hello { .. } => return kick.kick(DisconnectReason::Malformed),
+            Step::Ping(client_time) => Arrival::Ping(client_time),
+            Step::Room(input) => Arrival::Room(input),
         };
         if let Some((link, delayed)) = conditioned.as_mut() {
-            let at = link.deliver_at(Instant::now(), bytes.len());
-            if delayed.send((at, Arrival::Room(to_sim))).await.is_err() {
+            let at = link.deliver_at(Instant::now(), size);
+            if delayed.send((at, arrival)).await.is_err() {
                 return kick.kick(DisconnectReason::RoomClosed);
             }
             continue;
         }
+        let Arrival::Room(to_sim) = arrival else { continue };
         if room.inbox.send(to_sim).await.is_err() {
             // The room's task ended (closed or failed) without closing this connection first.
             return kick.kick(DisconnectReason::RoomClosed);
         }
     }
+}
+
+/// The reason a connection silent for `idle` is closed with.
+pub(crate) fn idle_timeout(idle: Duration) -> DisconnectReason {
+    DisconnectReason::IdleTimeout { seconds: idle.as_secs().min(u64::from(u32::MAX)) as u32 }
 }
 
 /// Answers a ping at once with the room's current tick. A full outbox means the client is
@@ -671,6 +739,18 @@ async fn deliver_conditioned(
     }
 }
 
+/// Every [`LINK_SAMPLE_EVERY`]: takes the link's bytes per second and returns the next ping
+/// (its payload is its send time, so the pong gives the round trip).
+pub(crate) fn sample_link(kick: &Kick) -> Message {
+    let link = kick.link();
+    let bytes = link.window_bytes.swap(0, Ordering::Relaxed);
+    let rate = bytes as f64 / LINK_SAMPLE_EVERY.as_secs_f64();
+    link.bytes_per_second.store(rate.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
+    let now = link_clock_us().max(1);
+    link.ping_sent_us.store(now, Ordering::Relaxed);
+    Message::Ping(now.to_le_bytes().to_vec().into())
+}
+
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     mut outbox: mpsc::Receiver<Vec<u8>>,
@@ -688,13 +768,7 @@ async fn write_loop<S>(
             _ = &mut kicked => None,
             message = outbox.recv() => message,
             _ = sample.tick() => {
-                let link = kick.link();
-                let bytes = link.window_bytes.swap(0, Ordering::Relaxed);
-                let rate = bytes as f64 / LINK_SAMPLE_EVERY.as_secs_f64();
-                link.bytes_per_second.store(rate.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
-                let now = link_clock_us().max(1);
-                link.ping_sent_us.store(now, Ordering::Relaxed);
-                let ping = Message::Ping(now.to_le_bytes().to_vec().into());
+                let ping = sample_link(kick);
                 let sent = tokio::select! {
                     biased;
                     _ = &mut kicked => break,

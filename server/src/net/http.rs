@@ -14,13 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use shared::room::{CreatedRoom, RoomSettings, host_key_hex};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tracing::debug;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 use super::assets;
 use super::connection::{self, NetContext};
+use super::socket::PlayerSocket;
 
 pub fn router(ctx: Arc<NetContext>) -> Router {
     Router::new()
@@ -82,6 +85,60 @@ pub fn strip_base_path(base: &str, mut request: Request) -> Request {
     request
 }
 
+/// Serves plain HTTP/1.1 (and WebSocket upgrades) on `listener` until `stop` fires, then lets
+/// each open connection finish its request. What `axum::serve` does, except that hyper is given
+/// the `TcpStream` itself: axum's server wraps it in a private type, and a WebSocket upgrade
+/// needs the socket back (`Upgraded::downcast`) to take it out of the reactor.
+pub async fn serve_plain<S>(
+    listener: TcpListener,
+    app: S,
+    tune: impl Fn(&TcpStream),
+    stop: CancellationToken,
+) -> std::io::Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    use tower::ServiceExt;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors or memory, or the peer gave up: not fatal.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tune(&tcp);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
+            tokio::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                _ = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = outcome {
+                debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
 /// Performs the WebSocket handshake (RFC 6455 §4.2) and hands the upgraded socket to a
 /// connection task tracked for shutdown.
 async fn upgrade(
@@ -141,12 +198,13 @@ async fn upgrade(
     ctx.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(connection::ws_config()),
-                )
-                .await;
+                // A plain TCP connection (see `serve_plain`) is taken back from hyper, so that
+                // after the join it can leave the reactor (`net::polled`); TLS stays upgraded.
+                let socket = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                    Ok(parts) => PlayerSocket::Tcp { stream: parts.io.into_inner(), prefix: parts.read_buf },
+                    Err(upgraded) => PlayerSocket::Upgraded(TokioIo::new(upgraded)),
+                };
+                let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(connection::ws_config())).await;
                 connection::serve(ws, peer, task_ctx).await;
             }
             Err(error) => {

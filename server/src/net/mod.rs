@@ -5,5 +5,7 @@ pub mod assets;
 pub mod connection;
 pub mod http;
 pub mod netsim;
+pub mod polled;
 pub mod rate;
+pub mod socket;
 pub mod tls;

@@ -30,7 +30,12 @@ impl TokenBucket {
 
     /// Takes one token if available.
     pub fn try_take(&mut self) -> bool {
-        let now = Instant::now();
+        self.try_take_at(Instant::now())
+    }
+
+    /// [`TokenBucket::try_take`] at `now` (a caller handling many events at once reads the
+    /// clock once).
+    pub fn try_take_at(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);

@@ -29,6 +29,7 @@ use super::RoomPublic;
 use crate::config::ServerConfig;
 use crate::maps::MapCatalog;
 use crate::metrics::{self, Histogram};
+use crate::net::polled::Sockets;
 use crate::replay::{self, Op, Recorder};
 use crate::sim::world::{PlayerKey, Rules, World, WorldConfig, lag_comp_ticks};
 use crate::snapshot::budget::{Budget, Focus};
@@ -203,6 +204,9 @@ pub enum SimInput {
         speed: f32,
         seek: Option<Tick>,
     },
+    /// A joined plain-TCP connection handing its socket to the room's task, which polls it
+    /// once per tick from then on (`net::polled`). Only the run loop takes these.
+    Attach(Box<crate::net::polled::Attached>),
     /// Sent exactly once per joined connection, after its reader and writer stopped.
     Leave {
         conn: ConnId,
@@ -223,6 +227,8 @@ pub struct RoomStats {
     pub last_tick_unix_ms: AtomicU64,
     pub players: AtomicU32,
     pub clients: AtomicU32,
+    /// Of the clients, those whose sockets the room's task polls itself (`net::polled`).
+    pub polled_sockets: AtomicU32,
     pub snapshots_sent: AtomicU64,
     /// Snapshots not sent because the client's outbox was full.
     pub snapshots_skipped: AtomicU64,
@@ -634,6 +640,9 @@ impl Room {
                 let _ = reply.send(answer);
             }
             SimInput::Crash => panic!("room {} was asked to crash (panic containment test)", self.setup.code),
+            // Only `run` polls sockets; one handed to a room driven some other way (tests,
+            // benchmarks) is closed with "room closed" as it drops.
+            SimInput::Attach(attached) => drop(attached),
         }
     }
 
@@ -1828,6 +1837,9 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     // Set when the room becomes empty; refused joins do not push it back.
     let mut empty_since: Option<Instant> = None;
     let drain = room.setup.drain.clone();
+    // The sockets of this room's plain-TCP players, read and written here once per tick. Dropped
+    // (however this function ends, a panic included), each says goodbye with its reason.
+    let mut sockets = Sockets::default();
     loop {
         if room.is_empty() {
             // Draining: an empty room has finished its match.
@@ -1855,7 +1867,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
                 }
             };
             let Some(message) = message else { break };
-            room.handle(message);
+            dispatch(&mut room, &mut sockets, message);
             if room.closed_by_operator {
                 refuse_queued_joins(&mut inbox);
                 room.finish_recording();
@@ -1876,8 +1888,9 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             pending.push(input);
         }
         for input in pending.drain(..) {
-            room.handle(input);
+            dispatch(&mut room, &mut sockets, input);
         }
+        sockets.read(&mut room);
         if room.closed_by_operator {
             refuse_queued_joins(&mut inbox);
             room.finish_recording();
@@ -1900,6 +1913,8 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         if snapshot_due {
             room.send_snapshots();
         }
+        sockets.write(&mut room);
+        stats.polled_sockets.store(sockets.len() as u32, Ordering::Relaxed);
         let took = started.elapsed();
         stats.last_tick_us.store(took.as_micros() as u64, Ordering::Relaxed);
         stats.last_tick_unix_ms.store(unix_ms(), Ordering::Relaxed);
@@ -1914,8 +1929,18 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         }
     }
     room.close_all(DisconnectReason::ServerClosing);
+    drop(sockets);
+    stats.polled_sockets.store(0, Ordering::Relaxed);
     room.finish_recording();
     info!(room = %room.code(), tick = %room.world.tick, "room stopped");
+}
+
+/// Hands a socket to the poller and everything else to the room.
+fn dispatch(room: &mut Room, sockets: &mut Sockets, input: SimInput) {
+    match input {
+        SimInput::Attach(attached) => sockets.attach(*attached),
+        other => room.handle(other),
+    }
 }
 
 /// Rooms with players whose tick loop has not run for `limit` (their codes): `/livez` and the

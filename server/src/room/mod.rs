@@ -19,6 +19,9 @@ use live::RoomStats;
 pub struct RoomPublic {
     pub code: RoomCode,
     pub permanent: bool,
+    /// The room's task polls its players' sockets itself once attached (live rooms; the replay
+    /// theater leaves them to their connection tasks). See `net::polled`.
+    pub owns_sockets: bool,
     pub stats: Arc<RoomStats>,
     pub summary: Mutex<RoomSummary>,
 }

@@ -130,6 +130,7 @@ impl Registry {
         let public = Arc::new(RoomPublic {
             code,
             permanent: true,
+            owns_sockets: false,
             stats: self.main_stats.clone(),
             summary: Mutex::new(RoomSummary {
                 code,
@@ -220,6 +221,7 @@ impl Registry {
         let public = Arc::new(RoomPublic {
             code,
             permanent,
+            owns_sockets: true,
             stats: stats.clone(),
             summary: std::sync::Mutex::new(RoomSummary {
                 code,

@@ -278,6 +278,7 @@ impl Theater {
                 let _ = reply.send(answer);
             }
             SimInput::Crash => panic!("replay room was asked to crash (panic containment test)"),
+            SimInput::Attach(attached) => drop(attached),
         }
     }
 

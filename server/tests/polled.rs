@@ -1,0 +1,95 @@
+//! Plain-TCP players are read and written by their room's task, outside tokio's reactor
+//! (`net::polled`): what a connection task did must still happen there.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{TestClient, TestServer};
+use futures_util::{SinkExt, StreamExt};
+use shared::protocol::{self, ClientMsg, DisconnectReason, ServerMsg};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Waits (up to 5 s) until `done` holds for the server's Main stats, printing what it saw.
+async fn until_stats(server: &TestServer, what: &str, done: impl Fn(&TestServer) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done(server) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: polled sockets {}, clients {}",
+            server.stats.polled_sockets.load(Ordering::Relaxed),
+            server.stats.clients.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_joined_socket_is_polled_by_its_room_and_still_answers_pings_and_says_goodbye() {
+    let server = TestServer::start_default().await;
+    let mut alice = TestClient::join(&server, "alice").await;
+    until_stats(&server, "alice's socket attached to Main", |s| s.stats.polled_sockets.load(Ordering::Relaxed) == 1)
+        .await;
+    let (_, _, metrics) = common::http(&server, "GET", "/metrics", None).await;
+    assert!(metrics.lines().any(|l| l == "arena_polled_sockets 1"), "{metrics}");
+
+    // The game's ping is answered with the room's tick; a WebSocket ping with a pong.
+    alice.send(&ClientMsg::Ping { client_time: 42.5 }).await;
+    alice.ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    let (mut pong, mut ws_pong) = (None, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while pong.is_none() || !ws_pong {
+        let frame = tokio::time::timeout_at(deadline, alice.ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("pong {pong:?}, WebSocket pong {ws_pong} within 5 s"));
+        match frame {
+            Some(Ok(Message::Binary(bytes))) => {
+                if let Ok(ServerMsg::Pong { client_time, server_tick }) = protocol::decode_server(&bytes) {
+                    pong = Some((client_time, server_tick));
+                }
+            }
+            Some(Ok(Message::Pong(payload))) => ws_pong = payload.as_ref() == b"are you there",
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    let (client_time, server_tick) = pong.unwrap();
+    assert_eq!(client_time, 42.5);
+    assert!(server_tick.0 > 0, "the pong carries the room's tick, got {server_tick:?}");
+
+    // Snapshots keep coming from the room's own writes.
+    let before = alice.snapshots;
+    for _ in 0..5 {
+        alice.next_snapshot().await;
+    }
+    assert!(alice.snapshots >= before + 5);
+
+    // A text frame is still refused with its reason, by the polled reader.
+    alice.ws.send(Message::Text("hello?".into())).await.unwrap();
+    let ending = common::read_until_closed(&mut alice.ws).await;
+    assert_eq!(ending.reason, Some(DisconnectReason::TextFrame), "{ending:?}");
+    assert_eq!(ending.close.as_ref().map(|c| c.0), Some(DisconnectReason::TextFrame.close_code()), "{ending:?}");
+    until_stats(&server, "the socket left the room and its slot was given back", |s| {
+        s.stats.polled_sockets.load(Ordering::Relaxed) == 0 && s.stats.clients.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_says_goodbye_on_every_polled_socket() {
+    let server = TestServer::start_default().await;
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        clients.push(TestClient::join(&server, &format!("p{i}")).await);
+    }
+    until_stats(&server, "five sockets attached", |s| s.stats.polled_sockets.load(Ordering::Relaxed) == 5).await;
+    let stopping = tokio::spawn(server.stop());
+    for client in &mut clients {
+        let ending = common::read_until_closed(&mut client.ws).await;
+        assert_eq!(ending.reason, Some(DisconnectReason::ServerClosing), "{ending:?}");
+        assert_eq!(ending.close.as_ref().map(|c| c.0), Some(DisconnectReason::ServerClosing.close_code()));
+    }
+    stopping.await.unwrap();
+}
