@@ -97,7 +97,7 @@ def run_floor(bins, n, snap, mode, window):
 
 def run_arena(label, command, loadgen, n, warmup, window, cwd):
     port = free_port()
-    secs = warmup + window + 25
+    secs = warmup + window + 8  # joins + warm-up + window + margin
     srv = subprocess.Popen(shlex.split(command.format(port=port)), cwd=cwd,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rec = {"system": label, "n": n}
@@ -159,7 +159,7 @@ def main():
     runs, snap_for = [], {}
     for rep in range(a.reps):
         for n in a.n:
-            systems = ["floor"] + [label for label, _ in arenas]
+            systems = [label for label, _ in arenas] + ["floor"]
             k = rep % len(systems)
             for system in systems[k:] + systems[:k]:
                 if system == "floor":

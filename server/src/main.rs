@@ -82,6 +82,9 @@ enum ReplayCommand {
         #[arg(long, default_value = "0.0.0.0:8080")]
         bind: SocketAddr,
     },
+    /// Rewrite a replay in the current format (older formats, 3 and up, pack their inputs
+    /// smaller); the records it holds are kept exactly, up to a damaged tail.
+    Repack { file: PathBuf, out: PathBuf },
     /// Length, players, ticks and final scores of a replay.
     Info {
         file: PathBuf,
@@ -914,6 +917,22 @@ fn replay(command: ReplayCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        ReplayCommand::Repack { file, out } => {
+            let replay = load(&file)?;
+            let bytes = server::replay::format::write_all(&replay.header, &replay.records);
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{}: {} records, {} bytes → {}: {} bytes ({:.1} % of the size); file end: {}",
+                file.display(),
+                replay.records.len(),
+                replay.bytes,
+                out.display(),
+                bytes.len(),
+                100.0 * bytes.len() as f64 / replay.bytes.max(1) as f64,
+                replay.tail
+            );
+            Ok(())
+        }
         ReplayCommand::Info { file, json } => {
             let replay = load(&file)?;
             let info = server::replay::info(&replay);
@@ -924,6 +943,10 @@ fn replay(command: ReplayCommand) -> anyhow::Result<()> {
                 println!("map        {} ({} rules, {} Hz)", info.map, info.rules, info.tick_hz);
                 println!("length     {} ticks, {:.1} s", info.ticks, info.seconds);
                 println!("records    {} ({} bytes), {} chat lines", info.records, info.bytes, info.chat_lines);
+                println!(
+                    "inputs     {} ({:.2} bytes of file per input; {:.2} with each input stored whole)",
+                    info.inputs, info.bytes_per_input, info.unpacked_bytes_per_input
+                );
                 println!("file end   {}", info.tail);
                 if let Some(divergence) = &info.divergence {
                     println!("WARNING    {divergence}");

@@ -209,16 +209,22 @@ impl Collector for RoomsCollector {
                 &sum(&|s| load(&s.snapshots_over_budget)),
                 None,
             )?;
-        let (tick_time, input_ack) = (Histogram::default(), Histogram::default());
+        let (tick_time, input_ack, socket_io) = (Histogram::default(), Histogram::default(), Histogram::default());
         for (_, stats) in &rooms {
             tick_time.add(&stats.tick_time);
             input_ack.add(&stats.input_ack_latency);
+            socket_io.add(&stats.socket_io_time);
         }
         let histograms = [
             (
                 "arena_tick_duration_seconds",
                 "Time per tick-loop iteration with work (step and snapshots), all rooms.",
                 &tick_time,
+            ),
+            (
+                "arena_socket_io_seconds",
+                "Time per tick-loop iteration reading and writing the room's own sockets (decoding and handling their messages included), all rooms.",
+                &socket_io,
             ),
             (
                 "arena_input_ack_latency_seconds",

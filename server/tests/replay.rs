@@ -83,8 +83,9 @@ async fn a_recorded_match_re_simulates_to_the_same_hashes() {
         })
         .unwrap();
     let mut bytes = format::file_start(&file.header);
+    let mut codec = format::InputCodec::default();
     for record in &tampered {
-        format::frame(record, &mut bytes);
+        codec.frame(record, &mut bytes);
     }
     let divergence = server::replay::verify(&format::parse(&bytes).unwrap()).unwrap_err();
     let next_hash_tick = tampered[index..].iter().find(|r| r.hash.is_some()).unwrap().tick;

@@ -356,7 +356,7 @@ fn server_histograms(addr: SocketAddr) -> HashMap<String, Vec<u64>> {
     let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
-    for name in ["arena_tick_duration_seconds", "arena_input_ack_latency_seconds"] {
+    for name in ["arena_tick_duration_seconds", "arena_input_ack_latency_seconds", "arena_socket_io_seconds"] {
         let cumulative: Vec<u64> = text
             .lines()
             .filter(|l| l.starts_with(&format!("{name}_bucket")))
@@ -505,6 +505,7 @@ async fn run(args: Arc<Args>, addr: SocketAddr) -> i32 {
     };
     let (tick_p50, tick_p99, tick_max) = delta_quantiles("arena_tick_duration_seconds");
     let (ack_p50, ack_p99, _) = delta_quantiles("arena_input_ack_latency_seconds");
+    let (io_p50, io_p99, io_max) = delta_quantiles("arena_socket_io_seconds");
     let clients_present = present;
     let payload_per_client = (end.0 - start.0) as f64 / window / clients_present;
     let messages_per_client = (end.2 - start.2) as f64 / window / clients_present;
@@ -536,6 +537,9 @@ async fn run(args: Arc<Args>, addr: SocketAddr) -> i32 {
         "tick_ms_p50": tick_p50,
         "tick_ms_p99": tick_p99,
         "tick_ms_max": tick_max,
+        "socket_io_ms_p50": io_p50,
+        "socket_io_ms_p99": io_p99,
+        "socket_io_ms_max": io_max,
         "input_ack_ms_p50": ack_p50,
         "input_ack_ms_p99": ack_p99,
         "join_failures": shared.failures.load(Ordering::Relaxed),

@@ -171,6 +171,20 @@ impl Drop for Attached {
     }
 }
 
+/// A room with at least this many polled sockets writes them from several threads.
+const PARALLEL_WRITES_FROM: usize = 256;
+/// Threads a room's writes use at most.
+const MAX_WRITE_THREADS: usize = 4;
+
+fn write_each(attached: &mut [Attached], now: Instant) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for attached in attached {
+        if !attached.kick.is_kicked() {
+            attached.write(&mut cx, now);
+        }
+    }
+}
+
 /// The sockets a room's task polls.
 #[derive(Default)]
 pub struct Sockets {
@@ -204,12 +218,28 @@ impl Sockets {
     /// Writes every socket, then ends the connections that are over: each goes to its goodbye
     /// and the room handles its `Leave` now.
     pub fn write(&mut self, room: &mut Room) {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
         let now = Instant::now();
-        for attached in &mut self.attached {
-            if !attached.kick.is_kicked() {
-                attached.write(&mut cx, now);
-            }
+        let threads = if self.attached.len() >= PARALLEL_WRITES_FROM {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WRITE_THREADS)
+        } else {
+            1
+        };
+        if threads > 1 {
+            // A big room's sends (each also runs the receiver's side of loopback TCP in the
+            // kernel) are spread over the cores for the length of this call.
+            let per_thread = self.attached.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let mut parts = self.attached.chunks_mut(per_thread);
+                let mine = parts.next();
+                for part in parts {
+                    scope.spawn(move || write_each(part, now));
+                }
+                if let Some(mine) = mine {
+                    write_each(mine, now);
+                }
+            });
+        } else {
+            write_each(&mut self.attached, now);
         }
         if self.attached.iter().any(|a| a.kick.is_kicked()) {
             let (ended, live): (Vec<_>, Vec<_>) = self.attached.drain(..).partition(|a| a.kick.is_kicked());

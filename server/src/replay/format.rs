@@ -7,8 +7,24 @@
 //!   length    u32 LE   payload bytes (at most MAX_FRAME)
 //!   crc32     u32 LE   CRC-32 (IEEE) of the payload
 //!   payload   bincode (standard config, serde): the first frame is a ReplayHeader, every other
-//!             frame a TickRecord
+//!             frame a tick: its number, its operations, its hash (format 5: consecutive
+//!             inputs packed into one `Inputs` run, see below; formats 3 and 4: a TickRecord)
 //! ```
+//!
+//! An `Inputs` run (format 5) holds inputs in the order the room applied them, each written
+//! against the same player's previous input (its last one in the file, across ticks):
+//!
+//! ```text
+//! id        varint, zigzag difference from the previous input's id in the run (first: from 0)
+//! flags     u8: 1 seq is not previous + 1 · 2 ack changed · 4 move_x, 8 move_y, 16 aim changed
+//!           · 32 fire · 64 view is not the previous view moved along with ack · 128 reserved
+//! then, in flag order: seq varint · ack varint zigzag difference · each changed float as a
+//! varint of its bits XOR the previous bits · view: 0 (none) or 1, tick as a varint zigzag
+//! difference from ack, frac u8
+//! ```
+//!
+//! A player's first input is written against an all-zero input. Held keys and a still mouse
+//! cost two bytes an input.
 //!
 //! Frames are appended as the match runs; a crash can only cut the file inside the last frame.
 //! The reader stops at the first frame that is short or fails its checksum and says so
@@ -28,8 +44,8 @@ pub const MAGIC: &[u8; 8] = b"ARENARPL";
 /// replays. Readers refuse other versions with [`ReplayError::Version`]. 2: a player with no
 /// input queued holds still instead of repeating its last input, and a backlog is applied two
 /// inputs per tick. 3: inputs carry the moment the player saw (lag compensation) and the header
-/// the window.
-pub const FORMAT_VERSION: u16 = 4;
+/// the window. 4: `Away`/`Back`. 5: inputs packed against each player's previous one.
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format this server still reads (3 has no `Away`/`Back` operations; nothing else
 /// changed).
 pub const OLDEST_FORMAT_VERSION: u16 = 3;
@@ -80,6 +96,242 @@ pub struct TickRecord {
     pub tick: u32,
     pub ops: Vec<Op>,
     pub hash: Option<u64>,
+}
+
+/// A tick as format 5 stores it.
+#[derive(Serialize, Deserialize)]
+struct StoredTick {
+    tick: u32,
+    ops: Vec<StoredOp>,
+    hash: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredOp {
+    /// Any operation but an input, as it is.
+    Op(Op),
+    /// Consecutive inputs, packed (see the module's documentation).
+    Inputs(Vec<u8>),
+}
+
+const SEQ: u8 = 1;
+const ACK: u8 = 2;
+const MOVE_X: u8 = 4;
+const MOVE_Y: u8 = 8;
+const AIM: u8 = 16;
+const FIRE: u8 = 32;
+const VIEW: u8 = 64;
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    (value >> 1) as i64 ^ -((value & 1) as i64)
+}
+
+/// Reads a packed run.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let byte = *self.bytes.get(self.at).ok_or("input run cut short")?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        u32::try_from(self.varint()?).map_err(|_| "value over 32 bits".to_string())
+    }
+}
+
+/// The view a player's input is expected to claim: its previous view moved along with its ack.
+fn expected_view(previous: &InputCmd, ack: shared::tick::Tick) -> Option<shared::protocol::ViewTime> {
+    previous.view.map(|view| shared::protocol::ViewTime {
+        tick: shared::tick::Tick(ack.0.wrapping_add(view.tick.0.wrapping_sub(previous.ack.0))),
+        frac: view.frac,
+    })
+}
+
+/// Packs and unpacks format 5's inputs: remembers each player's last input.
+#[derive(Default)]
+pub struct InputCodec {
+    last: std::collections::HashMap<NetId, InputCmd>,
+}
+
+impl InputCodec {
+    fn pack_one(&mut self, out: &mut Vec<u8>, previous_id: &mut u32, id: NetId, cmd: &InputCmd) {
+        put_varint(out, zigzag(i64::from(id.0) - i64::from(*previous_id)));
+        *previous_id = id.0;
+        let previous = self.last.get(&id).copied().unwrap_or_default();
+        let mut flags = 0;
+        if cmd.seq != previous.seq.wrapping_add(1) {
+            flags |= SEQ;
+        }
+        if cmd.ack != previous.ack {
+            flags |= ACK;
+        }
+        let floats = [
+            (MOVE_X, cmd.move_x, previous.move_x),
+            (MOVE_Y, cmd.move_y, previous.move_y),
+            (AIM, cmd.aim, previous.aim),
+        ];
+        for (flag, now, before) in floats {
+            if now.to_bits() != before.to_bits() {
+                flags |= flag;
+            }
+        }
+        if cmd.fire {
+            flags |= FIRE;
+        }
+        if cmd.view != expected_view(&previous, cmd.ack) {
+            flags |= VIEW;
+        }
+        out.push(flags);
+        if flags & SEQ != 0 {
+            put_varint(out, u64::from(cmd.seq));
+        }
+        if flags & ACK != 0 {
+            put_varint(out, zigzag(i64::from(cmd.ack.0) - i64::from(previous.ack.0)));
+        }
+        for (flag, now, before) in floats {
+            if flags & flag != 0 {
+                put_varint(out, u64::from(now.to_bits() ^ before.to_bits()));
+            }
+        }
+        if flags & VIEW != 0 {
+            match cmd.view {
+                None => out.push(0),
+                Some(view) => {
+                    out.push(1);
+                    put_varint(out, zigzag(i64::from(view.tick.0) - i64::from(cmd.ack.0)));
+                    out.push(view.frac);
+                }
+            }
+        }
+        self.last.insert(id, *cmd);
+    }
+
+    fn unpack_one(&mut self, cursor: &mut Cursor<'_>, previous_id: &mut u32) -> Result<Op, String> {
+        let id = i64::from(*previous_id) + unzigzag(cursor.varint()?);
+        let id = NetId(u32::try_from(id).map_err(|_| format!("input for player id {id}"))?);
+        *previous_id = id.0;
+        let previous = self.last.get(&id).copied().unwrap_or_default();
+        let flags = cursor.byte()?;
+        if flags & 128 != 0 {
+            return Err("unknown input flag".into());
+        }
+        let seq = if flags & SEQ != 0 { cursor.u32()? } else { previous.seq.wrapping_add(1) };
+        let ack = if flags & ACK != 0 {
+            let ack = i64::from(previous.ack.0) + unzigzag(cursor.varint()?);
+            shared::tick::Tick(u32::try_from(ack).map_err(|_| format!("ack {ack}"))?)
+        } else {
+            previous.ack
+        };
+        let mut float = |flag: u8, before: f32| -> Result<f32, String> {
+            Ok(if flags & flag != 0 { f32::from_bits(cursor.u32()? ^ before.to_bits()) } else { before })
+        };
+        let move_x = float(MOVE_X, previous.move_x)?;
+        let move_y = float(MOVE_Y, previous.move_y)?;
+        let aim = float(AIM, previous.aim)?;
+        let view = if flags & VIEW != 0 {
+            match cursor.byte()? {
+                0 => None,
+                1 => {
+                    let tick = i64::from(ack.0) + unzigzag(cursor.varint()?);
+                    let tick = shared::tick::Tick(u32::try_from(tick).map_err(|_| format!("view tick {tick}"))?);
+                    Some(shared::protocol::ViewTime { tick, frac: cursor.byte()? })
+                }
+                other => return Err(format!("view tag {other}")),
+            }
+        } else {
+            expected_view(&previous, ack)
+        };
+        let cmd = InputCmd { seq, ack, move_x, move_y, aim, fire: flags & FIRE != 0, view };
+        self.last.insert(id, cmd);
+        Ok(Op::Input { id, cmd })
+    }
+
+    /// A player who joins starts from a zero input (ids are not reused within a match, but a
+    /// file must not depend on it).
+    fn forget(&mut self, op: &Op) {
+        if let Op::Join { id, .. } = op {
+            self.last.remove(id);
+        }
+    }
+
+    fn pack(&mut self, record: &TickRecord) -> StoredTick {
+        let mut ops = Vec::new();
+        let mut run: Option<(Vec<u8>, u32)> = None;
+        for op in &record.ops {
+            match op {
+                Op::Input { id, cmd } => {
+                    let (bytes, previous_id) = run.get_or_insert_with(|| (Vec::new(), 0));
+                    self.pack_one(bytes, previous_id, *id, cmd);
+                }
+                other => {
+                    if let Some((bytes, _)) = run.take() {
+                        ops.push(StoredOp::Inputs(bytes));
+                    }
+                    self.forget(other);
+                    ops.push(StoredOp::Op(other.clone()));
+                }
+            }
+        }
+        if let Some((bytes, _)) = run.take() {
+            ops.push(StoredOp::Inputs(bytes));
+        }
+        StoredTick { tick: record.tick, ops, hash: record.hash }
+    }
+
+    fn unpack(&mut self, stored: StoredTick) -> Result<TickRecord, String> {
+        let mut ops = Vec::with_capacity(stored.ops.len());
+        for op in stored.ops {
+            match op {
+                StoredOp::Op(Op::Input { .. }) => return Err("an unpacked input in a format 5 file".into()),
+                StoredOp::Op(op) => {
+                    self.forget(&op);
+                    ops.push(op);
+                }
+                StoredOp::Inputs(bytes) => {
+                    let mut cursor = Cursor { bytes: &bytes, at: 0 };
+                    let mut previous_id = 0;
+                    while cursor.at < bytes.len() {
+                        ops.push(self.unpack_one(&mut cursor, &mut previous_id)?);
+                    }
+                }
+            }
+        }
+        Ok(TickRecord { tick: stored.tick, ops, hash: stored.hash })
+    }
+
+    /// Appends `record`'s frame (format 5) to `out`.
+    pub fn frame(&mut self, record: &TickRecord, out: &mut Vec<u8>) {
+        frame(&self.pack(record), out);
+    }
 }
 
 /// How the file ended.
@@ -146,6 +398,28 @@ pub fn file_start(header: &ReplayHeader) -> Vec<u8> {
     out
 }
 
+/// A whole file in the current format: `header`, then `records`.
+pub fn write_all(header: &ReplayHeader, records: &[TickRecord]) -> Vec<u8> {
+    let mut bytes = file_start(header);
+    let mut codec = InputCodec::default();
+    for record in records {
+        codec.frame(record, &mut bytes);
+    }
+    bytes
+}
+
+/// The bytes `records` take as format 4 wrote them (each input whole): for comparisons.
+pub fn unpacked_size(records: &[TickRecord]) -> u64 {
+    let mut bytes = Vec::new();
+    let mut total = 0;
+    for record in records {
+        bytes.clear();
+        frame(record, &mut bytes);
+        total += bytes.len() as u64;
+    }
+    total
+}
+
 /// A whole replay read into memory.
 #[derive(Debug)]
 pub struct ReplayFile {
@@ -178,16 +452,24 @@ pub fn parse(bytes: &[u8]) -> Result<ReplayFile, ReplayError> {
         FrameResult::Bad(why) => return Err(ReplayError::Header(why)),
     };
     let mut records = Vec::new();
+    let mut codec = InputCodec::default();
     let tail = loop {
         let frame_start = offset as u64;
         match next_frame(bytes, &mut offset) {
             FrameResult::End => break TailStatus::Clean,
             FrameResult::Truncated => break TailStatus::Truncated { offset: frame_start },
             FrameResult::Bad(why) => break TailStatus::Corrupt { offset: frame_start, why },
-            FrameResult::Ok(payload) => match decode::<TickRecord>(payload) {
-                Ok(record) => records.push(record),
-                Err(why) => break TailStatus::Corrupt { offset: frame_start, why },
-            },
+            FrameResult::Ok(payload) => {
+                let record = if version >= 5 {
+                    decode::<StoredTick>(payload).and_then(|stored| codec.unpack(stored))
+                } else {
+                    decode::<TickRecord>(payload)
+                };
+                match record {
+                    Ok(record) => records.push(record),
+                    Err(why) => break TailStatus::Corrupt { offset: frame_start, why },
+                }
+            }
         }
     };
     Ok(ReplayFile { header, records, tail, bytes: bytes.len() as u64 })
@@ -251,11 +533,83 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut bytes = file_start(&header());
+        let mut codec = InputCodec::default();
         for tick in 1..=10 {
             let ops = vec![Op::Chat { id: NetId(tick), text: format!("line {tick}") }];
-            frame(&TickRecord { tick, ops, hash: Some(u64::from(tick)) }, &mut bytes);
+            codec.frame(&TickRecord { tick, ops, hash: Some(u64::from(tick)) }, &mut bytes);
         }
         bytes
+    }
+
+    /// Inputs of every shape come back exactly (bit for bit), interleaved with other operations
+    /// and across ticks; held controls cost two bytes an input.
+    #[test]
+    fn packed_inputs_round_trip_exactly_and_held_controls_cost_two_bytes() {
+        use shared::protocol::ViewTime;
+        use shared::tick::Tick;
+        let mut ticks = Vec::new();
+        let mut seq = [0u32; 3];
+        for tick in 1..=200u32 {
+            let mut ops = Vec::new();
+            if tick == 1 {
+                for id in 1..=3 {
+                    ops.push(Op::Join { id: NetId(id), name: format!("p{id}"), bot: false });
+                }
+            }
+            for id in 1..=3u32 {
+                let i = (id - 1) as usize;
+                seq[i] += if tick == 50 && id == 2 { 7 } else { 1 };
+                let cmd = match id {
+                    // Held keys, a still mouse, the view one snapshot behind its ack.
+                    1 => InputCmd {
+                        seq: seq[i],
+                        ack: Tick(tick / 2 * 2),
+                        move_x: 1.0,
+                        move_y: 0.0,
+                        aim: 0.5,
+                        fire: tick % 10 == 0,
+                        view: Some(ViewTime { tick: Tick((tick / 2 * 2).saturating_sub(4)), frac: 0 }),
+                    },
+                    // Everything moving, odd floats included.
+                    2 => InputCmd {
+                        seq: seq[i],
+                        ack: Tick(tick.saturating_sub(3)),
+                        move_x: (tick as f32 * 0.05).cos(),
+                        move_y: if tick == 77 { -0.0 } else { (tick as f32 * 0.05).sin() },
+                        aim: if tick == 90 { f32::MAX } else { tick as f32 * -0.3 },
+                        fire: tick % 3 == 0,
+                        view: (tick % 7 != 0).then(|| ViewTime { tick: Tick(tick / 3), frac: (tick * 37) as u8 }),
+                    },
+                    _ => InputCmd { seq: seq[i], ..InputCmd::default() },
+                };
+                ops.push(Op::Input { id: NetId(id), cmd });
+            }
+            if tick == 120 {
+                ops.push(Op::Chat { id: NetId(1), text: "gg".into() });
+                ops.push(Op::Input { id: NetId(1), cmd: InputCmd { seq: 999, ..InputCmd::default() } });
+            }
+            ticks.push(TickRecord { tick, ops, hash: (tick % 60 == 0).then_some(u64::from(tick)) });
+        }
+        let mut bytes = file_start(&header());
+        let mut codec = InputCodec::default();
+        for record in &ticks {
+            codec.frame(record, &mut bytes);
+        }
+        let file = parse(&bytes).unwrap();
+        assert_eq!(file.tail, TailStatus::Clean);
+        assert_eq!(file.records, ticks, "every input comes back bit for bit");
+        // The held-keys player alone, once its view sits a steady 4 ticks behind its ack (from
+        // tick 4): two bytes (id, flags) per input when its ack did not move, three when it did.
+        let mut codec = InputCodec::default();
+        let mut sizes = Vec::new();
+        for record in &ticks[..100] {
+            let held: Vec<Op> =
+                record.ops.iter().filter(|op| matches!(op, Op::Input { id: NetId(1), .. })).cloned().collect();
+            let stored = codec.pack(&TickRecord { tick: record.tick, ops: held, hash: None });
+            let StoredOp::Inputs(run) = &stored.ops[0] else { panic!("a run") };
+            sizes.push(run.len());
+        }
+        assert!(sizes[4..].iter().all(|&n| n == 2 || n == 3), "{sizes:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::format::{Op, ReplayHeader, TickRecord, file_start, frame};
+use super::format::{InputCodec, Op, ReplayHeader, TickRecord, file_start};
 use crate::sim::world::World;
 
 /// Frames buffered between the room and the writer thread (about a minute of busy ticks).
@@ -27,6 +27,8 @@ pub struct Recorder {
     writer: Option<JoinHandle<()>>,
     pub path: PathBuf,
     hash_every: u32,
+    /// Packs each input against the same player's previous one (format 5).
+    codec: InputCodec,
 }
 
 impl Recorder {
@@ -76,6 +78,7 @@ impl Recorder {
             writer: Some(writer),
             path,
             hash_every: header.hash_every,
+            codec: InputCodec::default(),
         })
     }
 
@@ -97,7 +100,7 @@ impl Recorder {
         let record =
             TickRecord { tick, ops: std::mem::take(&mut self.ops), hash: hash_due.then(|| world.state_hash()) };
         let mut bytes = Vec::with_capacity(64);
-        frame(&record, &mut bytes);
+        self.codec.frame(&record, &mut bytes);
         match to_writer.try_send(bytes) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {

@@ -222,6 +222,11 @@ pub struct ReplayInfo {
     pub records: usize,
     pub bytes: u64,
     pub chat_lines: usize,
+    /// Recorded inputs, and the whole file's bytes divided by them.
+    pub inputs: usize,
+    pub bytes_per_input: f64,
+    /// The same records' bytes per input with each input stored whole (format 4).
+    pub unpacked_bytes_per_input: f64,
     pub tail: String,
     /// Everyone who played, best score first.
     pub players: Vec<PlayerLine>,
@@ -242,6 +247,7 @@ pub fn info(file: &ReplayFile) -> ReplayInfo {
         resim.update_lines();
     }
     let ticks = file.records.last().map_or(0, |r| r.tick);
+    let inputs = file.records.iter().flat_map(|r| &r.ops).filter(|op| matches!(op, Op::Input { .. })).count();
     let mut players = resim.map(|r| r.players).unwrap_or_default();
     players.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));
     ReplayInfo {
@@ -253,6 +259,9 @@ pub fn info(file: &ReplayFile) -> ReplayInfo {
         records: file.records.len(),
         bytes: file.bytes,
         chat_lines: file.records.iter().flat_map(|r| &r.ops).filter(|op| matches!(op, Op::Chat { .. })).count(),
+        inputs,
+        bytes_per_input: file.bytes as f64 / inputs.max(1) as f64,
+        unpacked_bytes_per_input: super::format::unpacked_size(&file.records) as f64 / inputs.max(1) as f64,
         tail: file.tail.to_string(),
         players,
         divergence,

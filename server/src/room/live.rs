@@ -233,8 +233,12 @@ pub struct RoomStats {
     /// Snapshots not sent because the client's outbox was full.
     pub snapshots_skipped: AtomicU64,
     pub snapshot_bytes: AtomicU64,
-    /// Duration of each loop iteration that did work (steps plus snapshots).
+    /// Duration of each loop iteration that did work (steps plus snapshots), without the time
+    /// spent on polled sockets.
     pub tick_time: Histogram,
+    /// Per loop iteration: reading and writing the room's polled sockets (decoding the frames
+    /// and handling their messages included).
+    pub socket_io_time: Histogram,
     /// From an input's arrival to the snapshot that acknowledges it leaving for the socket.
     pub input_ack_latency: Histogram,
     /// Shots whose claimed view was clamped: in the future, or older than `--lag-comp-ms`.
@@ -1890,7 +1894,9 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         for input in pending.drain(..) {
             dispatch(&mut room, &mut sockets, input);
         }
+        let reading = Instant::now();
         sockets.read(&mut room);
+        let mut io = reading.elapsed();
         if room.closed_by_operator {
             refuse_queued_joins(&mut inbox);
             room.finish_recording();
@@ -1913,9 +1919,11 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         if snapshot_due {
             room.send_snapshots();
         }
+        let writing = Instant::now();
         sockets.write(&mut room);
+        io += writing.elapsed();
         stats.polled_sockets.store(sockets.len() as u32, Ordering::Relaxed);
-        let took = started.elapsed();
+        let took = started.elapsed().saturating_sub(io);
         stats.last_tick_us.store(took.as_micros() as u64, Ordering::Relaxed);
         stats.last_tick_unix_ms.store(unix_ms(), Ordering::Relaxed);
         if room.drain_step() {
@@ -1926,6 +1934,9 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
         }
         if ran > 0 {
             stats.tick_time.record(took);
+        }
+        if !sockets.is_empty() {
+            stats.socket_io_time.record(io);
         }
     }
     room.close_all(DisconnectReason::ServerClosing);
