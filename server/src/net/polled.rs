@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use futures_util::{Sink, Stream};
 use shared::protocol::{self, DisconnectReason, ServerMsg};
+use shared::tick::Tick;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tracing::debug;
 
 use super::connection::{self, ConnectionSlot, Reader, Step};
 use super::socket::PlayerSocket;
@@ -50,6 +50,8 @@ pub struct Attached {
     blocked: bool,
     /// The connection's slot (`--max-connections`), given back when the goodbye is done.
     slot: Option<ConnectionSlot>,
+    /// Pings read this tick (their client times), answered by the write.
+    pings: Vec<f64>,
 }
 
 impl std::fmt::Debug for Attached {
@@ -77,6 +79,7 @@ impl Attached {
             next_sample: Instant::now() + connection::LINK_SAMPLE_EVERY,
             blocked: false,
             slot: Some(slot),
+            pings: Vec::new(),
         }
     }
 
@@ -91,13 +94,8 @@ impl Attached {
             };
             match self.reader.frame(self.conn, &self.kick, frame, now) {
                 Step::Room(input) => room.handle(input),
-                Step::Ping(client_time) => {
-                    let pong = protocol::encode(&ServerMsg::Pong { client_time, server_tick: room.world.tick });
-                    if let Err(error) = std::pin::Pin::new(&mut *ws).start_send(Message::Binary(pong.into())) {
-                        debug!(conn = self.conn.0, %error, "pong not sent");
-                        return self.kick.kick(DisconnectReason::ConnectionLost);
-                    }
-                }
+                // Answered in this tick's write, with the tick the world has then reached.
+                Step::Ping(client_time) => self.pings.push(client_time),
                 Step::Skip => {}
                 Step::Close(reason) => return self.kick.kick(reason),
             }
@@ -109,9 +107,15 @@ impl Attached {
 
     /// Writes the outbox (unless the socket is still backed up), the link ping when due, and
     /// flushes once.
-    fn write(&mut self, cx: &mut Context<'_>, now: Instant) {
+    fn write(&mut self, cx: &mut Context<'_>, now: Instant, server_tick: Tick) {
         let Some(ws) = self.ws.as_mut() else { return };
         let mut ws = std::pin::Pin::new(ws);
+        for client_time in self.pings.drain(..) {
+            let pong = protocol::encode(&ServerMsg::Pong { client_time, server_tick });
+            if ws.as_mut().start_send(Message::Binary(pong.into())).is_err() {
+                return self.kick.kick(DisconnectReason::ConnectionLost);
+            }
+        }
         if self.blocked {
             match ws.as_mut().poll_flush(cx) {
                 Poll::Pending => return,
@@ -176,11 +180,11 @@ const PARALLEL_WRITES_FROM: usize = 256;
 /// Threads a room's writes use at most.
 const MAX_WRITE_THREADS: usize = 4;
 
-fn write_each(attached: &mut [Attached], now: Instant) {
+fn write_each(attached: &mut [Attached], now: Instant, tick: Tick) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     for attached in attached {
         if !attached.kick.is_kicked() {
-            attached.write(&mut cx, now);
+            attached.write(&mut cx, now, tick);
         }
     }
 }
@@ -219,6 +223,7 @@ impl Sockets {
     /// and the room handles its `Leave` now.
     pub fn write(&mut self, room: &mut Room) {
         let now = Instant::now();
+        let tick = room.world.tick;
         let threads = if self.attached.len() >= PARALLEL_WRITES_FROM {
             std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WRITE_THREADS)
         } else {
@@ -232,14 +237,14 @@ impl Sockets {
                 let mut parts = self.attached.chunks_mut(per_thread);
                 let mine = parts.next();
                 for part in parts {
-                    scope.spawn(move || write_each(part, now));
+                    scope.spawn(move || write_each(part, now, tick));
                 }
                 if let Some(mine) = mine {
-                    write_each(mine, now);
+                    write_each(mine, now, tick);
                 }
             });
         } else {
-            write_each(&mut self.attached, now);
+            write_each(&mut self.attached, now, tick);
         }
         if self.attached.iter().any(|a| a.kick.is_kicked()) {
             let (ended, live): (Vec<_>, Vec<_>) = self.attached.drain(..).partition(|a| a.kick.is_kicked());
