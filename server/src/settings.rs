@@ -116,9 +116,14 @@ pub fn unknown_env(known: &[String]) -> Vec<String> {
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("ARENA_") && name != "ARENA_CONFIG")
         .filter(|name| !is_kubernetes_service_variable(name))
+        .filter(|name| !TOOL_VARIABLES.contains(&name.as_str()))
         .filter(|name| !known.iter().any(|id| env_name(id) == *name))
         .collect()
 }
+
+/// `ARENA_` variables that configure tools around the server, not the server: the peer
+/// harness (`../shared/peers/s1-compare.py`) starts the server with them set.
+const TOOL_VARIABLES: [&str; 3] = ["ARENA_DIR", "ARENA_SERVER", "ARENA_LOADGEN"];
 
 fn is_kubernetes_service_variable(name: &str) -> bool {
     name.contains("_SERVICE_HOST")

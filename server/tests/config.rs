@@ -76,6 +76,9 @@ fn unknown_keys_unknown_variables_and_bad_values_are_errors_that_say_where() {
     assert!(!ok && err.contains("unknown key `tick_hzz`") && err.contains("unknown.toml"), "{err}");
     let (ok, _, err) = run(&["config"], &[("ARENA_TICKHZ", "3")]);
     assert!(!ok && err.contains("ARENA_TICKHZ"), "{err}");
+    // The peer harness's own variables are not the server's settings, and not a typo either.
+    let (ok, _, err) = run(&["config"], &[("ARENA_SERVER", "x"), ("ARENA_LOADGEN", "y"), ("ARENA_DIR", ".")]);
+    assert!(ok, "{err}");
     let bad = dir().join("bad.toml");
     std::fs::write(&bad, "tick_hz = \"fast\"\n").unwrap();
     let (ok, _, err) = run(&["config", "--config", bad.to_str().unwrap()], &[]);
