@@ -16,37 +16,23 @@ Several --arena LABEL=COMMAND compare builds (an older binary, another flag) in 
 --snap sets the floor's message size (default: Arena's measured bytes per client-second / 30 of
 the first Arena run at that N; 1650 before any). Loopback only; every step bounded in time.
 """
-import argparse, json, os, re, shlex, socket, statistics, subprocess, sys, time
+import argparse, importlib.util, json, os, re, shlex, socket, statistics, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FLOOR_SRC = os.path.join(HERE, "..", "..", "shared", "peers", "floor")
-TCK = os.sysconf("SC_CLK_TCK")
+PEERS = os.path.join(HERE, "..", "..", "shared", "peers")
+FLOOR_SRC = os.path.join(PEERS, "floor")
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def _peer_harness():
+    """The measuring helpers of ../shared/peers/s1-compare.py (same CPU, RSS and byte counters)."""
+    spec = importlib.util.spec_from_file_location("s1_compare", os.path.join(PEERS, "s1-compare.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def cpu_s(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / TCK
-
-
-def rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return -1.0
-
-
-def sockets(port):
-    out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True, timeout=10).stdout
-    n, sent = 0, 0
-    for tok in out.split():
-        if tok.startswith("bytes_sent:"):
-            n += 1; sent += int(tok.split(":")[1])
-    return n, sent
+_harness = _peer_harness()
+free_port, cpu_s, rss_mb, sockets = _harness.free_port, _harness.cpu_s, _harness.rss_mb, _harness.sockets
 
 
 def wait_listen(port, timeout=30):
