@@ -83,8 +83,15 @@ enum ReplayCommand {
         bind: SocketAddr,
     },
     /// Rewrite a replay in the current format (older formats, 3 and up, pack their inputs
-    /// smaller); the records it holds are kept exactly, up to a damaged tail.
-    Repack { file: PathBuf, out: PathBuf },
+    /// smaller); the records it holds are kept exactly. A file with a cut or damaged tail is
+    /// refused unless --force (the copy would end cleanly and hide the damage).
+    Repack {
+        file: PathBuf,
+        out: PathBuf,
+        /// Repack what precedes a cut or damaged tail anyway.
+        #[arg(long)]
+        force: bool,
+    },
     /// Length, players, ticks and final scores of a replay.
     Info {
         file: PathBuf,
@@ -917,8 +924,15 @@ fn replay(command: ReplayCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        ReplayCommand::Repack { file, out } => {
+        ReplayCommand::Repack { file, out, force } => {
             let replay = load(&file)?;
+            if replay.tail != format::TailStatus::Clean && !force {
+                anyhow::bail!(
+                    "{}: {}; repacking would write a copy that ends cleanly and hides that (use --force to repack the records before it)",
+                    file.display(),
+                    replay.tail
+                );
+            }
             let bytes = server::replay::format::write_all(&replay.header, &replay.records);
             std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             println!(

@@ -19,7 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::assets;
 use super::connection::{self, NetContext};
@@ -100,15 +100,23 @@ where
     S::Future: Send,
 {
     use tower::ServiceExt;
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // The peer gave up before the accept: nothing to wait for.
+                Err(error) if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => continue,
                 Err(error) => {
-                    // Out of file descriptors or memory, or the peer gave up: not fatal.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Out of file descriptors or memory: not fatal, but not worth a busy loop.
+                    tracing::error!(%error, "accept failed; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
             },
@@ -121,7 +129,7 @@ where
             app.clone().oneshot(request)
         });
         let stop = stop.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let connection =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
             tokio::pin!(connection);
@@ -137,6 +145,10 @@ where
             }
         });
     }
+    // As `axum::serve` does: requests in flight finish (the caller bounds the wait).
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// Performs the WebSocket handshake (RFC 6455 §4.2) and hands the upgraded socket to a

@@ -2,7 +2,8 @@
 //!
 //! After the join a plain-TCP connection's task hands its WebSocket to the room
 //! ([`SimInput::Attach`]) and ends. Each tick the room's task reads every queued frame of every
-//! socket ([`Sockets::read`]: `recv` until `EAGAIN`, at most [`MAX_FRAMES_PER_POLL`]), steps the
+//! socket ([`Sockets::read`]: `recv` until a short read or `EAGAIN`, at most
+//! [`MAX_FRAMES_PER_POLL`] frames), steps the
 //! world, and writes what each outbox holds ([`Sockets::write`]: all of a tick's messages for a
 //! client go out in one `send`). No packet wakes a thread and no message crosses a channel
 //! between tasks: with per-connection reader and writer tasks those wake-ups, not the syscalls,
@@ -164,10 +165,12 @@ impl Drop for Attached {
         let Some(slot) = slot else { return };
         let tracker = slot.0.tracker.clone();
         let _guard = runtime.enter();
-        if ws.get_mut().enter_reactor().is_err() {
-            return;
-        }
         tracker.spawn(async move {
+            // In the task: a runtime that cannot take the socket fails here, not in a drop
+            // (which may run while the room's task unwinds).
+            if ws.get_mut().enter_reactor().is_err() {
+                return;
+            }
             connection::close_with(&mut ws, &reason).await;
             connection::drain_until_closed(&mut ws).await;
             drop(slot);
@@ -179,6 +182,17 @@ impl Drop for Attached {
 const PARALLEL_WRITES_FROM: usize = 256;
 /// Threads a room's writes use at most.
 const MAX_WRITE_THREADS: usize = 4;
+/// Set when the system refused a write thread.
+static PARALLEL_WRITES_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How many threads a big room's writes use (the cores, read once).
+fn write_threads() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if PARALLEL_WRITES_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+        return 1;
+    }
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WRITE_THREADS))
+}
 
 fn write_each(attached: &mut [Attached], now: Instant, tick: Tick) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -224,20 +238,24 @@ impl Sockets {
     pub fn write(&mut self, room: &mut Room) {
         let now = Instant::now();
         let tick = room.world.tick;
-        let threads = if self.attached.len() >= PARALLEL_WRITES_FROM {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WRITE_THREADS)
-        } else {
-            1
-        };
+        let threads = if self.attached.len() >= PARALLEL_WRITES_FROM { write_threads() } else { 1 };
         if threads > 1 {
             // A big room's sends (each also runs the receiver's side of loopback TCP in the
-            // kernel) are spread over the cores for the length of this call.
+            // kernel) are spread over the cores for the length of this call. If the system
+            // refuses a thread, that share waits in its outboxes for the next tick, and rooms
+            // write on their own thread from then on.
             let per_thread = self.attached.len().div_ceil(threads);
             std::thread::scope(|scope| {
                 let mut parts = self.attached.chunks_mut(per_thread);
                 let mine = parts.next();
                 for part in parts {
-                    scope.spawn(move || write_each(part, now, tick));
+                    let spawned = std::thread::Builder::new()
+                        .name("room-writes".into())
+                        .spawn_scoped(scope, move || write_each(part, now, tick));
+                    if let Err(error) = spawned {
+                        tracing::warn!(%error, "a write thread could not start; rooms write on their own thread from now on");
+                        PARALLEL_WRITES_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 if let Some(mine) = mine {
                     write_each(mine, now, tick);

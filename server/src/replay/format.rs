@@ -15,16 +15,17 @@
 //! against the same player's previous input (its last one in the file, across ticks):
 //!
 //! ```text
-//! id        varint, zigzag difference from the previous input's id in the run (first: from 0)
+//! id        varint, zigzag difference (wrapping u32) from the previous input's id in the run
+//!           (first: from 0)
 //! flags     u8: 1 seq is not previous + 1 · 2 ack changed · 4 move_x, 8 move_y, 16 aim changed
 //!           · 32 fire · 64 view is not the previous view moved along with ack · 128 reserved
-//! then, in flag order: seq varint · ack varint zigzag difference · each changed float as a
+//! then, in flag order: seq varint · ack as a varint zigzag difference · each changed float as a
 //! varint of its bits XOR the previous bits · view: 0 (none) or 1, tick as a varint zigzag
 //! difference from ack, frac u8
 //! ```
 //!
 //! A player's first input is written against an all-zero input. Held keys and a still mouse
-//! cost two bytes an input.
+//! cost two bytes an input (three when the ack moved).
 //!
 //! Frames are appended as the match runs; a crash can only cut the file inside the last frame.
 //! The reader stops at the first frame that is short or fails its checksum and says so
@@ -130,12 +131,16 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
+/// The difference `now - before` of two u32s (wrapping), zigzag coded: small either way.
+fn diff(now: u32, before: u32) -> u64 {
+    let d = now.wrapping_sub(before) as i32;
+    u64::from(((d << 1) ^ (d >> 31)) as u32)
 }
 
-fn unzigzag(value: u64) -> i64 {
-    (value >> 1) as i64 ^ -((value & 1) as i64)
+/// `before` moved by a difference [`diff`] made (wrapping: no value can overflow).
+fn undiff(before: u32, coded: u32) -> u32 {
+    let d = ((coded >> 1) as i32) ^ -((coded & 1) as i32);
+    before.wrapping_add(d as u32)
 }
 
 /// Reads a packed run.
@@ -184,7 +189,7 @@ pub struct InputCodec {
 
 impl InputCodec {
     fn pack_one(&mut self, out: &mut Vec<u8>, previous_id: &mut u32, id: NetId, cmd: &InputCmd) {
-        put_varint(out, zigzag(i64::from(id.0) - i64::from(*previous_id)));
+        put_varint(out, diff(id.0, *previous_id));
         *previous_id = id.0;
         let previous = self.last.get(&id).copied().unwrap_or_default();
         let mut flags = 0;
@@ -215,7 +220,7 @@ impl InputCodec {
             put_varint(out, u64::from(cmd.seq));
         }
         if flags & ACK != 0 {
-            put_varint(out, zigzag(i64::from(cmd.ack.0) - i64::from(previous.ack.0)));
+            put_varint(out, diff(cmd.ack.0, previous.ack.0));
         }
         for (flag, now, before) in floats {
             if flags & flag != 0 {
@@ -227,7 +232,7 @@ impl InputCodec {
                 None => out.push(0),
                 Some(view) => {
                     out.push(1);
-                    put_varint(out, zigzag(i64::from(view.tick.0) - i64::from(cmd.ack.0)));
+                    put_varint(out, diff(view.tick.0, cmd.ack.0));
                     out.push(view.frac);
                 }
             }
@@ -236,8 +241,7 @@ impl InputCodec {
     }
 
     fn unpack_one(&mut self, cursor: &mut Cursor<'_>, previous_id: &mut u32) -> Result<Op, String> {
-        let id = i64::from(*previous_id) + unzigzag(cursor.varint()?);
-        let id = NetId(u32::try_from(id).map_err(|_| format!("input for player id {id}"))?);
+        let id = NetId(undiff(*previous_id, cursor.u32()?));
         *previous_id = id.0;
         let previous = self.last.get(&id).copied().unwrap_or_default();
         let flags = cursor.byte()?;
@@ -245,12 +249,8 @@ impl InputCodec {
             return Err("unknown input flag".into());
         }
         let seq = if flags & SEQ != 0 { cursor.u32()? } else { previous.seq.wrapping_add(1) };
-        let ack = if flags & ACK != 0 {
-            let ack = i64::from(previous.ack.0) + unzigzag(cursor.varint()?);
-            shared::tick::Tick(u32::try_from(ack).map_err(|_| format!("ack {ack}"))?)
-        } else {
-            previous.ack
-        };
+        let ack =
+            if flags & ACK != 0 { shared::tick::Tick(undiff(previous.ack.0, cursor.u32()?)) } else { previous.ack };
         let mut float = |flag: u8, before: f32| -> Result<f32, String> {
             Ok(if flags & flag != 0 { f32::from_bits(cursor.u32()? ^ before.to_bits()) } else { before })
         };
@@ -261,8 +261,7 @@ impl InputCodec {
             match cursor.byte()? {
                 0 => None,
                 1 => {
-                    let tick = i64::from(ack.0) + unzigzag(cursor.varint()?);
-                    let tick = shared::tick::Tick(u32::try_from(tick).map_err(|_| format!("view tick {tick}"))?);
+                    let tick = shared::tick::Tick(undiff(ack.0, cursor.u32()?));
                     Some(shared::protocol::ViewTime { tick, frac: cursor.byte()? })
                 }
                 other => return Err(format!("view tag {other}")),
@@ -610,6 +609,32 @@ mod tests {
             sizes.push(run.len());
         }
         assert!(sizes[4..].iter().all(|&n| n == 2 || n == 3), "{sizes:?}");
+    }
+
+    /// Differences at the ends of the u32 range (a hostile file) wrap instead of overflowing.
+    #[test]
+    fn hostile_input_runs_are_errors_or_values_never_panics() {
+        let run = |bytes: Vec<u8>| {
+            let mut codec = InputCodec::default();
+            codec.unpack(StoredTick { tick: 1, ops: vec![StoredOp::Inputs(bytes)], hash: None })
+        };
+        // Id 1, ack +1, then a view tick difference of u32::MAX (zigzag): wraps.
+        let wrapped = run(vec![0x02, ACK | VIEW, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00]).unwrap();
+        assert!(matches!(&wrapped.ops[0], Op::Input { id: NetId(1), .. }));
+        // A varint over 32 bits, a cut run, an unknown flag, an unknown view tag.
+        assert!(run(vec![0x02, ACK, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).is_err());
+        assert!(run(vec![0x02, ACK]).is_err());
+        assert!(run(vec![0x02, 0x80]).is_err());
+        assert!(run(vec![0x02, VIEW, 0x07]).is_err());
+        for (a, b) in [(0u32, u32::MAX), (u32::MAX, 0), (5, 3), (3, 5), (1 << 31, 0)] {
+            assert_eq!(undiff(b, diff(a, b) as u32), a);
+        }
+        // The same run inside a file, through the reader the fuzz target drives.
+        let mut bytes = file_start(&header());
+        let hostile = vec![0x02, ACK | VIEW, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00, 0x04, 0x80];
+        frame(&StoredTick { tick: 1, ops: vec![StoredOp::Inputs(hostile)], hash: None }, &mut bytes);
+        let file = parse(&bytes).unwrap();
+        assert!(matches!(&file.tail, TailStatus::Corrupt { why, .. } if why.contains("flag")), "{:?}", file.tail);
     }
 
     #[test]

@@ -1872,6 +1872,11 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             };
             let Some(message) = message else { break };
             dispatch(&mut room, &mut sockets, message);
+            // A connection ended while the room is empty (a seat taken over, its join undone)
+            // is closed now, not when someone next joins.
+            if !sockets.is_empty() {
+                sockets.write(&mut room);
+            }
             if room.closed_by_operator {
                 refuse_queued_joins(&mut inbox);
                 room.finish_recording();
