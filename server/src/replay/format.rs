@@ -17,11 +17,16 @@
 //! ```text
 //! id        varint, zigzag difference (wrapping u32) from the previous input's id in the run
 //!           (first: from 0)
-//! flags     u8: 1 seq is not previous + 1 · 2 ack changed · 4 move_x, 8 move_y, 16 aim changed
+//! flags     u8: 1 seq is not previous + 1 · 2 ack changed · 4 move_x, 8 move_y, 16 aim is not
+//!           as predicted
 //!           · 32 fire · 64 view is not the previous view moved along with ack · 128 reserved
-//! then, in flag order: seq varint · ack as a varint zigzag difference · each changed float as a
-//! varint of its bits XOR the previous bits · view: 0 (none) or 1, tick as a varint zigzag
+//! then, in flag order: seq varint · ack as a varint zigzag difference · each mispredicted float
+//! as a varint of its bits XOR the predicted bits · view: 0 (none) or 1, tick as a varint zigzag
 //! difference from ack, frac u8
+//!
+//! A float is predicted as held (its last value) or, when it has been moving smoothly, along the
+//! line through its last two values (`f32` arithmetic, the same on both sides): whichever of the
+//! two came closer, in bits, for its last value. Nothing on the wire says which.
 //! ```
 //!
 //! A player's first input is written against an all-zero input. Held keys and a still mouse
@@ -181,17 +186,60 @@ fn expected_view(previous: &InputCmd, ack: shared::tick::Tick) -> Option<shared:
     })
 }
 
-/// Packs and unpacks format 5's inputs: remembers each player's last input.
+/// What the codec remembers of one player.
+#[derive(Clone, Copy, Default)]
+struct Track {
+    /// The player's last input.
+    cmd: InputCmd,
+    /// `move_x`, `move_y`, `aim` of the input before it.
+    before: [f32; 3],
+    /// Per float: predict it along the line through its last two values (it has been moving
+    /// smoothly) rather than as held (it has been still, or jumping).
+    linear: [bool; 3],
+}
+
+impl Track {
+    fn floats(cmd: &InputCmd) -> [f32; 3] {
+        [cmd.move_x, cmd.move_y, cmd.aim]
+    }
+
+    fn line(&self, i: usize) -> f32 {
+        let last = Track::floats(&self.cmd)[i];
+        let next = last + (last - self.before[i]);
+        if next.is_finite() { next } else { last }
+    }
+
+    /// The value float `i` of the next input is expected to have.
+    fn predict(&self, i: usize) -> f32 {
+        if self.linear[i] { self.line(i) } else { Track::floats(&self.cmd)[i] }
+    }
+
+    /// Remembers `cmd`, and for each float which prediction would have come closer (in bits).
+    fn push(&mut self, cmd: InputCmd) {
+        let now = Track::floats(&cmd);
+        let last = Track::floats(&self.cmd);
+        for i in 0..3 {
+            let held = (now[i].to_bits() ^ last[i].to_bits()).leading_zeros();
+            let line = (now[i].to_bits() ^ self.line(i).to_bits()).leading_zeros();
+            self.linear[i] = line > held;
+        }
+        self.before = last;
+        self.cmd = cmd;
+    }
+}
+
+/// Packs and unpacks format 5's inputs: remembers each player's last inputs.
 #[derive(Default)]
 pub struct InputCodec {
-    last: std::collections::HashMap<NetId, InputCmd>,
+    last: std::collections::HashMap<NetId, Track>,
 }
 
 impl InputCodec {
     fn pack_one(&mut self, out: &mut Vec<u8>, previous_id: &mut u32, id: NetId, cmd: &InputCmd) {
         put_varint(out, diff(id.0, *previous_id));
         *previous_id = id.0;
-        let previous = self.last.get(&id).copied().unwrap_or_default();
+        let track = self.last.get(&id).copied().unwrap_or_default();
+        let previous = track.cmd;
         let mut flags = 0;
         if cmd.seq != previous.seq.wrapping_add(1) {
             flags |= SEQ;
@@ -200,12 +248,12 @@ impl InputCodec {
             flags |= ACK;
         }
         let floats = [
-            (MOVE_X, cmd.move_x, previous.move_x),
-            (MOVE_Y, cmd.move_y, previous.move_y),
-            (AIM, cmd.aim, previous.aim),
+            (MOVE_X, cmd.move_x, track.predict(0)),
+            (MOVE_Y, cmd.move_y, track.predict(1)),
+            (AIM, cmd.aim, track.predict(2)),
         ];
-        for (flag, now, before) in floats {
-            if now.to_bits() != before.to_bits() {
+        for (flag, now, expected) in floats {
+            if now.to_bits() != expected.to_bits() {
                 flags |= flag;
             }
         }
@@ -222,9 +270,9 @@ impl InputCodec {
         if flags & ACK != 0 {
             put_varint(out, diff(cmd.ack.0, previous.ack.0));
         }
-        for (flag, now, before) in floats {
+        for (flag, now, expected) in floats {
             if flags & flag != 0 {
-                put_varint(out, u64::from(now.to_bits() ^ before.to_bits()));
+                put_varint(out, u64::from(now.to_bits() ^ expected.to_bits()));
             }
         }
         if flags & VIEW != 0 {
@@ -237,13 +285,14 @@ impl InputCodec {
                 }
             }
         }
-        self.last.insert(id, *cmd);
+        self.last.entry(id).or_default().push(*cmd);
     }
 
     fn unpack_one(&mut self, cursor: &mut Cursor<'_>, previous_id: &mut u32) -> Result<Op, String> {
         let id = NetId(undiff(*previous_id, cursor.u32()?));
         *previous_id = id.0;
-        let previous = self.last.get(&id).copied().unwrap_or_default();
+        let track = self.last.get(&id).copied().unwrap_or_default();
+        let previous = track.cmd;
         let flags = cursor.byte()?;
         if flags & 128 != 0 {
             return Err("unknown input flag".into());
@@ -251,12 +300,12 @@ impl InputCodec {
         let seq = if flags & SEQ != 0 { cursor.u32()? } else { previous.seq.wrapping_add(1) };
         let ack =
             if flags & ACK != 0 { shared::tick::Tick(undiff(previous.ack.0, cursor.u32()?)) } else { previous.ack };
-        let mut float = |flag: u8, before: f32| -> Result<f32, String> {
-            Ok(if flags & flag != 0 { f32::from_bits(cursor.u32()? ^ before.to_bits()) } else { before })
+        let mut float = |flag: u8, expected: f32| -> Result<f32, String> {
+            Ok(if flags & flag != 0 { f32::from_bits(cursor.u32()? ^ expected.to_bits()) } else { expected })
         };
-        let move_x = float(MOVE_X, previous.move_x)?;
-        let move_y = float(MOVE_Y, previous.move_y)?;
-        let aim = float(AIM, previous.aim)?;
+        let move_x = float(MOVE_X, track.predict(0))?;
+        let move_y = float(MOVE_Y, track.predict(1))?;
+        let aim = float(AIM, track.predict(2))?;
         let view = if flags & VIEW != 0 {
             match cursor.byte()? {
                 0 => None,
@@ -270,7 +319,7 @@ impl InputCodec {
             expected_view(&previous, ack)
         };
         let cmd = InputCmd { seq, ack, move_x, move_y, aim, fire: flags & FIRE != 0, view };
-        self.last.insert(id, cmd);
+        self.last.entry(id).or_default().push(cmd);
         Ok(Op::Input { id, cmd })
     }
 
