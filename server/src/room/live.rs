@@ -1876,6 +1876,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             // is closed now, not when someone next joins.
             if !sockets.is_empty() {
                 sockets.write(&mut room);
+                stats.polled_sockets.store(sockets.len() as u32, Ordering::Relaxed);
             }
             if room.closed_by_operator {
                 refuse_queued_joins(&mut inbox);
