@@ -172,6 +172,17 @@ impl SnapshotScene {
     }
 }
 
+/// An open `size`×`size` map with `orbs` orbs and 64 spawn points on an even grid. Players
+/// killed in a scene respawn at the point farthest from everyone alive, so the crowd stays as
+/// spread out as it started; with [`MapDef::open`]'s single central spawn every death adds to a
+/// blob in the middle and a long benchmark measures a different (ever more crowded) scene than a
+/// short one.
+pub fn spread_map(size: f32, orbs: u16) -> MapDef {
+    let mut map = MapDef::open("bench", size, orbs);
+    map.spawns = (0..64).map(|i| Vec2::new((i % 8) as f32 + 0.5, (i / 8) as f32 + 0.5) * (size / 8.0)).collect();
+    map
+}
+
 /// The `q` quantile of a histogram of 1 ms buckets (`counts[ms]`), in ms; `None` when empty.
 /// The load generator's and the soak's message gaps.
 pub fn ms_quantile(counts: &[u64], q: f64) -> Option<u64> {

@@ -44,7 +44,7 @@ fn five_hundred_moving_entities_fit_the_budget_and_all_stay_fresh() {
     let budget_bytes = 1400usize;
     let budget_bits = budget_bytes * 8;
     let mut budget = Budget::new();
-    let mut baselines = Baselines::new();
+    let mut baselines: Baselines = Baselines::new();
     let mut receiver = SnapshotReceiver::new();
     let mut writer = BitWriter::new();
     let mut in_flight: VecDeque<Tick> = VecDeque::new();

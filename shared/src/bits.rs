@@ -15,7 +15,7 @@ pub struct BitWriter {
     bytes: Vec<u8>,
     /// Bits not yet flushed to `bytes`, LSB first.
     acc: u64,
-    /// Number of valid bits in `acc` (always < 8 between calls).
+    /// Number of valid bits in `acc` (always < 32 between calls: flushed four bytes at a time).
     acc_bits: u32,
 }
 
@@ -39,10 +39,10 @@ impl BitWriter {
         let masked = u64::from(value) & ((1u64 << bits) - 1);
         self.acc |= masked << self.acc_bits;
         self.acc_bits += bits;
-        while self.acc_bits >= 8 {
-            self.bytes.push(self.acc as u8);
-            self.acc >>= 8;
-            self.acc_bits -= 8;
+        if self.acc_bits >= 32 {
+            self.bytes.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.acc_bits -= 32;
         }
     }
 
@@ -100,11 +100,12 @@ impl BitWriter {
 
     /// Pads to a whole byte and returns the bytes written so far.
     pub fn finish(&mut self) -> &[u8] {
-        if self.acc_bits > 0 {
+        while self.acc_bits > 0 {
             self.bytes.push(self.acc as u8);
-            self.acc = 0;
-            self.acc_bits = 0;
+            self.acc >>= 8;
+            self.acc_bits = self.acc_bits.saturating_sub(8);
         }
+        self.acc = 0;
         &self.bytes
     }
 }

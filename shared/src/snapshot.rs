@@ -168,38 +168,73 @@ enum Op {
 /// Allocates nothing: one linear merge pass over the sorted views; the entry count is patched
 /// in at the end.
 pub fn encode_delta(tick: Tick, baseline: Option<&View>, current: &View, out: &mut BitWriter) {
-    out.clear();
     let empty = View::default();
-    let baseline = baseline.unwrap_or(&empty);
-    out.write(0, COUNT_BITS);
-    let mut count = 0u32;
-    let mut previous_id = 0u32;
-    merge(baseline, current, |id, op, states| {
-        count += 1;
-        out.write_gamma(id.0 - previous_id);
-        previous_id = id.0;
-        match op {
-            Op::Update => {
-                out.write(0, 1);
-                let (old, new) = states;
-                write_update(
-                    tick,
-                    old.expect("update has a baseline state"),
-                    new.expect("update has a new state"),
-                    out,
-                );
-            }
-            Op::Create => {
-                out.write(0b01, 2);
-                let new = states.1.expect("create has a new state");
-                out.write(new.kind_code(), 2);
-                write_full(tick, new, out);
-            }
-            Op::Remove => out.write(0b11, 2),
+    let mut delta = DeltaWriter::start(tick, out);
+    merge(baseline.unwrap_or(&empty), current, |id, op, states| match op {
+        Op::Update => {
+            delta.update(id, states.0.expect("update has a baseline state"), states.1.expect("update has a new state"))
         }
+        Op::Create => delta.create(id, states.1.expect("create has a new state")),
+        Op::Remove => delta.remove(id),
     });
-    assert!(count <= MAX_DELTA_ENTRIES, "a view holds at most {MAX_DELTA_ENTRIES} entities");
-    out.patch(0, count, COUNT_BITS);
+    delta.finish();
+}
+
+/// Writes a delta entry by entry, in strictly increasing id order: the same bits
+/// [`encode_delta`] writes for two views that differ by those entries. For a server that finds
+/// the differences without walking both views. [`DeltaWriter::finish`] patches the count in.
+pub struct DeltaWriter<'a> {
+    tick: Tick,
+    out: &'a mut BitWriter,
+    count: u32,
+    previous_id: u32,
+}
+
+impl<'a> DeltaWriter<'a> {
+    /// Starts a delta for a view at `tick` in `out` (cleared first).
+    pub fn start(tick: Tick, out: &'a mut BitWriter) -> Self {
+        out.clear();
+        out.write(0, COUNT_BITS);
+        DeltaWriter { tick, out, count: 0, previous_id: 0 }
+    }
+
+    fn entry(&mut self, id: NetId) {
+        assert!(
+            id.0 > self.previous_id,
+            "delta entries must be in increasing id order ({id} after #{})",
+            self.previous_id
+        );
+        self.count += 1;
+        self.out.write_gamma(id.0 - self.previous_id);
+        self.previous_id = id.0;
+    }
+
+    /// `id` changed from `old` to `new` (an update of equal states is written anyway: leave
+    /// those out).
+    pub fn update(&mut self, id: NetId, old: &EntityState, new: &EntityState) {
+        self.entry(id);
+        self.out.write(0, 1);
+        write_update(self.tick, old, new, self.out);
+    }
+
+    /// `id` is new to the client.
+    pub fn create(&mut self, id: NetId, new: &EntityState) {
+        self.entry(id);
+        self.out.write(0b01, 2);
+        self.out.write(new.kind_code(), 2);
+        write_full(self.tick, new, self.out);
+    }
+
+    /// `id` left the client's view.
+    pub fn remove(&mut self, id: NetId) {
+        self.entry(id);
+        self.out.write(0b11, 2);
+    }
+
+    pub fn finish(self) {
+        assert!(self.count <= MAX_DELTA_ENTRIES, "a view holds at most {MAX_DELTA_ENTRIES} entities");
+        self.out.patch(0, self.count, COUNT_BITS);
+    }
 }
 
 /// Bits the entry for `id` takes in a delta (what [`encode_delta`] writes for it: id gap, op and

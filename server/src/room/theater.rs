@@ -64,7 +64,7 @@ impl Theater {
         let mut resim = Resim::new(&file.header)?;
         resim.keep_events = true;
         Ok(Theater {
-            scene: Scene::new(&file.header.map),
+            scene: Scene::new(),
             file,
             resim,
             next_record: 0,

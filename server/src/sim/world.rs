@@ -227,6 +227,17 @@ pub struct Orb {
     pub value: u8,
 }
 
+/// An orb appearing or going, as [`World::take_orb_changes`] reports them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OrbChange {
+    Spawned { net_id: NetId, pos: Vec2, value: u8 },
+    Removed { net_id: NetId, pos: Vec2 },
+}
+
+/// Most orb changes kept for a consumer that has not taken them; past this the journal is
+/// dropped and the consumer resynchronizes from [`World::orbs`].
+const ORB_JOURNAL_LIMIT: usize = 4096;
+
 /// The room's whole game state.
 pub struct World {
     pub config: WorldConfig,
@@ -259,6 +270,10 @@ pub struct World {
     dead_projectiles: Vec<ProjectileKey>,
     /// Scratch for orbs picked up this tick (reused every tick).
     taken_orbs: Vec<(OrbKey, PlayerKey)>,
+    /// Orbs spawned and removed since the consumer last took them, when journaling is on (see
+    /// [`World::journal_orbs`]); `complete` is false until the consumer has synchronized once
+    /// and after an overflow.
+    orb_journal: Option<(Vec<OrbChange>, bool)>,
 }
 
 /// Cell size of the world's neighbourhood grids, world units.
@@ -289,6 +304,7 @@ impl World {
             rank_order: Vec::new(),
             dead_projectiles: Vec::new(),
             taken_orbs: Vec::new(),
+            orb_journal: None,
         };
         for _ in 0..world.map.orbs {
             if world.config.rules == Rules::S1 {
@@ -307,6 +323,35 @@ impl World {
         let net_id = self.allocate_net_id();
         let key = self.orbs.insert(Orb { net_id, pos, value });
         self.orb_grid.insert(pos, key);
+        self.journal(OrbChange::Spawned { net_id, pos, value });
+    }
+
+    /// Starts recording orb spawns and removals for [`World::take_orb_changes`] (interest
+    /// management updates its scene from them instead of re-reading every orb each round).
+    pub fn journal_orbs(&mut self) {
+        self.orb_journal.get_or_insert((Vec::new(), false));
+    }
+
+    /// Moves the orb changes since the last call into `into` (cleared first) and returns true,
+    /// or returns false when they are not all known (journaling off, never taken, or
+    /// overflowed): the consumer then reads [`World::orbs`] whole.
+    pub fn take_orb_changes(&mut self, into: &mut Vec<OrbChange>) -> bool {
+        into.clear();
+        let Some((changes, complete)) = &mut self.orb_journal else { return false };
+        std::mem::swap(changes, into);
+        std::mem::replace(complete, true)
+    }
+
+    fn journal(&mut self, change: OrbChange) {
+        if let Some((changes, complete)) = &mut self.orb_journal {
+            if changes.len() >= ORB_JOURNAL_LIMIT {
+                changes.clear();
+                *complete = false;
+            }
+            if *complete {
+                changes.push(change);
+            }
+        }
     }
 
     /// Seconds per tick.
@@ -731,6 +776,7 @@ impl World {
         for &(orb_key, player_key) in &taken {
             if let Some(orb) = self.orbs.remove(orb_key) {
                 self.orb_grid.remove(orb.pos, orb_key);
+                self.journal(OrbChange::Removed { net_id: orb.net_id, pos: orb.pos });
                 if let Some(player) = self.players.get_mut(player_key) {
                     player.score = player.score.saturating_add(u16::from(orb.value));
                 }
@@ -758,6 +804,7 @@ impl World {
             let net_id = self.allocate_net_id();
             let key = self.orbs.insert(Orb { net_id, pos, value });
             self.orb_grid.insert(pos, key);
+            self.journal(OrbChange::Spawned { net_id, pos, value });
             return;
         }
     }

@@ -2,18 +2,18 @@
 //! against the newest one that client acknowledged.
 //!
 //! Pure and synchronous like `sim/`: the sim task calls it between ticks. [`Scene`] quantizes the
-//! world once per snapshot tick and buckets it in a grid; [`Scene::view_around`] cuts one
-//! client's [`View`] out of it (interest management); [`Baselines`] keeps the views sent to one
-//! client and picks the delta baseline from its acks. The bit format itself lives in
+//! whole world once per snapshot tick (the view shared by every client without interest
+//! management, and spectators'); [`interest::InterestScene`] keeps what interest-managed players
+//! see and cuts each one's view out of it; [`Baselines`] keeps the views sent to one client and
+//! picks the delta baseline from its acks. The bit format itself lives in
 //! `shared::snapshot`, because the client must decode it.
 
 pub mod budget;
+pub mod interest;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use glam::Vec2;
-use shared::map::MapDef;
 use shared::quant;
 use shared::snapshot::{
     EntityState, FLAG_ALIVE, FLAG_AWAY, FLAG_FIRING, FLAG_HIT, NetId, OrbNet, PlayerNet, ProjectileNet,
@@ -21,31 +21,22 @@ use shared::snapshot::{
 };
 use shared::tick::Tick;
 
-use crate::sim::grid::Grid;
-use crate::sim::world::World;
+use crate::sim::world::{Player, Projectile, World};
 
-/// Cell size of the interest grid, world units.
-const INTEREST_CELL: f32 = 256.0;
-
-/// The whole world, quantized, at one tick: the input to every client's view.
+/// The whole world, quantized, at one tick: the view shared by every client without interest
+/// management, and spectators'.
+#[derive(Default)]
 pub struct Scene {
     pub tick: Tick,
     /// Every entity, sorted by id.
     entities: Vec<(NetId, EntityState)>,
-    /// Indices into `entities`, bucketed by the entity's current position.
-    grid: Grid<u32>,
     /// Unsorted staging area (reused).
-    staging: Vec<(NetId, EntityState, Vec2)>,
+    staging: Vec<(NetId, EntityState)>,
 }
 
 impl Scene {
-    pub fn new(map: &MapDef) -> Scene {
-        Scene {
-            tick: Tick::ZERO,
-            entities: Vec::new(),
-            grid: Grid::new(map.width, map.height, INTEREST_CELL),
-            staging: Vec::new(),
-        }
+    pub fn new() -> Scene {
+        Scene::default()
     }
 
     /// Quantizes the world. `flash_ticks` is how long the firing/hit flags stay on (one snapshot
@@ -53,75 +44,20 @@ impl Scene {
     pub fn rebuild(&mut self, world: &World, flash_ticks: u32) {
         self.tick = world.tick;
         let tick = world.tick;
-        let recent = |at: Option<Tick>| at.is_some_and(|at| tick.since(at) < flash_ticks);
         self.staging.clear();
         for player in world.players.values() {
-            let mut flags = 0;
-            if player.alive {
-                flags |= FLAG_ALIVE;
-            }
-            if recent(player.fired_at) {
-                flags |= FLAG_FIRING;
-            }
-            if recent(player.hit_at) {
-                flags |= FLAG_HIT;
-            }
-            if player.away {
-                flags |= FLAG_AWAY;
-            }
-            let (x, y) = quant::vec_to_q(player.pos);
-            let state = EntityState::Player(PlayerNet {
-                x,
-                y,
-                aim: quant::angle_to_q(player.aim),
-                hp: player.hp,
-                score: player.score,
-                flags,
-            });
-            self.staging.push((player.net_id, state, player.pos));
+            self.staging.push((player.net_id, player_state(player, tick, flash_ticks)));
         }
         for projectile in world.projectiles.values() {
-            let (origin_x, origin_y) = quant::vec_to_q(projectile.origin);
-            let state = EntityState::Projectile(ProjectileNet {
-                origin_x,
-                origin_y,
-                vx: quant::vel_to_q(projectile.vel.x),
-                vy: quant::vel_to_q(projectile.vel.y),
-                spawn_tick: projectile.spawn_tick,
-                owner: projectile.owner_net_id,
-            });
-            self.staging.push((projectile.net_id, state, projectile.pos));
+            self.staging.push((projectile.net_id, projectile_state(projectile)));
         }
         for orb in world.orbs.values() {
             let (x, y) = quant::vec_to_q(orb.pos);
-            self.staging.push((orb.net_id, EntityState::Orb(OrbNet { x, y, value: orb.value }), orb.pos));
+            self.staging.push((orb.net_id, EntityState::Orb(OrbNet { x, y, value: orb.value })));
         }
-        self.staging.sort_unstable_by_key(|(id, _, _)| *id);
+        self.staging.sort_unstable_by_key(|(id, _)| *id);
         self.entities.clear();
-        self.grid.clear();
-        for (index, (id, state, pos)) in self.staging.iter().enumerate() {
-            self.entities.push((*id, *state));
-            self.grid.insert(*pos, index as u32);
-        }
-    }
-
-    /// Entities within `half_extent` of `center`, into `out` (sorted by id). `marks` is a reused
-    /// bitset over entity indices: marking and then scanning it yields id order without a sort.
-    pub fn view_around(&self, center: Vec2, half_extent: Vec2, marks: &mut Vec<u64>, out: &mut View) {
-        marks.clear();
-        marks.resize(self.entities.len().div_ceil(64), 0);
-        self.grid.query_box(center - half_extent, center + half_extent, |_, index| {
-            marks[index as usize / 64] |= 1 << (index % 64);
-        });
-        out.entities.clear();
-        for (word_index, &word) in marks.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let index = word_index * 64 + bits.trailing_zeros() as usize;
-                out.entities.push(self.entities[index]);
-                bits &= bits - 1;
-            }
-        }
+        self.entities.extend_from_slice(&self.staging);
     }
 
     /// Every entity (no interest filtering).
@@ -139,17 +75,65 @@ impl Scene {
     }
 }
 
+/// A player as clients see it at `tick`. `flash_ticks`: how long the firing and hit flags stay
+/// on after the event.
+pub fn player_state(player: &Player, tick: Tick, flash_ticks: u32) -> EntityState {
+    let recent = |at: Option<Tick>| at.is_some_and(|at| tick.since(at) < flash_ticks);
+    let mut flags = 0;
+    if player.alive {
+        flags |= FLAG_ALIVE;
+    }
+    if recent(player.fired_at) {
+        flags |= FLAG_FIRING;
+    }
+    if recent(player.hit_at) {
+        flags |= FLAG_HIT;
+    }
+    if player.away {
+        flags |= FLAG_AWAY;
+    }
+    let (x, y) = quant::vec_to_q(player.pos);
+    EntityState::Player(PlayerNet {
+        x,
+        y,
+        aim: quant::angle_to_q(player.aim),
+        hp: player.hp,
+        score: player.score,
+        flags,
+    })
+}
+
+/// A projectile as clients see it (it never changes after it is fired).
+pub fn projectile_state(projectile: &Projectile) -> EntityState {
+    let (origin_x, origin_y) = quant::vec_to_q(projectile.origin);
+    EntityState::Projectile(ProjectileNet {
+        origin_x,
+        origin_y,
+        vx: quant::vel_to_q(projectile.vel.x),
+        vy: quant::vel_to_q(projectile.vel.y),
+        spawn_tick: projectile.spawn_tick,
+        owner: projectile.owner_net_id,
+    })
+}
+
 /// The views recently sent to one client and the newest one it acknowledged. Views are shared
-/// (`Arc`): without interest management every client is sent the same view, stored once.
-#[derive(Debug, Default)]
-pub struct Baselines {
+/// (`Arc`): without interest management every client is sent the same view, stored once. `V` is
+/// how a view is kept: whole, or (interest-managed players) as an [`interest::Sent`].
+#[derive(Debug)]
+pub struct Baselines<V = Arc<View>> {
     /// Oldest first; at most [`SERVER_BASELINE_WINDOW`] entries.
-    sent: VecDeque<(Tick, Arc<View>)>,
+    sent: VecDeque<(Tick, V)>,
     /// Newest acknowledged tick that is still in `sent`.
     acked: Option<Tick>,
 }
 
-impl Baselines {
+impl<V> Default for Baselines<V> {
+    fn default() -> Self {
+        Baselines { sent: VecDeque::new(), acked: None }
+    }
+}
+
+impl<V> Baselines<V> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -166,18 +150,18 @@ impl Baselines {
     }
 
     /// The baseline to encode the next snapshot against, if the client has one.
-    pub fn baseline(&self) -> Option<(Tick, &Arc<View>)> {
+    pub fn baseline(&self) -> Option<(Tick, &V)> {
         let acked = self.acked?;
         self.sent.iter().find(|(tick, _)| *tick == acked).map(|(tick, view)| (*tick, view))
     }
 
     /// The newest view handed to the client's connection (acknowledged or not).
-    pub fn newest(&self) -> Option<&Arc<View>> {
+    pub fn newest(&self) -> Option<&V> {
         self.sent.back().map(|(_, view)| view)
     }
 
     /// Remembers a view that was handed to the client's connection.
-    pub fn record(&mut self, tick: Tick, view: Arc<View>) {
+    pub fn record(&mut self, tick: Tick, view: V) {
         if self.sent.len() >= SERVER_BASELINE_WINDOW {
             self.sent.pop_front();
         }
