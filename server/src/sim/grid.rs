@@ -11,6 +11,11 @@ pub struct Grid<T> {
     columns: usize,
     rows: usize,
     cells: Vec<Vec<(Vec2, T)>>,
+    /// One bit per cell, set while it holds items: `words_per_row` words per row. A wide query
+    /// over a sparse grid (a bot looking 650 units around) visits only the occupied cells, in
+    /// the same order as a scan of every cell.
+    occupied: Vec<u64>,
+    words_per_row: usize,
 }
 
 impl<T: Copy + PartialEq> Grid<T> {
@@ -18,7 +23,25 @@ impl<T: Copy + PartialEq> Grid<T> {
     pub fn new(width: f32, height: f32, cell_size: f32) -> Self {
         let columns = ((width / cell_size).ceil() as usize).max(1);
         let rows = ((height / cell_size).ceil() as usize).max(1);
-        Self { cell_size, columns, rows, cells: (0..columns * rows).map(|_| Vec::new()).collect() }
+        let words_per_row = columns.div_ceil(64);
+        Self {
+            cell_size,
+            columns,
+            rows,
+            cells: (0..columns * rows).map(|_| Vec::new()).collect(),
+            occupied: vec![0; rows * words_per_row],
+            words_per_row,
+        }
+    }
+
+    fn mark(&mut self, column: usize, row: usize, occupied: bool) {
+        let word = &mut self.occupied[row * self.words_per_row + column / 64];
+        let bit = 1u64 << (column % 64);
+        if occupied {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
     }
 
     fn cell_of(&self, pos: Vec2) -> (usize, usize) {
@@ -29,14 +52,22 @@ impl<T: Copy + PartialEq> Grid<T> {
 
     /// Empties every cell, keeping their capacity.
     pub fn clear(&mut self) {
-        for cell in &mut self.cells {
-            cell.clear();
+        for (row, words) in self.occupied.chunks_mut(self.words_per_row).enumerate() {
+            for (word_index, word) in words.iter_mut().enumerate() {
+                let mut bits = std::mem::take(word);
+                while bits != 0 {
+                    let column = word_index * 64 + bits.trailing_zeros() as usize;
+                    self.cells[row * self.columns + column].clear();
+                    bits &= bits - 1;
+                }
+            }
         }
     }
 
     pub fn insert(&mut self, pos: Vec2, item: T) {
         let (column, row) = self.cell_of(pos);
         self.cells[row * self.columns + column].push((pos, item));
+        self.mark(column, row, true);
     }
 
     /// Removes `item`, which must have been inserted at `pos`. Returns whether it was found.
@@ -46,6 +77,9 @@ impl<T: Copy + PartialEq> Grid<T> {
         match cell.iter().position(|(_, other)| *other == item) {
             Some(index) => {
                 cell.swap_remove(index);
+                if cell.is_empty() {
+                    self.mark(column, row, false);
+                }
                 true
             }
             None => false,
@@ -57,11 +91,22 @@ impl<T: Copy + PartialEq> Grid<T> {
         let (first_column, first_row) = self.cell_of(min);
         let (last_column, last_row) = self.cell_of(max);
         for row in first_row..=last_row {
-            for column in first_column..=last_column {
-                for &(pos, item) in &self.cells[row * self.columns + column] {
-                    if pos.x >= min.x && pos.y >= min.y && pos.x <= max.x && pos.y <= max.y {
-                        visit(pos, item);
+            let words = &self.occupied[row * self.words_per_row..(row + 1) * self.words_per_row];
+            let first_word = first_column / 64;
+            for (word_index, word) in words.iter().enumerate().take(last_column / 64 + 1).skip(first_word) {
+                // This word's columns within first_column..=last_column.
+                let low = (first_column.max(word_index * 64) - word_index * 64) as u32;
+                let high = (last_column.min(word_index * 64 + 63) - word_index * 64) as u32;
+                let span = if high - low == 63 { u64::MAX } else { ((1u64 << (high - low + 1)) - 1) << low };
+                let mut bits = word & span;
+                while bits != 0 {
+                    let column = word_index * 64 + bits.trailing_zeros() as usize;
+                    for &(pos, item) in &self.cells[row * self.columns + column] {
+                        if pos.x >= min.x && pos.y >= min.y && pos.x <= max.x && pos.y <= max.y {
+                            visit(pos, item);
+                        }
                     }
+                    bits &= bits - 1;
                 }
             }
         }
@@ -103,5 +148,54 @@ mod tests {
         let mut edge = Vec::new();
         grid.query_box(Vec2::new(-100.0, 4000.0), Vec2::new(0.0, 6000.0), |_, i| edge.push(i));
         assert_eq!(edge, vec![999]);
+    }
+
+    proptest::proptest! {
+        /// Queries visit exactly what a scan of every cell in the box would, in the same order
+        /// (bots pick the first of equally near targets, so order is part of the simulation),
+        /// across rows of more than one occupancy word, after removals and clears.
+        #[test]
+        fn queries_visit_what_a_full_scan_visits_in_order(
+            items in proptest::collection::vec((-50.0f32..13_050.0, -50.0f32..2_050.0), 0..200),
+            removals in proptest::collection::vec(0usize..200, 0..60),
+            boxes in proptest::collection::vec((-100.0f32..13_100.0, -100.0f32..2_100.0, 0.0f32..9_000.0, 0.0f32..1_500.0), 1..12),
+            clear_at in 0usize..3,
+        ) {
+            let mut grid = Grid::new(13_000.0, 2_000.0, 100.0);
+            for round in 0..2 {
+                if round == clear_at {
+                    grid.clear();
+                }
+                for (i, &(x, y)) in items.iter().enumerate() {
+                    grid.insert(Vec2::new(x, y), (round, i));
+                }
+                for &r in &removals {
+                    if let Some(&(x, y)) = items.get(r) {
+                        grid.remove(Vec2::new(x, y), (round, r));
+                    }
+                }
+            }
+            for &(x, y, w, h) in &boxes {
+                let (min, max) = (Vec2::new(x, y), Vec2::new(x + w, y + h));
+                let mut found = Vec::new();
+                grid.query_box(min, max, |_, item| found.push(item));
+                let mut expected = Vec::new();
+                let (first_column, first_row) = grid.cell_of(min);
+                let (last_column, last_row) = grid.cell_of(max);
+                for row in first_row..=last_row {
+                    for column in first_column..=last_column {
+                        for &(pos, item) in &grid.cells[row * grid.columns + column] {
+                            if pos.x >= min.x && pos.y >= min.y && pos.x <= max.x && pos.y <= max.y {
+                                expected.push(item);
+                            }
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(found, expected);
+            }
+            let occupied = grid.cells.iter().filter(|cell| !cell.is_empty()).count();
+            let marked: u32 = grid.occupied.iter().map(|word| word.count_ones()).sum();
+            proptest::prop_assert_eq!(occupied, marked as usize);
+        }
     }
 }

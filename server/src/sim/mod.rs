@@ -7,4 +7,5 @@
 pub mod ai;
 pub mod grid;
 pub mod testing;
+pub mod walls;
 pub mod world;

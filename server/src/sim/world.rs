@@ -23,6 +23,7 @@ use slotmap::{SlotMap, new_key_type};
 
 use super::ai::{BotBrain, Senses};
 use super::grid::Grid;
+use super::walls::WallIndex;
 
 new_key_type! {
     /// Key of a player in [`World::players`].
@@ -250,6 +251,8 @@ pub struct World {
     orb_grid: Grid<OrbKey>,
     /// Living players by position, rebuilt every tick.
     player_grid: Grid<PlayerKey>,
+    /// The map's walls by cell, for the free-space checks of projectiles and orbs.
+    walls: WallIndex,
     rng: Pcg32,
     next_net_id: u32,
     /// Events of the ticks stepped since the caller last drained them.
@@ -287,6 +290,7 @@ impl World {
             config,
             orb_grid: Grid::new(map.width, map.height, GRID_CELL),
             player_grid: Grid::new(map.width, map.height, GRID_CELL),
+            walls: WallIndex::new(&map, rules::PROJECTILE_RADIUS.max(rules::ORB_RADIUS)),
             map,
             tick: Tick::ZERO,
             players: SlotMap::with_key(),
@@ -616,7 +620,7 @@ impl World {
         for (owner, owner_net_id, pos, aim, rewind) in shots.drain(..) {
             let dir = Vec2::from_angle(aim);
             let origin = pos + dir * (rules::PLAYER_RADIUS + rules::PROJECTILE_RADIUS + 1.0);
-            if !self.map.is_free(origin, rules::PROJECTILE_RADIUS) {
+            if !self.walls.is_free(&self.map, origin, rules::PROJECTILE_RADIUS) {
                 continue; // Muzzle inside a wall: the shot is blocked.
             }
             let net_id = self.allocate_net_id();
@@ -649,7 +653,7 @@ impl World {
         for (key, projectile) in &mut self.projectiles {
             projectile.pos += projectile.vel * dt;
             let expired = !projectile.expires_at.is_newer_than(tick);
-            if !expired && self.map.is_free(projectile.pos, rules::PROJECTILE_RADIUS) {
+            if !expired && self.walls.is_free(&self.map, projectile.pos, rules::PROJECTILE_RADIUS) {
                 let mut victim = None;
                 if projectile.rewind > 0.0 {
                     // Lag compensated: targets where the shooter saw them (walls as they are).
@@ -792,7 +796,7 @@ impl World {
         for _ in 0..32 {
             let pos =
                 Vec2::new(self.rng.random_range(0.0..self.map.width), self.rng.random_range(0.0..self.map.height));
-            if !self.map.is_free(pos, rules::ORB_RADIUS) {
+            if !self.walls.is_free(&self.map, pos, rules::ORB_RADIUS) {
                 continue;
             }
             let roll: u32 = self.rng.random_range(0..100);
