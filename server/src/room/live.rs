@@ -1703,7 +1703,11 @@ impl Room {
                     // The budget weighs whole views: the kept ones are rebuilt from their cuts.
                     let whole = |sent: &Sent| self.interest.whole(sent);
                     let baseline = baseline_tick.and_then(|_| client.baselines.baseline()).and_then(|(_, b)| whole(b));
-                    let newest = client.baselines.newest().and_then(whole);
+                    // (When the newest is the baseline, the budget reads the baseline.)
+                    let newest = match client.baselines.newest_tick() {
+                        Some(newest) if Some(newest) == baseline_tick => None,
+                        _ => client.baselines.newest().and_then(whole),
+                    };
                     let view = whole(&sent).expect("a cut of this round is usable");
                     let fitted = fit_to_budget(
                         &mut client.budget,

@@ -90,6 +90,9 @@ impl<T: Copy + PartialEq> Grid<T> {
     pub fn query_box(&self, min: Vec2, max: Vec2, mut visit: impl FnMut(Vec2, T)) {
         let (first_column, first_row) = self.cell_of(min);
         let (last_column, last_row) = self.cell_of(max);
+        if first_column > last_column {
+            return; // An inverted box holds nothing.
+        }
         for row in first_row..=last_row {
             let words = &self.occupied[row * self.words_per_row..(row + 1) * self.words_per_row];
             let first_word = first_column / 64;

@@ -23,7 +23,7 @@ use glam::Vec2;
 use shared::bits::BitWriter;
 use shared::map::MapDef;
 use shared::quant;
-use shared::snapshot::{DeltaWriter, EntityState, NetId, OrbNet, View};
+use shared::snapshot::{DeltaWriter, EncodedUpdate, EntityState, NetId, OrbNet, View};
 use shared::tick::Tick;
 
 use super::{player_state, projectile_state};
@@ -35,8 +35,8 @@ const CELL: f32 = 256.0;
 /// cell's edge can still be bucketed in it).
 const EDGE_MARGIN: f32 = 1.0;
 /// Rounds a cut stays usable as a baseline; orbs gone longer ago are forgotten. A client whose
-/// acknowledged cut is older (it would have been kicked as too slow long before at 30 Hz) gets a
-/// full snapshot.
+/// acknowledged cut is older (one that keeps skipping snapshots without ever being slow long
+/// enough to be kicked, say) gets a full snapshot.
 pub const RETAIN_ROUNDS: u64 = 256;
 
 /// Scene epochs are unique in the process, so a cut can never be read against another scene.
@@ -52,6 +52,10 @@ struct Area {
 impl Area {
     fn contains(&self, pos: Vec2) -> bool {
         pos.x >= self.min.x && pos.y >= self.min.y && pos.x <= self.max.x && pos.y <= self.max.y
+    }
+
+    fn is_finite(&self) -> bool {
+        self.min.is_finite() && self.max.is_finite()
     }
 
     fn covers(&self, other: &Area) -> bool {
@@ -101,6 +105,9 @@ struct Buckets {
 pub enum Entry {
     /// A player or projectile in both: its indices in the base's and the current round's lists.
     Update(u32, u32),
+    /// The same, from the previous round's state: its index in the current round's list, whose
+    /// update is encoded once for every client.
+    UpdateFromPrevious(u32),
     /// A player or projectile new to the view: its index in the current round's list.
     Create(u32),
     CreateOrb(OrbNet),
@@ -225,11 +232,24 @@ pub struct InterestScene {
     gone: VecDeque<Gone>,
     /// Players and projectiles this round, sorted by id, and where they are (by index).
     dynamic: Arc<[(NetId, EntityState)]>,
+    /// The previous round's, and for each of this round's (by index) what changed since it:
+    /// most clients acknowledged the previous round, so one encoding serves them all.
+    previous: Arc<[(NetId, EntityState)]>,
+    since_previous: Vec<Since>,
     dynamic_buckets: Buckets,
     // Scratch, reused.
     changes: Vec<OrbChange>,
     marks: Vec<u64>,
     staging: Vec<(NetId, EntityState, Vec2)>,
+    scratch: BitWriter,
+}
+
+/// A player or projectile compared with the previous round.
+#[derive(Clone, Copy, Debug)]
+enum Since {
+    New,
+    Same,
+    Changed(EncodedUpdate),
 }
 
 impl InterestScene {
@@ -246,8 +266,11 @@ impl InterestScene {
             newest_born: vec![0; columns * rows],
             gone: VecDeque::new(),
             dynamic: Arc::new([]),
+            previous: Arc::new([]),
+            since_previous: Vec::new(),
             dynamic_buckets: Buckets { starts: vec![0; columns * rows + 1], items: Vec::new() },
             staging: Vec::new(),
+            scratch: BitWriter::new(),
             changes: Vec::new(),
             marks: Vec::new(),
         }
@@ -332,7 +355,19 @@ impl InterestScene {
         self.staging.clear();
         self.staging.extend(entities);
         self.staging.sort_unstable_by_key(|(id, _, _)| *id);
-        self.dynamic = self.staging.iter().map(|(id, state, _)| (*id, *state)).collect();
+        let current: Arc<[(NetId, EntityState)]> = self.staging.iter().map(|(id, state, _)| (*id, *state)).collect();
+        self.previous = std::mem::replace(&mut self.dynamic, current);
+        self.since_previous.clear();
+        let mut earlier = self.previous.iter().peekable();
+        for (id, state) in self.dynamic.iter() {
+            while earlier.next_if(|(old_id, _)| old_id < id).is_some() {}
+            let since = match earlier.next_if(|(old_id, _)| old_id == id) {
+                None => Since::New,
+                Some((_, old)) if old == state => Since::Same,
+                Some((_, old)) => Since::Changed(EncodedUpdate::new(self.tick, old, state, &mut self.scratch)),
+            };
+            self.since_previous.push(since);
+        }
         // Counting sort by cell; within a cell items stay in id order.
         let buckets = &mut self.dynamic_buckets;
         buckets.starts.clear();
@@ -459,6 +494,10 @@ impl InterestScene {
                 Entry::Update(old, new) => {
                     delta.update(id, &base.everyone[old as usize].1, &current.everyone[new as usize].1)
                 }
+                Entry::UpdateFromPrevious(new) => match &self.since_previous[new as usize] {
+                    Since::Changed(update) => delta.update_encoded(id, update),
+                    since => unreachable!("listed as changed since the previous round: {since:?}"),
+                },
                 Entry::Create(new) => delta.create(id, &current.everyone[new as usize].1),
                 Entry::CreateOrb(orb) => delta.create(id, &EntityState::Orb(orb)),
                 Entry::Remove => delta.remove(id),
@@ -474,10 +513,15 @@ impl InterestScene {
         if !self.usable(base) || current.epoch != self.epoch || current.round != self.round {
             return false;
         }
+        if !(base.area.is_finite() && current.area.is_finite()) {
+            return false; // Cannot happen (positions are validated); the slow path copes.
+        }
         out.clear();
         // Players and projectiles: both lists are whole.
         let (old, new) = (&base.seen, &current.seen);
         let (old_everyone, new_everyone) = (&base.everyone, &current.everyone);
+        // A base of the previous round (the usual case): what changed is already known.
+        let from_previous = Arc::ptr_eq(old_everyone, &self.previous) && Arc::ptr_eq(new_everyone, &self.dynamic);
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < new.len() {
             let old_entry = old.get(i).map(|&index| (index, &old_everyone[index as usize]));
@@ -486,7 +530,11 @@ impl InterestScene {
                 (Some((old_index, (old_id, old_state))), Some((new_index, (new_id, new_state))))
                     if old_id == new_id =>
                 {
-                    if old_state != new_state {
+                    if from_previous {
+                        if let Since::Changed(_) = self.since_previous[new_index as usize] {
+                            out.push((*new_id, Entry::UpdateFromPrevious(new_index)));
+                        }
+                    } else if old_state != new_state {
                         out.push((*new_id, Entry::Update(old_index, new_index)));
                     }
                     i += 1;
@@ -686,6 +734,7 @@ mod tests {
             let mut orbs: BTreeMap<NetId, (EntityState, Vec2)> = BTreeMap::new();
             let mut next_id = 1u32;
             let mut movers: Vec<NetId> = Vec::new();
+            let mut previous_movers: Vec<(NetId, EntityState, Vec2)> = Vec::new();
             // Per client: (cut, its whole view, the round of the last epoch change before it).
             let mut history: [Vec<(Cut, View, usize)>; 3] = Default::default();
             let mut epoch_round = 0;
@@ -716,15 +765,24 @@ mod tests {
                     movers.push(NetId(next_id));
                     next_id += 1;
                 }
+                // Every third mover (a different third each round) stands still.
                 let dynamic: Vec<(NetId, EntityState, Vec2)> = movers
                     .iter()
                     .zip(&round.movers)
-                    .map(|(id, pos)| {
-                        let (x, y) = quant::vec_to_q(*pos);
-                        let state = PlayerNet { x, y, aim: (id.0 + number as u32) as u8, ..PlayerNet::default() };
-                        (*id, EntityState::Player(state), *pos)
+                    .enumerate()
+                    .map(|(k, (id, pos))| {
+                        let kept = previous_movers.iter().find(|(old_id, _, _)| old_id == id);
+                        match kept {
+                            Some(&entry) if (k + number) % 3 == 0 => entry,
+                            _ => {
+                                let (x, y) = quant::vec_to_q(*pos);
+                                let aim = (id.0 + number as u32) as u8;
+                                (*id, EntityState::Player(PlayerNet { x, y, aim, ..PlayerNet::default() }), *pos)
+                            }
+                        }
                     })
                     .collect();
+                previous_movers = dynamic.clone();
                 scene.begin_round(tick);
                 if round.lost || number == 0 {
                     scene.reset_orbs(orbs.iter().map(|(id, (state, pos))| {

@@ -155,6 +155,11 @@ impl<V> Baselines<V> {
         self.sent.iter().find(|(tick, _)| *tick == acked).map(|(tick, view)| (*tick, view))
     }
 
+    /// The tick of the newest view handed to the client's connection.
+    pub fn newest_tick(&self) -> Option<Tick> {
+        self.sent.back().map(|(tick, _)| *tick)
+    }
+
     /// The newest view handed to the client's connection (acknowledged or not).
     pub fn newest(&self) -> Option<&V> {
         self.sent.back().map(|(_, view)| view)
