@@ -4,6 +4,9 @@
 
 use glam::Vec2;
 
+/// Queries at most this many columns wide scan every cell instead of the occupancy mask.
+const NARROW: usize = 4;
+
 /// Items bucketed by position in square cells.
 #[derive(Debug, Clone)]
 pub struct Grid<T> {
@@ -93,6 +96,22 @@ impl<T: Copy + PartialEq> Grid<T> {
         if first_column > last_column {
             return; // An inverted box holds nothing.
         }
+        let mut scan = |row: usize, column: usize| {
+            for &(pos, item) in &self.cells[row * self.columns + column] {
+                if pos.x >= min.x && pos.y >= min.y && pos.x <= max.x && pos.y <= max.y {
+                    visit(pos, item);
+                }
+            }
+        };
+        if last_column - first_column < NARROW {
+            // A few cells: reading them costs less than reading the mask.
+            for row in first_row..=last_row {
+                for column in first_column..=last_column {
+                    scan(row, column);
+                }
+            }
+            return;
+        }
         for row in first_row..=last_row {
             let words = &self.occupied[row * self.words_per_row..(row + 1) * self.words_per_row];
             let first_word = first_column / 64;
@@ -103,12 +122,7 @@ impl<T: Copy + PartialEq> Grid<T> {
                 let span = if high - low == 63 { u64::MAX } else { ((1u64 << (high - low + 1)) - 1) << low };
                 let mut bits = word & span;
                 while bits != 0 {
-                    let column = word_index * 64 + bits.trailing_zeros() as usize;
-                    for &(pos, item) in &self.cells[row * self.columns + column] {
-                        if pos.x >= min.x && pos.y >= min.y && pos.x <= max.x && pos.y <= max.y {
-                            visit(pos, item);
-                        }
-                    }
+                    scan(row, word_index * 64 + bits.trailing_zeros() as usize);
                     bits &= bits - 1;
                 }
             }
