@@ -40,6 +40,13 @@ impl WallIndex {
         (column, row)
     }
 
+    /// The walls that may lie within `reach` of `p` (increasing indices), and `reach`: what
+    /// [`shared::rules::collide_near`] takes.
+    pub fn near(&self, p: Vec2) -> (&[u16], f32) {
+        let (column, row) = self.cell_of(p);
+        (&self.cells[row * self.columns + column], self.reach)
+    }
+
     /// Exactly [`MapDef::is_free`] (`map` must be the indexed map).
     pub fn is_free(&self, map: &MapDef, p: Vec2, radius: f32) -> bool {
         if radius > self.reach || !p.is_finite() {
@@ -74,6 +81,26 @@ mod tests {
             for (x, y, radius) in points {
                 let p = Vec2::new(x, y);
                 prop_assert_eq!(index.is_free(&map, p, radius), map.is_free(p, radius), "{:?} r {}", p, radius);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn near_lists_every_wall_within_reach_in_order(
+            points in proptest::collection::vec((-100.0f32..2_500.0, -100.0f32..2_500.0), 1..300),
+        ) {
+            let map = MapDef::from_json(ARENA).expect("the shipped map parses");
+            let index = WallIndex::new(&map, 82.0);
+            for (x, y) in points {
+                let p = Vec2::new(x, y);
+                let (walls, reach) = index.near(p);
+                prop_assert!(walls.windows(2).all(|pair| pair[0] < pair[1]));
+                for (number, wall) in map.walls.iter().enumerate() {
+                    if wall.closest_point(p).distance(p) <= reach {
+                        prop_assert!(walls.contains(&(number as u16)), "wall {} near {:?}", number, p);
+                    }
+                }
             }
         }
     }

@@ -251,8 +251,10 @@ pub struct World {
     orb_grid: Grid<OrbKey>,
     /// Living players by position, rebuilt every tick.
     player_grid: Grid<PlayerKey>,
-    /// The map's walls by cell, for the free-space checks of projectiles and orbs.
+    /// The map's walls by cell, for the free-space checks of projectiles and orbs, and for
+    /// players' collisions (`player_walls`, which looks farther).
     walls: WallIndex,
+    player_walls: WallIndex,
     rng: Pcg32,
     next_net_id: u32,
     /// Events of the ticks stepped since the caller last drained them.
@@ -279,6 +281,10 @@ pub struct World {
     orb_journal: Option<(Vec<OrbChange>, bool)>,
 }
 
+/// How far pushes out of walls may move a player within a tick before the collision falls back
+/// to reading every wall (see `shared::rules::collide_near`).
+const PUSH_ROOM: f32 = 64.0;
+
 /// Cell size of the world's neighbourhood grids, world units.
 const GRID_CELL: f32 = 128.0;
 
@@ -291,6 +297,7 @@ impl World {
             orb_grid: Grid::new(map.width, map.height, GRID_CELL),
             player_grid: Grid::new(map.width, map.height, GRID_CELL),
             walls: WallIndex::new(&map, rules::PROJECTILE_RADIUS.max(rules::ORB_RADIUS)),
+            player_walls: WallIndex::new(&map, rules::PLAYER_RADIUS + PUSH_ROOM),
             map,
             tick: Tick::ZERO,
             players: SlotMap::with_key(),
@@ -601,7 +608,8 @@ impl World {
                     continue;
                 }
                 let dir = Vec2::new(input.move_x, input.move_y);
-                rules::step_player(&mut player.pos, &mut player.vel, MoveInput { dir }, dt, &self.map);
+                let near = |pos| self.player_walls.near(pos);
+                rules::step_player_near(&mut player.pos, &mut player.vel, MoveInput { dir }, dt, &self.map, near);
                 player.aim = normalize_angle(input.aim);
                 if input.fire && player.fire_cooldown == 0 {
                     player.fire_cooldown = fire_cooldown;

@@ -7,7 +7,7 @@
 
 mod movement;
 
-pub use movement::{MoveInput, collide_with_map, sanitize_move, step_player};
+pub use movement::{MoveInput, collide_near, collide_with_map, sanitize_move, step_player, step_player_near};
 
 /// Radius of a player's body, world units.
 pub const PLAYER_RADIUS: f32 = 18.0;

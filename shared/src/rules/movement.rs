@@ -23,6 +23,26 @@ pub fn sanitize_move(raw: Vec2) -> Vec2 {
 
 /// Advances one player body by `dt` seconds under `input`, then resolves collisions.
 pub fn step_player(pos: &mut Vec2, vel: &mut Vec2, input: MoveInput, dt: f32, map: &MapDef) {
+    integrate(pos, vel, input, dt);
+    collide_with_map(pos, vel, PLAYER_RADIUS, map);
+}
+
+/// [`step_player`], with the collision reading only the walls `near` lists for the position
+/// (see [`collide_near`]): the same result, bit for bit, from fewer walls.
+pub fn step_player_near<'a>(
+    pos: &mut Vec2,
+    vel: &mut Vec2,
+    input: MoveInput,
+    dt: f32,
+    map: &MapDef,
+    near: impl FnOnce(Vec2) -> (&'a [u16], f32),
+) {
+    integrate(pos, vel, input, dt);
+    let (walls, reach) = near(*pos);
+    collide_near(pos, vel, PLAYER_RADIUS, map, walls, reach);
+}
+
+fn integrate(pos: &mut Vec2, vel: &mut Vec2, input: MoveInput, dt: f32) {
     let dir = sanitize_move(input.dir);
     let accel = dir * PLAYER_ACCEL - *vel * PLAYER_FRICTION;
     *vel += accel * dt;
@@ -34,7 +54,6 @@ pub fn step_player(pos: &mut Vec2, vel: &mut Vec2, input: MoveInput, dt: f32, ma
         *vel = Vec2::ZERO;
     }
     *pos += *vel * dt;
-    collide_with_map(pos, vel, PLAYER_RADIUS, map);
 }
 
 /// Pushes a circle out of every wall it overlaps and keeps it inside the map, cancelling the
@@ -43,38 +62,76 @@ pub fn collide_with_map(pos: &mut Vec2, vel: &mut Vec2, radius: f32, map: &MapDe
     // Two passes settle corners where two walls meet.
     for _ in 0..2 {
         for wall in &map.walls {
-            let closest = wall.closest_point(*pos);
-            let offset = *pos - closest;
-            let dist_sq = offset.length_squared();
-            if dist_sq >= radius * radius {
-                continue;
-            }
-            let normal = if dist_sq > 1e-8 {
-                offset / dist_sq.sqrt()
-            } else {
-                // Centre inside the wall: leave by the nearest face.
-                let to_left = pos.x - wall.x;
-                let to_right = wall.x + wall.w - pos.x;
-                let to_top = pos.y - wall.y;
-                let to_bottom = wall.y + wall.h - pos.y;
-                let nearest = to_left.min(to_right).min(to_top).min(to_bottom);
-                if nearest == to_left {
-                    Vec2::NEG_X
-                } else if nearest == to_right {
-                    Vec2::X
-                } else if nearest == to_top {
-                    Vec2::NEG_Y
-                } else {
-                    Vec2::Y
-                }
-            };
-            *pos = closest + normal * radius;
-            let into = vel.dot(normal);
-            if into < 0.0 {
-                *vel -= normal * into;
+            push_out(pos, vel, radius, wall);
+        }
+    }
+    clamp_to_map(pos, vel, radius, map);
+}
+
+/// [`collide_with_map`] reading only `walls` (indices into `map.walls`, increasing): every wall
+/// whose distance from `pos` is at most `reach`, and maybe others. A wall left out is farther
+/// than `reach`, so while the pushes move the circle less than `reach - radius` (minus a unit
+/// of slack for rounding) it never comes within `radius` and the full scan would skip it too:
+/// the result is the same bit for bit. Should the pushes move it farther, the full scan runs
+/// from the start.
+pub fn collide_near(pos: &mut Vec2, vel: &mut Vec2, radius: f32, map: &MapDef, walls: &[u16], reach: f32) {
+    if !pos.is_finite() {
+        collide_with_map(pos, vel, radius, map);
+        return;
+    }
+    let (start, start_vel) = (*pos, *vel);
+    let mut moved = 0.0f32;
+    for _ in 0..2 {
+        for &wall in walls {
+            if push_out(pos, vel, radius, &map.walls[usize::from(wall)]) {
+                moved = moved.max(pos.distance(start));
             }
         }
     }
+    if moved + radius + 1.0 > reach {
+        (*pos, *vel) = (start, start_vel);
+        collide_with_map(pos, vel, radius, map);
+        return;
+    }
+    clamp_to_map(pos, vel, radius, map);
+}
+
+/// Pushes the circle out of `wall` if it overlaps it; true if it did.
+fn push_out(pos: &mut Vec2, vel: &mut Vec2, radius: f32, wall: &crate::map::Rect) -> bool {
+    let closest = wall.closest_point(*pos);
+    let offset = *pos - closest;
+    let dist_sq = offset.length_squared();
+    if dist_sq >= radius * radius {
+        return false;
+    }
+    let normal = if dist_sq > 1e-8 {
+        offset / dist_sq.sqrt()
+    } else {
+        // Centre inside the wall: leave by the nearest face.
+        let to_left = pos.x - wall.x;
+        let to_right = wall.x + wall.w - pos.x;
+        let to_top = pos.y - wall.y;
+        let to_bottom = wall.y + wall.h - pos.y;
+        let nearest = to_left.min(to_right).min(to_top).min(to_bottom);
+        if nearest == to_left {
+            Vec2::NEG_X
+        } else if nearest == to_right {
+            Vec2::X
+        } else if nearest == to_top {
+            Vec2::NEG_Y
+        } else {
+            Vec2::Y
+        }
+    };
+    *pos = closest + normal * radius;
+    let into = vel.dot(normal);
+    if into < 0.0 {
+        *vel -= normal * into;
+    }
+    true
+}
+
+fn clamp_to_map(pos: &mut Vec2, vel: &mut Vec2, radius: f32, map: &MapDef) {
     let clamped = pos.clamp(Vec2::splat(radius), Vec2::new(map.width - radius, map.height - radius));
     if clamped.x != pos.x {
         vel.x = 0.0;
@@ -161,5 +218,42 @@ mod tests {
             (pos.x.to_bits(), pos.y.to_bits(), vel.x.to_bits(), vel.y.to_bits())
         };
         assert_eq!(run(), run());
+    }
+
+    proptest::proptest! {
+        /// With the walls within `reach` (plus some others) the collision gives the full scan's
+        /// result bit for bit, whether the pushes stay within the room `reach` leaves or the
+        /// full scan has to take over (a small `reach`).
+        #[test]
+        fn colliding_with_nearby_walls_matches_the_full_scan(
+            start in (0.0f32..2400.0, 0.0f32..2400.0),
+            vel in (-400.0f32..400.0, -400.0f32..400.0),
+            dir in (-1.5f32..1.5, -1.5f32..1.5),
+            reach in proptest::prop_oneof![proptest::strategy::Just(PLAYER_RADIUS + 64.0), (PLAYER_RADIUS..PLAYER_RADIUS + 8.0)],
+            extra in proptest::collection::vec(0usize..64, 0..4),
+        ) {
+            let map = MapDef::from_json(include_str!("../../../assets/maps/arena.json")).expect("the shipped map parses");
+            // Start on or near walls often: the corners are where the passes matter.
+            let (mut full_pos, mut full_vel) = (Vec2::new(start.0, start.1), Vec2::new(vel.0, vel.1));
+            let wall = map.walls[(start.0 as usize) % map.walls.len()];
+            if start.1 < 1200.0 {
+                full_pos = Vec2::new(wall.x + (start.0 % (wall.w + 40.0)) - 20.0, wall.y + (start.1 % (wall.h + 40.0)) - 20.0);
+            }
+            let (mut near_pos, mut near_vel) = (full_pos, full_vel);
+            let input = MoveInput { dir: Vec2::new(dir.0, dir.1) };
+            step_player(&mut full_pos, &mut full_vel, input, 1.0 / 60.0, &map);
+            let walls: Vec<u16> = (0..map.walls.len())
+                .filter(|&index| {
+                    let nearby = |pos: Vec2| map.walls[index].closest_point(pos).distance(pos) <= reach;
+                    let (mut pos, mut vel) = (near_pos, near_vel);
+                    integrate(&mut pos, &mut vel, input, 1.0 / 60.0);
+                    nearby(pos) || extra.contains(&index)
+                })
+                .map(|index| index as u16)
+                .collect();
+            step_player_near(&mut near_pos, &mut near_vel, input, 1.0 / 60.0, &map, |_| (&walls, reach));
+            proptest::prop_assert_eq!((near_pos.x.to_bits(), near_pos.y.to_bits()), (full_pos.x.to_bits(), full_pos.y.to_bits()));
+            proptest::prop_assert_eq!((near_vel.x.to_bits(), near_vel.y.to_bits()), (full_vel.x.to_bits(), full_vel.y.to_bits()));
+        }
     }
 }
