@@ -245,7 +245,9 @@ impl Session {
             aim: if aim.is_finite() { aim } else { 0.0 },
             fire,
             view: self.view,
-        };
+        }
+        // Predicted as the server will step it.
+        .quantized();
         self.next_seq = self.next_seq.wrapping_add(1);
         self.predictor.apply_local(cmd, self.dt, &self.welcome.map);
         cmd

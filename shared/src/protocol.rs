@@ -151,7 +151,48 @@ pub enum InputError {
     NonFiniteAim,
 }
 
+/// Steps of the movement stick per unit: `move_x` and `move_y` are multiples of 1/127.
+pub const MOVE_STEPS: f32 = 127.0;
+/// Steps of the aim per turn: the aim is a multiple of 2π/65,536 in [0, 2π).
+pub const AIM_STEPS: u32 = 1 << 16;
+
+/// The step of a stick component (any float; non-finite ones read as 0), in -127..=127.
+pub fn move_step(value: f32) -> i32 {
+    (value * MOVE_STEPS).round().clamp(-MOVE_STEPS, MOVE_STEPS) as i32
+}
+
+/// The stick component of a step.
+pub fn move_of_step(step: i32) -> f32 {
+    step as f32 / MOVE_STEPS
+}
+
+/// The step of an aim angle (any float; non-finite ones read as 0), in 0..65,536.
+pub fn aim_step(angle: f32) -> u32 {
+    let turn = angle.rem_euclid(std::f32::consts::TAU) * (AIM_STEPS as f32 / std::f32::consts::TAU);
+    (turn.round() as u32) % AIM_STEPS
+}
+
+/// The aim angle of a step.
+pub fn aim_of_step(step: u32) -> f32 {
+    (step % AIM_STEPS) as f32 * (std::f32::consts::TAU / AIM_STEPS as f32)
+}
+
 impl InputCmd {
+    /// The controls as the simulation takes them: the stick in steps of 1/127 and the aim in
+    /// steps of 1/65,536 of a turn. The server quantizes every input it receives and the client
+    /// every input it predicts, so both step the same values. Quantizing twice changes nothing.
+    /// Finer controls would not be felt (a 65,536th of a turn is 0.1 units at 1,000 units) and
+    /// would cost replays bytes: a quantized input packs into two or three (`replay` format 6).
+    #[must_use]
+    pub fn quantized(self) -> InputCmd {
+        InputCmd {
+            move_x: move_of_step(move_step(self.move_x)),
+            move_y: move_of_step(move_step(self.move_y)),
+            aim: aim_of_step(aim_step(self.aim)),
+            ..self
+        }
+    }
+
     /// Checks the ranges a well-behaved client never leaves.
     pub fn validate(&self) -> Result<(), InputError> {
         if !self.move_x.is_finite() || !self.move_y.is_finite() {
@@ -726,6 +767,47 @@ mod tests {
         // A chat message claiming a 4 GB string must fail on the limit, not allocate.
         let huge = [4u8, 0xfc, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_client(&huge).is_err());
+    }
+
+    #[test]
+    fn quantizing_is_idempotent_and_within_half_a_step() {
+        for step in -127..=127 {
+            assert_eq!(move_step(move_of_step(step)), step, "move step {step}");
+        }
+        for step in 0..AIM_STEPS {
+            assert_eq!(aim_step(aim_of_step(step)), step, "aim step {step}");
+        }
+        // A fixed pseudo-random sequence (splitmix64) of values in [0, 1).
+        let mut state = 7u64;
+        let mut unit = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for _ in 0..100_000 {
+            let cmd = InputCmd {
+                move_x: unit() * 2.0 - 1.0,
+                move_y: unit() * 2.0 - 1.0,
+                aim: unit() * 2000.0 - 1000.0,
+                ..Default::default()
+            };
+            let q = cmd.quantized();
+            assert_eq!(q.quantized(), q, "{cmd:?}");
+            assert!((q.move_x - cmd.move_x).abs() <= 0.5 / MOVE_STEPS + 1e-6, "{cmd:?} -> {q:?}");
+            assert!((q.move_y - cmd.move_y).abs() <= 0.5 / MOVE_STEPS + 1e-6, "{cmd:?} -> {q:?}");
+            let off = (q.aim - cmd.aim).rem_euclid(std::f32::consts::TAU);
+            let off = off.min(std::f32::consts::TAU - off);
+            // Half a step, plus the f32 rounding of an angle near 1,000 radians.
+            assert!(off <= std::f32::consts::PI / AIM_STEPS as f32 + 1e-4, "{cmd:?} -> {q:?}");
+            assert!((0.0..std::f32::consts::TAU).contains(&q.aim), "{q:?}");
+        }
+        for hostile in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -0.0, 1e-30] {
+            let q = InputCmd { move_x: hostile, move_y: hostile, aim: hostile, ..Default::default() }.quantized();
+            assert_eq!(q.quantized(), q, "{hostile}");
+            assert!(q.move_x.is_finite() && q.aim.is_finite(), "{hostile} -> {q:?}");
+        }
     }
 
     #[test]

@@ -587,7 +587,9 @@ impl Reader {
                     debug!(conn = conn.0, %error, "invalid input");
                     return Step::Close(DisconnectReason::InvalidInput);
                 }
-                SimInput::Input { conn, cmd, received: self.last_frame }
+                // The simulation and the replay take the controls quantized, as the client
+                // predicted them (`InputCmd::quantized`).
+                SimInput::Input { conn, cmd: cmd.quantized(), received: self.last_frame }
             }
             ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
             ClientMsg::Ping { client_time } => {

@@ -7,30 +7,40 @@
 //!   length    u32 LE   payload bytes (at most MAX_FRAME)
 //!   crc32     u32 LE   CRC-32 (IEEE) of the payload
 //!   payload   bincode (standard config, serde): the first frame is a ReplayHeader, every other
-//!             frame a tick: its number, its operations, its hash (format 5: consecutive
-//!             inputs packed into one `Inputs` run, see below; formats 3 and 4: a TickRecord)
+//!             frame (format 6) the ticks of up to a tenth of a second, each: its number as the
+//!             difference from the previous tick stored (the first from 0), its operations with
+//!             consecutive inputs packed into one `Inputs` run (below), its hash.
+//!             Format 5: one tick a frame, its number whole; formats 3 and 4: a TickRecord.
 //! ```
 //!
-//! An `Inputs` run (format 5) holds inputs in the order the room applied them, each written
-//! against the same player's previous input (its last one in the file, across ticks):
+//! An `Inputs` run holds inputs in the order the room applied them, each written against the
+//! same player's previous input (its last one in the file, across ticks). Format 6:
 //!
 //! ```text
 //! id        varint, zigzag difference (wrapping u32) from the previous input's id in the run
 //!           (first: from 0)
-//! flags     u8: 1 seq is not previous + 1 · 2 ack changed · 4 move_x, 8 move_y, 16 aim is not
-//!           as predicted
-//!           · 32 fire · 64 view is not the previous view moved along with ack · 128 reserved
-//! then, in flag order: seq varint · ack as a varint zigzag difference · each mispredicted float
-//! as a varint of its bits XOR the predicted bits · view: 0 (none) or 1, tick as a varint zigzag
-//! difference from ack, frac u8
-//!
-//! A float is predicted as held (its last value) or, when it has been moving smoothly, along the
-//! line through its last two values (`f32` arithmetic, the same on both sides): whichever of the
-//! two came closer, in bits, for its last value. Nothing on the wire says which.
+//! controls  u8: a 2-bit code each for move_x (bits 0–1), move_y (2–3) and aim (4–5): 0 the
+//!           predicted step, 1 one step above it, 2 one below, 3 a value follows · 64 fire
+//!           · 128 a second byte follows
+//! [more]    u8: 1 seq is not previous + 1 · 2 ack changed · 4 view is not the previous view
+//!           moved along with ack · others reserved (an error)
+//! then: seq varint · ack as a varint zigzag difference · each control coded 3, in order, as a
+//! varint: (zigzag step difference from the prediction) << 1, or, for a float that is not on a
+//! step, (its bits XOR the predicted float's bits) << 1 | 1 · view: 0 (none) or 1, tick as a
+//! varint zigzag difference from ack, frac u8
 //! ```
 //!
-//! A player's first input is written against an all-zero input. Held keys and a still mouse
-//! cost two bytes an input (three when the ack moved).
+//! The server records controls quantized (`InputCmd::quantized`: the stick in 1/127 steps, the
+//! aim in 65,536 steps a turn), so a control is a step. Each is predicted as held (its last step)
+//! or along the line through its last two steps (around the turn for the aim), whichever came
+//! closer for its last value; nothing on the wire says which. Floats that are not on a step
+//! (files repacked from older formats) are predicted the same way in `f32` arithmetic. A
+//! player's first input is written against an all-zero input. Held keys and a still mouse, or
+//! steady turning, cost two bytes an input.
+//!
+//! Format 5 wrote one flags byte (1 seq, 2 ack, 4 move_x, 8 move_y, 16 aim not as predicted,
+//! 32 fire, 64 view) and each mispredicted float as the varint of its bits XOR the predicted
+//! float's bits; the reader still takes it.
 //!
 //! Frames are appended as the match runs; a crash can only cut the file inside the last frame.
 //! The reader stops at the first frame that is short or fails its checksum and says so
@@ -40,6 +50,8 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use shared::map::MapDef;
+
+use super::packing::{InputCodec, StoredTick};
 use shared::protocol::{DisconnectReason, InputCmd};
 use shared::snapshot::NetId;
 use thiserror::Error;
@@ -50,8 +62,9 @@ pub const MAGIC: &[u8; 8] = b"ARENARPL";
 /// replays. Readers refuse other versions with [`ReplayError::Version`]. 2: a player with no
 /// input queued holds still instead of repeating its last input, and a backlog is applied two
 /// inputs per tick. 3: inputs carry the moment the player saw (lag compensation) and the header
-/// the window. 4: `Away`/`Back`. 5: inputs packed against each player's previous one.
-pub const FORMAT_VERSION: u16 = 5;
+/// the window. 4: `Away`/`Back`. 5: inputs packed against each player's previous one. 6: inputs'
+/// controls packed as steps, several ticks to a frame.
+pub const FORMAT_VERSION: u16 = 6;
 /// The oldest format this server still reads (3 has no `Away`/`Back` operations; nothing else
 /// changed).
 pub const OLDEST_FORMAT_VERSION: u16 = 3;
@@ -104,281 +117,51 @@ pub struct TickRecord {
     pub hash: Option<u64>,
 }
 
-/// A tick as format 5 stores it.
-#[derive(Serialize, Deserialize)]
-struct StoredTick {
-    tick: u32,
-    ops: Vec<StoredOp>,
-    hash: Option<u64>,
+/// Packs records into frames in the current format: inputs against each player's previous
+/// one, several ticks to a frame (at most [`FrameWriter::ticks`] apart, so a crash loses only
+/// the last 100 ms more than it would with a frame per tick).
+pub struct FrameWriter {
+    codec: InputCodec,
+    pending: Vec<StoredTick>,
+    first_tick: u32,
+    ticks: u32,
 }
 
-#[derive(Serialize, Deserialize)]
-enum StoredOp {
-    /// Any operation but an input, as it is.
-    Op(Op),
-    /// Consecutive inputs, packed (see the module's documentation).
-    Inputs(Vec<u8>),
-}
-
-const SEQ: u8 = 1;
-const ACK: u8 = 2;
-const MOVE_X: u8 = 4;
-const MOVE_Y: u8 = 8;
-const AIM: u8 = 16;
-const FIRE: u8 = 32;
-const VIEW: u8 = 64;
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// The difference `now - before` of two u32s (wrapping), zigzag coded: small either way.
-fn diff(now: u32, before: u32) -> u64 {
-    let d = now.wrapping_sub(before) as i32;
-    u64::from(((d << 1) ^ (d >> 31)) as u32)
-}
-
-/// `before` moved by a difference [`diff`] made (wrapping: no value can overflow).
-fn undiff(before: u32, coded: u32) -> u32 {
-    let d = ((coded >> 1) as i32) ^ -((coded & 1) as i32);
-    before.wrapping_add(d as u32)
-}
-
-/// Reads a packed run.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let byte = *self.bytes.get(self.at).ok_or("input run cut short")?;
-        self.at += 1;
-        Ok(byte)
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint too long".into())
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        u32::try_from(self.varint()?).map_err(|_| "value over 32 bits".to_string())
-    }
-}
-
-/// The view a player's input is expected to claim: its previous view moved along with its ack.
-fn expected_view(previous: &InputCmd, ack: shared::tick::Tick) -> Option<shared::protocol::ViewTime> {
-    previous.view.map(|view| shared::protocol::ViewTime {
-        tick: shared::tick::Tick(ack.0.wrapping_add(view.tick.0.wrapping_sub(previous.ack.0))),
-        frac: view.frac,
-    })
-}
-
-/// What the codec remembers of one player.
-#[derive(Clone, Copy, Default)]
-struct Track {
-    /// The player's last input.
-    cmd: InputCmd,
-    /// `move_x`, `move_y`, `aim` of the input before it.
-    before: [f32; 3],
-    /// Per float: predict it along the line through its last two values (it has been moving
-    /// smoothly) rather than as held (it has been still, or jumping).
-    linear: [bool; 3],
-}
-
-impl Track {
-    fn floats(cmd: &InputCmd) -> [f32; 3] {
-        [cmd.move_x, cmd.move_y, cmd.aim]
-    }
-
-    fn line(&self, i: usize) -> f32 {
-        let last = Track::floats(&self.cmd)[i];
-        let next = last + (last - self.before[i]);
-        if next.is_finite() { next } else { last }
-    }
-
-    /// The value float `i` of the next input is expected to have.
-    fn predict(&self, i: usize) -> f32 {
-        if self.linear[i] { self.line(i) } else { Track::floats(&self.cmd)[i] }
-    }
-
-    /// Remembers `cmd`, and for each float which prediction would have come closer (in bits).
-    fn push(&mut self, cmd: InputCmd) {
-        let now = Track::floats(&cmd);
-        let last = Track::floats(&self.cmd);
-        for i in 0..3 {
-            let held = (now[i].to_bits() ^ last[i].to_bits()).leading_zeros();
-            let line = (now[i].to_bits() ^ self.line(i).to_bits()).leading_zeros();
-            self.linear[i] = line > held;
-        }
-        self.before = last;
-        self.cmd = cmd;
-    }
-}
-
-/// Packs and unpacks format 5's inputs: remembers each player's last inputs.
-#[derive(Default)]
-pub struct InputCodec {
-    last: std::collections::HashMap<NetId, Track>,
-}
-
-impl InputCodec {
-    fn pack_one(&mut self, out: &mut Vec<u8>, previous_id: &mut u32, id: NetId, cmd: &InputCmd) {
-        put_varint(out, diff(id.0, *previous_id));
-        *previous_id = id.0;
-        let track = self.last.get(&id).copied().unwrap_or_default();
-        let previous = track.cmd;
-        let mut flags = 0;
-        if cmd.seq != previous.seq.wrapping_add(1) {
-            flags |= SEQ;
-        }
-        if cmd.ack != previous.ack {
-            flags |= ACK;
-        }
-        let floats = [
-            (MOVE_X, cmd.move_x, track.predict(0)),
-            (MOVE_Y, cmd.move_y, track.predict(1)),
-            (AIM, cmd.aim, track.predict(2)),
-        ];
-        for (flag, now, expected) in floats {
-            if now.to_bits() != expected.to_bits() {
-                flags |= flag;
-            }
-        }
-        if cmd.fire {
-            flags |= FIRE;
-        }
-        if cmd.view != expected_view(&previous, cmd.ack) {
-            flags |= VIEW;
-        }
-        out.push(flags);
-        if flags & SEQ != 0 {
-            put_varint(out, u64::from(cmd.seq));
-        }
-        if flags & ACK != 0 {
-            put_varint(out, diff(cmd.ack.0, previous.ack.0));
-        }
-        for (flag, now, expected) in floats {
-            if flags & flag != 0 {
-                put_varint(out, u64::from(now.to_bits() ^ expected.to_bits()));
-            }
-        }
-        if flags & VIEW != 0 {
-            match cmd.view {
-                None => out.push(0),
-                Some(view) => {
-                    out.push(1);
-                    put_varint(out, diff(view.tick.0, cmd.ack.0));
-                    out.push(view.frac);
-                }
-            }
-        }
-        self.last.entry(id).or_default().push(*cmd);
-    }
-
-    fn unpack_one(&mut self, cursor: &mut Cursor<'_>, previous_id: &mut u32) -> Result<Op, String> {
-        let id = NetId(undiff(*previous_id, cursor.u32()?));
-        *previous_id = id.0;
-        let track = self.last.get(&id).copied().unwrap_or_default();
-        let previous = track.cmd;
-        let flags = cursor.byte()?;
-        if flags & 128 != 0 {
-            return Err("unknown input flag".into());
-        }
-        let seq = if flags & SEQ != 0 { cursor.u32()? } else { previous.seq.wrapping_add(1) };
-        let ack =
-            if flags & ACK != 0 { shared::tick::Tick(undiff(previous.ack.0, cursor.u32()?)) } else { previous.ack };
-        let mut float = |flag: u8, expected: f32| -> Result<f32, String> {
-            Ok(if flags & flag != 0 { f32::from_bits(cursor.u32()? ^ expected.to_bits()) } else { expected })
-        };
-        let move_x = float(MOVE_X, track.predict(0))?;
-        let move_y = float(MOVE_Y, track.predict(1))?;
-        let aim = float(AIM, track.predict(2))?;
-        let view = if flags & VIEW != 0 {
-            match cursor.byte()? {
-                0 => None,
-                1 => {
-                    let tick = shared::tick::Tick(undiff(ack.0, cursor.u32()?));
-                    Some(shared::protocol::ViewTime { tick, frac: cursor.byte()? })
-                }
-                other => return Err(format!("view tag {other}")),
-            }
-        } else {
-            expected_view(&previous, ack)
-        };
-        let cmd = InputCmd { seq, ack, move_x, move_y, aim, fire: flags & FIRE != 0, view };
-        self.last.entry(id).or_default().push(cmd);
-        Ok(Op::Input { id, cmd })
-    }
-
-    /// A player who joins starts from a zero input (ids are not reused within a match, but a
-    /// file must not depend on it).
-    fn forget(&mut self, op: &Op) {
-        if let Op::Join { id, .. } = op {
-            self.last.remove(id);
+impl FrameWriter {
+    /// A writer for a match at `tick_hz`: a frame spans a tenth of a second of ticks.
+    pub fn new(tick_hz: u16) -> FrameWriter {
+        FrameWriter {
+            codec: InputCodec::new(FORMAT_VERSION),
+            pending: Vec::new(),
+            first_tick: 0,
+            ticks: u32::from(tick_hz / 10).max(1),
         }
     }
 
-    fn pack(&mut self, record: &TickRecord) -> StoredTick {
-        let mut ops = Vec::new();
-        let mut run: Option<(Vec<u8>, u32)> = None;
-        for op in &record.ops {
-            match op {
-                Op::Input { id, cmd } => {
-                    let (bytes, previous_id) = run.get_or_insert_with(|| (Vec::new(), 0));
-                    self.pack_one(bytes, previous_id, *id, cmd);
-                }
-                other => {
-                    if let Some((bytes, _)) = run.take() {
-                        ops.push(StoredOp::Inputs(bytes));
-                    }
-                    self.forget(other);
-                    ops.push(StoredOp::Op(other.clone()));
-                }
-            }
-        }
-        if let Some((bytes, _)) = run.take() {
-            ops.push(StoredOp::Inputs(bytes));
-        }
-        StoredTick { tick: record.tick, ops, hash: record.hash }
+    /// How many ticks a frame spans at most.
+    pub fn ticks(&self) -> u32 {
+        self.ticks
     }
 
-    fn unpack(&mut self, stored: StoredTick) -> Result<TickRecord, String> {
-        let mut ops = Vec::with_capacity(stored.ops.len());
-        for op in stored.ops {
-            match op {
-                StoredOp::Op(Op::Input { .. }) => return Err("an unpacked input in a format 5 file".into()),
-                StoredOp::Op(op) => {
-                    self.forget(&op);
-                    ops.push(op);
-                }
-                StoredOp::Inputs(bytes) => {
-                    let mut cursor = Cursor { bytes: &bytes, at: 0 };
-                    let mut previous_id = 0;
-                    while cursor.at < bytes.len() {
-                        ops.push(self.unpack_one(&mut cursor, &mut previous_id)?);
-                    }
-                }
-            }
+    /// Packs `record` (ticks in increasing order) into the frame being built.
+    pub fn push(&mut self, record: &TickRecord) {
+        if self.pending.is_empty() {
+            self.first_tick = record.tick;
         }
-        Ok(TickRecord { tick: stored.tick, ops, hash: stored.hash })
+        self.pending.push(self.codec.pack(record));
     }
 
-    /// Appends `record`'s frame (format 5) to `out`.
-    pub fn frame(&mut self, record: &TickRecord, out: &mut Vec<u8>) {
-        frame(&self.pack(record), out);
+    /// Whether the frame being built should be written now that the match is at `tick`.
+    pub fn due(&self, tick: u32) -> bool {
+        !self.pending.is_empty() && tick.wrapping_sub(self.first_tick) + 1 >= self.ticks
+    }
+
+    /// Appends the frame being built, if any, to `out`.
+    pub fn flush(&mut self, out: &mut Vec<u8>) {
+        if !self.pending.is_empty() {
+            frame(&self.pending, out);
+            self.pending.clear();
+        }
     }
 }
 
@@ -449,10 +232,14 @@ pub fn file_start(header: &ReplayHeader) -> Vec<u8> {
 /// A whole file in the current format: `header`, then `records`.
 pub fn write_all(header: &ReplayHeader, records: &[TickRecord]) -> Vec<u8> {
     let mut bytes = file_start(header);
-    let mut codec = InputCodec::default();
+    let mut frames = FrameWriter::new(header.tick_hz);
     for record in records {
-        codec.frame(record, &mut bytes);
+        frames.push(record);
+        if frames.due(record.tick) {
+            frames.flush(&mut bytes);
+        }
     }
+    frames.flush(&mut bytes);
     bytes
 }
 
@@ -500,7 +287,7 @@ pub fn parse(bytes: &[u8]) -> Result<ReplayFile, ReplayError> {
         FrameResult::Bad(why) => return Err(ReplayError::Header(why)),
     };
     let mut records = Vec::new();
-    let mut codec = InputCodec::default();
+    let mut codec = InputCodec::new(version);
     let tail = loop {
         let frame_start = offset as u64;
         match next_frame(bytes, &mut offset) {
@@ -508,13 +295,15 @@ pub fn parse(bytes: &[u8]) -> Result<ReplayFile, ReplayError> {
             FrameResult::Truncated => break TailStatus::Truncated { offset: frame_start },
             FrameResult::Bad(why) => break TailStatus::Corrupt { offset: frame_start, why },
             FrameResult::Ok(payload) => {
-                let record = if version >= 5 {
-                    decode::<StoredTick>(payload).and_then(|stored| codec.unpack(stored))
-                } else {
-                    decode::<TickRecord>(payload)
+                // A frame's records count only if all of them read.
+                let read = match version {
+                    6.. => decode::<Vec<StoredTick>>(payload)
+                        .and_then(|stored| stored.into_iter().map(|tick| codec.unpack(tick)).collect()),
+                    5 => decode::<StoredTick>(payload).and_then(|stored| codec.unpack(stored)).map(|r| vec![r]),
+                    _ => decode::<TickRecord>(payload).map(|r| vec![r]),
                 };
-                match record {
-                    Ok(record) => records.push(record),
+                match read {
+                    Ok(read) => records.extend(read),
                     Err(why) => break TailStatus::Corrupt { offset: frame_start, why },
                 }
             }
@@ -560,51 +349,58 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
+/// A header for tests: the open 1,000-unit map at 60 Hz.
+#[cfg(test)]
+pub(crate) fn test_header() -> ReplayHeader {
+    ReplayHeader {
+        protocol_version: shared::PROTOCOL_VERSION,
+        server_version: "test".into(),
+        tick_hz: 60,
+        snapshot_hz: 30,
+        seed: 7,
+        rules: 0,
+        map: MapDef::open("t", 1000.0, 3),
+        started_unix_ms: 0,
+        hash_every: 60,
+        lag_comp_ticks: 30,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::packing::StoredOp;
 
     fn header() -> ReplayHeader {
-        ReplayHeader {
-            protocol_version: shared::PROTOCOL_VERSION,
-            server_version: "test".into(),
-            tick_hz: 60,
-            snapshot_hz: 30,
-            seed: 7,
-            rules: 0,
-            map: MapDef::open("t", 1000.0, 3),
-            started_unix_ms: 0,
-            hash_every: 60,
-            lag_comp_ticks: 30,
-        }
+        test_header()
     }
 
     fn sample() -> Vec<u8> {
         let mut bytes = file_start(&header());
-        let mut codec = InputCodec::default();
+        let mut frames = FrameWriter::new(60);
         for tick in 1..=10 {
             let ops = vec![Op::Chat { id: NetId(tick), text: format!("line {tick}") }];
-            codec.frame(&TickRecord { tick, ops, hash: Some(u64::from(tick)) }, &mut bytes);
+            frames.push(&TickRecord { tick, ops, hash: Some(u64::from(tick)) });
+            frames.flush(&mut bytes);
         }
         bytes
     }
 
-    /// Inputs of every shape come back exactly (bit for bit), interleaved with other operations
-    /// and across ticks; held controls cost two bytes an input.
-    #[test]
-    fn packed_inputs_round_trip_exactly_and_held_controls_cost_two_bytes() {
+    /// Three players over 200 ticks: held keys, everything moving (odd floats, off-step floats,
+    /// seq jumps, views coming and going), an idle one; and a quantized steady turner.
+    fn busy_ticks() -> Vec<TickRecord> {
         use shared::protocol::ViewTime;
         use shared::tick::Tick;
         let mut ticks = Vec::new();
-        let mut seq = [0u32; 3];
+        let mut seq = [0u32; 4];
         for tick in 1..=200u32 {
             let mut ops = Vec::new();
             if tick == 1 {
-                for id in 1..=3 {
+                for id in 1..=4 {
                     ops.push(Op::Join { id: NetId(id), name: format!("p{id}"), bot: false });
                 }
             }
-            for id in 1..=3u32 {
+            for id in 1..=4u32 {
                 let i = (id - 1) as usize;
                 seq[i] += if tick == 50 && id == 2 { 7 } else { 1 };
                 let cmd = match id {
@@ -617,7 +413,8 @@ mod tests {
                         aim: 0.5,
                         fire: tick % 10 == 0,
                         view: Some(ViewTime { tick: Tick((tick / 2 * 2).saturating_sub(4)), frac: 0 }),
-                    },
+                    }
+                    .quantized(),
                     // Everything moving, odd floats included.
                     2 => InputCmd {
                         seq: seq[i],
@@ -628,6 +425,18 @@ mod tests {
                         fire: tick % 3 == 0,
                         view: (tick % 7 != 0).then(|| ViewTime { tick: Tick(tick / 3), frac: (tick * 37) as u8 }),
                     },
+                    // Steady turning, as the server records it (quantized).
+                    3 => {
+                        let angle = tick as f32 * 0.05;
+                        InputCmd {
+                            seq: seq[i],
+                            move_x: angle.cos(),
+                            move_y: angle.sin(),
+                            aim: angle,
+                            ..InputCmd::default()
+                        }
+                        .quantized()
+                    }
                     _ => InputCmd { seq: seq[i], ..InputCmd::default() },
                 };
                 ops.push(Op::Input { id: NetId(id), cmd });
@@ -638,52 +447,139 @@ mod tests {
             }
             ticks.push(TickRecord { tick, ops, hash: (tick % 60 == 0).then_some(u64::from(tick)) });
         }
+        ticks
+    }
+
+    /// A format 5 file of `records`, as the previous server wrote it.
+    fn format5(records: &[TickRecord]) -> Vec<u8> {
         let mut bytes = file_start(&header());
-        let mut codec = InputCodec::default();
-        for record in &ticks {
-            codec.frame(record, &mut bytes);
+        bytes[8..10].copy_from_slice(&5u16.to_le_bytes());
+        let mut codec = InputCodec::new(5);
+        for record in records {
+            frame(&codec.pack(record), &mut bytes);
         }
-        let file = parse(&bytes).unwrap();
-        assert_eq!(file.tail, TailStatus::Clean);
-        assert_eq!(file.records, ticks, "every input comes back bit for bit");
-        // The held-keys player alone, once its view sits a steady 4 ticks behind its ack (from
-        // tick 4): two bytes (id, flags) per input when its ack did not move, three when it did.
-        let mut codec = InputCodec::default();
+        bytes
+    }
+
+    /// The packed bytes of player `id`'s inputs in each of `ticks`, alone.
+    fn run_sizes(version: u16, ticks: &[TickRecord], id: u32) -> Vec<usize> {
+        let mut codec = InputCodec::new(version);
         let mut sizes = Vec::new();
-        for record in &ticks[..100] {
-            let held: Vec<Op> =
-                record.ops.iter().filter(|op| matches!(op, Op::Input { id: NetId(1), .. })).cloned().collect();
-            let stored = codec.pack(&TickRecord { tick: record.tick, ops: held, hash: None });
+        for record in ticks {
+            let alone: Vec<Op> =
+                record.ops.iter().filter(|op| matches!(op, Op::Input { id: i, .. } if i.0 == id)).cloned().collect();
+            let stored = codec.pack(&TickRecord { tick: record.tick, ops: alone, hash: None });
             let StoredOp::Inputs(run) = &stored.ops[0] else { panic!("a run") };
             sizes.push(run.len());
         }
-        assert!(sizes[4..].iter().all(|&n| n == 2 || n == 3), "{sizes:?}");
+        sizes
     }
 
-    /// Differences at the ends of the u32 range (a hostile file) wrap instead of overflowing.
+    /// Inputs of every shape come back exactly (bit for bit), interleaved with other operations
+    /// and across ticks and frames, in formats 6 and 5.
+    #[test]
+    fn packed_inputs_round_trip_exactly_in_formats_6_and_5() {
+        let ticks = busy_ticks();
+        for (version, bytes) in [(6, write_all(&header(), &ticks)), (5, format5(&ticks))] {
+            let file = parse(&bytes).unwrap();
+            assert_eq!(file.tail, TailStatus::Clean, "format {version}");
+            assert_eq!(file.records, ticks, "format {version}: every input comes back bit for bit");
+        }
+        // Format 6 puts six ticks (a tenth of a second at 60 Hz) in a frame.
+        let six = write_all(&header(), &ticks);
+        let frames = {
+            let (mut offset, mut n) = (10, 0);
+            while let FrameResult::Ok(_) = next_frame(&six, &mut offset) {
+                n += 1;
+            }
+            n - 1
+        };
+        assert_eq!(frames, 200 / 6 + 1, "{frames} tick frames");
+    }
+
+    /// Held keys cost two bytes an input (id, controls), three when the ack moved; quantized
+    /// steady turning costs two or three; the same turning in format 5 cost seven or more.
+    #[test]
+    fn held_controls_and_steady_turning_cost_two_bytes() {
+        let ticks = busy_ticks();
+        // The held-keys player, once its view sits a steady 4 ticks behind its ack (from tick 4):
+        // the ack moves every other tick, and format 6 spends a second byte and its difference.
+        let held = run_sizes(6, &ticks[..100], 1);
+        assert!(held[4..].iter().all(|&n| n == 2 || n == 4), "{held:?}");
+        assert!(held[4..].iter().filter(|&&n| n == 2).count() >= 45, "{held:?}");
+        let turning = run_sizes(6, &ticks, 3);
+        let average = turning[3..].iter().sum::<usize>() as f64 / (turning.len() - 3) as f64;
+        assert!(average <= 2.2, "{average} bytes: {turning:?}");
+        let before = run_sizes(5, &ticks, 3);
+        let average5 = before[3..].iter().sum::<usize>() as f64 / (before.len() - 3) as f64;
+        assert!(average5 >= 6.0, "format 5: {average5} bytes: {before:?}");
+    }
+
+    /// Differences at the ends of the u32 range (a hostile file) wrap instead of overflowing;
+    /// malformed runs are errors, never panics.
     #[test]
     fn hostile_input_runs_are_errors_or_values_never_panics() {
-        let run = |bytes: Vec<u8>| {
-            let mut codec = InputCodec::default();
+        use super::super::packing::{ACK, MORE6, VIEW, diff, undiff};
+        let run = |version: u16, bytes: Vec<u8>| {
+            let mut codec = InputCodec::new(version);
             codec.unpack(StoredTick { tick: 1, ops: vec![StoredOp::Inputs(bytes)], hash: None })
         };
-        // Id 1, ack +1, then a view tick difference of u32::MAX (zigzag): wraps.
-        let wrapped = run(vec![0x02, ACK | VIEW, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00]).unwrap();
+        // Format 5: id 1, ack +1, then a view tick difference of u32::MAX (zigzag): wraps.
+        let wrapped = run(5, vec![0x02, ACK | VIEW, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00]).unwrap();
         assert!(matches!(&wrapped.ops[0], Op::Input { id: NetId(1), .. }));
         // A varint over 32 bits, a cut run, an unknown flag, an unknown view tag.
-        assert!(run(vec![0x02, ACK, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).is_err());
-        assert!(run(vec![0x02, ACK]).is_err());
-        assert!(run(vec![0x02, 0x80]).is_err());
-        assert!(run(vec![0x02, VIEW, 0x07]).is_err());
+        assert!(run(5, vec![0x02, ACK, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).is_err());
+        assert!(run(5, vec![0x02, ACK]).is_err());
+        assert!(run(5, vec![0x02, 0x80]).is_err());
+        assert!(run(5, vec![0x02, VIEW, 0x07]).is_err());
+        // Format 6: the same wrap through the second byte (ack 2, view 4).
+        let wrapped = run(6, vec![0x02, MORE6, 2 | 4, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00]).unwrap();
+        assert!(matches!(&wrapped.ops[0], Op::Input { id: NetId(1), .. }));
+        // An aim step difference past a turn wraps around it.
+        let far = run(6, vec![0x02, 3 << 4, 0xFE, 0xFF, 0x07]).unwrap();
+        let Op::Input { cmd, .. } = &far.ops[0] else { panic!("an input") };
+        assert!(cmd.aim.is_finite() && (0.0..std::f32::consts::TAU).contains(&cmd.aim), "{cmd:?}");
+        for hostile in [
+            vec![0x02, 0x03, 0x80, 0x04], // the stick 256 steps up: out of range
+            vec![0x02, 0x01, 0x02],       // 2 after the id is a new id with no byte
+            vec![0x02, MORE6],            // the second byte missing
+            vec![0x02, MORE6, 0x00],      // an empty second byte
+            vec![0x02, MORE6, 0x08],      // a reserved flag
+            vec![0x02, 0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], // a float over 32 bits
+            vec![0x02, 0x03, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], // a huge step
+            vec![0x02, MORE6, 4, 0x07],   // an unknown view tag
+        ] {
+            assert!(run(6, hostile.clone()).is_err(), "{hostile:02x?}");
+        }
         for (a, b) in [(0u32, u32::MAX), (u32::MAX, 0), (5, 3), (3, 5), (1 << 31, 0)] {
             assert_eq!(undiff(b, diff(a, b) as u32), a);
         }
-        // The same run inside a file, through the reader the fuzz target drives.
+        // A bad run inside a file, through the reader the fuzz target drives: the frame's
+        // earlier ticks are dropped with it, earlier frames kept.
         let mut bytes = file_start(&header());
-        let hostile = vec![0x02, ACK | VIEW, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00, 0x04, 0x80];
-        frame(&StoredTick { tick: 1, ops: vec![StoredOp::Inputs(hostile)], hash: None }, &mut bytes);
+        let mut frames = FrameWriter::new(60);
+        frames.push(&TickRecord { tick: 1, ops: vec![], hash: Some(1) });
+        frames.flush(&mut bytes);
+        let hostile = vec![0x02, MORE6, 0x08];
+        frame(
+            &vec![
+                StoredTick { tick: 1, ops: vec![], hash: Some(2) },
+                StoredTick { tick: 1, ops: vec![StoredOp::Inputs(hostile)], hash: None },
+            ],
+            &mut bytes,
+        );
         let file = parse(&bytes).unwrap();
+        assert_eq!(file.records.len(), 1);
         assert!(matches!(&file.tail, TailStatus::Corrupt { why, .. } if why.contains("flag")), "{:?}", file.tail);
+    }
+
+    /// `replay repack` of an older file: floats that are not on a step come back bit for bit.
+    #[test]
+    fn repacked_older_files_keep_their_floats() {
+        let ticks = busy_ticks();
+        let file = parse(&format5(&ticks)).unwrap();
+        let again = parse(&write_all(&file.header, &file.records)).unwrap();
+        assert_eq!(again.records, ticks);
     }
 
     #[test]

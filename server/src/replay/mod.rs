@@ -7,6 +7,7 @@
 //! the match bit for bit; the hashes prove it. See `format.rs` for the byte layout.
 
 pub mod format;
+mod packing;
 pub mod recorder;
 pub mod retention;
 pub mod sim;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::format::{InputCodec, Op, ReplayHeader, TickRecord, file_start};
+use super::format::{FrameWriter, Op, ReplayHeader, TickRecord, file_start};
 use crate::sim::world::World;
 
 /// Frames buffered between the room and the writer thread (about a minute of busy ticks).
@@ -27,8 +27,9 @@ pub struct Recorder {
     writer: Option<JoinHandle<()>>,
     pub path: PathBuf,
     hash_every: u32,
-    /// Packs each input against the same player's previous one (format 5).
-    codec: InputCodec,
+    /// Packs each input against the same player's previous one, a tenth of a second of ticks to
+    /// a frame.
+    frames: FrameWriter,
 }
 
 impl Recorder {
@@ -78,7 +79,7 @@ impl Recorder {
             writer: Some(writer),
             path,
             hash_every: header.hash_every,
-            codec: InputCodec::default(),
+            frames: FrameWriter::new(header.tick_hz),
         })
     }
 
@@ -89,18 +90,32 @@ impl Recorder {
         }
     }
 
-    /// Closes the tick the world just stepped to: its operations, and a hash when due.
+    /// Closes the tick the world just stepped to: its operations, and a hash when due. The
+    /// frame goes to the writer once it spans a tenth of a second.
     pub fn end_tick(&mut self, world: &World) {
-        let Some(to_writer) = &self.to_writer else { return };
-        let tick = world.tick.0;
-        let hash_due = tick.is_multiple_of(self.hash_every.max(1));
-        if self.ops.is_empty() && !hash_due {
+        if self.to_writer.is_none() {
             return;
         }
-        let record =
-            TickRecord { tick, ops: std::mem::take(&mut self.ops), hash: hash_due.then(|| world.state_hash()) };
-        let mut bytes = Vec::with_capacity(64);
-        self.codec.frame(&record, &mut bytes);
+        let tick = world.tick.0;
+        let hash_due = tick.is_multiple_of(self.hash_every.max(1));
+        if !self.ops.is_empty() || hash_due {
+            let record =
+                TickRecord { tick, ops: std::mem::take(&mut self.ops), hash: hash_due.then(|| world.state_hash()) };
+            self.frames.push(&record);
+        }
+        if self.frames.due(tick) {
+            self.send_frame();
+        }
+    }
+
+    /// Hands the frame being built to the writer.
+    fn send_frame(&mut self) {
+        let Some(to_writer) = &self.to_writer else { return };
+        let mut bytes = Vec::with_capacity(256);
+        self.frames.flush(&mut bytes);
+        if bytes.is_empty() {
+            return;
+        }
         match to_writer.try_send(bytes) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -116,11 +131,20 @@ impl Recorder {
 
     /// Flushes and closes the file.
     pub fn finish(mut self) {
+        self.send_frame();
         self.to_writer = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
         info!(path = %self.path.display(), "replay saved");
+    }
+}
+
+impl Drop for Recorder {
+    /// A room that ends without [`Recorder::finish`] (a panic) still hands over its last ticks;
+    /// the writer flushes them when the channel closes.
+    fn drop(&mut self) {
+        self.send_frame();
     }
 }
 
@@ -150,6 +174,47 @@ fn write_frames(mut file: BufWriter<File>, from_room: std::sync::mpsc::Receiver<
             }
             dirty = false;
             last_flush = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::testing::Stepper;
+
+    /// Records go out a frame of six ticks at a time, and the last, partial frame is written
+    /// whether the recorder is finished or only dropped (a room that panicked).
+    #[test]
+    fn every_tick_reaches_the_file_finished_or_dropped() {
+        for finish in [true, false] {
+            let dir = std::env::temp_dir().join(format!("arena-recorder-{}-{finish}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut recorder = Recorder::create(&dir, &super::super::format::test_header()).unwrap();
+            let mut stepper = Stepper::new(shared::map::MapDef::open("t", 1000.0, 3), 1);
+            for tick in 1..=15u32 {
+                stepper.step(1);
+                recorder.op(Op::Chat { id: shared::snapshot::NetId(tick), text: format!("line {tick}") });
+                recorder.end_tick(&stepper.world);
+            }
+            let path = recorder.path.clone();
+            if finish {
+                recorder.finish();
+            } else {
+                drop(recorder);
+                // The writer thread flushes when the channel closes; wait for the last record.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while super::super::format::read(File::open(&path).unwrap()).unwrap().records.len() < 15
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let file = super::super::format::read(File::open(&path).unwrap()).unwrap();
+            let ticks: Vec<u32> = file.records.iter().map(|r| r.tick).collect();
+            assert_eq!(ticks, (1..=15).collect::<Vec<_>>(), "finish: {finish}");
+            assert_eq!(file.tail, super::super::format::TailStatus::Clean);
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
