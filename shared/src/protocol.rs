@@ -795,6 +795,7 @@ mod tests {
             };
             let q = cmd.quantized();
             assert_eq!(q.quantized(), q, "{cmd:?}");
+            assert_eq!(q.validate(), Ok(()), "{cmd:?} -> {q:?}");
             assert!((q.move_x - cmd.move_x).abs() <= 0.5 / MOVE_STEPS + 1e-6, "{cmd:?} -> {q:?}");
             assert!((q.move_y - cmd.move_y).abs() <= 0.5 / MOVE_STEPS + 1e-6, "{cmd:?} -> {q:?}");
             let off = (q.aim - cmd.aim).rem_euclid(std::f32::consts::TAU);
@@ -806,7 +807,8 @@ mod tests {
         for hostile in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -0.0, 1e-30] {
             let q = InputCmd { move_x: hostile, move_y: hostile, aim: hostile, ..Default::default() }.quantized();
             assert_eq!(q.quantized(), q, "{hostile}");
-            assert!(q.move_x.is_finite() && q.aim.is_finite(), "{hostile} -> {q:?}");
+            assert!(q.move_x.is_finite() && q.move_y.is_finite() && q.aim.is_finite(), "{hostile} -> {q:?}");
+            assert_eq!(q.validate(), Ok(()), "{hostile} -> {q:?}");
         }
     }
 

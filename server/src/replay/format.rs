@@ -118,8 +118,8 @@ pub struct TickRecord {
 }
 
 /// Packs records into frames in the current format: inputs against each player's previous
-/// one, several ticks to a frame (at most [`FrameWriter::ticks`] apart, so a crash loses only
-/// the last 100 ms more than it would with a frame per tick).
+/// one, several ticks to a frame (at most [`FrameWriter::ticks`] apart: a tenth of a second of
+/// the match that a crash can lose besides what the writer had not flushed).
 pub struct FrameWriter {
     codec: InputCodec,
     pending: Vec<StoredTick>,
@@ -143,7 +143,10 @@ impl FrameWriter {
         self.ticks
     }
 
-    /// Packs `record` (ticks in increasing order) into the frame being built.
+    /// Packs `record` (ticks in increasing order) into the frame being built. The frame must
+    /// have been written if it was [`due`] at an earlier tick.
+    ///
+    /// [`due`]: FrameWriter::due
     pub fn push(&mut self, record: &TickRecord) {
         if self.pending.is_empty() {
             self.first_tick = record.tick;
@@ -151,9 +154,10 @@ impl FrameWriter {
         self.pending.push(self.codec.pack(record));
     }
 
-    /// Whether the frame being built should be written now that the match is at `tick`.
+    /// Whether the frame being built must be written before the match goes past `tick` (it
+    /// spans [`FrameWriter::ticks`] ticks from its first).
     pub fn due(&self, tick: u32) -> bool {
-        !self.pending.is_empty() && tick.wrapping_sub(self.first_tick) + 1 >= self.ticks
+        !self.pending.is_empty() && tick.wrapping_sub(self.first_tick) >= self.ticks - 1
     }
 
     /// Appends the frame being built, if any, to `out`.
@@ -234,10 +238,11 @@ pub fn write_all(header: &ReplayHeader, records: &[TickRecord]) -> Vec<u8> {
     let mut bytes = file_start(header);
     let mut frames = FrameWriter::new(header.tick_hz);
     for record in records {
-        frames.push(record);
-        if frames.due(record.tick) {
+        // Written before the match goes past the tick before this record, as the recorder would.
+        if frames.due(record.tick.wrapping_sub(1)) {
             frames.flush(&mut bytes);
         }
+        frames.push(record);
     }
     frames.flush(&mut bytes);
     bytes
@@ -310,6 +315,16 @@ pub fn parse(bytes: &[u8]) -> Result<ReplayFile, ReplayError> {
         }
     };
     Ok(ReplayFile { header, records, tail, bytes: bytes.len() as u64 })
+}
+
+/// How many whole frames `bytes` (a replay file) holds, its header's included.
+#[cfg(test)]
+pub(crate) fn frame_count(bytes: &[u8]) -> usize {
+    let (mut offset, mut n) = (10, 0);
+    while let FrameResult::Ok(_) = next_frame(bytes, &mut offset) {
+        n += 1;
+    }
+    n
 }
 
 enum FrameResult<'a> {
@@ -386,7 +401,13 @@ mod tests {
         bytes
     }
 
-    /// Three players over 200 ticks: held keys, everything moving (odd floats, off-step floats,
+    /// A triangle wave in [-1, 1] with period 1 (a stick swept back and forth; no `libm`, so the
+    /// frozen file below is the same on every platform).
+    fn triangle(x: f32) -> f32 {
+        4.0 * ((x - x.floor()) - 0.5).abs() - 1.0
+    }
+
+    /// Four players over 200 ticks: held keys, everything moving (odd floats, off-step floats,
     /// seq jumps, views coming and going), an idle one; and a quantized steady turner.
     fn busy_ticks() -> Vec<TickRecord> {
         use shared::protocol::ViewTime;
@@ -419,20 +440,20 @@ mod tests {
                     2 => InputCmd {
                         seq: seq[i],
                         ack: Tick(tick.saturating_sub(3)),
-                        move_x: (tick as f32 * 0.05).cos(),
-                        move_y: if tick == 77 { -0.0 } else { (tick as f32 * 0.05).sin() },
+                        move_x: triangle(tick as f32 / 37.0) * 0.999,
+                        move_y: if tick == 77 { -0.0 } else { triangle(tick as f32 / 23.0 + 0.1) },
                         aim: if tick == 90 { f32::MAX } else { tick as f32 * -0.3 },
                         fire: tick % 3 == 0,
                         view: (tick % 7 != 0).then(|| ViewTime { tick: Tick(tick / 3), frac: (tick * 37) as u8 }),
                     },
                     // Steady turning, as the server records it (quantized).
                     3 => {
-                        let angle = tick as f32 * 0.05;
+                        let turn = tick as f32 / 120.0;
                         InputCmd {
                             seq: seq[i],
-                            move_x: angle.cos(),
-                            move_y: angle.sin(),
-                            aim: angle,
+                            move_x: triangle(turn),
+                            move_y: triangle(turn + 0.25),
+                            aim: turn * std::f32::consts::TAU,
                             ..InputCmd::default()
                         }
                         .quantized()
@@ -485,16 +506,33 @@ mod tests {
             assert_eq!(file.tail, TailStatus::Clean, "format {version}");
             assert_eq!(file.records, ticks, "format {version}: every input comes back bit for bit");
         }
-        // Format 6 puts six ticks (a tenth of a second at 60 Hz) in a frame.
-        let six = write_all(&header(), &ticks);
-        let frames = {
-            let (mut offset, mut n) = (10, 0);
-            while let FrameResult::Ok(_) = next_frame(&six, &mut offset) {
-                n += 1;
-            }
-            n - 1
-        };
-        assert_eq!(frames, 200 / 6 + 1, "{frames} tick frames");
+        // Format 6 puts six ticks (a tenth of a second at 60 Hz) in a frame, and no more even
+        // when records are sparse (ticks 1, 2, 60, 61, 65, 66, 67: frames 1–2, 60–65, 66–67).
+        assert_eq!(frame_count(&write_all(&header(), &ticks)) - 1, 200_usize.div_ceil(6));
+        let sparse: Vec<TickRecord> = [1, 2, 60, 61, 65, 66, 67]
+            .into_iter()
+            .map(|tick| TickRecord { tick, ops: vec![], hash: Some(u64::from(tick)) })
+            .collect();
+        let bytes = write_all(&header(), &sparse);
+        assert_eq!(frame_count(&bytes) - 1, 3);
+        assert_eq!(parse(&bytes).unwrap().records, sparse);
+    }
+
+    /// A format 5 file written by the format 5 writer (`busy_ticks`, frozen in the repository
+    /// so that the writer kept for tests and the reader cannot drift apart unnoticed) reads
+    /// back exactly. `ARENA_WRITE_FIXTURES=1` rewrites it.
+    #[test]
+    fn the_frozen_format_5_file_reads_exactly() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format5-busy.arenareplay");
+        let ticks = busy_ticks();
+        if std::env::var_os("ARENA_WRITE_FIXTURES").is_some() {
+            std::fs::write(&path, format5(&ticks)).unwrap();
+        }
+        let bytes = std::fs::read(&path).expect("the frozen format 5 file");
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 5);
+        let file = parse(&bytes).unwrap();
+        assert_eq!(file.tail, TailStatus::Clean);
+        assert_eq!(file.records, ticks);
     }
 
     /// Held keys cost two bytes an input (id, controls), three when the ack moved; quantized
@@ -535,8 +573,11 @@ mod tests {
         // Format 6: the same wrap through the second byte (ack 2, view 4).
         let wrapped = run(6, vec![0x02, MORE6, 2 | 4, 0x02, 0x01, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x00]).unwrap();
         assert!(matches!(&wrapped.ops[0], Op::Input { id: NetId(1), .. }));
-        // An aim step difference past a turn wraps around it.
+        // Aim step differences of half a turn (-32,768) and of eight turns (2^19) wrap around it.
         let far = run(6, vec![0x02, 3 << 4, 0xFE, 0xFF, 0x07]).unwrap();
+        let Op::Input { cmd, .. } = &far.ops[0] else { panic!("an input") };
+        assert!(cmd.aim.is_finite() && (0.0..std::f32::consts::TAU).contains(&cmd.aim), "{cmd:?}");
+        let far = run(6, vec![0x02, 3 << 4, 0x80, 0x80, 0x80, 0x01]).unwrap();
         let Op::Input { cmd, .. } = &far.ops[0] else { panic!("an input") };
         assert!(cmd.aim.is_finite() && (0.0..std::f32::consts::TAU).contains(&cmd.aim), "{cmd:?}");
         for hostile in [
@@ -571,6 +612,35 @@ mod tests {
         let file = parse(&bytes).unwrap();
         assert_eq!(file.records.len(), 1);
         assert!(matches!(&file.tail, TailStatus::Corrupt { why, .. } if why.contains("flag")), "{:?}", file.tail);
+    }
+
+    /// NaNs with payloads, -0.0 and infinities (from a hostile or old file) come back bit for
+    /// bit through the float path.
+    #[test]
+    fn odd_floats_round_trip_bit_for_bit() {
+        let odd = [f32::from_bits(0x7fc0_1234), -0.0, f32::INFINITY, f32::from_bits(0xffa0_0001), 1e-40, 0.5];
+        let ops: Vec<Op> = (0..odd.len())
+            .map(|i| {
+                let (a, b, c) = (odd[i], odd[(i + 1) % odd.len()], odd[(i + 2) % odd.len()]);
+                Op::Input {
+                    id: NetId(1),
+                    cmd: InputCmd { seq: i as u32, move_x: a, move_y: b, aim: c, ..InputCmd::default() },
+                }
+            })
+            .collect();
+        let records = vec![TickRecord { tick: 1, ops, hash: None }];
+        let file = parse(&write_all(&header(), &records)).unwrap();
+        let bits = |records: &[TickRecord]| -> Vec<[u32; 3]> {
+            records[0]
+                .ops
+                .iter()
+                .map(|op| match op {
+                    Op::Input { cmd, .. } => [cmd.move_x.to_bits(), cmd.move_y.to_bits(), cmd.aim.to_bits()],
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(bits(&file.records), bits(&records));
     }
 
     /// `replay repack` of an older file: floats that are not on a step come back bit for bit.

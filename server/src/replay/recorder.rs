@@ -15,11 +15,12 @@ use tracing::{info, warn};
 use super::format::{FrameWriter, Op, ReplayHeader, TickRecord, file_start};
 use crate::sim::world::World;
 
-/// Frames buffered between the room and the writer thread (about a minute of busy ticks).
+/// Frames buffered between the room and the writer thread (several minutes of busy ticks).
 const CHANNEL_FRAMES: usize = 4096;
-/// The writer flushes to the operating system at least this often, so killing the server loses
-/// at most this much of the match.
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// The writer flushes to the operating system this long after the first frame it has not
+/// flushed. With a frame per tenth of a second of match (and the room handing over its last
+/// frame when it empties), killing the server loses at most half a second of the match.
+const FLUSH_EVERY: Duration = Duration::from_millis(400);
 
 pub struct Recorder {
     ops: Vec<Op>,
@@ -108,6 +109,12 @@ impl Recorder {
         }
     }
 
+    /// Hands the frame being built to the writer now (the room calls this when it empties and
+    /// stops ticking, so its last ticks do not wait in memory for the next player).
+    pub fn flush(&mut self) {
+        self.send_frame();
+    }
+
     /// Hands the frame being built to the writer.
     fn send_frame(&mut self) {
         let Some(to_writer) = &self.to_writer else { return };
@@ -149,16 +156,17 @@ impl Drop for Recorder {
 }
 
 fn write_frames(mut file: BufWriter<File>, from_room: std::sync::mpsc::Receiver<Vec<u8>>, path: &Path) {
-    let mut last_flush = Instant::now();
-    let mut dirty = false;
+    // When the oldest unflushed frame arrived.
+    let mut dirty_since: Option<Instant> = None;
     loop {
-        match from_room.recv_timeout(FLUSH_EVERY) {
+        let wait = dirty_since.map_or(Duration::from_secs(3600), |since| FLUSH_EVERY.saturating_sub(since.elapsed()));
+        match from_room.recv_timeout(wait) {
             Ok(bytes) => {
                 if let Err(error) = file.write_all(&bytes) {
                     warn!(path = %path.display(), %error, "writing the replay failed");
                     return;
                 }
-                dirty = true;
+                dirty_since.get_or_insert_with(Instant::now);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -167,13 +175,12 @@ fn write_frames(mut file: BufWriter<File>, from_room: std::sync::mpsc::Receiver<
                 return;
             }
         }
-        if dirty && last_flush.elapsed() >= FLUSH_EVERY {
+        if dirty_since.is_some_and(|since| since.elapsed() >= FLUSH_EVERY) {
             if let Err(error) = file.flush() {
                 warn!(path = %path.display(), %error, "flushing the replay failed");
                 return;
             }
-            dirty = false;
-            last_flush = Instant::now();
+            dirty_since = None;
         }
     }
 }
@@ -210,8 +217,11 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
-            let file = super::super::format::read(File::open(&path).unwrap()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let file = super::super::format::parse(&bytes).unwrap();
             let ticks: Vec<u32> = file.records.iter().map(|r| r.tick).collect();
+            // Header, then ticks 1–6, 7–12 and the last three.
+            assert_eq!(super::super::format::frame_count(&bytes), 4, "finish: {finish}");
             assert_eq!(ticks, (1..=15).collect::<Vec<_>>(), "finish: {finish}");
             assert_eq!(file.tail, super::super::format::TailStatus::Clean);
             let _ = std::fs::remove_dir_all(&dir);
