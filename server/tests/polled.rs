@@ -93,3 +93,38 @@ async fn shutdown_says_goodbye_on_every_polled_socket() {
     }
     stopping.await.unwrap();
 }
+
+/// A client that sends more right behind its hello (tungstenite may read it together with the
+/// hello, before the socket goes to its room): nothing it sent is lost, and it still gets its
+/// goodbye. (Any hand-over of the socket that dropped tungstenite's read-ahead would lose it.)
+#[tokio::test]
+async fn a_client_that_sends_before_its_welcome_loses_nothing() {
+    let server = TestServer::start_default().await;
+    let mut ws = common::connect_raw(&server).await;
+    ws.feed(common::hello("eager")).await.unwrap();
+    ws.feed(Message::Binary(protocol::encode(&ClientMsg::Ping { client_time: 7.25 }).into())).await.unwrap();
+    ws.flush().await.unwrap();
+    let (mut welcomed, mut pong) = (false, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !welcomed || pong.is_none() {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("welcome {welcomed}, pong {pong:?} within 5 s"));
+        match frame {
+            Some(Ok(Message::Binary(bytes))) => match protocol::decode_server(&bytes) {
+                Ok(ServerMsg::Welcome(_)) => welcomed = true,
+                Ok(ServerMsg::Pong { client_time, .. }) => pong = Some(client_time),
+                _ => {}
+            },
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    assert_eq!(pong, Some(7.25), "the ping sent behind the hello was answered");
+    until_stats(&server, "the socket attached to Main", |s| s.stats.polled_sockets.load(Ordering::Relaxed) == 1).await;
+    let stopping = tokio::spawn(server.stop());
+    let ending = common::read_until_closed(&mut ws).await;
+    assert_eq!(ending.reason, Some(DisconnectReason::ServerClosing), "{ending:?}");
+    assert_eq!(ending.close.as_ref().map(|c| c.0), Some(DisconnectReason::ServerClosing.close_code()));
+    stopping.await.unwrap();
+}
