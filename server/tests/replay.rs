@@ -167,7 +167,7 @@ fn sigkill_loses_at_most_half_a_second_verify_says_how_much_was_checked_and_a_re
     let path = only_file(&dir);
     let file = format::read(std::fs::File::open(&path).unwrap()).unwrap();
     let last_tick = file.records.last().map_or(0, |r| r.tick);
-    // The writer flushes twice a second; 10 ticks of slack for the file appearing a little after
+    // Frames of six ticks, flushed 0.4 s after the first unflushed one; 10 ticks of slack for the file appearing a little after
     // the match's first tick.
     assert!(
         f64::from(last_tick) >= (ran - 0.5) * 60.0 - 10.0,

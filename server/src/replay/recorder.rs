@@ -31,6 +31,8 @@ pub struct Recorder {
     /// Packs each input against the same player's previous one, a tenth of a second of ticks to
     /// a frame.
     frames: FrameWriter,
+    /// The last tick [`Recorder::end_tick`] closed.
+    last_tick: u32,
 }
 
 impl Recorder {
@@ -81,6 +83,7 @@ impl Recorder {
             path,
             hash_every: header.hash_every,
             frames: FrameWriter::new(header.tick_hz),
+            last_tick: 0,
         })
     }
 
@@ -98,6 +101,7 @@ impl Recorder {
             return;
         }
         let tick = world.tick.0;
+        self.last_tick = tick;
         let hash_due = tick.is_multiple_of(self.hash_every.max(1));
         if !self.ops.is_empty() || hash_due {
             let record =
@@ -136,8 +140,18 @@ impl Recorder {
         }
     }
 
+    /// Operations applied after the last tick (the last player's leave, in a room that then
+    /// closed) go into a record of their own, for the tick the room would have stepped next.
+    fn take_leftover_ops(&mut self) {
+        if !self.ops.is_empty() && self.to_writer.is_some() {
+            let record = TickRecord { tick: self.last_tick + 1, ops: std::mem::take(&mut self.ops), hash: None };
+            self.frames.push(&record);
+        }
+    }
+
     /// Flushes and closes the file.
     pub fn finish(mut self) {
+        self.take_leftover_ops();
         self.send_frame();
         self.to_writer = None;
         if let Some(writer) = self.writer.take() {
@@ -151,6 +165,7 @@ impl Drop for Recorder {
     /// A room that ends without [`Recorder::finish`] (a panic) still hands over its last ticks;
     /// the writer flushes them when the channel closes.
     fn drop(&mut self) {
+        self.take_leftover_ops();
         self.send_frame();
     }
 }
@@ -191,7 +206,8 @@ mod tests {
     use crate::sim::testing::Stepper;
 
     /// Records go out a frame of six ticks at a time, and the last, partial frame is written
-    /// whether the recorder is finished or only dropped (a room that panicked).
+    /// whether the recorder is finished or only dropped (a room that panicked), with the
+    /// operations applied after the last tick in a record of their own.
     #[test]
     fn every_tick_reaches_the_file_finished_or_dropped() {
         for finish in [true, false] {
@@ -204,6 +220,9 @@ mod tests {
                 recorder.op(Op::Chat { id: shared::snapshot::NetId(tick), text: format!("line {tick}") });
                 recorder.end_tick(&stepper.world);
             }
+            // An operation after the last tick (the last player leaving a room that then closes).
+            recorder.flush();
+            recorder.op(Op::Chat { id: shared::snapshot::NetId(16), text: "bye".into() });
             let path = recorder.path.clone();
             if finish {
                 recorder.finish();
@@ -211,7 +230,7 @@ mod tests {
                 drop(recorder);
                 // The writer thread flushes when the channel closes; wait for the last record.
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while super::super::format::read(File::open(&path).unwrap()).unwrap().records.len() < 15
+                while super::super::format::read(File::open(&path).unwrap()).unwrap().records.len() < 16
                     && Instant::now() < deadline
                 {
                     std::thread::sleep(Duration::from_millis(10));
@@ -220,9 +239,10 @@ mod tests {
             let bytes = std::fs::read(&path).unwrap();
             let file = super::super::format::parse(&bytes).unwrap();
             let ticks: Vec<u32> = file.records.iter().map(|r| r.tick).collect();
-            // Header, then ticks 1–6, 7–12 and the last three.
-            assert_eq!(super::super::format::frame_count(&bytes), 4, "finish: {finish}");
-            assert_eq!(ticks, (1..=15).collect::<Vec<_>>(), "finish: {finish}");
+            // Header, then ticks 1–6, 7–12, the last three (flushed), and the leftover.
+            assert_eq!(super::super::format::frame_count(&bytes), 5, "finish: {finish}");
+            assert_eq!(ticks, (1..=16).collect::<Vec<_>>(), "finish: {finish}");
+            assert!(matches!(&file.records[15].ops[..], [Op::Chat { text, .. }] if text == "bye"));
             assert_eq!(file.tail, super::super::format::TailStatus::Clean);
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -1767,7 +1767,6 @@ impl Room {
         self.send_spectator_snapshots(too_slow_after);
     }
 
-    /// Flushes and closes the replay file, if recording.
     /// Hands the recording's last ticks to its writer (see [`Recorder::flush`]).
     pub fn flush_recording(&mut self) {
         if let Some(recorder) = self.recorder.as_mut() {
@@ -1775,6 +1774,7 @@ impl Room {
         }
     }
 
+    /// Flushes and closes the replay file, if recording.
     pub fn finish_recording(&mut self) {
         if let Some(recorder) = self.recorder.take() {
             recorder.finish();
@@ -1941,9 +1941,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     // A hand-rolled deadline instead of `tokio::time::interval`: after a stall we run at most
     // MAX_CATCH_UP_TICKS ticks back to back and then drop the rest of the debt (and count it),
     // so a long pause never turns into a burst of hundreds of ticks (no spiral of death).
-    // Deadlines lie on the process's tick grid (`TickGrid`), so rooms wake together.
-    let grid = TickGrid::new(period, ticks_per_snapshot);
-    let mut next_tick = grid.next(Instant::now() + period, room.world.tick);
+    let mut next_tick = Instant::now() + period;
     let mut pending = Vec::new();
     // Set when the room becomes empty; refused joins do not push it back.
     let mut empty_since: Option<Instant> = None;
@@ -1994,7 +1992,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
                 room.finish_recording();
                 return;
             }
-            next_tick = grid.next(Instant::now() + period, room.world.tick);
+            next_tick = Instant::now() + period;
             continue;
         }
         empty_since = None;
@@ -2031,7 +2029,7 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
             let behind = ((started - next_tick).as_secs_f64() / period.as_secs_f64()) as u64 + 1;
             stats.ticks_dropped.fetch_add(behind, Ordering::Relaxed);
             warn!(room = %room.code(), ticks_dropped = behind, tick = %room.world.tick, "tick loop fell behind; dropping time");
-            next_tick = grid.next(started + period, room.world.tick);
+            next_tick = started + period;
         }
         if snapshot_due {
             room.send_snapshots();
@@ -2061,41 +2059,6 @@ pub async fn run(mut room: Room, mut inbox: mpsc::Receiver<SimInput>, cancel: Ca
     stats.polled_sockets.store(0, Ordering::Relaxed);
     room.finish_recording();
     info!(room = %room.code(), tick = %room.world.tick, "room stopped");
-}
-
-/// The moments rooms tick: one grid for the whole process, `period` apart from a common origin,
-/// with snapshot ticks on every `ticks_per_snapshot`th point. Every room at the same rates
-/// steps, and sends its snapshots, at the same moments, so one timer wake-up serves them all
-/// and the server's threads sleep between grid points instead of waking for each room in turn
-/// (100 rooms at 60 Hz: 60 wake-ups a second instead of up to 6,000). Clients' sockets also
-/// get their snapshots together, which wakes their readers less often (on loopback the
-/// server's `send` pays for that).
-struct TickGrid {
-    origin: Instant,
-    period: Duration,
-    ticks_per_snapshot: u32,
-}
-
-impl TickGrid {
-    fn new(period: Duration, ticks_per_snapshot: u32) -> TickGrid {
-        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        TickGrid { origin: *ORIGIN.get_or_init(Instant::now), period, ticks_per_snapshot: ticks_per_snapshot.max(1) }
-    }
-
-    /// The first grid point at or after `at` for the step after world tick `tick`: one whose
-    /// index is that step's tick modulo the snapshot interval, so a room's snapshot ticks
-    /// (multiples of the interval) fall on the grid's snapshot points. At most one snapshot
-    /// interval later than `at`.
-    fn next(&self, at: Instant, tick: Tick) -> Instant {
-        let period = self.period.as_nanos().max(1);
-        let since = at.saturating_duration_since(self.origin).as_nanos();
-        let every = u128::from(self.ticks_per_snapshot);
-        let mut index = since.div_ceil(period);
-        let want = u128::from(tick.0.wrapping_add(1) % self.ticks_per_snapshot);
-        index += (want + every - index % every) % every;
-        let nanos = index * period;
-        self.origin + Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
-    }
 }
 
 /// Hands a socket to the poller and everything else to the room.
@@ -2216,37 +2179,6 @@ fn refuse_queued_joins(inbox: &mut mpsc::Receiver<SimInput>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Rooms started at any moment, at any world tick, tick on the same grid points, and step
-    /// to their snapshot ticks on the grid's snapshot points, within one snapshot interval.
-    #[test]
-    fn rooms_tick_on_one_grid_with_snapshots_together() {
-        let period = Duration::from_secs_f64(1.0 / 60.0);
-        let grid = TickGrid::new(period, 3);
-        let origin = grid.origin;
-        let on_grid = |at: Instant| {
-            let nanos = at.duration_since(origin).as_nanos();
-            assert_eq!(nanos % period.as_nanos(), 0, "{nanos} ns is not a grid point");
-            nanos / period.as_nanos()
-        };
-        for (offset_us, tick) in
-            [(0u64, 0u32), (1, 0), (16_666, 5), (16_667, 7), (123_456_789, 2), (5_000_000, u32::MAX)]
-        {
-            let at = origin + Duration::from_micros(offset_us);
-            let next = grid.next(at, Tick(tick));
-            assert!(next >= at && next < at + period * 3, "{offset_us} µs, tick {tick}: {:?} later", next - at);
-            let index = on_grid(next);
-            assert_eq!(index % 3, u128::from(tick.wrapping_add(1) % 3), "{offset_us} µs, tick {tick}");
-            // Stepping on from there stays on the grid; the snapshot step falls on a multiple of 3.
-            let mut deadline = next;
-            let mut world_tick = tick;
-            for _ in 0..6 {
-                world_tick = world_tick.wrapping_add(1);
-                assert_eq!(on_grid(deadline) % 3 == 0, world_tick % 3 == 0, "{offset_us} µs, tick {world_tick}");
-                deadline += period;
-            }
-        }
-    }
 
     /// Joins `conn` as a player; returns the welcome or the refusal.
     fn join(
