@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{TestClient, TestServer};
@@ -127,4 +128,95 @@ async fn a_client_that_sends_before_its_welcome_loses_nothing() {
     assert_eq!(ending.reason, Some(DisconnectReason::ServerClosing), "{ending:?}");
     assert_eq!(ending.close.as_ref().map(|c| c.0), Some(DisconnectReason::ServerClosing.close_code()));
     stopping.await.unwrap();
+}
+
+/// A room with 256 or more polled sockets spreads its writes over threads: every client still
+/// gets its snapshots, a client in the last share is still read and kicked with its reason, the
+/// others carry on, and every one gets its goodbye.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_room_writes_every_socket_from_several_threads() {
+    const PLAYERS: usize = 300;
+    // Scenario S1's rules (everyone sees everyone, no combat) on a small empty map, at a low
+    // rate: a debug build keeps up with 300 players.
+    let config = server::config::ServerConfig {
+        map: Arc::new(shared::map::MapDef::open("big", 1000.0, 0)),
+        tick_hz: 20,
+        snapshot_hz: 10,
+        max_players: PLAYERS as u16,
+        max_connections_per_ip: 1_000,
+        joins_per_minute_per_ip: 1_000,
+        ..server::config::ServerConfig::s1()
+    };
+    let server = TestServer::start(config).await;
+    // Each client is read by a task of its own from its join on (a client left unread for
+    // long would be dropped as too slow): it counts binary frames and returns the reason it
+    // was given when the server ends it.
+    let mut sinks = Vec::new();
+    let mut frames = Vec::new();
+    let mut endings = Vec::new();
+    for i in 0..PLAYERS {
+        let client = TestClient::join(&server, &format!("p{i}")).await;
+        let (sink, mut stream) = client.ws.split();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        endings.push(tokio::spawn(async move {
+            let mut reason = None;
+            while let Some(Ok(frame)) = stream.next().await {
+                if let Message::Binary(bytes) = frame {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(ServerMsg::Disconnect(why)) = protocol::decode_server(&bytes) {
+                        reason = Some(why);
+                    }
+                }
+            }
+            reason
+        }));
+        sinks.push(sink);
+        frames.push(count);
+    }
+    until_stats(&server, "every socket attached to Main", |s| {
+        s.stats.polled_sockets.load(Ordering::Relaxed) as usize == PLAYERS
+    })
+    .await;
+    // Every client gets snapshots from its share's writer.
+    let until_each_gets_more = |who: Vec<usize>, what: &'static str| {
+        let frames = frames.clone();
+        async move {
+            let before: Vec<usize> = who.iter().map(|&i| frames[i].load(Ordering::Relaxed)).collect();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let behind: Vec<usize> = who
+                    .iter()
+                    .zip(&before)
+                    .filter(|&(&i, &b)| frames[i].load(Ordering::Relaxed) < b + 3)
+                    .map(|(&i, _)| i)
+                    .collect();
+                if behind.is_empty() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: clients without 3 more messages in 5 s: {behind:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    until_each_gets_more((0..PLAYERS).collect(), "every client").await;
+
+    // The last client (the last share) is still read, and kicked with its reason.
+    sinks[PLAYERS - 1].send(Message::Text("hello?".into())).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), endings.pop().unwrap()).await;
+    assert_eq!(reason.expect("closed within 5 s").unwrap(), Some(DisconnectReason::TextFrame));
+    until_stats(&server, "the kicked socket left the room", |s| {
+        s.stats.polled_sockets.load(Ordering::Relaxed) as usize == PLAYERS - 1
+    })
+    .await;
+    until_each_gets_more(vec![0, PLAYERS / 2, PLAYERS - 2], "after the kick").await;
+
+    server.stop().await;
+    for (i, ending) in endings.into_iter().enumerate() {
+        let reason = tokio::time::timeout(Duration::from_secs(5), ending).await;
+        assert_eq!(reason.expect("closed within 5 s").unwrap(), Some(DisconnectReason::ServerClosing), "client {i}");
+    }
 }
