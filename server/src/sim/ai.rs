@@ -42,6 +42,9 @@ pub struct BotBrain {
     stuck_ticks: u32,
     /// 0.3..1.0: accuracy and trigger discipline, so bots differ.
     skill: f32,
+    /// The enemy and the orb found nearest at the last look: they bound the next search.
+    enemy: Option<PlayerKey>,
+    orb: Option<OrbKey>,
 }
 
 impl BotBrain {
@@ -53,6 +56,8 @@ impl BotBrain {
             last_pos: Vec2::ZERO,
             stuck_ticks: 0,
             skill: rng.random_range(0.3..1.0),
+            enemy: None,
+            orb: None,
         }
     }
 
@@ -79,15 +84,18 @@ impl BotBrain {
             self.stuck_ticks = 0;
         }
 
-        let mut enemy: Option<(f32, Vec2)> = None;
-        senses.player_grid.query_radius(pos, SIGHT, |other_pos, key| {
+        let mut enemy: Option<(f32, Vec2, PlayerKey)> = None;
+        let hint = self.enemy.and_then(|key| senses.players.get(key)).filter(|p| p.alive).map(|p| p.pos);
+        senses.player_grid.query_radius(pos, search_radius(pos, hint, SIGHT), |other_pos, key| {
             if key != me {
                 let d = other_pos.distance_squared(pos);
-                if enemy.is_none_or(|(best, _)| d < best) {
-                    enemy = Some((d, other_pos));
+                if enemy.is_none_or(|(best, _, _)| d < best) {
+                    enemy = Some((d, other_pos, key));
                 }
             }
         });
+        self.enemy = enemy.map(|(_, _, key)| key);
+        let enemy = enemy.map(|(d, other_pos, _)| (d, other_pos));
 
         let mut aim = player.aim;
         let mut fire = false;
@@ -104,15 +112,18 @@ impl BotBrain {
                 (toward.perp() * self.strafe_sign - toward * 0.4).normalize_or_zero()
             }
         } else {
-            let mut orb: Option<(f32, Vec2)> = None;
-            senses.orb_grid.query_radius(pos, ORB_SIGHT, |orb_pos, key| {
+            let mut orb: Option<(f32, Vec2, OrbKey)> = None;
+            let hint = self.orb.and_then(|key| senses.orbs.get(key)).map(|orb| orb.pos);
+            senses.orb_grid.query_radius(pos, search_radius(pos, hint, ORB_SIGHT), |orb_pos, key| {
                 if senses.orbs.contains_key(key) {
                     let d = orb_pos.distance_squared(pos);
-                    if orb.is_none_or(|(best, _)| d < best) {
-                        orb = Some((d, orb_pos));
+                    if orb.is_none_or(|(best, _, _)| d < best) {
+                        orb = Some((d, orb_pos, key));
                     }
                 }
             });
+            self.orb = orb.map(|(_, _, key)| key);
+            let orb = orb.map(|(d, orb_pos, _)| (d, orb_pos));
             match orb {
                 Some((_, orb_pos)) => {
                     let toward = (orb_pos - pos).normalize_or_zero();
@@ -142,7 +153,63 @@ impl BotBrain {
     }
 }
 
+/// How far to search around `pos` for the nearest of something within `sight`, given `hint`:
+/// where the one found nearest at the last look is now (still there, still eligible). Nothing
+/// nearer than the nearest can lie beyond it, so a search out to it (a hair farther, for
+/// rounding) finds the same nearest as a search of the whole sight: the same items at the
+/// least distance, met in the same grid order (rows, columns, then insertion), so the same
+/// first one. Only fewer cells are read. No hint, or one out of sight: the whole sight.
+fn search_radius(pos: Vec2, hint: Option<Vec2>, sight: f32) -> f32 {
+    let Some(hint) = hint else { return sight };
+    let reach = hint.distance(pos) * (1.0 + 1e-4) + 1e-2;
+    if reach.is_finite() && reach < sight * (1.0 - 1e-4) { reach } else { sight }
+}
+
 fn random_direction(rng: &mut Pcg32) -> Vec2 {
     let angle: f32 = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
     Vec2::from_angle(angle)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The first strictly nearest item within `radius` in the grid's scan order (what a bot's
+    /// search keeps), with its distance.
+    fn nearest(grid: &Grid<u32>, center: Vec2, radius: f32) -> Option<(f32, u32)> {
+        let mut best: Option<(f32, u32)> = None;
+        grid.query_radius(center, radius, |pos, item| {
+            let d = pos.distance_squared(center);
+            if best.is_none_or(|(b, _)| d < b) {
+                best = Some((d, item));
+            }
+        });
+        best
+    }
+
+    proptest! {
+        /// Whatever item the hint is (the last nearest, which may no longer be nearest), the
+        /// bounded search finds what a search of the whole sight finds, ties included: points
+        /// are on a coarse lattice, so many are equally near.
+        #[test]
+        fn a_search_bounded_by_any_hint_finds_the_same_nearest(
+            points in proptest::collection::vec((0u32..48, 0u32..48), 1..60),
+            center in (0u32..48, 0u32..48),
+        ) {
+            let at = |(x, y): (u32, u32)| Vec2::new(x as f32 * 50.0, y as f32 * 50.0);
+            let mut grid = Grid::new(2_400.0, 2_400.0, 128.0);
+            for (i, &point) in points.iter().enumerate() {
+                grid.insert(at(point), i as u32);
+            }
+            let center = at(center);
+            let whole = nearest(&grid, center, SIGHT);
+            for &point in &points {
+                let bounded = nearest(&grid, center, search_radius(center, Some(at(point)), SIGHT));
+                prop_assert_eq!(bounded, whole, "hint {:?}", at(point));
+            }
+            prop_assert_eq!(nearest(&grid, center, search_radius(center, None, SIGHT)), whole);
+        }
+    }
 }

@@ -10,7 +10,10 @@ const NARROW: usize = 4;
 /// Items bucketed by position in square cells.
 #[derive(Debug, Clone)]
 pub struct Grid<T> {
-    cell_size: f32,
+    /// 1 / cell size: a multiplication where a division was (the same cells for a power-of-two
+    /// size such as the world's 128; for any size a monotone mapping, which is all the queries
+    /// need: an item inside a box lies in a cell between the box corners' cells).
+    per_unit: f32,
     columns: usize,
     rows: usize,
     cells: Vec<Vec<(Vec2, T)>>,
@@ -28,7 +31,7 @@ impl<T: Copy + PartialEq> Grid<T> {
         let rows = ((height / cell_size).ceil() as usize).max(1);
         let words_per_row = columns.div_ceil(64);
         Self {
-            cell_size,
+            per_unit: 1.0 / cell_size,
             columns,
             rows,
             cells: (0..columns * rows).map(|_| Vec::new()).collect(),
@@ -48,8 +51,8 @@ impl<T: Copy + PartialEq> Grid<T> {
     }
 
     fn cell_of(&self, pos: Vec2) -> (usize, usize) {
-        let column = ((pos.x / self.cell_size).max(0.0) as usize).min(self.columns - 1);
-        let row = ((pos.y / self.cell_size).max(0.0) as usize).min(self.rows - 1);
+        let column = ((pos.x * self.per_unit).max(0.0) as usize).min(self.columns - 1);
+        let row = ((pos.y * self.per_unit).max(0.0) as usize).min(self.rows - 1);
         (column, row)
     }
 
