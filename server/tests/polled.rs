@@ -130,9 +130,10 @@ async fn a_client_that_sends_before_its_welcome_loses_nothing() {
     stopping.await.unwrap();
 }
 
-/// A room with 256 or more polled sockets spreads its writes over threads: every client still
-/// gets its snapshots, a client in the last share is still read and kicked with its reason, the
-/// others carry on, and every one gets its goodbye.
+/// A room with 256 or more polled sockets spreads its writes over threads (on a machine with
+/// more than one core): every client still gets messages, a client in the last write share is
+/// kicked with its reason (read on the room's thread, its goodbye written), clients across the
+/// other shares keep getting messages, and every one gets its goodbye.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_room_writes_every_socket_from_several_threads() {
     const PLAYERS: usize = 300;
