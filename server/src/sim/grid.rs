@@ -7,6 +7,16 @@ use glam::Vec2;
 /// Queries at most this many columns wide scan every cell instead of the occupancy mask.
 const NARROW: usize = 4;
 
+/// `v` (a position times 1 / cell size) as a cell index in `0..=last`: its integer part, 0 below
+/// zero and for NaN, `last` past the end. The same as `(v.max(0.0) as usize).min(last)`, through
+/// a 32-bit conversion: one instruction, where converting to a 64-bit unsigned integer is a
+/// branchy sequence (every grid query and wall check maps two corners or a point).
+#[inline]
+pub(crate) fn cell_index(v: f32, last: usize) -> usize {
+    debug_assert!(last <= i32::MAX as usize);
+    (v as i32).clamp(0, last as i32) as usize
+}
+
 /// Items bucketed by position in square cells.
 #[derive(Debug, Clone)]
 pub struct Grid<T> {
@@ -51,9 +61,7 @@ impl<T: Copy + PartialEq> Grid<T> {
     }
 
     fn cell_of(&self, pos: Vec2) -> (usize, usize) {
-        let column = ((pos.x * self.per_unit).max(0.0) as usize).min(self.columns - 1);
-        let row = ((pos.y * self.per_unit).max(0.0) as usize).min(self.rows - 1);
-        (column, row)
+        (cell_index(pos.x * self.per_unit, self.columns - 1), cell_index(pos.y * self.per_unit, self.rows - 1))
     }
 
     /// Empties every cell, keeping their capacity.
@@ -146,6 +154,18 @@ impl<T: Copy + PartialEq> Grid<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cell_index_is_the_saturating_unsigned_conversion() {
+        let mut values = vec![0.0, -0.0, 0.5, 0.999_999_9, 1.0, 15.999, 16.0, 1e9, 3e9, 1e30, -0.5, -1.0, -1e30];
+        values.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, f32::EPSILON]);
+        values.extend((-4000..4000).map(|i| i as f32 * 0.013));
+        for last in [0, 1, 15, 63, 1000] {
+            for &v in &values {
+                assert_eq!(cell_index(v, last), (v.max(0.0) as usize).min(last), "{v} with last {last}");
+            }
+        }
+    }
 
     #[test]
     fn queries_find_exactly_the_items_in_range() {

@@ -4,8 +4,12 @@
 use glam::Vec2;
 use shared::map::MapDef;
 
+use super::grid::cell_index;
+
 /// Cell size, world units.
 const CELL: f32 = 128.0;
+/// 1 / [`CELL`]: exact, since the cell size is a power of two (a multiplication, not a division).
+const PER_UNIT: f32 = 1.0 / CELL;
 
 /// For each cell, the walls whose bounds, grown by `reach`, touch it.
 #[derive(Debug, Clone)]
@@ -13,7 +17,10 @@ pub struct WallIndex {
     columns: usize,
     rows: usize,
     reach: f32,
-    cells: Vec<Vec<u16>>,
+    /// Cell `i`'s walls are `walls[starts[i]..starts[i + 1]]`: every list in one array, so a
+    /// lookup reads one allocation, not a cell's own.
+    starts: Vec<u32>,
+    walls: Vec<u16>,
 }
 
 impl WallIndex {
@@ -21,30 +28,39 @@ impl WallIndex {
     pub fn new(map: &MapDef, reach: f32) -> WallIndex {
         let columns = ((map.width / CELL).ceil() as usize).max(1);
         let rows = ((map.height / CELL).ceil() as usize).max(1);
-        let mut index = WallIndex { columns, rows, reach, cells: vec![Vec::new(); columns * rows] };
+        let mut index = WallIndex { columns, rows, reach, starts: Vec::new(), walls: Vec::new() };
+        let mut cells = vec![Vec::new(); columns * rows];
         for (number, wall) in map.walls.iter().enumerate() {
             let (first_column, first_row) = index.cell_of(Vec2::new(wall.x - reach, wall.y - reach));
             let (last_column, last_row) = index.cell_of(Vec2::new(wall.x + wall.w + reach, wall.y + wall.h + reach));
             for row in first_row..=last_row {
                 for column in first_column..=last_column {
-                    index.cells[row * columns + column].push(number as u16);
+                    cells[row * columns + column].push(number as u16);
                 }
             }
+        }
+        index.starts.push(0);
+        for cell in cells {
+            index.walls.extend(cell);
+            index.starts.push(u32::try_from(index.walls.len()).expect("fewer than 2^32 wall entries"));
         }
         index
     }
 
+    fn cell(&self, column: usize, row: usize) -> &[u16] {
+        let cell = row * self.columns + column;
+        &self.walls[self.starts[cell] as usize..self.starts[cell + 1] as usize]
+    }
+
     fn cell_of(&self, pos: Vec2) -> (usize, usize) {
-        let column = ((pos.x / CELL).max(0.0) as usize).min(self.columns - 1);
-        let row = ((pos.y / CELL).max(0.0) as usize).min(self.rows - 1);
-        (column, row)
+        (cell_index(pos.x * PER_UNIT, self.columns - 1), cell_index(pos.y * PER_UNIT, self.rows - 1))
     }
 
     /// The walls that may lie within `reach` of `p` (increasing indices), and `reach`: what
     /// [`shared::rules::collide_near`] takes.
     pub fn near(&self, p: Vec2) -> (&[u16], f32) {
         let (column, row) = self.cell_of(p);
-        (&self.cells[row * self.columns + column], self.reach)
+        (self.cell(column, row), self.reach)
     }
 
     /// Exactly [`MapDef::is_free`] (`map` must be the indexed map).
@@ -56,10 +72,7 @@ impl WallIndex {
         // A wall within `radius` of `p` has `p` inside its bounds grown by `reach`: it is listed
         // in `p`'s cell.
         let (column, row) = self.cell_of(p);
-        inside
-            && !self.cells[row * self.columns + column]
-                .iter()
-                .any(|&wall| map.walls[usize::from(wall)].overlaps_circle(p, radius))
+        inside && !self.cell(column, row).iter().any(|&wall| map.walls[usize::from(wall)].overlaps_circle(p, radius))
     }
 }
 
