@@ -9,8 +9,8 @@ const NARROW: usize = 4;
 
 /// `v` (a position times 1 / cell size) as a cell index in `0..=last`: its integer part, 0 below
 /// zero and for NaN, `last` past the end. The same as `(v.max(0.0) as usize).min(last)`, through
-/// a 32-bit conversion: one instruction, where converting to a 64-bit unsigned integer is a
-/// branchy sequence (every grid query and wall check maps two corners or a point).
+/// a 32-bit signed conversion and an integer clamp, where converting to a 64-bit unsigned integer
+/// is a longer, branchy sequence (every grid query and wall check maps two corners or a point).
 #[inline]
 pub(crate) fn cell_index(v: f32, last: usize) -> usize {
     debug_assert!(last <= i32::MAX as usize);
