@@ -9,12 +9,14 @@
 //! builds for native targets and for `wasm32-unknown-unknown` and is fully deterministic.
 
 pub mod bits;
+pub mod close;
 pub mod map;
 pub mod protocol;
 pub mod quant;
 pub mod room;
 pub mod rules;
 pub mod snapshot;
+pub mod text;
 pub mod tick;
 
 pub use protocol::{ClientMsg, DisconnectReason, PROTOCOL_VERSION, ServerMsg};

@@ -105,7 +105,7 @@ impl MapDef {
             return bad("needs 1..=256 spawn points".to_string());
         }
         for (index, spawn) in self.spawns.iter().enumerate() {
-            if !self.is_free(*spawn, crate::rules::PLAYER_RADIUS) {
+            if !self.is_free(*spawn, crate::rules::consts::PLAYER_RADIUS) {
                 return bad(format!("spawn {index} at {spawn} is outside the map or in a wall"));
             }
         }

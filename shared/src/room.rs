@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{strip_controls, truncate_utf8};
 use crate::snapshot::NetId;
+use crate::text::{strip_controls, truncate_utf8};
 
 /// Letters a room code is made of: A–Z without the look-alikes I and O (no digits at all, so
 /// no 0/O or 1/I/L confusion either).

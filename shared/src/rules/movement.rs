@@ -2,7 +2,7 @@
 
 use glam::Vec2;
 
-use super::{PLAYER_ACCEL, PLAYER_FRICTION, PLAYER_MAX_SPEED, PLAYER_RADIUS};
+use super::consts::{PLAYER_ACCEL, PLAYER_FRICTION, PLAYER_MAX_SPEED, PLAYER_RADIUS};
 use crate::map::MapDef;
 
 /// The movement part of one input, already validated.
