@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use server::ServerConfig;
-use server::room::live::{ConnId, Kick, Room, RoomStats, SimInput};
+use server::room::{ConnId, Kick, Room, RoomStats, SimInput};
 use server::sim::testing::Stepper;
 use server::sim::world::PlayerKey;
 use shared::map::MapDef;

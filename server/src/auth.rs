@@ -19,7 +19,7 @@ use serde::Deserialize;
 use shared::protocol::{DisconnectReason, JoinAuth, MAX_JOIN_TOKEN_BYTES, MAX_PASSWORD_BYTES};
 use shared::room::RoomCode;
 
-use crate::net::rate::TokenBucket;
+use crate::rate::TokenBucket;
 
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
 pub const MIN_SECRET_BYTES: usize = 32;

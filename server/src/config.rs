@@ -1,6 +1,11 @@
 //! Server configuration: what a host can set from the command line, with the defaults a
 //! no-flags start uses. Shapes every room (rates, limits) and the server around them.
+//!
+//! It owns the settings types of the shells too (admin tokens, TLS files, the lobby link, the
+//! mDNS name), so it sits below all of them: the room reads it, and `admin`, `net::tls`,
+//! `fleet` and `lan` re-export their settings from here. Nothing here does I/O at start.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +13,7 @@ use shared::map::MapDef;
 
 use crate::sim::world::Rules;
 
-/// The map the server uses when none is given: `assets/maps/arena.json`, embedded at build time
-/// so the binary needs no files next to it.
-pub const DEFAULT_MAP_JSON: &str = include_str!("../../assets/maps/arena.json");
+pub use crate::maps::DEFAULT_MAP_JSON;
 
 /// Most bots a host of the server may put in "Main" (`--bots`); rooms' own hosts may ask for
 /// up to [`shared::room::MAX_ROOM_BOTS`].
@@ -96,18 +99,18 @@ pub struct ServerConfig {
     /// Hellos per minute from one address (loopback exempt; 0 turns it off).
     pub joins_per_minute_per_ip: u32,
     /// The operator's tokens, ban list and audit log (`/admin`, `/api/admin/…`).
-    pub admin: crate::admin::AdminConfig,
+    pub admin: AdminConfig,
     /// `/metrics` asks for an admin token.
     pub metrics_require_token: bool,
     /// HTTPS and `wss://` on the game port.
-    pub tls: Option<crate::net::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
     /// Reverse proxies whose `X-Forwarded-For` names the real client (limits, bans and logs
     /// then apply to the client, not to the proxy).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Run as an Agones GameServer (Ready, health, Counters and List, Shutdown).
     pub agones: bool,
     /// Report rooms to a fleet lobby.
-    pub lobby: Option<crate::fleet::report::LobbyLink>,
+    pub lobby: Option<LobbyLink>,
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -143,7 +146,7 @@ impl Default for ServerConfig {
             net_sim: None,
             lag_comp_ms: crate::sim::world::DEFAULT_LAG_COMP_MS,
             lan: true,
-            mdns_name: crate::lan::DEFAULT_MDNS_NAME.to_string(),
+            mdns_name: DEFAULT_MDNS_NAME.to_string(),
             server_name: default_server_name(),
             public_url: None,
             allowed_origins: Vec::new(),
@@ -152,7 +155,7 @@ impl Default for ServerConfig {
             snapshot_budget_bytes: Some(DEFAULT_SNAPSHOT_BUDGET_BYTES),
             gate: Arc::default(),
             joins_per_minute_per_ip: 60,
-            admin: crate::admin::AdminConfig::default(),
+            admin: AdminConfig::default(),
             metrics_require_token: false,
             tls: None,
             trusted_proxies: Vec::new(),
@@ -261,5 +264,108 @@ impl ServerConfig {
     /// Ticks between snapshots (snapshots go out on ticks that are multiples of this).
     pub fn ticks_per_snapshot(&self) -> u32 {
         (u32::from(self.tick_hz) / u32::from(self.snapshot_hz.max(1))).max(1)
+    }
+}
+
+/// The default mDNS host name (`--mdns-name`).
+pub const DEFAULT_MDNS_NAME: &str = "arena";
+
+/// Shortest admin token accepted (a generated one has 32 hex digits).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// A named admin token. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct AdminToken {
+    pub name: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminToken({:?})", self.name)
+    }
+}
+
+impl AdminToken {
+    /// `NAME=SECRET` (NAME: letters, digits, `-`, `_`, at most 32) or just `SECRET` (named
+    /// "admin"; a secret may itself contain `=`, as base64 does). Errors never repeat any part of
+    /// the spec: it may be mostly secret.
+    pub fn parse(spec: &str) -> Result<AdminToken, String> {
+        let is_name = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let (name, secret) = match spec.split_once('=') {
+            Some((name, secret)) if is_name(name) && secret.chars().count() >= MIN_TOKEN_CHARS => {
+                (name.to_string(), secret.to_string())
+            }
+            _ => ("admin".to_string(), spec.to_string()),
+        };
+        if secret.chars().count() < MIN_TOKEN_CHARS || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "--admin-token: a token must be NAME=SECRET or SECRET, the secret at least {MIN_TOKEN_CHARS} characters without spaces"
+            ));
+        }
+        Ok(AdminToken { name, secret })
+    }
+
+    /// A fresh random token (128 bits, hex) named "admin".
+    pub fn generate() -> AdminToken {
+        let mut key = [0u8; shared::room::HOST_KEY_BYTES];
+        getrandom::fill(&mut key).expect("the OS random generator is available");
+        AdminToken { name: "admin".to_string(), secret: shared::room::host_key_hex(&key) }
+    }
+
+    /// The secret, to print once when it was generated.
+    pub fn reveal(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// What the host configured.
+#[derive(Clone, Debug, Default)]
+pub struct AdminConfig {
+    /// No tokens: administration is off.
+    pub tokens: Vec<AdminToken>,
+    /// Where bans are kept (JSON); `None` keeps them in memory only.
+    pub bans_file: Option<PathBuf>,
+    /// Where the audit log is appended (JSON lines); `None` logs to the server log only.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// How often the certificate files are checked for a renewal.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+/// The certificate chain and private key files (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// How often the files are checked for a renewal ([`RELOAD_EVERY`]).
+    pub reload_every: Duration,
+}
+
+/// Where and how to report.
+#[derive(Clone)]
+pub struct LobbyLink {
+    /// The lobby's base URL (`http://arena-lobby:8080`).
+    pub url: String,
+    /// The fleet's shared key (`Authorization: Bearer`).
+    pub key: String,
+    /// This server's name in the fleet.
+    pub instance: String,
+    /// Where players connect to this server.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for LobbyLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("LobbyLink")
+            .field("url", &self.url)
+            .field("instance", &self.instance)
+            .field("public_url", &self.public_url)
+            .finish()
     }
 }

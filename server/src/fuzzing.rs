@@ -108,12 +108,12 @@ pub fn http_json(data: &[u8]) {
         }
         1 => {
             if let Ok(kick) = serde_json::from_slice::<crate::admin::api::KickRequest>(body) {
-                let _ = kick.message.as_deref().and_then(crate::admin::ops::clean_message);
+                let _ = kick.message.as_deref().and_then(crate::room::ops::clean_message);
             }
         }
         2 => {
             if let Ok(message) = serde_json::from_slice::<crate::admin::api::MessageRequest>(body) {
-                let _ = message.message.as_deref().and_then(crate::admin::ops::clean_message);
+                let _ = message.message.as_deref().and_then(crate::room::ops::clean_message);
             }
         }
         3 => {
@@ -122,7 +122,7 @@ pub fn http_json(data: &[u8]) {
         4 => {
             if let Ok(ban) = serde_json::from_slice::<crate::admin::api::BanRequest>(body) {
                 let _ = ban.ip.trim().parse::<std::net::IpAddr>();
-                let _ = ban.reason.as_deref().and_then(crate::admin::ops::clean_message);
+                let _ = ban.reason.as_deref().and_then(crate::room::ops::clean_message);
             }
         }
         5 => {

@@ -19,6 +19,7 @@ use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 use tracing::{info, warn};
 
+pub use crate::config::DEFAULT_MDNS_NAME;
 use crate::room::registry::Registry;
 
 /// The DNS-SD service type Arena servers announce and browse.
@@ -32,9 +33,6 @@ pub const MAX_PEER_NAME: usize = 40;
 pub const PEER_TTL: Duration = Duration::from_secs(16);
 /// How often this server refreshes its announcement (its TXT carries live counts).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
-/// The default mDNS host name (`--mdns-name`).
-pub const DEFAULT_MDNS_NAME: &str = "arena";
-
 /// Where other devices can reach a server listening on `bind`: private IPv4 first, then other
 /// IPv4, then IPv6 (global or unique-local; link-local IPv6 needs a zone no browser takes).
 /// Loopback never: from another device it is that device itself.

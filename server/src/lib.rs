@@ -18,10 +18,12 @@ pub mod lan;
 pub mod maps;
 pub mod metrics;
 pub mod net;
+pub mod rate;
 pub mod replay;
 pub mod room;
 pub mod sim;
 pub mod snapshot;
+pub mod stats;
 pub mod systemd;
 
 use std::future::Future;
@@ -37,8 +39,8 @@ use tracing::{info, warn};
 
 pub use config::ServerConfig;
 use net::connection::NetContext;
-use room::live::RoomStats;
 use room::registry::Registry;
+use stats::RoomStats;
 
 /// Kernel send buffer per connection, bytes (a couple of seconds of snapshots for a busy view).
 const SOCKET_SEND_BUFFER: usize = 128 * 1024;

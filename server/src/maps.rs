@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use shared::map::MapDef;
 
+/// The map the server uses when none is given: `assets/maps/arena.json`, embedded at build time
+/// so the binary needs no files next to it.
+pub const DEFAULT_MAP_JSON: &str = include_str!("../../assets/maps/arena.json");
+
 /// Every map shipped in `assets/maps/` (a test checks the directory and this list agree).
 pub const BUILTIN_MAPS: [(&str, &str); 3] = [
     ("arena.json", include_str!("../../assets/maps/arena.json")),

@@ -1,79 +1,9 @@
-//! Lock-free latency histograms (recorded by each room's tick loop, read for quantiles and for
-//! `/metrics`) and the `/metrics` exposition, encoded by `prometheus-client`.
+//! The `/metrics` exposition, encoded by `prometheus-client`: it reads the figures every live room
+//! publishes ([`crate::stats`]) at scrape time, so the tick never touches it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-/// Upper bounds of the histogram buckets, microseconds (the last bucket is +Inf).
-pub const BUCKETS_US: [u64; 28] = [
-    25, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000,
-    10_000, 12_500, 15_000, 20_000, 30_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-];
-
-/// A cumulative histogram of durations, safe to record from one task and read from others.
-#[derive(Debug)]
-pub struct Histogram {
-    /// Count per bucket (not cumulative); one extra for +Inf.
-    counts: [AtomicU64; BUCKETS_US.len() + 1],
-    sum_us: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    pub fn record(&self, duration: Duration) {
-        let micros = duration.as_micros().min(u128::from(u64::MAX)) as u64;
-        let index = BUCKETS_US.iter().position(|&bound| micros <= bound).unwrap_or(BUCKETS_US.len());
-        self.counts[index].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(micros, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Adds `other`'s counts into this one (to render several rooms' histograms as one).
-    pub fn add(&self, other: &Histogram) {
-        for (mine, theirs) in self.counts.iter().zip(&other.counts) {
-            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        self.sum_us.fetch_add(other.sum_us.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.count.fetch_add(other.count(), Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Bucket counts (not cumulative), the last being +Inf.
-    pub fn snapshot(&self) -> Vec<u64> {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect()
-    }
-}
-
-/// Estimates a quantile (0..=1) from non-cumulative bucket counts: the upper bound of the bucket
-/// it falls in, in microseconds (`None` when empty; `u64::MAX` for the +Inf bucket).
-pub fn quantile_us(counts: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let target = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (index, count) in counts.iter().enumerate() {
-        seen += count;
-        if seen >= target {
-            return Some(BUCKETS_US.get(index).copied().unwrap_or(u64::MAX));
-        }
-    }
-    None
-}
+pub use crate::stats::{BUCKETS_US, Histogram, quantile_us};
 
 /// What `/metrics` shows, encoded by `prometheus-client` (Prometheus text format 0.0.4): the
 /// server-wide totals of every live room (counters summed, histograms merged), a few series per
@@ -98,7 +28,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
-use crate::room::live::RoomStats;
+use crate::stats::RoomStats;
 
 /// A server-wide counter: name (without `_total`), help, and the room counter it sums.
 type CounterSeries = (&'static str, &'static str, fn(&RoomStats) -> &AtomicU64);
@@ -143,7 +73,7 @@ impl EncodeMetric for Seconds<'_> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let counts = self.0.snapshot();
         let buckets: Vec<(f64, u64)> = BUCKETS_US.iter().map(|&us| us as f64 / 1e6).zip(counts).collect();
-        let sum = self.0.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.0.sum_us() as f64 / 1e6;
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, self.0.count(), &buckets, None)
     }
 
@@ -325,6 +255,8 @@ impl Collector for ProcessCollector {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

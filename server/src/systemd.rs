@@ -35,7 +35,7 @@ pub async fn watchdog(rooms: Arc<Registry>) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        if crate::room::live::stuck_rooms(&rooms, stuck_after).is_empty() {
+        if rooms.stuck_rooms(stuck_after).is_empty() {
             let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
         }
     }

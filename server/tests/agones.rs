@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use server::agones::fake::{FakeSdk, FakeState};
-use server::room::live::RoomStats;
+use server::room::RoomStats;
 use server::room::registry::Registry;
 
 /// Starts the fake sidecar on 127.0.0.1:0; returns it, its port and its stop switch.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestClient, hello, read_until_closed};
 use server::ServerConfig;
-use server::room::live::RoomStats;
+use server::room::RoomStats;
 use server::room::registry::Registry;
 use shared::protocol::DisconnectReason;
 use tokio::sync::oneshot;

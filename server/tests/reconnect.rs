@@ -186,7 +186,7 @@ async fn a_silent_drop_is_taken_over_by_the_resume_and_an_idle_timeout_holds_the
     }
     // ...and once it has been silent for two seconds, a resume takes the seat over at once,
     // without waiting for the server to notice the dead socket.
-    tokio::time::sleep(server::room::live::TAKEOVER_SILENCE + Duration::from_millis(300)).await;
+    tokio::time::sleep(server::room::TAKEOVER_SILENCE + Duration::from_millis(300)).await;
     let back = TestClient::join_with(&server.url(), hello_to("quiet", join(&code), None, 0, Some(token)))
         .await
         .unwrap_or_else(|ending| panic!("takeover refused: {ending:?}"));

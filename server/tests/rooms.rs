@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{TestClient, TestServer, duel_map, hello_to, http};
 use server::ServerConfig;
-use server::room::live::SimInput;
+use server::room::SimInput;
 use shared::protocol::{ClientMsg, DisconnectReason, ServerMsg};
 use shared::room::{CreatedRoom, HostCmd, RoomRequest, RoomSettings, RoomSummary, parse_host_key};
 
@@ -194,7 +194,7 @@ async fn the_host_restarts_changes_map_sets_bots_hands_over_and_a_successor_take
         host.notices()
     );
     assert_eq!(wait_welcome(&mut carol).await.map_id, "crossfire", "carol's first new match: the map change");
-    tokio::time::sleep(server::room::live::NEW_MATCH_COOLDOWN).await;
+    tokio::time::sleep(server::room::NEW_MATCH_COOLDOWN).await;
     host.send(&ClientMsg::Host(HostCmd::Restart)).await;
     let restarted = wait_welcome(&mut carol).await;
     assert_eq!(restarted.map_id, "crossfire", "the restart keeps the map");

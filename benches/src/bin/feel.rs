@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use glam::Vec2;
 use server::ServerConfig;
 use server::net::netsim::NetSim;
-use server::room::live::RoomStats;
+use server::room::RoomStats;
 use server::room::registry::Registry;
 use shared::map::MapDef;
 use shared::protocol::{self, ClientMsg, PROTOCOL_VERSION, ServerMsg};

@@ -21,10 +21,10 @@ use shared::snapshot::NetId;
 use tokio::sync::oneshot;
 
 use super::AuditEntry;
-use super::ops::{AdminAnswer, AdminOp, clean_message};
 use crate::net::connection::NetContext;
 use crate::net::http::{json, json_error, origin_allowed};
-use crate::room::live::SimInput;
+use crate::room::input::SimInput;
+use crate::room::ops::{RoomAnswer, RoomOp, clean_message};
 use crate::room::registry::RoomHandle;
 
 /// How long a room has to answer the operator (a wedged room must not hang the API).
@@ -78,7 +78,7 @@ pub fn authorize(
     if origin_allowed(headers, &ctx.config.allowed_origins, ctx.config.public_url.as_deref()).is_err() {
         return Err(json_error(StatusCode::FORBIDDEN, "the admin API answers this server's own pages only"));
     }
-    let key = crate::net::connection::address_key(peer);
+    let key = crate::rate::address_key(peer);
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +128,7 @@ async fn parse<T: DeserializeOwned>(
 }
 
 /// Sends `op` to `room` and waits (bounded) for its answer.
-async fn ask(room: &RoomHandle, op: AdminOp) -> Result<AdminAnswer, (StatusCode, String)> {
+async fn ask(room: &RoomHandle, op: RoomOp) -> Result<RoomAnswer, (StatusCode, String)> {
     let (reply, answer) = oneshot::channel();
     let asked = async {
         room.inbox.send(SimInput::Admin { op, reply }).await.map_err(|_| ())?;
@@ -144,7 +144,7 @@ async fn ask(room: &RoomHandle, op: AdminOp) -> Result<AdminAnswer, (StatusCode,
 }
 
 /// Asks every room at once (each bounded by [`ROOM_ANSWER_LIMIT`]).
-async fn ask_all(rooms: &[RoomHandle], op: impl Fn() -> AdminOp) -> Vec<Result<AdminAnswer, (StatusCode, String)>> {
+async fn ask_all(rooms: &[RoomHandle], op: impl Fn() -> RoomOp) -> Vec<Result<RoomAnswer, (StatusCode, String)>> {
     futures_util::future::join_all(rooms.iter().map(|room| ask(room, op()))).await
 }
 
@@ -158,7 +158,7 @@ fn audited(
     outcome: Result<serde_json::Value, (StatusCode, String)>,
 ) -> Response {
     ctx.admin.audit(AuditEntry {
-        at_ms: crate::room::live::unix_ms(),
+        at_ms: crate::stats::unix_ms(),
         who: who.to_string(),
         from: peer.to_string(),
         action: action.to_string(),
@@ -179,7 +179,7 @@ fn find_room(ctx: &NetContext, code: &str) -> Result<RoomHandle, (StatusCode, St
 }
 
 /// Finds room `code` and asks it `op`; the answer as JSON.
-async fn ask_room(ctx: &NetContext, code: &str, op: AdminOp) -> Result<serde_json::Value, (StatusCode, String)> {
+async fn ask_room(ctx: &NetContext, code: &str, op: RoomOp) -> Result<serde_json::Value, (StatusCode, String)> {
     let room = find_room(ctx, code)?;
     ask(&room, op).await.map(|answer| serde_json::to_value(answer).expect("answers serialize"))
 }
@@ -196,7 +196,7 @@ async fn rooms(
     let mut handles = ctx.rooms.handles();
     let main = ctx.rooms.main_code();
     handles.sort_by_key(|h| (Some(h.public.code) != main, h.public.code));
-    let answers = ask_all(&handles, || AdminOp::Inspect).await;
+    let answers = ask_all(&handles, || RoomOp::Inspect).await;
     let rooms: Vec<serde_json::Value> = handles
         .iter()
         .zip(answers)
@@ -243,7 +243,7 @@ async fn kick(
         Err(response) => return response,
     };
     let message = body.message.as_deref().and_then(clean_message).unwrap_or_else(|| "removed".to_string());
-    let outcome = ask_room(&ctx, &code, AdminOp::Kick { player: NetId(body.player), message }).await;
+    let outcome = ask_room(&ctx, &code, RoomOp::Kick { player: NetId(body.player), message }).await;
     audited(&ctx, &who, from, "kick", &format!("room {code} player {}", body.player), outcome)
 }
 
@@ -268,7 +268,7 @@ async fn close_room(
         Err(response) => return response,
     };
     let message = body.message.as_deref().and_then(clean_message).unwrap_or_else(|| "the room was closed".to_string());
-    let outcome = ask_room(&ctx, &code, AdminOp::Close { message }).await;
+    let outcome = ask_room(&ctx, &code, RoomOp::Close { message }).await;
     audited(&ctx, &who, from, "close_room", &format!("room {code}"), outcome)
 }
 
@@ -289,7 +289,7 @@ async fn set_bots(
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    let outcome = ask_room(&ctx, &code, AdminOp::SetBots { bots: body.bots }).await;
+    let outcome = ask_room(&ctx, &code, RoomOp::SetBots { bots: body.bots }).await;
     audited(&ctx, &who, from, "set_bots", &format!("room {code} bots {}", body.bots), outcome)
 }
 
@@ -314,7 +314,7 @@ async fn broadcast(
         },
         None => ctx.rooms.handles(),
     };
-    let answers = ask_all(&rooms, || AdminOp::Notice { text: format!("Server: {text}") }).await;
+    let answers = ask_all(&rooms, || RoomOp::Notice { text: format!("Server: {text}") }).await;
     let reached = answers.iter().filter(|answer| answer.is_ok()).count();
     audited(&ctx, &who, from, "broadcast", &target, Ok(serde_json::json!({ "rooms": reached })))
 }
@@ -359,11 +359,11 @@ async fn ban(
     let reason = body.reason.as_deref().and_then(clean_message).unwrap_or_default();
     let outcome = match ctx.admin.ban(ip, reason, &who) {
         Ok(ban) => {
-            let answers = ask_all(&ctx.rooms.handles(), || AdminOp::KickAddress { ip }).await;
+            let answers = ask_all(&ctx.rooms.handles(), || RoomOp::KickAddress { ip }).await;
             let closed: u32 = answers
                 .iter()
                 .filter_map(|answer| match answer {
-                    Ok(AdminAnswer::Done { done }) => done.split_whitespace().nth(1)?.parse::<u32>().ok(),
+                    Ok(RoomAnswer::Done { done }) => done.split_whitespace().nth(1)?.parse::<u32>().ok(),
                     _ => None,
                 })
                 .sum();

@@ -6,14 +6,15 @@
 //! no cookies, so no CSRF), and never logged. With no token configured, a server on loopback
 //! generates one and prints it once; any other server has administration off.
 //!
-//! Every operation is typed ([`ops::AdminOp`] for one room; bans, notices and the drain for the
+//! Every operation is typed ([`crate::room::ops::RoomOp`] for one room; bans, notices and the drain for the
 //! server) and every one is appended to the audit log: who (the token's name), from where,
 //! what, when, and how it went.
 
 pub mod api;
 pub mod cli;
-pub mod ops;
 pub mod page;
+
+pub use crate::config::{AdminConfig, AdminToken, MIN_TOKEN_CHARS};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
@@ -24,70 +25,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-/// Shortest admin token accepted (a generated one has 32 hex digits).
-pub const MIN_TOKEN_CHARS: usize = 16;
 /// Audit entries kept in memory for `/api/admin/audit` (the file keeps everything).
 const AUDIT_MEMORY: usize = 500;
-
-/// A named admin token. `Debug` never shows the secret.
-#[derive(Clone)]
-pub struct AdminToken {
-    pub name: String,
-    secret: String,
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AdminToken({:?})", self.name)
-    }
-}
-
-impl AdminToken {
-    /// `NAME=SECRET` (NAME: letters, digits, `-`, `_`, at most 32) or just `SECRET` (named
-    /// "admin"; a secret may itself contain `=`, as base64 does). Errors never repeat any part of
-    /// the spec: it may be mostly secret.
-    pub fn parse(spec: &str) -> Result<AdminToken, String> {
-        let is_name = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 32
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        let (name, secret) = match spec.split_once('=') {
-            Some((name, secret)) if is_name(name) && secret.chars().count() >= MIN_TOKEN_CHARS => {
-                (name.to_string(), secret.to_string())
-            }
-            _ => ("admin".to_string(), spec.to_string()),
-        };
-        if secret.chars().count() < MIN_TOKEN_CHARS || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "--admin-token: a token must be NAME=SECRET or SECRET, the secret at least {MIN_TOKEN_CHARS} characters without spaces"
-            ));
-        }
-        Ok(AdminToken { name, secret })
-    }
-
-    /// A fresh random token (128 bits, hex) named "admin".
-    pub fn generate() -> AdminToken {
-        let key = crate::room::random_host_key();
-        AdminToken { name: "admin".to_string(), secret: shared::room::host_key_hex(&key) }
-    }
-
-    /// The secret, to print once when it was generated.
-    pub fn reveal(&self) -> &str {
-        &self.secret
-    }
-}
-
-/// What the host configured.
-#[derive(Clone, Debug, Default)]
-pub struct AdminConfig {
-    /// No tokens: administration is off.
-    pub tokens: Vec<AdminToken>,
-    /// Where bans are kept (JSON); `None` keeps them in memory only.
-    pub bans_file: Option<PathBuf>,
-    /// Where the audit log is appended (JSON lines); `None` logs to the server log only.
-    pub audit_log: Option<PathBuf>,
-}
 
 /// One banned address (an IPv6 /64).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,7 +82,7 @@ impl Admin {
                     let list: Vec<Ban> = serde_json::from_str(&text)
                         .map_err(|e| format!("--bans-file {}: not a ban list: {e}", path.display()))?;
                     for ban in list {
-                        bans.insert(crate::net::connection::address_key(ban.ip), ban);
+                        bans.insert(crate::rate::address_key(ban.ip), ban);
                     }
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -167,7 +106,7 @@ impl Admin {
     pub fn authorize(&self, presented: &str) -> Option<&str> {
         let mut found = None;
         for token in &self.tokens {
-            if crate::auth::constant_time_eq(presented.as_bytes(), token.secret.as_bytes()) {
+            if crate::auth::constant_time_eq(presented.as_bytes(), token.reveal().as_bytes()) {
                 found = Some(token.name.as_str());
             }
         }
@@ -176,7 +115,7 @@ impl Admin {
 
     /// Whether `ip` (or its /64) is banned.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        let key = crate::net::connection::address_key(ip);
+        let key = crate::rate::address_key(ip);
         self.bans.lock().expect("bans lock").contains_key(&key)
     }
 
@@ -186,11 +125,11 @@ impl Admin {
 
     /// Bans `ip` and saves the list. Loopback cannot be banned (every local tool shares it).
     pub fn ban(&self, ip: IpAddr, reason: String, by: &str) -> Result<Ban, String> {
-        let key = crate::net::connection::address_key(ip);
+        let key = crate::rate::address_key(ip);
         if key.is_loopback() || key.is_unspecified() {
             return Err("loopback and unspecified addresses cannot be banned".to_string());
         }
-        let ban = Ban { ip: key, reason, at: crate::room::live::unix_ms() / 1000, by: by.to_string() };
+        let ban = Ban { ip: key, reason, at: crate::stats::unix_ms() / 1000, by: by.to_string() };
         let mut bans = self.bans.lock().expect("bans lock");
         bans.insert(key, ban.clone());
         self.save(&bans)?;
@@ -199,7 +138,7 @@ impl Admin {
 
     /// Lifts a ban; false when there was none.
     pub fn unban(&self, ip: IpAddr) -> Result<bool, String> {
-        let key = crate::net::connection::address_key(ip);
+        let key = crate::rate::address_key(ip);
         let mut bans = self.bans.lock().expect("bans lock");
         let removed = bans.remove(&key).is_some();
         if removed {

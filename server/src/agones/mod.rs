@@ -104,7 +104,7 @@ pub async fn run(rooms: Arc<Registry>, options: Options, stop: CancellationToken
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        let stuck = crate::room::live::stuck_rooms(&rooms, Duration::from_secs(5));
+        let stuck = rooms.stuck_rooms(Duration::from_secs(5));
         if stuck.is_empty() {
             if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = health.try_send(()) {
                 // The health stream ended (the sidecar restarted): open a new one.

@@ -251,7 +251,7 @@ struct Sent {
 
 async fn player_request(lobby: &Lobby, peer: SocketAddr, request: Request) -> Result<PlayerRequest, Response> {
     let peer = crate::net::http::client_addr(&lobby.config.trusted_proxies, peer, request.headers());
-    if !lobby.limits.try_join(crate::net::connection::address_key(peer.ip())) {
+    if !lobby.limits.try_join(crate::rate::address_key(peer.ip())) {
         let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too many requests from your address");
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         return Err(response);

@@ -8,31 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{REPORT_EVERY, Report};
+pub use crate::config::LobbyLink;
 use crate::room::registry::Registry;
-
-/// Where and how to report.
-#[derive(Clone)]
-pub struct LobbyLink {
-    /// The lobby's base URL (`http://arena-lobby:8080`).
-    pub url: String,
-    /// The fleet's shared key (`Authorization: Bearer`).
-    pub key: String,
-    /// This server's name in the fleet.
-    pub instance: String,
-    /// Where players connect to this server.
-    pub public_url: String,
-}
-
-impl std::fmt::Debug for LobbyLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the key.
-        f.debug_struct("LobbyLink")
-            .field("url", &self.url)
-            .field("instance", &self.instance)
-            .field("public_url", &self.public_url)
-            .finish()
-    }
-}
 
 fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
     let mut summaries: Vec<_> = rooms.handles().iter().map(|h| h.public.summary()).collect();

@@ -29,12 +29,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+use super::kick::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, Outbox};
 use super::netsim::Link;
 use super::polled::Attached;
-use super::rate::TokenBucket;
 use super::socket::PlayerSocket;
 use crate::config::ServerConfig;
-use crate::room::live::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, Outbox, SimInput};
+use crate::rate::{TokenBucket, address_key};
+use crate::room::input::SimInput;
 use crate::room::registry::{Registry, RoomHandle};
 
 /// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
@@ -97,18 +98,6 @@ pub struct ConnectionSlot(pub Arc<NetContext>, pub std::net::IpAddr);
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.release(self.1);
-    }
-}
-
-/// The address a per-address limit counts: IPv4-mapped IPv6 as IPv4 (so a loopback proxy on a
-/// dual-stack socket is loopback), and an IPv6 client by its /64 (one host has a whole /64).
-pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip.to_canonical() {
-        std::net::IpAddr::V6(v6) if !v6.is_loopback() => {
-            let s = v6.segments();
-            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        other => other,
     }
 }
 
@@ -880,8 +869,8 @@ mod limit_tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::room::live::RoomStats;
     use crate::room::registry::Registry;
+    use crate::stats::RoomStats;
 
     #[test]
     fn one_address_gets_its_own_limit_and_loopback_is_exempt() {

@@ -345,7 +345,7 @@ async fn list_maps(State(ctx): State<Arc<NetContext>>) -> Response {
 /// `GET /livez` (and `/healthz`): 200 while the process serves and every room with players keeps
 /// ticking; 503 naming the rooms whose tick loop has not run for 5 s (a wedged room).
 async fn livez(State(ctx): State<Arc<NetContext>>) -> Response {
-    let stuck = crate::room::live::stuck_rooms(&ctx.rooms, std::time::Duration::from_secs(5));
+    let stuck = ctx.rooms.stuck_rooms(std::time::Duration::from_secs(5));
     if stuck.is_empty() {
         (StatusCode::OK, "ok\n").into_response()
     } else {

@@ -4,8 +4,8 @@
 pub mod assets;
 pub mod connection;
 pub mod http;
+pub mod kick;
 pub mod netsim;
 pub mod polled;
-pub mod rate;
 pub mod socket;
 pub mod tls;

@@ -1,11 +1,11 @@
 //! Player sockets owned by their room and polled once per tick, outside tokio's reactor.
 //!
 //! After the join a plain-TCP connection's task hands its WebSocket to the room
-//! ([`SimInput::Attach`]) and ends. Each tick the room's task reads every queued frame of every
-//! socket ([`Sockets::read`]: `recv` until a short read or `EAGAIN`, at most
-//! [`MAX_FRAMES_PER_POLL`] frames), steps the
-//! world, and writes what each outbox holds ([`Sockets::write`]: all of a tick's messages for a
-//! client go out in one `send`). No packet wakes a thread and no message crosses a channel
+//! ([`SimInput::Attach`], as an [`Attachment`]) and ends. Each tick the room's task
+//! (`room::sockets`) reads every queued frame of every socket ([`Attached`]'s `read`: `recv`
+//! until a short read or `EAGAIN`, at most [`MAX_FRAMES_PER_POLL`] frames), steps the world,
+//! and writes what each outbox holds (its `write`: all of a tick's messages for a client go out
+//! in one `send`). No packet wakes a thread and no message crosses a channel
 //! between tasks: with per-connection reader and writer tasks those wake-ups, not the syscalls,
 //! were most of the server's CPU (BENCHMARKS.md, "Networking at the kernel's floor").
 //!
@@ -31,7 +31,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connection::{self, ConnectionSlot, Reader, Step};
 use super::socket::PlayerSocket;
-use crate::room::live::{ConnId, Kick, Room, SimInput};
+use crate::net::kick::{ConnId, Kick};
+use crate::room::input::{Attachment, SimInput};
 
 /// Frames read from one socket per tick at most; the rest wait for the next tick (a flood
 /// cannot stretch a tick, and the flood limit closes it soon anyway).
@@ -83,9 +84,21 @@ impl Attached {
             pings: Vec::new(),
         }
     }
+}
+
+impl Attachment for Attached {
+    fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    fn kick(&self) -> &Kick {
+        &self.kick
+    }
 
     /// Reads what the socket holds, handing each message to the room.
-    fn read(&mut self, room: &mut Room, cx: &mut Context<'_>, now: Instant) {
+    fn read(&mut self, now: Instant, handle: &mut dyn FnMut(SimInput)) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let cx = &mut cx;
         let Some(ws) = self.ws.as_mut() else { return };
         ws.get_mut().next_round();
         for _ in 0..MAX_FRAMES_PER_POLL {
@@ -94,7 +107,7 @@ impl Attached {
                 Poll::Ready(frame) => frame,
             };
             match self.reader.frame(self.conn, &self.kick, frame, now) {
-                Step::Room(input) => room.handle(input),
+                Step::Room(input) => handle(input),
                 // Answered in this tick's write, with the tick the world has then reached.
                 Step::Ping(client_time) => self.pings.push(client_time),
                 Step::Skip => {}
@@ -108,7 +121,9 @@ impl Attached {
 
     /// Writes the outbox (unless the socket is still backed up), the link ping when due, and
     /// flushes once.
-    fn write(&mut self, cx: &mut Context<'_>, now: Instant, server_tick: Tick) {
+    fn write(&mut self, now: Instant, server_tick: Tick) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let cx = &mut cx;
         let Some(ws) = self.ws.as_mut() else { return };
         let mut ws = std::pin::Pin::new(ws);
         for client_time in self.pings.drain(..) {
@@ -175,104 +190,5 @@ impl Drop for Attached {
             connection::drain_until_closed(&mut ws).await;
             drop(slot);
         });
-    }
-}
-
-/// A room with at least this many polled sockets writes them from several threads.
-const PARALLEL_WRITES_FROM: usize = 256;
-/// Threads a room's writes use at most.
-const MAX_WRITE_THREADS: usize = 4;
-/// Set when the system refused a write thread.
-static PARALLEL_WRITES_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// How many threads a big room's writes use (the cores, read once).
-fn write_threads() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    if PARALLEL_WRITES_OFF.load(std::sync::atomic::Ordering::Relaxed) {
-        return 1;
-    }
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WRITE_THREADS))
-}
-
-fn write_each(attached: &mut [Attached], now: Instant, tick: Tick) {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    for attached in attached {
-        if !attached.kick.is_kicked() {
-            attached.write(&mut cx, now, tick);
-        }
-    }
-}
-
-/// The sockets a room's task polls.
-#[derive(Default)]
-pub struct Sockets {
-    attached: Vec<Attached>,
-}
-
-impl Sockets {
-    pub fn attach(&mut self, attached: Attached) {
-        self.attached.push(attached);
-    }
-
-    pub fn len(&self) -> usize {
-        self.attached.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.attached.is_empty()
-    }
-
-    /// Reads every socket (see [`Attached::read`]).
-    pub fn read(&mut self, room: &mut Room) {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let now = Instant::now();
-        for attached in &mut self.attached {
-            if !attached.kick.is_kicked() {
-                attached.read(room, &mut cx, now);
-            }
-        }
-    }
-
-    /// Writes every socket, then ends the connections that are over: each goes to its goodbye
-    /// and the room handles its `Leave` now.
-    pub fn write(&mut self, room: &mut Room) {
-        let now = Instant::now();
-        let tick = room.world.tick;
-        let threads = if self.attached.len() >= PARALLEL_WRITES_FROM { write_threads() } else { 1 };
-        if threads > 1 {
-            // A big room's sends (each also runs the receiver's side of loopback TCP in the
-            // kernel) are spread over the cores for the length of this call. If the system
-            // refuses a thread, that share waits in its outboxes for the next tick, and rooms
-            // write on their own thread from then on.
-            let per_thread = self.attached.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let mut parts = self.attached.chunks_mut(per_thread);
-                let mine = parts.next();
-                for part in parts {
-                    let spawned = std::thread::Builder::new()
-                        .name("room-writes".into())
-                        .spawn_scoped(scope, move || write_each(part, now, tick));
-                    if let Err(error) = spawned {
-                        tracing::warn!(%error, "a write thread could not start; rooms write on their own thread from now on");
-                        PARALLEL_WRITES_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                if let Some(mine) = mine {
-                    write_each(mine, now, tick);
-                }
-            });
-        } else {
-            write_each(&mut self.attached, now, tick);
-        }
-        if self.attached.iter().any(|a| a.kick.is_kicked()) {
-            let (ended, live): (Vec<_>, Vec<_>) = self.attached.drain(..).partition(|a| a.kick.is_kicked());
-            self.attached = live;
-            for attached in ended {
-                let conn = attached.conn;
-                let reason = attached.kick.reason().unwrap_or(DisconnectReason::ConnectionLost);
-                drop(attached);
-                room.handle(SimInput::Leave { conn, reason });
-            }
-        }
     }
 }

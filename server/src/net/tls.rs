@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -25,24 +25,14 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use crate::config::{RELOAD_EVERY, TlsFiles};
+
 /// A handshake must finish within this.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once, in all and from one address (an IPv6 /64): a host that
 /// opens sockets and never finishes its handshake holds at most a few slots.
 const MAX_HANDSHAKES: usize = 256;
 const MAX_HANDSHAKES_PER_IP: u32 = 16;
-/// How often the certificate files are checked for a renewal.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
-
-/// The certificate chain and private key files (PEM).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// How often the files are checked for a renewal ([`RELOAD_EVERY`]).
-    pub reload_every: Duration,
-}
-
 /// Loads the chain and key; an error names the file and what is wrong.
 pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
@@ -171,7 +161,7 @@ impl TlsListener {
                     }
                 };
                 tune(&tcp);
-                let key = crate::net::connection::address_key(peer.ip());
+                let key = crate::rate::address_key(peer.ip());
                 let slot = {
                     let mut open = per_ip.lock().expect("handshakes lock");
                     let count = open.entry(key).or_insert(0);

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shared::protocol::DisconnectReason;
 use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
@@ -14,11 +16,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-use super::RoomPublic;
-use super::live::{self, INBOX_CAPACITY, Room, RoomSetup, RoomStats, SimInput};
+use super::input::{INBOX_CAPACITY, SimInput};
+use super::public::{Drain, RoomPublic, random_code, random_host_key};
+use super::seats::MAX_SPECTATORS;
+use super::state::{Room, RoomSetup};
+use super::task;
 use crate::config::ServerConfig;
 use crate::maps::MapCatalog;
-use crate::net::rate::TokenBucket;
+use crate::rate::TokenBucket;
+use crate::stats::{RoomStats, unix_ms};
 
 /// How a connection reaches a room: its inbox and what it publishes.
 #[derive(Clone, Debug)]
@@ -82,13 +88,28 @@ pub struct Registry {
     main_stats: Arc<RoomStats>,
     main_code: Mutex<Option<RoomCode>>,
     /// The server's drain: set on the first SIGTERM, read by every room.
-    pub drain: Arc<super::Drain>,
+    pub drain: Arc<Drain>,
 }
 
 /// Addresses remembered for the create limit before idle ones are forgotten.
 const MAX_TRACKED_CREATORS: usize = 4096;
 
 impl Registry {
+    /// Rooms with players whose tick loop has not run for `limit` (their codes): `/livez` and the
+    /// systemd watchdog fail on any.
+    pub fn stuck_rooms(&self, limit: Duration) -> Vec<String> {
+        let now = unix_ms();
+        self.handles()
+            .iter()
+            .filter(|h| h.public.stats.clients.load(Ordering::Relaxed) > 0)
+            .filter(|h| {
+                let last = h.public.stats.last_tick_unix_ms.load(Ordering::Relaxed);
+                last != 0 && now.saturating_sub(last) > limit.as_millis() as u64
+            })
+            .map(|h| h.public.code.to_string())
+            .collect()
+    }
+
     pub fn new(config: Arc<ServerConfig>, main_stats: Arc<RoomStats>) -> Arc<Registry> {
         Arc::new(Registry {
             maps: Arc::new(MapCatalog::with_default(config.map.clone())),
@@ -137,12 +158,12 @@ impl Registry {
                 name: name.to_string(),
                 map: map.to_string(),
                 players: 0,
-                max_players: live::MAX_SPECTATORS,
+                max_players: MAX_SPECTATORS,
                 bots: 0,
                 spectators: 0,
                 locked: false,
                 public: true,
-                created_unix_ms: live::unix_ms(),
+                created_unix_ms: unix_ms(),
             }),
         });
         let handle = RoomHandle { inbox, public };
@@ -203,7 +224,7 @@ impl Registry {
         }
         let code = unused_code(&rooms);
         let map = settings.map.as_deref().and_then(|id| self.maps.get(id)).unwrap_or_else(|| self.maps.default_map());
-        let host_key = super::random_host_key();
+        let host_key = random_host_key();
         let setup = RoomSetup {
             code,
             name: sanitize_room_name(settings.name.as_deref().unwrap_or(""), &format!("Room {code}")),
@@ -233,7 +254,7 @@ impl Registry {
                 spectators: 0,
                 locked: false,
                 public: setup.public,
-                created_unix_ms: live::unix_ms(),
+                created_unix_ms: unix_ms(),
             }),
         });
         let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
@@ -244,13 +265,13 @@ impl Registry {
         let cancel = self.stop.child_token();
         let task = if permanent {
             let room = Room::with_setup(self.config.clone(), setup, stats, Some(public));
-            tokio::spawn(live::run(room, receiver, cancel))
+            tokio::spawn(task::run(room, receiver, cancel))
         } else {
             // Built at its first join: a room nobody uses costs a handle and a summary.
             let config = self.config.clone();
             let unused = public.clone();
             let make = move || Room::with_setup(config, setup, stats, Some(public));
-            tokio::spawn(live::run_when_used(make, unused, self.config.room_idle, receiver, cancel, self.drain.clone()))
+            tokio::spawn(task::run_when_used(make, unused, self.config.room_idle, receiver, cancel, self.drain.clone()))
         };
         let registry = Arc::downgrade(self);
         // The supervisor: whatever way the room's task ends, the room leaves the registry; a
@@ -371,7 +392,7 @@ impl Registry {
 
 fn unused_code(rooms: &HashMap<RoomCode, RoomHandle>) -> RoomCode {
     loop {
-        let code = super::random_code();
+        let code = random_code();
         if !rooms.contains_key(&code) {
             return code;
         }

@@ -18,11 +18,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::input::SimInput;
+use super::public::RoomPublic;
 use crate::config::ServerConfig;
+use crate::net::kick::{ConnId, Kick, Outbox};
 use crate::replay::format::ReplayFile;
 use crate::replay::sim::Resim;
-use crate::room::live::{ConnId, Kick, Outbox, RoomStats, SimInput};
 use crate::snapshot::{Baselines, Scene};
+use crate::stats::RoomStats;
 
 /// Most simulation ticks run per real tick (8x speed).
 const MAX_STEPS_PER_TICK: u32 = 8;
@@ -56,7 +59,7 @@ pub struct Theater {
     leaderboard: Leaderboard,
     config: Arc<ServerConfig>,
     /// Where the lobby reads this room's summary (spectator count).
-    public: Option<Arc<super::RoomPublic>>,
+    public: Option<Arc<RoomPublic>>,
 }
 
 impl Theater {
@@ -231,9 +234,9 @@ impl Theater {
                 }
             }
             SimInput::Admin { op, reply } => {
-                use crate::admin::ops::{AdminAnswer, AdminOp, RoomDetail, SpectatorDetail, rtt_ms};
+                use super::ops::{RoomAnswer, RoomDetail, RoomOp, SpectatorDetail, rtt_ms};
                 let answer = match op {
-                    AdminOp::Inspect => Ok(AdminAnswer::Detail(Box::new(RoomDetail {
+                    RoomOp::Inspect => Ok(RoomAnswer::Detail(Box::new(RoomDetail {
                         code: self.room_info().code.to_string(),
                         name: self.room_info().name,
                         map: self.file.header.map.id.clone(),
@@ -260,16 +263,16 @@ impl Theater {
                             })
                             .collect(),
                     }))),
-                    AdminOp::KickAddress { ip } => {
-                        let key = crate::net::connection::address_key(ip);
+                    RoomOp::KickAddress { ip } => {
+                        let key = crate::rate::address_key(ip);
                         let mut closed = 0;
                         for spectator in self.spectators.values() {
-                            if spectator.ip.is_some_and(|other| crate::net::connection::address_key(other) == key) {
+                            if spectator.ip.is_some_and(|other| crate::rate::address_key(other) == key) {
                                 spectator.kick.kick(DisconnectReason::Banned);
                                 closed += 1;
                             }
                         }
-                        Ok(AdminAnswer::Done { done: format!("closed {closed} connection(s)") })
+                        Ok(RoomAnswer::Done { done: format!("closed {closed} connection(s)") })
                     }
                     _ => {
                         Err("a replay being watched can only be inspected (and its banned viewers closed)".to_string())
@@ -383,7 +386,7 @@ pub async fn run(
     mut inbox: mpsc::Receiver<SimInput>,
     stats: Arc<RoomStats>,
     cancel: CancellationToken,
-    public: Arc<super::RoomPublic>,
+    public: Arc<RoomPublic>,
 ) {
     let mut theater = match Theater::new(file, config.clone()) {
         Ok(theater) => Theater { public: Some(public), ..theater },

@@ -26,7 +26,7 @@ impl Stepper {
 
     /// The shipped arena map.
     pub fn arena(seed: u64) -> Stepper {
-        Stepper::new(MapDef::from_json(crate::config::DEFAULT_MAP_JSON).expect("default map"), seed)
+        Stepper::new(MapDef::from_json(crate::maps::DEFAULT_MAP_JSON).expect("default map"), seed)
     }
 
     pub fn spawn_player(&mut self, name: &str) -> PlayerKey {

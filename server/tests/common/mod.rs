@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use glam::Vec2;
 use server::ServerConfig;
-use server::room::live::RoomStats;
+use server::room::RoomStats;
 use server::room::registry::Registry;
 use shared::map::MapDef;
 use shared::protocol::{

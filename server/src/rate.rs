@@ -48,6 +48,18 @@ impl TokenBucket {
     }
 }
 
+/// The address a per-address limit counts: IPv4-mapped IPv6 as IPv4 (so a loopback proxy on a
+/// dual-stack socket is loopback), and an IPv6 client by its /64 (one host has a whole /64).
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) if !v6.is_loopback() => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

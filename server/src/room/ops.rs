@@ -1,4 +1,6 @@
-//! The operations an operator can ask of one room, and what a room reports about itself.
+//! The operations a room answers for its operator ([`RoomOp`]), and what a room reports about
+//! itself. The admin API maps its requests to these; the room knows nothing of HTTP or JSON
+//! bodies (its report is plain data that the API serializes).
 
 use serde::Serialize;
 use shared::snapshot::NetId;
@@ -8,7 +10,7 @@ pub const MAX_MESSAGE_BYTES: usize = 200;
 
 /// An operator's request to one room (`SimInput::Admin`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AdminOp {
+pub enum RoomOp {
     /// Report the room's players, spectators and figures.
     Inspect,
     /// Remove a player (who cannot come back to the room) with a message.
@@ -26,7 +28,7 @@ pub enum AdminOp {
 /// A room's answer.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(untagged)]
-pub enum AdminAnswer {
+pub enum RoomAnswer {
     Detail(Box<RoomDetail>),
     Done { done: String },
 }
