@@ -19,7 +19,12 @@ use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
 pub use crate::config::DEFAULT_MDNS_NAME;
+use crate::net::http::json;
 use crate::room::registry::Registry;
 
 /// The DNS-SD service type Arena servers announce and browse.
@@ -462,6 +467,53 @@ pub fn host_label(name: &str) -> String {
         .take(63)
         .collect();
     if label.is_empty() { DEFAULT_MDNS_NAME.to_string() } else { label }
+}
+
+/// `/api/lan` and `/api/lan/qr.svg`, for the game port's router (merged by the server's wiring).
+pub fn routes<S: Clone + Send + Sync + 'static>(lan: Arc<Lan>) -> axum::Router<S> {
+    axum::Router::new()
+        .route("/api/lan", axum::routing::get(lan_info))
+        .route("/api/lan/qr.svg", axum::routing::get(lan_qr))
+        .with_state(lan)
+}
+
+/// `GET /api/lan`: this server's URLs for other devices, its mDNS URL, and the other Arena
+/// servers heard on the network.
+async fn lan_info(State(lan): State<Arc<Lan>>) -> Response {
+    json(StatusCode::OK, &lan.info())
+}
+
+/// `GET /api/lan/qr.svg?path=/r/CODE`: a QR code (SVG) of this server's best LAN URL followed by
+/// `path` (`/`, the default, or an invite path `/r/CODE`): what a phone scans from the host's
+/// screen. 404 when the server has no LAN address (it listens on loopback only).
+async fn lan_qr(State(lan): State<Arc<Lan>>, request: Request) -> Response {
+    let path = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("path="))
+        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
+        .unwrap_or_else(|| "/".to_string());
+    let path = match path.strip_prefix("/r/") {
+        None if path == "/" => String::new(),
+        Some(code) => match shared::room::RoomCode::parse(code) {
+            Some(code) => format!("r/{code}"),
+            None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
+        },
+        None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
+    };
+    let Some(base) = lan.info().best_url else {
+        return (StatusCode::NOT_FOUND, "this server listens on loopback only: other devices cannot join\n")
+            .into_response();
+    };
+    match qr_svg(&format!("{base}{path}")) {
+        Some(svg) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg)
+                .into_response()
+        }
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "could not draw the code\n").into_response(),
+    }
 }
 
 #[cfg(test)]

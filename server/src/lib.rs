@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::ServerConfig;
-use net::connection::NetContext;
+use net::context::NetContext;
 use room::registry::Registry;
 use stats::RoomStats;
 
@@ -214,13 +214,15 @@ async fn serve(
         rooms.clone(),
         stop_accepting.clone(),
         tracker.clone(),
-        lan.clone(),
-        admin,
+        admin.clone(),
     ));
+    // The layers above `net` add their routes here: `net` knows neither of them.
+    let shells =
+        admin::api::routes(Arc::new(admin::AdminState { net: ctx.clone(), admin })).merge(lan::routes(lan.clone()));
     let base = config.base_path();
     let routes = tower::ServiceBuilder::new()
         .map_request(move |request| net::http::strip_base_path(&base, request))
-        .service(net::http::router(ctx.clone()));
+        .service(net::http::router(ctx.clone(), shells));
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(routes.clone());
     let graceful = stop_accepting.clone();

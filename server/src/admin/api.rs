@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use shared::snapshot::NetId;
 use tokio::sync::oneshot;
 
-use super::AuditEntry;
-use crate::net::connection::NetContext;
+use super::{Admin, AdminState, AuditEntry};
+use crate::net::context::{NetContext, Operator};
 use crate::net::http::{json, json_error, origin_allowed};
 use crate::room::input::SimInput;
 use crate::room::ops::{RoomAnswer, RoomOp, clean_message};
@@ -32,7 +32,8 @@ const ROOM_ANSWER_LIMIT: Duration = Duration::from_secs(2);
 /// Largest request body.
 const MAX_BODY: usize = 4096;
 
-pub fn routes() -> Router<Arc<NetContext>> {
+/// The page and the API, for the game port's router (merged by the server's wiring).
+pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<AdminState>) -> Router<S> {
     Router::new()
         .route("/admin", get(super::page::index))
         .route("/admin/admin.js", get(super::page::script))
@@ -46,18 +47,47 @@ pub fn routes() -> Router<Arc<NetContext>> {
         .route("/api/admin/bans/{ip}", delete(unban))
         .route("/api/admin/drain", post(drain))
         .route("/api/admin/audit", get(audit))
+        .with_state(state)
+}
+
+impl Operator for Admin {
+    fn is_banned(&self, ip: IpAddr) -> bool {
+        Admin::is_banned(self, ip)
+    }
+
+    fn authorize(
+        &self,
+        net: &NetContext,
+        peer: IpAddr,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), Response> {
+        check_token(net, self, peer, headers, query).map(|_| ())
+    }
 }
 
 /// The caller's token name and address (the client's, behind a trusted proxy), or the response
 /// refusing it.
 pub fn authorize(
+    ctx: &AdminState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(String, IpAddr), Response> {
+    check_token(&ctx.net, &ctx.admin, peer, headers, query)
+}
+
+/// [`authorize`] from its parts (also `/metrics` behind `--metrics-require-token`, through
+/// [`Operator`]).
+fn check_token(
     ctx: &NetContext,
+    admin: &Admin,
     peer: IpAddr,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<(String, IpAddr), Response> {
     let peer = crate::net::http::client_addr(&ctx.config.trusted_proxies, SocketAddr::new(peer, 0), headers).ip();
-    if !ctx.admin.is_on() {
+    if !admin.is_on() {
         return Err(json_error(
             StatusCode::NOT_FOUND,
             "administration is off: start the server with --admin-token (or ARENA_ADMIN_TOKEN)",
@@ -87,14 +117,14 @@ pub fn authorize(
     // A valid token always works (it has at least 16 characters: guessing is hopeless anyway),
     // so a guesser behind the operator's own address cannot lock the operator out; wrong
     // tokens are limited apart from players' failed passwords.
-    match presented.and_then(|token| ctx.admin.authorize(token)) {
+    match presented.and_then(|token| admin.authorize(token)) {
         Some(name) => Ok((name.to_string(), peer)),
-        None if ctx.admin_limits.locked_out(key) => {
+        None if admin.limits.locked_out(key) => {
             Err(retry_later("too many failed tokens from your address; try again in a few seconds"))
         }
         None => {
             if presented.is_some() {
-                ctx.admin_limits.failed(key);
+                admin.limits.failed(key);
             }
             let mut response = json_error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
             response
@@ -113,7 +143,7 @@ fn retry_later(message: &str) -> Response {
 
 /// Authorizes and parses a JSON body (`{}` or empty for no fields).
 async fn parse<T: DeserializeOwned>(
-    ctx: &NetContext,
+    ctx: &AdminState,
     peer: IpAddr,
     request: Request,
 ) -> Result<((String, IpAddr), T), Response> {
@@ -150,7 +180,7 @@ async fn ask_all(rooms: &[RoomHandle], op: impl Fn() -> RoomOp) -> Vec<Result<Ro
 
 /// Records an operation and turns its outcome into the response.
 fn audited(
-    ctx: &NetContext,
+    ctx: &AdminState,
     who: &str,
     peer: IpAddr,
     action: &str,
@@ -186,7 +216,7 @@ async fn ask_room(ctx: &NetContext, code: &str, op: RoomOp) -> Result<serde_json
 
 /// `GET /api/admin/rooms`: the server and every room in detail.
 async fn rooms(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -233,7 +263,7 @@ pub(crate) struct KickRequest {
 
 /// `POST /api/admin/rooms/CODE/kick {"player": ID, "message": "..."}`.
 async fn kick(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     request: Request,
@@ -258,7 +288,7 @@ pub(crate) struct MessageRequest {
 
 /// `POST /api/admin/rooms/CODE/close {"message": "..."}`.
 async fn close_room(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     request: Request,
@@ -280,7 +310,7 @@ pub(crate) struct BotsRequest {
 
 /// `POST /api/admin/rooms/CODE/bots {"bots": N}`.
 async fn set_bots(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     request: Request,
@@ -295,7 +325,7 @@ async fn set_bots(
 
 /// `POST /api/admin/broadcast {"message": "...", "room": "CODE"?}`: a notice in one room or all.
 async fn broadcast(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -321,7 +351,7 @@ async fn broadcast(
 
 /// `GET /api/admin/bans`.
 async fn list_bans(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -342,7 +372,7 @@ pub(crate) struct BanRequest {
 /// `POST /api/admin/bans {"ip": "...", "reason": "..."}`: bans the address (an IPv6 /64), saves
 /// the list, and closes its connections in every room.
 async fn ban(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -376,7 +406,7 @@ async fn ban(
 
 /// `DELETE /api/admin/bans/IP`.
 async fn unban(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(ip): Path<String>,
     request: Request,
@@ -398,7 +428,7 @@ async fn unban(
 
 /// `POST /api/admin/drain`: starts the drain, as the first SIGTERM does.
 async fn drain(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -419,7 +449,7 @@ async fn drain(
 
 /// `GET /api/admin/audit`: the newest audit entries (up to 500 kept in memory).
 async fn audit(
-    State(ctx): State<Arc<NetContext>>,
+    State(ctx): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {

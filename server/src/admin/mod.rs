@@ -28,6 +28,21 @@ use tracing::{info, warn};
 /// Audit entries kept in memory for `/api/admin/audit` (the file keeps everything).
 const AUDIT_MEMORY: usize = 500;
 
+/// What the admin API's handlers share: the server's connection context and the operator's
+/// state (tokens, bans, audit log).
+pub struct AdminState {
+    pub net: std::sync::Arc<crate::net::context::NetContext>,
+    pub admin: std::sync::Arc<Admin>,
+}
+
+impl std::ops::Deref for AdminState {
+    type Target = crate::net::context::NetContext;
+
+    fn deref(&self) -> &crate::net::context::NetContext {
+        &self.net
+    }
+}
+
 /// One banned address (an IPv6 /64).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ban {
@@ -63,6 +78,8 @@ pub struct Admin {
     bans_file: Option<PathBuf>,
     audit_file: Option<PathBuf>,
     audit: Mutex<VecDeque<AuditEntry>>,
+    /// Failed tokens per address.
+    pub limits: crate::auth::JoinLimits,
 }
 
 impl std::fmt::Debug for Admin {
@@ -95,6 +112,7 @@ impl Admin {
             bans_file: config.bans_file.clone(),
             audit_file: config.audit_log.clone(),
             audit: Mutex::new(VecDeque::new()),
+            limits: crate::auth::JoinLimits::new(0),
         })
     }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::net::connection::NetContext;
+use crate::net::context::NetContext;
 
 const HTML: &str = include_str!("page/admin.html");
 const SCRIPT: &str = include_str!("page/admin.js");
@@ -31,7 +31,7 @@ fn file(ctx: &NetContext, mime: &'static str, body: impl Into<axum::body::Body>)
 
 /// The page, with its files and API under the server's base path (a proxy's prefix, from
 /// `--public-url`), which the script reads from `<meta name="arena-base">`.
-pub async fn index(State(ctx): State<Arc<NetContext>>) -> Response {
+pub async fn index(State(ctx): State<Arc<super::AdminState>>) -> Response {
     let base = ctx.config.base_path();
     let html = HTML.replace("\"/admin/", &format!("\"{base}admin/")).replacen(
         "<head>",
@@ -41,10 +41,10 @@ pub async fn index(State(ctx): State<Arc<NetContext>>) -> Response {
     file(&ctx, "text/html; charset=utf-8", html)
 }
 
-pub async fn script(State(ctx): State<Arc<NetContext>>) -> Response {
+pub async fn script(State(ctx): State<Arc<super::AdminState>>) -> Response {
     file(&ctx, "text/javascript; charset=utf-8", SCRIPT)
 }
 
-pub async fn style(State(ctx): State<Arc<NetContext>>) -> Response {
+pub async fn style(State(ctx): State<Arc<super::AdminState>>) -> Response {
     file(&ctx, "text/css; charset=utf-8", STYLE)
 }

@@ -1,5 +1,7 @@
-//! One task per WebSocket connection: handshake, then a reader and a writer that run until
-//! either side ends the connection, then exactly one [`SimInput::Leave`].
+//! One task per WebSocket connection: handshake, the hello's gate (bans, join limits,
+//! credentials) and the join; then, for a plain-TCP socket in a live room, the hand-over to the
+//! room's task (`net::polled`), or else a reader and a writer that run until either side ends
+//! the connection, then exactly one [`SimInput::Leave`].
 //!
 //! The reader decodes and validates every frame (size limits, binary only, bincode with a
 //! limit, finite and in-range input, rate limits) and forwards it to the room; any violation
@@ -9,195 +11,33 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use shared::protocol::{self, ClientMsg, DisconnectReason, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, ServerMsg};
+use shared::protocol::{self, ClientMsg, DisconnectReason, PROTOCOL_VERSION, ServerMsg};
 use shared::room::{HostKey, RoomRequest};
 use shared::tick::Tick;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info};
 
+use super::context::{ConnectionSlot, NetContext};
 use super::kick::{ConnId, Kick, KickSignal, KickWaiter, OUTBOX_CAPACITY, Outbox};
 use super::netsim::Link;
 use super::polled::Attached;
+use super::reader::{Reader, Step, idle_timeout, reason_for};
 use super::socket::PlayerSocket;
-use crate::config::ServerConfig;
-use crate::rate::{TokenBucket, address_key};
+use super::ws::{
+    CLOSE_TIMEOUT, LINK_SAMPLE_EVERY, close_frame, close_with, drain_until_closed, reason_deserves_goodbye, sample_link,
+};
+use crate::rate::address_key;
 use crate::room::input::SimInput;
-use crate::room::registry::{Registry, RoomHandle};
-
-/// Messages per second a connection may send on average (inputs at up to 60 Hz, acks, pings,
-/// chat). A new connection may burst [`MESSAGE_BURST`]; time spent below the rate earns credit up
-/// to [`MESSAGE_BACKLOG`] (30 s of it), so the backlog a Wi-Fi blip releases at once (everything
-/// the browser queued while the network was gone) is paid for by the silence before it and is
-/// not taken for a flood. A sustained rate above [`MESSAGE_RATE`] still empties the bucket and
-/// closes the connection. Of a late backlog, the room keeps the newest inputs (its input queue
-/// trims beyond two seconds, oldest first).
-const MESSAGE_RATE: f64 = 90.0;
-const MESSAGE_BURST: f64 = 180.0;
-const MESSAGE_BACKLOG: f64 = MESSAGE_RATE * 30.0;
-/// Chat lines per second, with a small burst. Excess lines are dropped, not fatal.
-const CHAT_RATE: f64 = 1.0;
-const CHAT_BURST: f64 = 5.0;
-/// How long the writer tries to deliver the goodbye before dropping the socket.
-pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often the writer sends a WebSocket ping (the round trip shown to the operator) and
-/// samples its bytes per second.
-pub(crate) const LINK_SAMPLE_EVERY: Duration = Duration::from_secs(2);
-
-/// The clock ping payloads count from (microseconds since the first use).
-fn link_clock_us() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
-}
-
-/// What every connection task shares.
-pub struct NetContext {
-    pub config: Arc<ServerConfig>,
-    pub rooms: Arc<Registry>,
-    /// Fires when the server starts shutting down (connections still in their handshake leave).
-    pub shutdown: CancellationToken,
-    /// Tracks connection tasks so shutdown can wait for their Close frames.
-    pub tracker: TaskTracker,
-    next_conn: AtomicU64,
-    /// WebSocket connections open now (joined or still in their handshake).
-    pub open_connections: std::sync::atomic::AtomicUsize,
-    /// This server's LAN URLs and the other servers heard on the network.
-    pub lan: Arc<crate::lan::Lan>,
-    /// Serving and not draining (`/readyz`).
-    pub ready: std::sync::atomic::AtomicBool,
-    /// Open connections per address (loopback not counted), for `--max-connections-per-ip`.
-    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
-    /// The operator's tokens, bans and audit log.
-    pub admin: Arc<crate::admin::Admin>,
-    /// Joins and failed credentials per address.
-    pub join_limits: crate::auth::JoinLimits,
-    /// Failed admin tokens per address.
-    pub admin_limits: crate::auth::JoinLimits,
-    /// Fired by the operator (`POST /api/admin/drain`): drain as on the first SIGTERM.
-    pub drain_request: CancellationToken,
-    /// What `/metrics` shows (collectors reading the rooms at scrape time).
-    pub metrics: prometheus_client::registry::Registry,
-}
-
-/// Gives a connection's slots back when its task ends, however it ends.
-pub struct ConnectionSlot(pub Arc<NetContext>, pub std::net::IpAddr);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.release(self.1);
-    }
-}
-
-/// Why a connection was not let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// `--max-connections` are open.
-    ServerFull,
-    /// `--max-connections-per-ip` are open from this address.
-    TooManyFromAddress,
-}
-
-impl NetContext {
-    /// Claims a connection slot for a peer at `ip`: refused when the server is at its connection
-    /// limit (`max_connections`, so a flood cannot exhaust file descriptors) or this address at
-    /// its own (`max_connections_per_ip`; loopback is exempt: local tools, load tests and a
-    /// reverse proxy on this machine).
-    pub fn try_open(&self, ip: std::net::IpAddr) -> Result<(), Refused> {
-        let ip = address_key(ip);
-        let limit = self.config.max_connections;
-        let previous = self.open_connections.fetch_add(1, Ordering::Relaxed);
-        if previous >= limit {
-            self.open_connections.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refused::ServerFull);
-        }
-        if !ip.is_loopback() && self.config.max_connections_per_ip > 0 {
-            let mut per_ip = self.per_ip.lock().expect("per-ip lock");
-            let open = per_ip.entry(ip).or_insert(0);
-            if *open >= self.config.max_connections_per_ip {
-                if *open == 0 {
-                    per_ip.remove(&ip);
-                }
-                drop(per_ip);
-                self.open_connections.fetch_sub(1, Ordering::Relaxed);
-                return Err(Refused::TooManyFromAddress);
-            }
-            *open += 1;
-        }
-        Ok(())
-    }
-
-    /// Gives back the slot [`NetContext::try_open`] claimed for `ip`.
-    pub fn release(&self, ip: std::net::IpAddr) {
-        let ip = address_key(ip);
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
-        if !ip.is_loopback() && self.config.max_connections_per_ip > 0 {
-            let mut per_ip = self.per_ip.lock().expect("per-ip lock");
-            if let Some(open) = per_ip.get_mut(&ip) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
-        }
-    }
-}
-
-impl NetContext {
-    pub fn new(
-        config: Arc<ServerConfig>,
-        rooms: Arc<Registry>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-        lan: Arc<crate::lan::Lan>,
-        admin: Arc<crate::admin::Admin>,
-    ) -> NetContext {
-        NetContext {
-            admin,
-            join_limits: crate::auth::JoinLimits::new(config.joins_per_minute_per_ip),
-            admin_limits: crate::auth::JoinLimits::new(0),
-            drain_request: CancellationToken::new(),
-            metrics: crate::metrics::registry(rooms.clone()),
-            config,
-            rooms,
-            shutdown,
-            tracker,
-            lan,
-            ready: std::sync::atomic::AtomicBool::new(false),
-            per_ip: Default::default(),
-            next_conn: AtomicU64::new(1),
-            open_connections: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-}
-
-/// WebSocket limits for player connections: no client message is anywhere near this size.
-pub fn ws_config() -> WebSocketConfig {
-    // tungstenite zero-fills its whole read buffer before every read: the default 128 KiB made
-    // memset the server's top cost. Client messages are tiny, so a small buffer loses nothing.
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_CLIENT_MSG_BYTES))
-        .max_frame_size(Some(MAX_CLIENT_MSG_BYTES))
-        .read_buffer_size(4096)
-        // Messages queued for a client are bounded: a room stops taking from a client's outbox
-        // while its socket is backed up, so this is a safety net, not a queue.
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-}
-
-/// At most this many bytes wait in tungstenite for one client's socket.
-const MAX_WRITE_BUFFER: usize = 1 << 20;
+use crate::room::registry::RoomHandle;
 
 /// Runs one player connection to its end.
 pub async fn serve(mut ws: WebSocketStream<PlayerSocket>, peer: SocketAddr, ctx: Arc<NetContext>) {
@@ -276,31 +116,6 @@ pub async fn serve(mut ws: WebSocketStream<PlayerSocket>, peer: SocketAddr, ctx:
     drop(slot);
 }
 
-/// The end of the closing handshake: after our Close frame, read (and drop) what the peer still
-/// sends until its Close reply or the end of the stream, for at most [`CLOSE_TIMEOUT`]. Closing
-/// the socket with the peer's inputs still unread would make the kernel answer with a reset,
-/// and a browser that gets a reset may throw away our goodbye before reading it (it then shows
-/// "connection lost" instead of the reason).
-pub(crate) async fn drain_until_closed<T>(stream: &mut T)
-where
-    T: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
-{
-    let drain = async {
-        while let Some(Ok(frame)) = stream.next().await {
-            if matches!(frame, Message::Close(_)) {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
-}
-
-/// Whether a client's Close frame says the player is leaving: no code, 1000 (normal) or 1001
-/// (going away: the tab closed or navigated).
-fn is_goodbye(frame: Option<&CloseFrame>) -> bool {
-    frame.is_none_or(|frame| matches!(frame.code, CloseCode::Normal | CloseCode::Away))
-}
-
 /// A valid hello's content.
 struct Hello {
     name: String,
@@ -316,7 +131,7 @@ struct Hello {
 /// any other room.
 fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, DisconnectReason> {
     let key = address_key(peer.ip());
-    if ctx.admin.is_banned(key) {
+    if ctx.operator.is_banned(key) {
         return Err(DisconnectReason::Banned);
     }
     if !ctx.join_limits.try_join(key) {
@@ -443,172 +258,6 @@ where
     }
 }
 
-/// Maps a WebSocket read error to the reason the connection ends.
-fn reason_for(error: &WsError) -> DisconnectReason {
-    match error {
-        WsError::Capacity(_) => DisconnectReason::TooLarge { limit: MAX_CLIENT_MSG_BYTES as u32 },
-        WsError::Protocol(_) | WsError::Utf8(_) => DisconnectReason::Malformed,
-        _ => DisconnectReason::ConnectionLost,
-    }
-}
-
-/// Sends the goodbye (message plus Close frame) on a socket that was never split.
-pub(crate) async fn close_with<S>(ws: &mut WebSocketStream<S>, reason: &DisconnectReason)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let goodbye = async {
-        if reason_deserves_goodbye(reason) {
-            let message = protocol::encode(&ServerMsg::Disconnect(reason.clone()));
-            ws.send(Message::Binary(message.into())).await?;
-            ws.close(Some(close_frame(reason))).await
-        } else {
-            ws.close(None).await
-        }
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
-}
-
-fn reason_deserves_goodbye(reason: &DisconnectReason) -> bool {
-    !matches!(reason, DisconnectReason::ClientLeft | DisconnectReason::ConnectionLost)
-}
-
-/// The Close frame for `reason`: its code, and its text cut to the 123 bytes a control frame
-/// allows (RFC 6455 §5.5); the whole reason went before it in the `Disconnect` message.
-fn close_frame(reason: &DisconnectReason) -> CloseFrame {
-    const MAX_CLOSE_REASON_BYTES: usize = 123;
-    let mut text = reason.to_string();
-    if text.len() > MAX_CLOSE_REASON_BYTES {
-        let mut end = MAX_CLOSE_REASON_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    CloseFrame { code: CloseCode::from(reason.close_code()), reason: text.into() }
-}
-
-/// What one client frame asks of its connection.
-pub(crate) enum Step {
-    /// Hand this to the room.
-    Room(SimInput),
-    /// A ping to answer with the room's tick.
-    Ping(f64),
-    /// Nothing more to do (a pong, a dropped chat line).
-    Skip,
-    /// Close the connection for this reason.
-    Close(DisconnectReason),
-}
-
-/// A connection's reading side without its I/O: rate limits, decoding and validation, one frame
-/// at a time. The connection task ([`read_loop`]) and the room polling its sockets
-/// (`net::polled`) both feed it.
-pub(crate) struct Reader {
-    messages: TokenBucket,
-    chat: TokenBucket,
-    /// When the last frame came (any frame proves the peer alive).
-    pub last_frame: Instant,
-}
-
-impl Reader {
-    pub fn new() -> Reader {
-        Reader {
-            messages: TokenBucket::with_initial(MESSAGE_RATE, MESSAGE_BACKLOG, MESSAGE_BURST),
-            chat: TokenBucket::new(CHAT_RATE, CHAT_BURST),
-            last_frame: Instant::now(),
-        }
-    }
-
-    /// Handles one frame from the stream (`None`: the stream ended).
-    /// `now`: the time it arrived (the room's poller reads the clock once per round).
-    pub fn frame(&mut self, conn: ConnId, kick: &Kick, frame: Option<Result<Message, WsError>>, now: Instant) -> Step {
-        self.last_frame = now;
-        let bytes = match frame {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Text(_))) => return Step::Close(DisconnectReason::TextFrame),
-            // A goodbye: the player left (the leave button, a closed tab). Any other Close (a
-            // client giving up on a stalled link, code 4000) or the stream's end without one is a
-            // lost connection, whose seat is held for a resume.
-            Some(Ok(Message::Close(frame))) if is_goodbye(frame.as_ref()) => {
-                return Step::Close(DisconnectReason::ClientLeft);
-            }
-            Some(Ok(Message::Close(_))) | None => return Step::Close(DisconnectReason::ConnectionLost),
-            Some(Ok(Message::Pong(payload))) => {
-                // The answer to the server's ping: the link's round trip. Only the answer to the
-                // ping in flight counts: an unsolicited pong cannot make up a round trip.
-                let link = kick.link();
-                if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()).map(u64::from_le_bytes)
-                    && sent != 0
-                    && link.ping_sent_us.compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-                {
-                    let rtt = link_clock_us().saturating_sub(sent);
-                    link.rtt_us.store(rtt.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
-                }
-                return if self.messages.try_take_at(now) {
-                    Step::Skip
-                } else {
-                    Step::Close(DisconnectReason::RateLimited)
-                };
-            }
-            // Pings (tungstenite answers them) count against the flood limit like messages.
-            Some(Ok(_)) => {
-                return if self.messages.try_take_at(now) {
-                    Step::Skip
-                } else {
-                    Step::Close(DisconnectReason::RateLimited)
-                };
-            }
-            Some(Err(error)) => return Step::Close(reason_for(&error)),
-        };
-        if !self.messages.try_take_at(now) {
-            return Step::Close(DisconnectReason::RateLimited);
-        }
-        let message = match protocol::decode_client(&bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                debug!(conn = conn.0, %error, "undecodable message");
-                return Step::Close(DisconnectReason::Malformed);
-            }
-        };
-        Step::Room(match message {
-            ClientMsg::Input(cmd) => {
-                if let Err(error) = cmd.validate() {
-                    debug!(conn = conn.0, %error, "invalid input");
-                    return Step::Close(DisconnectReason::InvalidInput);
-                }
-                // The simulation and the replay take the controls quantized, as the client
-                // predicted them (`InputCmd::quantized`).
-                SimInput::Input { conn, cmd: cmd.quantized(), received: self.last_frame }
-            }
-            ClientMsg::Ack { tick } => SimInput::Ack { conn, tick },
-            ClientMsg::Ping { client_time } => {
-                if !client_time.is_finite() {
-                    return Step::Close(DisconnectReason::InvalidInput);
-                }
-                return Step::Ping(client_time);
-            }
-            ClientMsg::Chat { text } => {
-                if !self.chat.try_take_at(now) {
-                    debug!(conn = conn.0, "chat rate limit: line dropped");
-                    return Step::Skip;
-                }
-                match protocol::sanitize_chat(&text) {
-                    Some(text) => SimInput::Chat { conn, text },
-                    None => return Step::Skip,
-                }
-            }
-            ClientMsg::ReplayControl { paused, speed, seek } => {
-                if !protocol::REPLAY_SPEEDS.contains(&speed) {
-                    return Step::Close(DisconnectReason::InvalidInput);
-                }
-                SimInput::ReplayControl { conn, paused, speed, seek }
-            }
-            ClientMsg::Host(cmd) => SimInput::Host { conn, cmd },
-            ClientMsg::Hello { .. } => return Step::Close(DisconnectReason::Malformed),
-        })
-    }
-}
-
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
     conn: ConnId,
@@ -673,11 +322,6 @@ async fn read_loop<S>(
     }
 }
 
-/// The reason a connection silent for `idle` is closed with.
-pub(crate) fn idle_timeout(idle: Duration) -> DisconnectReason {
-    DisconnectReason::IdleTimeout { seconds: idle.as_secs().min(u64::from(u32::MAX)) as u32 }
-}
-
 /// Answers a ping at once with the room's current tick. A full outbox means the client is
 /// behind anyway; it will ping again.
 fn answer_ping(room: &RoomHandle, outbox: &Outbox, client_time: f64) {
@@ -728,18 +372,6 @@ async fn deliver_conditioned(
             Arrival::Ping(client_time) => answer_ping(&room, &outbox, client_time),
         }
     }
-}
-
-/// Every [`LINK_SAMPLE_EVERY`]: takes the link's bytes per second and returns the next ping
-/// (its payload is its send time, so the pong gives the round trip).
-pub(crate) fn sample_link(kick: &Kick) -> Message {
-    let link = kick.link();
-    let bytes = link.window_bytes.swap(0, Ordering::Relaxed);
-    let rate = bytes as f64 / LINK_SAMPLE_EVERY.as_secs_f64();
-    link.bytes_per_second.store(rate.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
-    let now = link_clock_us().max(1);
-    link.ping_sent_us.store(now, Ordering::Relaxed);
-    Message::Ping(now.to_le_bytes().to_vec().into())
 }
 
 async fn write_loop<S>(
@@ -861,53 +493,4 @@ async fn write_loop_conditioned<S>(
         }
     }
     send_goodbye(sink, kick).await;
-}
-
-#[cfg(test)]
-mod limit_tests {
-    use std::net::IpAddr;
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::room::registry::Registry;
-    use crate::stats::RoomStats;
-
-    #[test]
-    fn one_address_gets_its_own_limit_and_loopback_is_exempt() {
-        let config =
-            Arc::new(ServerConfig { max_connections: 10, max_connections_per_ip: 3, ..ServerConfig::default() });
-        let rooms = Registry::new(config.clone(), Arc::new(RoomStats::default()));
-        let ctx = NetContext::new(
-            config,
-            rooms,
-            CancellationToken::new(),
-            TaskTracker::new(),
-            crate::lan::Lan::off(0),
-            Arc::new(crate::admin::Admin::new(&Default::default()).unwrap()),
-        );
-        let home: IpAddr = "192.168.1.50".parse().unwrap();
-        let other: IpAddr = "192.168.1.51".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(ctx.try_open(home), Ok(()));
-        }
-        assert_eq!(ctx.try_open(home), Err(Refused::TooManyFromAddress), "the fourth from one address");
-        assert_eq!(ctx.try_open(other), Ok(()), "another address is not affected");
-        ctx.release(home);
-        assert_eq!(ctx.try_open(home), Ok(()), "a closed connection frees its slot");
-        // Loopback: only the server-wide limit (10) applies.
-        let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let mut opened = 0;
-        while ctx.try_open(local).is_ok() {
-            opened += 1;
-        }
-        assert_eq!(opened, 10 - 4, "loopback fills what is left of the server-wide limit");
-        assert_eq!(ctx.try_open(other), Err(Refused::ServerFull));
-        // A proxy on this machine seen through a dual-stack socket is loopback too; an IPv6
-        // host's other addresses in its /64 share its count.
-        assert_eq!(address_key("::ffff:127.0.0.1".parse().unwrap()), local);
-        assert_eq!(
-            address_key("2001:db8:1:2::5".parse().unwrap()),
-            address_key("2001:db8:1:2:ffff::9".parse().unwrap())
-        );
-    }
 }

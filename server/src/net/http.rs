@@ -22,10 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::assets;
-use super::connection::{self, NetContext};
+use super::connection;
+use super::context::{NetContext, Refused};
 use super::socket::PlayerSocket;
+use super::ws;
 
-pub fn router(ctx: Arc<NetContext>) -> Router {
+/// The game port's routes; `shells` are the routes of the layers above `net` (the admin page and
+/// API, the LAN invite), merged in by the server's wiring before the static files' fallback.
+pub fn router(ctx: Arc<NetContext>, shells: Router<Arc<NetContext>>) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
         .route("/livez", get(livez))
@@ -35,10 +39,8 @@ pub fn router(ctx: Arc<NetContext>) -> Router {
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{code}", get(get_room))
         .route("/api/maps", get(list_maps))
-        .route("/api/lan", get(lan_info))
-        .route("/api/lan/qr.svg", get(lan_qr))
         .route("/r/{code}", get(invite_page))
-        .merge(crate::admin::api::routes())
+        .merge(shells)
         .fallback(get(static_file))
         .with_state(ctx)
 }
@@ -192,11 +194,11 @@ async fn upgrade(
     }
     match ctx.try_open(peer.ip()) {
         Ok(()) => {}
-        Err(connection::Refused::ServerFull) => {
+        Err(Refused::ServerFull) => {
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "too many connections\n")
                 .into_response();
         }
-        Err(connection::Refused::TooManyFromAddress) => {
+        Err(Refused::TooManyFromAddress) => {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::RETRY_AFTER, "5")],
@@ -216,7 +218,7 @@ async fn upgrade(
                     Ok(parts) => PlayerSocket::Tcp { stream: parts.io.into_inner(), prefix: parts.read_buf },
                     Err(upgraded) => PlayerSocket::Upgraded(TokioIo::new(upgraded)),
                 };
-                let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(connection::ws_config())).await;
+                let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(ws::ws_config())).await;
                 connection::serve(ws, peer, task_ctx).await;
             }
             Err(error) => {
@@ -290,7 +292,7 @@ async fn metrics(
 fn guarded_metrics(ctx: &NetContext, peer: SocketAddr, request: &Request) -> Response {
     let peer = client_addr(&ctx.config.trusted_proxies, peer, request.headers());
     if ctx.config.metrics_require_token
-        && let Err(refused) = crate::admin::api::authorize(ctx, peer.ip(), request.headers(), request.uri().query())
+        && let Err(refused) = ctx.operator.authorize(ctx, peer.ip(), request.headers(), request.uri().query())
     {
         return refused;
     }
@@ -365,45 +367,6 @@ async fn readyz(State(ctx): State<Arc<NetContext>>) -> Response {
     (StatusCode::OK, "ready\n").into_response()
 }
 
-/// `GET /api/lan`: this server's URLs for other devices, its mDNS URL, and the other Arena
-/// servers heard on the network.
-async fn lan_info(State(ctx): State<Arc<NetContext>>) -> Response {
-    json(StatusCode::OK, &ctx.lan.info())
-}
-
-/// `GET /api/lan/qr.svg?path=/r/CODE`: a QR code (SVG) of this server's best LAN URL followed by
-/// `path` (`/`, the default, or an invite path `/r/CODE`): what a phone scans from the host's
-/// screen. 404 when the server has no LAN address (it listens on loopback only).
-async fn lan_qr(State(ctx): State<Arc<NetContext>>, request: Request) -> Response {
-    let path = request
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("path="))
-        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
-        .unwrap_or_else(|| "/".to_string());
-    let path = match path.strip_prefix("/r/") {
-        None if path == "/" => String::new(),
-        Some(code) => match shared::room::RoomCode::parse(code) {
-            Some(code) => format!("r/{code}"),
-            None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
-        },
-        None => return (StatusCode::BAD_REQUEST, "path must be / or /r/CODE\n").into_response(),
-    };
-    let Some(base) = ctx.lan.info().best_url else {
-        return (StatusCode::NOT_FOUND, "this server listens on loopback only: other devices cannot join\n")
-            .into_response();
-    };
-    match crate::lan::qr_svg(&format!("{base}{path}")) {
-        Some(svg) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg)
-                .into_response()
-        }
-        None => (StatusCode::INTERNAL_SERVER_ERROR, "could not draw the code\n").into_response(),
-    }
-}
-
 /// Largest `POST /api/rooms` body accepted.
 const MAX_CREATE_BODY: usize = 4096;
 
@@ -421,7 +384,7 @@ async fn create_room(
     if origin_allowed(request.headers(), &ctx.config.allowed_origins, ctx.config.public_url.as_deref()).is_err() {
         return json_error(StatusCode::FORBIDDEN, "rooms can only be created from this server's own pages");
     }
-    if ctx.admin.is_banned(peer.ip()) {
+    if ctx.operator.is_banned(peer.ip()) {
         return json_error(StatusCode::FORBIDDEN, "this address is banned from the server");
     }
     // On a server that admits only some players, rooms are created by joining (the hello carries

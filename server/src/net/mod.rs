@@ -3,9 +3,12 @@
 
 pub mod assets;
 pub mod connection;
+pub mod context;
 pub mod http;
 pub mod kick;
 pub mod netsim;
 pub mod polled;
+pub mod reader;
 pub mod socket;
 pub mod tls;
+pub mod ws;

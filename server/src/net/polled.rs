@@ -29,8 +29,10 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::connection::{self, ConnectionSlot, Reader, Step};
+use super::context::ConnectionSlot;
+use super::reader::{Reader, Step, idle_timeout};
 use super::socket::PlayerSocket;
+use super::ws::{self, LINK_SAMPLE_EVERY, sample_link};
 use crate::net::kick::{ConnId, Kick};
 use crate::room::input::{Attachment, SimInput};
 
@@ -78,7 +80,7 @@ impl Attached {
             kick,
             reader: Reader::new(),
             idle,
-            next_sample: Instant::now() + connection::LINK_SAMPLE_EVERY,
+            next_sample: Instant::now() + LINK_SAMPLE_EVERY,
             blocked: false,
             slot: Some(slot),
             pings: Vec::new(),
@@ -115,7 +117,7 @@ impl Attachment for Attached {
             }
         }
         if now.saturating_duration_since(self.reader.last_frame) >= self.idle {
-            self.kick.kick(connection::idle_timeout(self.idle));
+            self.kick.kick(idle_timeout(self.idle));
         }
     }
 
@@ -153,8 +155,8 @@ impl Attachment for Attached {
             }
         }
         if now >= self.next_sample {
-            self.next_sample = now + connection::LINK_SAMPLE_EVERY;
-            if ws.as_mut().start_send(connection::sample_link(&self.kick)).is_err() {
+            self.next_sample = now + LINK_SAMPLE_EVERY;
+            if ws.as_mut().start_send(sample_link(&self.kick)).is_err() {
                 return self.kick.kick(DisconnectReason::ConnectionLost);
             }
         }
@@ -186,8 +188,8 @@ impl Drop for Attached {
             if ws.get_mut().enter_reactor().is_err() {
                 return;
             }
-            connection::close_with(&mut ws, &reason).await;
-            connection::drain_until_closed(&mut ws).await;
+            ws::close_with(&mut ws, &reason).await;
+            ws::drain_until_closed(&mut ws).await;
             drop(slot);
         });
     }
