@@ -11,8 +11,9 @@ use shared::protocol::InputCmd;
 use shared::tick::Tick;
 use slotmap::SlotMap;
 
+pub use super::entities::BotBrain;
+use super::entities::{Orb, OrbKey, Player, PlayerKey};
 use super::grid::Grid;
-use super::world::{Orb, OrbKey, Player, PlayerKey};
 
 /// Read-only view of the world a bot decides from.
 pub struct Senses<'a> {
@@ -28,24 +29,6 @@ pub struct Senses<'a> {
 const SIGHT: f32 = 650.0;
 /// How far a bot looks for orbs.
 const ORB_SIGHT: f32 = 500.0;
-
-#[derive(Clone, Debug)]
-pub struct BotBrain {
-    /// Direction to wander in when nothing is interesting.
-    wander: Vec2,
-    /// When to pick a new wander direction and strafe side.
-    next_decision: Tick,
-    /// +1 or -1: which way to circle an enemy.
-    strafe_sign: f32,
-    /// Position last tick, to notice being stuck on a wall.
-    last_pos: Vec2,
-    stuck_ticks: u32,
-    /// 0.3..1.0: accuracy and trigger discipline, so bots differ.
-    skill: f32,
-    /// The enemy and the orb found nearest at the last look: they bound the next search.
-    enemy: Option<PlayerKey>,
-    orb: Option<OrbKey>,
-}
 
 impl BotBrain {
     pub fn new(rng: &mut Pcg32) -> BotBrain {

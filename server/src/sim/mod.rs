@@ -5,7 +5,9 @@
 //! except the loop's own timer, and rules see only ticks and a fixed `dt`.
 
 pub mod ai;
+pub mod entities;
 pub mod grid;
+pub mod lagcomp;
 pub mod testing;
 pub mod walls;
 pub mod world;

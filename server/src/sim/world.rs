@@ -19,21 +19,14 @@ use shared::protocol::{
 use shared::rules::{self, MoveInput};
 use shared::snapshot::NetId;
 use shared::tick::Tick;
-use slotmap::{SlotMap, new_key_type};
+use slotmap::SlotMap;
 
 use super::ai::{BotBrain, Senses};
+pub use super::entities::{Orb, OrbChange, OrbKey, Player, PlayerKey, Projectile, ProjectileKey};
 use super::grid::Grid;
+pub use super::lagcomp::{DEFAULT_LAG_COMP_MS, LagCompClamps, MAX_LAG_COMP_MS, MAX_VIEW_BEHIND_ACK, lag_comp_ticks};
+use super::lagcomp::{History, rewind_for};
 use super::walls::WallIndex;
-
-new_key_type! {
-    /// Key of a player in [`World::players`].
-    pub struct PlayerKey;
-    /// Key of a projectile in [`World::projectiles`].
-    pub struct ProjectileKey;
-    /// Key of an orb in [`World::orbs`].
-    pub struct OrbKey;
-}
-
 /// How many unapplied inputs a player may have queued (two seconds at 60 Hz); past that the
 /// oldest are dropped. A backlog within it is applied in full, in order, so the server takes
 /// exactly the steps the client predicted.
@@ -76,163 +69,6 @@ impl Default for WorldConfig {
     fn default() -> Self {
         Self { tick_hz: 60, seed: 0x5eed, rules: Rules::Arena, lag_comp_ticks: 30 }
     }
-}
-
-/// Lag compensation window a no-flags server uses, milliseconds (`--lag-comp-ms`): the rewind is
-/// about the shooter's RTT plus its interpolation delay, so this covers RTTs up to ~400 ms.
-pub const DEFAULT_LAG_COMP_MS: u32 = 500;
-
-/// Most lag compensation a server accepts, milliseconds (`--lag-comp-ms`, replay headers).
-pub const MAX_LAG_COMP_MS: u32 = 2000;
-
-/// How far a shooter's claimed view may trail the newest snapshot it acknowledged, ticks: its
-/// interpolation buffer (two snapshot intervals plus jitter) with room to spare. An honest client
-/// is never near it; a client claiming older views to reach further back is clamped to it.
-pub const MAX_VIEW_BEHIND_ACK: u32 = 16;
-
-/// Milliseconds of lag compensation to whole ticks at `tick_hz`.
-pub fn lag_comp_ticks(ms: u32, tick_hz: u16) -> u32 {
-    (u64::from(ms) * u64::from(tick_hz)).div_ceil(1000) as u32
-}
-
-/// Shots whose claimed view time was clamped (see [`World::lag_comp_clamps`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LagCompClamps {
-    /// The input claimed a moment after the server's present.
-    pub future: u64,
-    /// The input claimed a moment older than the window.
-    pub too_old: u64,
-}
-
-/// Where every living player was at each of the last few ticks: what a lag-compensated shot is
-/// tested against. Frames are reused, so a steady-state tick allocates nothing.
-/// One living player in a history frame: key, position, life.
-type HistoryEntry = (PlayerKey, Vec2, u32);
-
-#[derive(Default)]
-struct History {
-    /// Oldest first; each frame is sorted by key (slotmap order).
-    frames: VecDeque<(Tick, Vec<HistoryEntry>)>,
-}
-
-impl History {
-    fn record(&mut self, tick: Tick, players: &SlotMap<PlayerKey, Player>, keep: usize) {
-        let mut frame = if self.frames.len() >= keep {
-            self.frames.pop_front().map(|(_, frame)| frame).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        frame.clear();
-        frame.extend(players.iter().filter(|(_, p)| p.alive).map(|(key, p)| (key, p.pos, p.life)));
-        self.frames.push_back((tick, frame));
-    }
-
-    /// Where `key` was at `tick` in its current `life` (a player that died and respawned since
-    /// is not hit where its previous life stood).
-    fn at(&self, tick: Tick, key: PlayerKey, life: u32) -> Option<Vec2> {
-        let (newest, _) = self.frames.back()?;
-        let back = newest.since(tick) as usize;
-        let (frame_tick, frame) = self.frames.get(self.frames.len().checked_sub(back + 1)?)?;
-        if *frame_tick != tick {
-            return None; // Not contiguous (cannot happen: a frame is recorded every tick).
-        }
-        let index = frame.binary_search_by_key(&key, |(k, _, _)| *k).ok()?;
-        let (_, pos, then) = frame[index];
-        (then == life).then_some(pos)
-    }
-
-    /// Where `key` (in its `life`) was `rewind` ticks (fractional) before the newest frame,
-    /// interpolated between the two frames around it; `None` if it was not alive then. A rewind
-    /// past the oldest frame (the first ticks of a match) uses the oldest.
-    fn rewound(&self, key: PlayerKey, life: u32, rewind: f32) -> Option<Vec2> {
-        let (newest, _) = self.frames.back()?;
-        let rewind = rewind.min(self.frames.len().saturating_sub(1) as f32);
-        let whole = rewind.floor();
-        let frac = rewind - whole;
-        let later_tick = Tick(newest.0.wrapping_sub(whole as u32));
-        let later = self.at(later_tick, key, life)?;
-        if frac <= 0.0 {
-            return Some(later);
-        }
-        match self.at(Tick(later_tick.0.wrapping_sub(1)), key, life) {
-            Some(earlier) => Some(later + (earlier - later) * frac),
-            None => Some(later),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Player {
-    pub net_id: NetId,
-    pub name: String,
-    /// Server-side AI, for bot players.
-    pub bot: Option<BotBrain>,
-    pub pos: Vec2,
-    pub vel: Vec2,
-    pub aim: f32,
-    pub hp: u8,
-    pub alive: bool,
-    /// When dead: the tick the player comes back.
-    pub respawn_at: Tick,
-    pub score: u16,
-    pub kills: u16,
-    pub deaths: u16,
-    /// 1-based rank by score, refreshed by [`World::refresh_leaderboard`].
-    pub rank: u16,
-    /// Inputs received but not applied yet, oldest first.
-    pub inputs: VecDeque<InputCmd>,
-    /// The input applied last (bots: the one they chose this tick).
-    pub last_input: InputCmd,
-    /// Sequence number of the last input applied, acked to the client in snapshots.
-    pub last_applied_seq: u32,
-    /// The fewest inputs waiting at the start of a tick since the room last reported it to the
-    /// client (0: the player held still at least once), which paces its inputs by it. The room
-    /// resets it to `u8::MAX` when it builds a snapshot.
-    pub queue_low: u8,
-    /// Ticks this player held still for lack of input and has not caught up yet.
-    pub catch_up_credit: u16,
-    /// Ticks until the player may fire again.
-    pub fire_cooldown: u32,
-    /// Bumped at every respawn: lag compensation never hits a new life where an old one stood.
-    pub life: u32,
-    /// Last tick the player fired (for the muzzle-flash flag).
-    pub fired_at: Option<Tick>,
-    /// Last tick the player took damage (for the hit flag).
-    pub hit_at: Option<Tick>,
-    /// Inputs dropped because the buffer was full (a sign of a bursty or hostile client).
-    pub inputs_dropped: u64,
-    /// The connection dropped and the seat is held for a resume: no inputs are taken, the
-    /// player stands still and does not fire (see [`World::set_away`]).
-    pub away: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Projectile {
-    pub net_id: NetId,
-    pub owner: PlayerKey,
-    pub owner_net_id: NetId,
-    pub origin: Vec2,
-    pub pos: Vec2,
-    pub vel: Vec2,
-    pub spawn_tick: Tick,
-    pub expires_at: Tick,
-    /// Lag compensation: this shot meets targets as they were this many ticks before the
-    /// present (what its shooter saw when firing), clamped to the window; 0 for the present.
-    pub rewind: f32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Orb {
-    pub net_id: NetId,
-    pub pos: Vec2,
-    pub value: u8,
-}
-
-/// An orb appearing or going, as [`World::take_orb_changes`] reports them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum OrbChange {
-    Spawned { net_id: NetId, pos: Vec2, value: u8 },
-    Removed { net_id: NetId, pos: Vec2 },
 }
 
 /// Most orb changes kept for a consumer that has not taken them; past this the journal is
@@ -524,29 +360,6 @@ impl World {
         std::mem::take(&mut self.lag_comp_clamps)
     }
 }
-
-/// How far back a shot from an input that claims `view` meets its targets: the claim's distance
-/// before `present` (the previous tick, which the grid holds), clamped to `[0, window]`, with
-/// clamps counted. No claim (bots) or no window: the present.
-fn rewind_for(input: &InputCmd, present: Tick, window: f32, clamps: &mut LagCompClamps) -> f32 {
-    let Some(view) = input.view else { return 0.0 };
-    if window <= 0.0 {
-        return 0.0;
-    }
-    // No further back than the newest snapshot it acknowledged allows (see MAX_VIEW_BEHIND_ACK).
-    let window = window.min(present.since(input.ack).saturating_add(MAX_VIEW_BEHIND_ACK).min(1 << 20) as f32);
-    let rewind = view.ticks_before(present);
-    if rewind < 0.0 {
-        clamps.future += 1;
-        0.0
-    } else if rewind > window {
-        clamps.too_old += 1;
-        window
-    } else {
-        rewind
-    }
-}
-
 impl World {
     fn think_bots(&mut self) {
         let mut bot_keys = std::mem::take(&mut self.bot_keys);
