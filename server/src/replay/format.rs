@@ -52,8 +52,7 @@ use serde::{Deserialize, Serialize};
 use shared::map::MapDef;
 
 use super::packing::{InputCodec, StoredTick};
-use shared::protocol::{DisconnectReason, InputCmd};
-use shared::snapshot::NetId;
+pub use super::record::{Op, TickRecord};
 use thiserror::Error;
 
 /// File magic.
@@ -88,33 +87,6 @@ pub struct ReplayHeader {
     pub hash_every: u32,
     /// Lag compensation window, ticks (see `WorldConfig::lag_comp_ticks`).
     pub lag_comp_ticks: u32,
-}
-
-/// One operation the room applied to the world, in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Op {
-    /// `World::add_player`; `id` is the net id it returned (checked on replay).
-    Join { id: NetId, name: String, bot: bool },
-    /// `World::restore_stats` after a resume.
-    Resume { id: NetId, score: u16, kills: u16, deaths: u16 },
-    /// `World::push_input`.
-    Input { id: NetId, cmd: InputCmd },
-    /// `World::remove_player`.
-    Leave { id: NetId, reason: DisconnectReason },
-    /// A chat line (no effect on the simulation; kept for spectators and `info`).
-    Chat { id: NetId, text: String },
-    /// `World::set_away(id, true)`: the connection dropped and the seat is held.
-    Away { id: NetId },
-    /// `World::set_away(id, false)`: a resume took the held seat back.
-    Back { id: NetId },
-}
-
-/// The operations applied before tick `tick` was stepped, and the state hash after it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TickRecord {
-    pub tick: u32,
-    pub ops: Vec<Op>,
-    pub hash: Option<u64>,
 }
 
 /// Packs records into frames in the current format: inputs against each player's previous
@@ -383,6 +355,9 @@ pub(crate) fn test_header() -> ReplayHeader {
 
 #[cfg(test)]
 mod tests {
+    use shared::protocol::InputCmd;
+    use shared::snapshot::NetId;
+
     use super::*;
     use crate::replay::packing::StoredOp;
 

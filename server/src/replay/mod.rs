@@ -8,6 +8,7 @@
 
 pub mod format;
 mod packing;
+pub mod record;
 pub mod recorder;
 pub mod retention;
 pub mod sim;

@@ -6,7 +6,7 @@ use shared::protocol::{InputCmd, ViewTime, aim_of_step, aim_step, move_of_step, 
 use shared::snapshot::NetId;
 use shared::tick::Tick;
 
-use super::format::{Op, TickRecord};
+use super::record::{Op, TickRecord};
 
 /// A tick as formats 5 and 6 store it. Format 6 stores `tick` as the difference from the
 /// previous stored tick (wrapping), several ticks to a frame.
