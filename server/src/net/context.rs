@@ -16,6 +16,8 @@ use crate::rate::address_key;
 use crate::room::registry::Registry;
 
 /// What `net` asks of the operator's side (`admin` implements it).
+// The refusal is the response itself, built once per refused request (as in `admin::api`).
+#[allow(clippy::result_large_err)]
 pub trait Operator: Send + Sync {
     /// Whether the operator banned this address (an IPv6 /64).
     fn is_banned(&self, ip: IpAddr) -> bool;
