@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Document, Element, Event, EventTarget, KeyboardEvent};
 
-use super::{App, ConnState, listen, now_ms};
+use super::state::{App, ConnState, listen, now_ms};
 use crate::http::{self, Reply};
 use crate::hud::Hud;
 use crate::lobby::{self, AfterClose, Ending, JoinTarget, NAME_KEY, RoomState};
@@ -172,7 +172,7 @@ impl App {
 
     /// Shows the lobby, with no connection: after Leave, after an ending retrying cannot fix,
     /// or as the first screen. `invite` makes the play button join that room.
-    fn show_lobby(&mut self, invite: Option<RoomCode>, message: Option<String>) {
+    pub(super) fn show_lobby(&mut self, invite: Option<RoomCode>, message: Option<String>) {
         self.conn = None;
         self.session = None;
         // Whatever comes next is a new visit, not a reconnect.
@@ -200,19 +200,19 @@ impl App {
         }
     }
 
-    fn set_invite(&mut self, invite: Option<RoomCode>) {
+    pub(super) fn set_invite(&mut self, invite: Option<RoomCode>) {
         self.invite = invite;
         self.invite_room = None;
         self.lobby.set_invite(invite, None);
     }
 
-    fn set_lobby_message(&mut self, message: Option<String>) {
+    pub(super) fn set_lobby_message(&mut self, message: Option<String>) {
         self.lobby.set_message(message.as_deref());
         self.lobby_message = message;
     }
 
     /// Leaves the lobby for a room: remembers the name and connects.
-    fn start_join(&mut self, target: JoinTarget) {
+    pub(super) fn start_join(&mut self, target: JoinTarget) {
         if let Some(password) = self.lobby.typed_password() {
             self.auth = Some(shared::protocol::JoinAuth::Password(password));
         }
@@ -233,12 +233,12 @@ impl App {
     }
 
     /// `#play`: quick play, or the invite link's room.
-    fn play_clicked(&mut self) {
+    pub(super) fn play_clicked(&mut self) {
         let target = self.invite.map_or(JoinTarget::QuickPlay, JoinTarget::Join);
         self.start_join(target);
     }
 
-    fn join_code_clicked(&mut self) {
+    pub(super) fn join_code_clicked(&mut self) {
         match lobby::typed_code(&self.lobby.code_input.value()) {
             Ok(code) => self.start_join(JoinTarget::Join(code)),
             Err(message) => {
@@ -248,7 +248,7 @@ impl App {
         }
     }
 
-    fn create_clicked(&mut self) {
+    pub(super) fn create_clicked(&mut self) {
         let settings = lobby::settings_from_form(
             &self.lobby.create_name.value(),
             self.lobby.create_public.checked(),
@@ -333,7 +333,7 @@ impl App {
         });
     }
 
-    fn on_lan(&mut self, reply: Result<Reply, JsValue>) {
+    pub(super) fn on_lan(&mut self, reply: Result<Reply, JsValue>) {
         if let Ok(reply) = reply
             && reply.ok()
             && let Some(lan) = lobby::parse_lan(&reply.body)
@@ -344,7 +344,7 @@ impl App {
     }
 
     /// A server without the API (or one that is down) leaves the lists as they were.
-    fn on_lobby_lists(&mut self, rooms: Result<Reply, JsValue>, maps: Option<Result<Reply, JsValue>>) {
+    pub(super) fn on_lobby_lists(&mut self, rooms: Result<Reply, JsValue>, maps: Option<Result<Reply, JsValue>>) {
         self.poll_started_ms = None;
         if let Ok(reply) = rooms
             && reply.ok()
@@ -363,7 +363,7 @@ impl App {
     }
 
     /// Asks the server about an invite link's room, to name it in the lobby (or say it is gone).
-    fn check_invite(&mut self, code: RoomCode) {
+    pub(super) fn check_invite(&mut self, code: RoomCode) {
         let weak = self.this.clone();
         spawn_local(async move {
             let reply = http::get(&format!("/api/rooms/{code}")).await;
@@ -375,7 +375,7 @@ impl App {
         });
     }
 
-    fn on_invite_reply(&mut self, code: RoomCode, reply: Result<Reply, JsValue>) {
+    pub(super) fn on_invite_reply(&mut self, code: RoomCode, reply: Result<Reply, JsValue>) {
         if self.invite != Some(code) || self.state != ConnState::NameEntry {
             return; // The player moved on meanwhile.
         }
@@ -488,7 +488,7 @@ impl App {
 
     /// `#leave`: a normal close (1000), which the server takes as the player leaving; its close
     /// event never reaches us, so nothing reconnects.
-    fn leave(&mut self) {
+    pub(super) fn leave(&mut self) {
         if let Some(conn) = self.conn.take() {
             conn.close_normally();
         }
@@ -496,7 +496,7 @@ impl App {
     }
 
     /// Shows `path` (as the routes know it) in the address bar, under the page's base.
-    fn replace_url(&self, path: &str) {
+    pub(super) fn replace_url(&self, path: &str) {
         if let Ok(history) = self.window.history() {
             let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&route::at(path)));
         }
@@ -504,14 +504,14 @@ impl App {
 
     /// The room's invite for other devices: on the server's LAN address when it has one (never
     /// `localhost`, even when this page was opened at localhost), else this page's origin.
-    fn invite_link(&self, code: RoomCode) -> String {
+    pub(super) fn invite_link(&self, code: RoomCode) -> String {
         let origin = format!("{}{}", self.window.location().origin().unwrap_or_default(), route::base());
         route::invite_link(&lobby::invite_base(self.lan.as_ref(), &origin), code)
     }
 
     /// `#copy-invite`: the clipboard where the browser offers one (secure pages), else the link
     /// is selected so the player can copy it by hand.
-    fn copy_invite(&mut self) {
+    pub(super) fn copy_invite(&mut self) {
         let Some(code) = self.room.as_ref().map(|room| room.code) else { return };
         let link = self.invite_link(code);
         // Give the keyboard back to the game (Space would press the button again).
@@ -543,7 +543,7 @@ impl App {
     }
 
     /// Selects the link's text and tries the old copy command; the selection stays either way.
-    fn select_invite_text(&mut self) {
+    pub(super) fn select_invite_text(&mut self) {
         let Some(document) = self.window.document() else { return };
         if let (Ok(range), Ok(Some(selection))) = (document.create_range(), self.window.get_selection()) {
             let _ = range.select_node_contents(&self.hud.invite_link);
@@ -558,7 +558,7 @@ impl App {
 
     /// Sends a host command, only while this client is the host (from anyone else the server
     /// closes the connection). The game gets the keyboard back afterwards.
-    fn host_command(&mut self, command: HostCmd) {
+    pub(super) fn host_command(&mut self, command: HostCmd) {
         let is_host = self.room.as_ref().is_some_and(|room| room.you_are_host);
         if is_host && self.state == ConnState::Connected {
             self.send(&shared::ClientMsg::Host(command));
@@ -566,14 +566,14 @@ impl App {
         let _ = self.canvas.focus();
     }
 
-    fn set_map_clicked(&mut self) {
+    pub(super) fn set_map_clicked(&mut self) {
         let map = self.host_panel.map.value();
         if !map.is_empty() {
             self.host_command(HostCmd::SetMap { map });
         }
     }
 
-    fn set_bots_clicked(&mut self) {
+    pub(super) fn set_bots_clicked(&mut self) {
         if let Some(bots) = lobby::typed_bots(&self.host_panel.bots.value()) {
             self.host_command(HostCmd::SetBots { bots });
         }
