@@ -10,6 +10,8 @@
 //! - `feel`: the netcode feel harness over RTT 0–300 ms, jitter and stalls (see BENCHMARKS.md).
 //! - `record-sample`: regenerates `assets/replays/sample.arenareplay` (28 server bots and 4
 //!   headless WebSocket bots, two minutes).
+//! - `floors`: checks the import graph against ARCHITECTURE.md's "Floors" table (every arrow
+//!   points down, no circle, no source file over 800 lines); `test` runs it too.
 //! - `test`: installs what is missing (wasm32 target, Chromium), checks formatting and lints,
 //!   builds everything and runs every test; ends with one `N passed, N failed` line.
 
@@ -19,6 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+
+mod floors;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test_all(&root),
+        Some("floors") => floors::run(&root),
         Some("fuzz") => {
             let mut seconds = 60u64;
             let mut only: Option<String> = None;
@@ -85,7 +90,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | soak [--minutes 2] [--clients 100] [--json] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | floors | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | soak [--minutes 2] [--clients 100] [--json] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }

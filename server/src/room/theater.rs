@@ -379,7 +379,7 @@ impl Theater {
     }
 }
 
-/// The replay room task: like `live::run`, for a recording.
+/// The replay room task: like `task::run`, for a recording.
 pub async fn run(
     file: Arc<ReplayFile>,
     config: Arc<ServerConfig>,
