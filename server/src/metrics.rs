@@ -28,6 +28,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
+use shared::room::RoomCode;
+
 use crate::stats::RoomStats;
 
 /// A server-wide counter: name (without `_total`), help, and the room counter it sums.
@@ -82,6 +84,28 @@ impl EncodeMetric for Seconds<'_> {
     }
 }
 
+/// A room's label in `/metrics`: its code while it is public; otherwise `private-` and 8 hex
+/// digits of an HMAC of the code under a key this process drew at random, so `/metrics` (public
+/// on the game port unless `--metrics-bind` or `--metrics-require-token`) never shows a code
+/// that only the room's players should know, and a private room keeps one label for its life.
+fn room_label(code: RoomCode, public: bool) -> String {
+    use hmac::Mac;
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    if public {
+        return code.to_string();
+    }
+    let key = KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the OS random generator is available");
+        key
+    });
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(b"arena metrics room label");
+    mac.update(code.as_str().as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!("private-{:02x}{:02x}{:02x}{:02x}", tag[0], tag[1], tag[2], tag[3])
+}
+
 struct RoomsCollector {
     rooms: std::sync::Arc<crate::room::registry::Registry>,
 }
@@ -103,14 +127,18 @@ fn gauge(
 
 impl Collector for RoomsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut rooms: Vec<_> =
-            self.rooms.handles().into_iter().map(|h| (h.public.code, h.public.stats.clone())).collect();
+        let mut rooms: Vec<_> = self
+            .rooms
+            .handles()
+            .into_iter()
+            .map(|h| (h.public.code, room_label(h.public.code, h.public.summary().public), h.public.stats.clone()))
+            .collect();
         let main = self.rooms.main_code();
-        rooms.sort_by_key(|(code, _)| (Some(*code) != main, *code));
+        rooms.sort_by_key(|(code, _, _)| (Some(*code) != main, *code));
         let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        let sum = |f: &dyn Fn(&RoomStats) -> u64| rooms.iter().map(|(_, s)| f(s)).sum::<u64>();
+        let sum = |f: &dyn Fn(&RoomStats) -> u64| rooms.iter().map(|(_, _, s)| f(s)).sum::<u64>();
         gauge(&mut encoder, "arena_rooms", "Live rooms, Main included.", rooms.len() as u64)?;
-        let oldest_tick = rooms.first().map_or(0, |(_, s)| s.tick.load(Ordering::Relaxed));
+        let oldest_tick = rooms.first().map_or(0, |(_, _, s)| s.tick.load(Ordering::Relaxed));
         gauge(&mut encoder, "arena_tick", "Current simulation tick of the oldest room.", u64::from(oldest_tick))?;
         let players = sum(&|s| u64::from(s.players.load(Ordering::Relaxed)));
         gauge(&mut encoder, "arena_players", "Players in all rooms, bots included.", players)?;
@@ -140,7 +168,7 @@ impl Collector for RoomsCollector {
                 None,
             )?;
         let (tick_time, input_ack, socket_io) = (Histogram::default(), Histogram::default(), Histogram::default());
-        for (_, stats) in &rooms {
+        for (_, _, stats) in &rooms {
             tick_time.add(&stats.tick_time);
             input_ack.add(&stats.input_ack_latency);
             socket_io.add(&stats.socket_io_time);
@@ -186,8 +214,8 @@ impl Collector for RoomsCollector {
         ];
         for (name, help, kind, value) in per_room {
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (code, stats) in &rooms {
-                let labels = [("room", code.to_string())];
+            for (_, label, stats) in &rooms {
+                let labels = [("room", label.clone())];
                 let mut metric = family.encode_family(&labels)?;
                 match kind {
                     MetricType::Counter => metric

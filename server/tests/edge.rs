@@ -187,6 +187,43 @@ async fn metrics_can_move_off_the_game_port() {
     server.stop().await;
 }
 
+/// `/metrics` is open on the game port by default: it must never name a private room, whose
+/// code is all a stranger needs to join. Private rooms get an opaque label instead, the same at
+/// every scrape; public rooms keep their codes.
+#[tokio::test]
+async fn metrics_never_name_a_private_room() {
+    let server = TestServer::start_default().await;
+    let (status, _, body) = common::http(&server, "POST", "/api/rooms", Some(r#"{"public":false}"#)).await;
+    assert_eq!(status, 201, "{body}");
+    let private: shared::room::CreatedRoom = serde_json::from_str(&body).unwrap();
+    let (status, _, body) = common::http(&server, "POST", "/api/rooms", Some(r#"{"public":true}"#)).await;
+    assert_eq!(status, 201, "{body}");
+    let public: shared::room::CreatedRoom = serde_json::from_str(&body).unwrap();
+    let scrape = || async {
+        let (status, _, text) = common::http(&server, "GET", "/metrics", None).await;
+        assert_eq!(status, 200);
+        text
+    };
+    let text = scrape().await;
+    assert!(text.contains("arena_rooms 3"), "Main and the two rooms: {text}");
+    assert!(
+        !text.contains(&format!("\"{}\"", private.code)),
+        "the private code {} is in /metrics:\n{text}",
+        private.code
+    );
+    assert!(text.contains(&format!("arena_room_players{{room=\"{}\"}}", public.code)), "{text}");
+    let opaque: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("arena_room_players{room=\"private-"))
+        .map(|l| l.split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(opaque.len(), 1, "one private room, one opaque label: {text}");
+    assert_eq!(opaque[0].len(), "private-".len() + 8, "{text}");
+    let again = scrape().await;
+    assert!(again.contains(&format!("room=\"{}\"", opaque[0])), "the label is stable: {again}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_include_the_build_and_the_process() {
     let server = TestServer::start_default().await;
