@@ -1,4 +1,9 @@
-//! A token bucket for per-connection rate limits.
+//! Rate limits: a token bucket, one per address (IPv6 by its /64), and the address a limit
+//! counts.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
 
 use tokio::time::Instant;
 
@@ -57,6 +62,45 @@ pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
             std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
         other => other,
+    }
+}
+
+/// Addresses a [`PerAddress`] remembers before idle ones are forgotten.
+const MAX_TRACKED: usize = 8192;
+
+/// One token bucket per address (reduced by [`address_key`]): `per_minute` a minute, a burst of
+/// as many. The map stays bounded: full buckets are forgotten first, then half of the rest.
+#[derive(Debug)]
+pub struct PerAddress {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+impl PerAddress {
+    pub fn new(per_minute: f64) -> PerAddress {
+        PerAddress { per_minute, buckets: Mutex::default() }
+    }
+
+    /// Whether `ip` has nothing left (nothing is taken).
+    pub fn exhausted(&self, ip: IpAddr) -> bool {
+        let buckets = self.buckets.lock().expect("limits lock");
+        buckets.get(&address_key(ip)).is_some_and(|bucket| !bucket.clone().try_take())
+    }
+
+    /// Takes one from `ip`'s allowance; false when none was left.
+    pub fn take(&self, ip: IpAddr) -> bool {
+        let mut buckets = self.buckets.lock().expect("limits lock");
+        if buckets.len() >= MAX_TRACKED {
+            buckets.retain(|_, bucket| !bucket.is_full());
+            if buckets.len() >= MAX_TRACKED {
+                let forget: Vec<IpAddr> = buckets.keys().take(MAX_TRACKED / 2).copied().collect();
+                for ip in forget {
+                    buckets.remove(&ip);
+                }
+            }
+        }
+        let (rate, burst) = (self.per_minute / 60.0, self.per_minute);
+        buckets.entry(address_key(ip)).or_insert_with(|| TokenBucket::new(rate, burst)).try_take()
     }
 }
 

@@ -186,8 +186,19 @@ async fn join_room(
     kick: &Kick,
 ) -> Result<(RoomHandle, Vec<u8>), DisconnectReason> {
     let mut tried = Vec::new();
+    // A hello naming a code counts against the address's unknown codes like `GET /api/rooms/CODE`.
+    let by_code = matches!(hello.room, RoomRequest::Join { .. } | RoomRequest::Watch { .. });
+    if by_code && ctx.code_misses.exhausted(peer.ip()) {
+        return Err(DisconnectReason::JoinRateLimited);
+    }
     loop {
-        let destination = ctx.rooms.resolve(&hello.room, peer.ip(), &tried)?;
+        let destination = match ctx.rooms.resolve(&hello.room, peer.ip(), &tried) {
+            Err(DisconnectReason::NoSuchRoom) if by_code => {
+                ctx.code_misses.take(peer.ip());
+                return Err(DisconnectReason::NoSuchRoom);
+            }
+            other => other?,
+        };
         let room = destination.room;
         let (reply, reply_rx) = oneshot::channel();
         let join = SimInput::Join {

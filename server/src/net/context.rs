@@ -15,6 +15,12 @@ use crate::config::ServerConfig;
 use crate::rate::address_key;
 use crate::room::registry::Registry;
 
+/// Unknown room codes one address (an IPv6 /64) may ask for a minute, and at once: a player
+/// mistyping a code a few times is never near it; a sweep of the 331,776 codes from one address
+/// would take over a week. Loopback counts too (a local proxy without `--trusted-proxy` puts
+/// everyone behind one address, and then nobody may sweep either).
+pub const CODE_MISSES_PER_MINUTE: f64 = 30.0;
+
 /// What `net` asks of the operator's side (`admin` implements it).
 // The refusal is the response itself, built once per refused request (as in `admin::api`).
 #[allow(clippy::result_large_err)]
@@ -65,6 +71,10 @@ pub struct NetContext {
     pub operator: Arc<dyn Operator>,
     /// Joins and failed credentials per address.
     pub join_limits: crate::auth::JoinLimits,
+    /// Room codes asked for and not found, per address (`GET /api/rooms/{code}` and hellos
+    /// naming a code): past [`CODE_MISSES_PER_MINUTE`] every lookup by code from that address is
+    /// refused, found or not, so the code space cannot be swept for private rooms.
+    pub code_misses: crate::rate::PerAddress,
     /// Fired by the operator (`POST /api/admin/drain`): drain as on the first SIGTERM.
     pub drain_request: CancellationToken,
     /// What `/metrics` shows (collectors reading the rooms at scrape time).
@@ -145,6 +155,7 @@ impl NetContext {
         NetContext {
             operator,
             join_limits: crate::auth::JoinLimits::new(config.joins_per_minute_per_ip),
+            code_misses: crate::rate::PerAddress::new(CODE_MISSES_PER_MINUTE),
             drain_request: CancellationToken::new(),
             metrics: crate::metrics::registry(rooms.clone()),
             config,

@@ -331,10 +331,29 @@ async fn list_rooms(State(ctx): State<Arc<NetContext>>) -> Response {
 }
 
 /// `GET /api/rooms/CODE`: any live room, private ones included (the code is the secret).
-async fn get_room(State(ctx): State<Arc<NetContext>>, Path(code): Path<String>) -> Response {
+async fn get_room(
+    State(ctx): State<Arc<NetContext>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Response {
+    let peer = client_addr(&ctx.config.trusted_proxies, peer, &headers).ip();
+    // Past the limit every lookup is refused, found or not: a 200 would still tell a sweep where
+    // a private room is.
+    if ctx.code_misses.exhausted(peer) {
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many unknown room codes from your address; try again in a minute",
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        return response;
+    }
     match ctx.rooms.find(&code) {
         Some(room) => json(StatusCode::OK, &room.public.summary()),
-        None => json_error(StatusCode::NOT_FOUND, "no room has that code"),
+        None => {
+            ctx.code_misses.take(peer);
+            json_error(StatusCode::NOT_FOUND, "no room has that code")
+        }
     }
 }
 
