@@ -114,14 +114,15 @@ fn check_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    // A valid token always works (it has at least 16 characters: guessing is hopeless anyway),
-    // so a guesser behind the operator's own address cannot lock the operator out; wrong
-    // tokens are limited apart from players' failed passwords.
+    // A locked-out address is refused before its token is looked at, the right one too: the
+    // lockout must not tell a guesser which of its guesses was right. Wrong tokens are limited
+    // apart from players' failed passwords (ten a minute), so the operator behind the same
+    // address waits at most a few seconds after a guesser stops.
+    if admin.limits.locked_out(key) {
+        return Err(retry_later("too many failed tokens from your address; try again in a few seconds"));
+    }
     match presented.and_then(|token| admin.authorize(token)) {
         Some(name) => Ok((name.to_string(), peer)),
-        None if admin.limits.locked_out(key) => {
-            Err(retry_later("too many failed tokens from your address; try again in a few seconds"))
-        }
         None => {
             if presented.is_some() {
                 admin.limits.failed(key);
