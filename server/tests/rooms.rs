@@ -461,3 +461,28 @@ async fn each_room_records_its_own_replay_named_with_its_code() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Room creates are limited per address like every other limit: an IPv6 host by its /64, so
+/// rotating through its own /64 gets it nothing; the next /64 is another address.
+#[tokio::test]
+async fn room_creates_are_limited_per_ipv6_64() {
+    let server = TestServer::start(ServerConfig {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        room_creates_per_minute: 2,
+        ..config()
+    })
+    .await;
+    let create_from = |from: &'static str| {
+        let addr = server.addr;
+        async move { common::http_to(addr, "POST", "/api/rooms", Some("{}"), &[("X-Forwarded-For", from)]).await }
+    };
+    for from in ["2001:db8:7:1::1", "2001:db8:7:1::2"] {
+        let (status, _, body) = create_from(from).await;
+        assert_eq!(status, 201, "{from}: {body}");
+    }
+    let (status, _, body) = create_from("2001:db8:7:1:ffff::3").await;
+    assert_eq!(status, 429, "a third create from the same /64: {body}");
+    let (status, _, body) = create_from("2001:db8:7:2::1").await;
+    assert_eq!(status, 201, "another /64: {body}");
+    server.stop().await;
+}

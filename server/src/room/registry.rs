@@ -197,7 +197,10 @@ impl Registry {
         check_settings(settings, &self.maps, self.config.max_players)
     }
 
+    /// Takes one create from `ip`'s allowance, counted per address like every other limit (an
+    /// IPv6 host by its /64: one host has the whole /64 to rotate through).
     fn take_create_token(&self, ip: IpAddr) -> bool {
+        let ip = crate::rate::address_key(ip);
         let per_minute = f64::from(self.config.room_creates_per_minute);
         let mut creates = self.creates.lock().expect("not poisoned");
         if creates.len() >= MAX_TRACKED_CREATORS && !creates.contains_key(&ip) {
