@@ -24,6 +24,27 @@ use crate::rate::TokenBucket;
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Whether `secret` is a placeholder that configuration examples ship (`REPLACE-WITH-…`,
+/// `changeme`, `your-secret-here`, `example`, one character repeated) rather than a secret: a
+/// length check alone let a fleet deployed as shipped run with published secrets.
+pub fn is_placeholder(secret: &str) -> bool {
+    const WORDS: [&str; 8] =
+        ["replace", "changeme", "change-me", "change_me", "placeholder", "example", "your-", "your_"];
+    let lower = secret.to_ascii_lowercase();
+    let distinct: std::collections::BTreeSet<char> = lower.chars().collect();
+    WORDS.iter().any(|word| lower.contains(word)) || distinct.len() < 5
+}
+
+/// Refuses a placeholder for `flag` (never repeating any of it), saying how to make a secret.
+pub fn refuse_placeholder(flag: &str, secret: &str) -> Result<(), String> {
+    if is_placeholder(secret) {
+        return Err(format!(
+            "{flag} looks like a placeholder from an example, not a secret: make one with `openssl rand -hex 32`"
+        ));
+    }
+    Ok(())
+}
+
 /// How the server checks join tokens.
 pub struct JoinTokenKeys {
     /// Keys by `kid` (`None`: the only key, used for tokens without a `kid`).
@@ -49,6 +70,7 @@ impl JoinTokenKeys {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(format!("--join-token-secret must be at least {MIN_SECRET_BYTES} bytes"));
         }
+        refuse_placeholder("--join-token-secret", secret)?;
         Ok(JoinTokenKeys {
             keys: vec![(None, DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)],
             issuer,
@@ -294,6 +316,28 @@ fn take(buckets: &Mutex<HashMap<IpAddr, TokenBucket>>, ip: IpAddr, rate: f64, bu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_told_from_secrets() {
+        for placeholder in [
+            "REPLACE-WITH-A-RANDOM-KEY",
+            "REPLACE-WITH-A-RANDOM-SECRET-OF-32-BYTES-OR-MORE",
+            "changeme-changeme-changeme-changeme",
+            "your-secret-here-at-least-32-bytes!!",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "01010101010101010101010101010101",
+        ] {
+            assert!(is_placeholder(placeholder), "{placeholder}");
+            assert!(refuse_placeholder("--x", placeholder).unwrap_err().contains("openssl rand"), "{placeholder}");
+        }
+        for secret in [
+            "4f9c2e81d7a35b60c1e8f2a9d4b7c3e0",
+            "a-shared-secret-of-at-least-32-bytes!!",
+            "fleet-test-lobby-key-0123456789",
+        ] {
+            assert!(!is_placeholder(secret), "{secret}");
+        }
+    }
 
     fn hs_token(secret: &str, claims: serde_json::Value) -> String {
         jsonwebtoken::encode(

@@ -307,6 +307,7 @@ impl AdminToken {
                 "--admin-token: a token must be NAME=SECRET or SECRET, the secret at least {MIN_TOKEN_CHARS} characters without spaces"
             ));
         }
+        crate::auth::refuse_placeholder("--admin-token", &secret)?;
         Ok(AdminToken { name, secret })
     }
 

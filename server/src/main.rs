@@ -179,6 +179,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.public_url = Some(render_public_url(template, listener.local_addr()?.port()));
     }
     if let (Some(lobby), Some(key)) = (&args.lobby_url, &args.lobby_key) {
+        server::auth::refuse_placeholder("--lobby-key", key).map_err(anyhow::Error::msg)?;
         let Some(public_url) = config.public_url.clone() else {
             bail!("--lobby-url needs --public-url: the address players are sent to");
         };

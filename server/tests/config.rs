@@ -122,3 +122,88 @@ fn secrets_are_never_printed_by_config_or_help() {
     }
     assert!(help.contains("ARENA_PASSWORD"), "the variable is still named: {help}");
 }
+
+/// Runs the binary until it exits (10 s at most, then it is killed and the test fails: a secret
+/// that should have been refused started a server); (exit ok, stderr).
+fn run_to_exit(args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arena-server"));
+    command.args(args).env("RUST_BACKTRACE", "0").stdout(std::process::Stdio::null());
+    command.stderr(std::process::Stdio::piped());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("ARENA_")) {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`arena-server {}` was still running after 10 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+/// The placeholders the Agones manifests used to ship passed the length checks, so a fleet
+/// deployed as shipped ran with published secrets: the lobby, the servers and the admin API
+/// refuse them (and never repeat them), and no manifest ships a Secret.
+#[test]
+fn placeholder_secrets_are_refused_and_no_manifest_ships_one() {
+    let join_secret = "REPLACE-WITH-A-RANDOM-SECRET-OF-32-BYTES-OR-MORE";
+    let lobby_key = "REPLACE-WITH-A-RANDOM-KEY";
+    let bind = ["--bind", "127.0.0.1:0", "--no-lan"];
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["--join-token-secret", join_secret], "--join-token-secret"),
+        (vec!["--admin-token", "ops=changeme-changeme-changeme"], "--admin-token"),
+        (
+            vec!["--lobby-url", "http://127.0.0.1:9", "--lobby-key", lobby_key, "--public-url", "http://x/"],
+            "--lobby-key",
+        ),
+        (vec!["lobby", "--bind", "127.0.0.1:0", "--lobby-key", lobby_key], "--lobby-key"),
+        (
+            vec![
+                "lobby",
+                "--bind",
+                "127.0.0.1:0",
+                "--lobby-key",
+                "a-real-random-lobby-key-4f9c2e81",
+                "--join-token-secret",
+                join_secret,
+            ],
+            "--join-token-secret",
+        ),
+    ];
+    for (args, flag) in cases {
+        let mut all: Vec<&str> = args.clone();
+        if all[0] != "lobby" {
+            all.extend(bind);
+        }
+        let (ok, stderr) = run_to_exit(&all);
+        assert!(!ok, "{all:?} started: {stderr}");
+        assert!(stderr.contains(&format!("{flag} looks like a placeholder")), "{all:?}: {stderr}");
+        for secret in [join_secret, lobby_key, "changeme-changeme"] {
+            assert!(!stderr.contains(secret), "the refusal repeats the secret: {stderr}");
+        }
+    }
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agones");
+    let mut manifests = 0;
+    for entry in std::fs::read_dir(&deploy).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            manifests += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for document in text.split("\n---") {
+                let kind = document.lines().find_map(|l| l.strip_prefix("kind: ")).unwrap_or("");
+                assert_ne!(kind.trim(), "Secret", "{} ships a Secret: its values would be published", path.display());
+            }
+            assert!(!text.contains("REPLACE-WITH"), "{} ships a placeholder", path.display());
+        }
+    }
+    assert!(manifests >= 3, "the Agones manifests are in {}", deploy.display());
+}

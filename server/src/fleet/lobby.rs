@@ -90,6 +90,13 @@ pub async fn run(
             "--lobby-key must be at least 16 characters",
         ));
     }
+    crate::auth::refuse_placeholder("--lobby-key", &config.lobby_key)
+        .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    if let Some(secret) = &config.join_token_secret {
+        // The same checks as the servers that verify what it signs.
+        crate::auth::JoinTokenKeys::from_secret(secret, None, None)
+            .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    }
     let allocator_agent = match &config.allocator {
         Some(allocator) => {
             let client = allocator.client_cert.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
