@@ -247,11 +247,11 @@ pub struct ServeArgs {
     /// Join tokens must carry this `aud`.
     #[arg(long)]
     pub join_token_audience: Option<String>,
-    /// A reverse proxy in front of the server (repeatable): for its requests the client's
-    /// address is taken from X-Forwarded-For, so per-address limits, bans and logs apply to the
-    /// player, not to the proxy.
-    #[arg(long = "trusted-proxy", value_delimiter = ',')]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A reverse proxy in front of the server (repeatable; an address or a network such as an
+    /// ingress's pod range, 10.0.0.0/8): for its requests the client's address is taken from
+    /// X-Forwarded-For, so per-address limits, bans and logs apply to the player, not to the proxy.
+    #[arg(long = "trusted-proxy", value_delimiter = ',', value_parser = server::config::parse_proxy_net)]
+    pub trusted_proxies: Vec<server::config::ProxyNet>,
     /// Report this server's rooms to a fleet lobby (`arena-server lobby`) every 2 s, so players
     /// find them from one page; needs --lobby-key and --public-url.
     #[arg(long, value_name = "URL", requires = "lobby_key")]
@@ -320,9 +320,10 @@ pub struct LobbyArgs {
     /// Placement requests per minute from one address.
     #[arg(long, default_value_t = 120)]
     pub requests_per_minute: u32,
-    /// A reverse proxy in front of the lobby (repeatable): its X-Forwarded-For names the player.
-    #[arg(long = "trusted-proxy", value_delimiter = ',')]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A reverse proxy in front of the lobby (repeatable; an address or a network): its
+    /// X-Forwarded-For names the player.
+    #[arg(long = "trusted-proxy", value_delimiter = ',', value_parser = server::config::parse_proxy_net)]
+    pub trusted_proxies: Vec<server::config::ProxyNet>,
     /// `iss` and `aud` put in join tokens (for servers started with --join-token-issuer or
     /// --join-token-audience).
     #[arg(long)]

@@ -106,11 +106,77 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Reverse proxies whose `X-Forwarded-For` names the real client (limits, bans and logs
     /// then apply to the client, not to the proxy).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// An address or a network (`10.0.0.0/8`, as an ingress's pods have).
+    pub trusted_proxies: Vec<ProxyNet>,
+    /// What every connection may hold before it is a request or a WebSocket.
+    pub http: HttpLimits,
     /// Run as an Agones GameServer (Ready, health, Counters and List, Shutdown).
     pub agones: bool,
     /// Report rooms to a fleet lobby.
     pub lobby: Option<LobbyLink>,
+}
+
+/// A trusted proxy: one address (`10.1.2.3`, a network of one) or a network (`10.0.0.0/8`).
+pub type ProxyNet = ipnet::IpNet;
+
+/// `--trusted-proxy`: an address or a network in CIDR notation.
+pub fn parse_proxy_net(text: &str) -> Result<ProxyNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ProxyNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ProxyNet::from)
+        .map_err(|_| format!("{text:?} is neither an address (10.1.2.3) nor a network (10.0.0.0/8)"))
+}
+
+/// Whether `ip` is one of `trusted` (an IPv4-mapped IPv6 address is its IPv4 address).
+pub fn is_trusted_proxy(trusted: &[ProxyNet], ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// What one TCP connection may hold on any listener (the game port, plain or TLS,
+/// `--metrics-bind` and the fleet lobby) before it is a request being answered or a WebSocket,
+/// and how many such connections one address may hold.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// A request's headers must have arrived this long after the connection became idle
+    /// (accepted, or its last response sent): the header timeout and the keep-alive idle
+    /// timeout in one.
+    pub header_timeout: Duration,
+    /// A request, its body included, must be answered within this (HTTP 408 after it).
+    pub request_timeout: Duration,
+    /// Connections open at once from one address (an IPv6 /64) that are not WebSockets yet;
+    /// past it a new one is closed at once. Trusted proxies are exempt.
+    pub per_address: u32,
+    /// The same, all addresses together.
+    pub total: usize,
+    /// Whether loopback counts against `per_address` (by default it does not: local tools,
+    /// the load generator and a same-host proxy).
+    pub limit_loopback: bool,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake_timeout: Duration,
+    /// TLS handshakes in progress from one address (an IPv6 /64).
+    pub tls_handshakes_per_address: u32,
+    /// TLS handshakes in progress in all; when full, the oldest one in progress is dropped for a
+    /// new one, so sockets that never finish cannot keep a real client out.
+    pub tls_handshakes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            per_address: 64,
+            total: 4096,
+            limit_loopback: false,
+            tls_handshake_timeout: Duration::from_secs(5),
+            tls_handshakes_per_address: 4,
+            tls_handshakes: 1024,
+        }
+    }
 }
 
 /// Snapshot budget a no-flags server uses: 1,400 bytes at 30 snapshots per second is 41 KiB/s
@@ -159,6 +225,7 @@ impl Default for ServerConfig {
             metrics_require_token: false,
             tls: None,
             trusted_proxies: Vec::new(),
+            http: HttpLimits::default(),
             agones: false,
             lobby: None,
         }

@@ -27,11 +27,9 @@ pub mod stats;
 pub mod systemd;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -223,8 +221,6 @@ async fn serve(
     let routes = tower::ServiceBuilder::new()
         .map_request(move |request| net::http::strip_base_path(&base, request))
         .service(net::http::router(ctx.clone(), shells));
-    let app =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(routes.clone());
     let graceful = stop_accepting.clone();
     // Snapshots and inputs are small, latency-sensitive writes: disable Nagle's algorithm. A
     // fixed, modest send buffer bounds the memory and the staleness a slow client can cause:
@@ -233,34 +229,23 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
     };
+    // Connections that are not WebSockets yet, per address and in all: the game port and
+    // `--metrics-bind` share one count.
+    let gate = net::listen::Gate::new(config.http.clone(), config.trusted_proxies.clone());
     let http = match &tls {
         Some(certificate) => {
             tokio::spawn(certificate.clone().watch(stop_accepting.clone()));
-            let listener = net::tls::TlsListener::new(
-                listener,
-                net::tls::server_config(certificate.clone()),
-                tune,
-                stop_accepting.clone(),
-            )?
-            // axum gives `ConnectInfo<SocketAddr>` to tapped listeners of any kind.
-            .tap_io(|_| {});
-            tokio::spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
-            })
+            let tls_config = net::tls::server_config(certificate.clone());
+            tokio::spawn(net::listen::serve_tls(listener, tls_config, routes, tune, gate.clone(), graceful))
         }
-        None => tokio::spawn(net::http::serve_plain(listener, routes, tune, graceful)),
+        None => tokio::spawn(net::listen::serve_plain(listener, routes, tune, gate.clone(), graceful)),
     };
     // `/metrics` on its own address when the host asked for one (`--metrics-bind`).
     let metrics_http = match metrics_listener {
         Some(metrics_listener) => {
             info!(addr = %metrics_listener.local_addr()?, "metrics served here only");
-            let app = net::http::metrics_router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();
-            let graceful = stop_accepting.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(metrics_listener, app)
-                    .with_graceful_shutdown(async move { graceful.cancelled().await })
-                    .await
-            }))
+            let app = net::http::metrics_router(ctx.clone());
+            Some(tokio::spawn(net::listen::serve_plain(metrics_listener, app, |_| {}, gate, stop_accepting.clone())))
         }
         None => None,
     };

@@ -407,6 +407,7 @@ async fn run_lobby(args: LobbyArgs) -> anyhow::Result<()> {
         }),
         requests_per_minute: args.requests_per_minute,
         trusted_proxies: args.trusted_proxies,
+        http: server::config::HttpLimits::default(),
         token_issuer: args.join_token_issuer,
         token_audience: args.join_token_audience,
     };

@@ -268,7 +268,7 @@ async fn behind_a_trusted_proxy_bans_reach_the_player_not_the_proxy() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let dir = temp_dir("proxy");
-    let config = ServerConfig { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..admin_config(&dir) };
+    let config = ServerConfig { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()], ..admin_config(&dir) };
     let server = TestServer::start(config).await;
     async fn connect(url: String, forwarded: &str) -> common::Ws {
         let mut request = url.into_client_request().unwrap();

@@ -137,6 +137,54 @@ async fn join_tokens_admit_their_subject_to_their_room_only() {
     server.stop().await;
 }
 
+/// The review's finding: behind an ingress the servers were not told to trust, every player
+/// shared the ingress's address, so ten bad tokens locked a whole GameServer out. Trusted by
+/// network (`--trusted-proxy 127.0.0.0/8`, as the manifests trust the cluster's pod range), the
+/// lockout meets the guesser only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_ingress_trusted_by_network_bad_tokens_lock_out_the_guesser_only() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let keys = JoinTokenKeys::from_secret(SECRET, None, None).unwrap();
+    let gate = Gate { password: None, tokens: Some(keys) };
+    let config = ServerConfig {
+        gate: Arc::new(gate),
+        trusted_proxies: vec![server::config::parse_proxy_net("127.0.0.0/8").unwrap()],
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let via_ingress = |player: &str| {
+        let mut request = server.url().into_client_request().unwrap();
+        request.headers_mut().insert("x-forwarded-for", player.parse().unwrap());
+        request
+    };
+    let good = || Some(JoinAuth::Token(hs256(serde_json::json!({ "sub": "u", "exp": now() + 60 }))));
+    let guesser = "203.0.113.1";
+    let mut limited_after = None;
+    for attempt in 1..=20 {
+        let hello = hello_auth("guess", RoomRequest::QuickPlay, Some(JoinAuth::Token(format!("forged.{attempt}.x"))));
+        let ending = TestClient::join_with(via_ingress(guesser), hello).await.err().expect("a forged token is refused");
+        if ending.reason == Some(DisconnectReason::JoinRateLimited) {
+            limited_after = Some(attempt);
+            break;
+        }
+        assert!(matches!(ending.reason, Some(DisconnectReason::TokenInvalid { .. })), "{ending:?}");
+    }
+    assert!(limited_after.is_some_and(|n| n <= 11), "the guesser was never limited ({limited_after:?})");
+    // The guesser waits, even with a good token...
+    let ending = TestClient::join_with(via_ingress(guesser), hello_auth("g", RoomRequest::QuickPlay, good()))
+        .await
+        .err()
+        .expect("the guesser is still limited");
+    assert_eq!(ending.reason, Some(DisconnectReason::JoinRateLimited));
+    // ...and another player through the same ingress joins.
+    let player = TestClient::join_with(via_ingress("203.0.113.2"), hello_auth("ana", RoomRequest::QuickPlay, good()))
+        .await
+        .map_err(|ending| format!("{ending:?}"))
+        .expect("another player behind the same ingress joins");
+    assert_eq!(player.welcome.room.code, server.rooms.main_code().unwrap());
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens_from_a_jwks_file_are_checked_with_the_key_their_kid_names() {
     use base64_url as b64;

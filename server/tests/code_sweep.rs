@@ -34,7 +34,7 @@ async fn lookup(server: &TestServer, code: &str, from: &str) -> (u16, String, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_of_room_codes_is_refused_per_address_and_real_players_are_not() {
     let config = ServerConfig {
-        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
         room_creates_per_minute: 100,
         ..ServerConfig::default()
     };

@@ -207,3 +207,28 @@ fn placeholder_secrets_are_refused_and_no_manifest_ships_one() {
     }
     assert!(manifests >= 3, "the Agones manifests are in {}", deploy.display());
 }
+
+/// The Agones manifests put the servers and the lobby behind an ingress: both trust the pod
+/// network it runs in (a network, which `--trusted-proxy` takes), and the command line takes
+/// what they pass and refuses what is neither an address nor a network.
+#[test]
+fn the_agones_manifests_trust_their_ingress_by_network() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agones");
+    for manifest in ["fleet.yaml", "lobby.yaml"] {
+        let text = std::fs::read_to_string(deploy.join(manifest)).unwrap();
+        let trusted: Vec<&str> =
+            text.lines().filter_map(|line| line.trim().strip_prefix("- --trusted-proxy=")).collect();
+        assert!(!trusted.is_empty(), "{manifest} runs behind an ingress without --trusted-proxy");
+        for value in trusted {
+            let net = server::config::parse_proxy_net(value).unwrap_or_else(|e| panic!("{manifest}: {e}"));
+            assert!(net.prefix_len() < net.max_prefix_len(), "{manifest}: {value} is one address, not the pod network");
+            // The binary takes it (its parser runs before the secret's check refuses to start).
+            let flag = format!("--trusted-proxy={value}");
+            let (ok, stderr) =
+                run_to_exit(&[&flag, "--bind", "127.0.0.1:0", "--no-lan", "--join-token-secret", "short"]);
+            assert!(!ok && stderr.contains("--join-token-secret"), "{flag} was not taken: {stderr}");
+        }
+    }
+    let (ok, stderr) = run_to_exit(&["--trusted-proxy=10.0.0.0/33", "--bind", "127.0.0.1:0"]);
+    assert!(!ok && stderr.contains("--trusted-proxy"), "a bad network was taken: {stderr}");
+}

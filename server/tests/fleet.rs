@@ -70,6 +70,7 @@ async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::S
         }),
         requests_per_minute: 1000,
         trusted_proxies: Vec::new(),
+        http: server::config::HttpLimits::default(),
         token_issuer: None,
         token_audience: None,
     };

@@ -467,7 +467,7 @@ async fn each_room_records_its_own_replay_named_with_its_code() {
 #[tokio::test]
 async fn room_creates_are_limited_per_ipv6_64() {
     let server = TestServer::start(ServerConfig {
-        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
         room_creates_per_minute: 2,
         ..config()
     })

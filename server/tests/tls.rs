@@ -194,3 +194,82 @@ async fn behind_a_proxy_that_routes_by_path_everything_answers_under_the_prefix(
     assert_eq!(client.welcome.room.code, server.rooms.main_code().unwrap());
     server.stop().await;
 }
+
+/// A TLS server whose loopback addresses count as clients' own (see `listeners.rs`).
+async fn tls_server(
+    tag: &str,
+    http: server::config::HttpLimits,
+) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+    let dir = temp_dir(tag);
+    let trusted = write_certificate(&dir);
+    let files =
+        TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem"), reload_every: Duration::from_secs(30) };
+    let config = ServerConfig { tls: Some(files), http, ..ServerConfig::default() };
+    (TestServer::start(config).await, trusted)
+}
+
+/// Silent TLS sockets: `per_address` from each of `addresses` loopback addresses 127.0.0.10...
+async fn silent_sockets(server: &TestServer, addresses: u8, per_address: usize) -> Vec<tokio::net::TcpStream> {
+    let mut sockets = Vec::new();
+    for a in 0..addresses {
+        for _ in 0..per_address {
+            sockets.push(common::connect_from(&format!("127.0.0.{}", 10 + a), server.addr).await);
+        }
+    }
+    sockets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tls_sockets_from_many_addresses_cannot_lock_a_client_out() {
+    // The review's attack with the shipped limits: 16 addresses, 16 silent sockets each (256,
+    // every handshake slot there was).
+    let http = server::config::HttpLimits { limit_loopback: true, ..server::config::HttpLimits::default() };
+    let (server, trusted) = tls_server("silent", http.clone()).await;
+    let mut sockets = silent_sockets(&server, 16, 16).await;
+    // Past its share of handshakes an address's sockets are closed at accept...
+    let share = http.tls_handshakes_per_address as usize;
+    let over = &mut sockets[share];
+    assert!(
+        common::closed_within(over, Duration::from_secs(3)).await.is_some(),
+        "a socket past the address's {share} handshakes was kept"
+    );
+    // ...and a real client from elsewhere gets in at once.
+    let (status, body) = https_get(&server, &trusted, "/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"), "a client was locked out by silent sockets");
+    drop(sockets);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_handshake_pool_gives_the_oldest_place_to_a_new_client_and_handshakes_time_out() {
+    // Eight places, filled by two addresses' silent sockets; a long timeout rescues nobody.
+    let http = server::config::HttpLimits {
+        limit_loopback: true,
+        tls_handshakes: 8,
+        tls_handshakes_per_address: 4,
+        tls_handshake_timeout: Duration::from_secs(60),
+        ..server::config::HttpLimits::default()
+    };
+    let (server, trusted) = tls_server("evict", http).await;
+    // Accepted in order: the real client's socket comes after all eight.
+    let mut sockets = silent_sockets(&server, 2, 4).await;
+    let (status, _) = https_get(&server, &trusted, "/readyz").await;
+    assert_eq!(status, 200, "a new client found every place taken");
+    assert!(
+        common::closed_within(&mut sockets[0], Duration::from_secs(3)).await.is_some(),
+        "the oldest silent handshake kept its place"
+    );
+    assert!(
+        common::closed_within(&mut sockets[7], Duration::from_millis(300)).await.is_none(),
+        "a newer silent handshake was dropped too"
+    );
+    server.stop().await;
+
+    // A handshake that never finishes ends at the timeout.
+    let http = server::config::HttpLimits { tls_handshake_timeout: Duration::from_secs(1), ..Default::default() };
+    let (server, _) = tls_server("timeout", http).await;
+    let mut silent = common::connect_from("127.0.0.1", server.addr).await;
+    let after = common::closed_within(&mut silent, Duration::from_secs(5)).await;
+    assert!(after.is_some_and(|after| after >= Duration::from_millis(900)), "a silent handshake ended after {after:?}");
+    server.stop().await;
+}

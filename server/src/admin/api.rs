@@ -384,7 +384,7 @@ async fn ban(
     let Ok(ip) = body.ip.trim().parse::<IpAddr>() else {
         return json_error(StatusCode::BAD_REQUEST, "ip must be an IPv4 or IPv6 address");
     };
-    if ctx.config.trusted_proxies.iter().any(|proxy| proxy.to_canonical() == ip.to_canonical()) {
+    if crate::config::is_trusted_proxy(&ctx.config.trusted_proxies, ip) {
         return json_error(StatusCode::BAD_REQUEST, "that is a trusted proxy: banning it would ban everyone behind it");
     }
     let reason = body.reason.as_deref().and_then(clean_message).unwrap_or_default();

@@ -53,7 +53,9 @@ pub struct LobbyConfig {
     /// Player requests (placements) per minute from one address.
     pub requests_per_minute: u32,
     /// Reverse proxies in front of the lobby (their `X-Forwarded-For` names the player).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<crate::config::ProxyNet>,
+    /// What a connection may hold before it is a request (timeouts, per address).
+    pub http: crate::config::HttpLimits,
     /// `iss` and `aud` for the join tokens, when the servers require them.
     pub token_issuer: Option<String>,
     pub token_audience: Option<String>,
@@ -139,9 +141,15 @@ pub async fn run(
         .route("/api/fleet/join", post(join))
         .route("/api/fleet/quickplay", post(quick_play))
         .route("/api/fleet/create", post(create))
-        .with_state(lobby)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        .with_state(lobby.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping.cancel();
+    });
+    let gate = crate::net::listen::Gate::new(lobby.config.http.clone(), lobby.config.trusted_proxies.clone());
+    let result = crate::net::listen::serve_plain(listener, app, |_| {}, gate, stop).await;
     sweeper.abort();
     result
 }

@@ -14,11 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use shared::room::{CreatedRoom, RoomSettings, host_key_hex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::assets;
@@ -48,8 +47,8 @@ pub fn router(ctx: Arc<NetContext>, shells: Router<Arc<NetContext>>) -> Router {
 /// The client's address: the peer's, unless the peer is a trusted proxy (`--trusted-proxy`);
 /// then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to
 /// its left could have been written by the client).
-pub fn client_addr(trusted: &[std::net::IpAddr], peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
-    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|t| t.to_canonical() == ip.to_canonical());
+pub fn client_addr(trusted: &[crate::config::ProxyNet], peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    let is_trusted = |ip: std::net::IpAddr| crate::config::is_trusted_proxy(trusted, ip);
     if !is_trusted(peer.ip()) {
         return peer;
     }
@@ -85,72 +84,6 @@ pub fn strip_base_path(base: &str, mut request: Request) -> Request {
         }
     }
     request
-}
-
-/// Serves plain HTTP/1.1 (and WebSocket upgrades) on `listener` until `stop` fires, then lets
-/// each open connection finish its request. What `axum::serve` does, except that hyper is given
-/// the `TcpStream` itself: axum's server wraps it in a private type, and a WebSocket upgrade
-/// needs the socket back (`Upgraded::downcast`) to take it out of the reactor.
-pub async fn serve_plain<S>(
-    listener: TcpListener,
-    app: S,
-    tune: impl Fn(&TcpStream),
-    stop: CancellationToken,
-) -> std::io::Result<()>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    use tower::ServiceExt;
-    let connections = tokio_util::task::TaskTracker::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // The peer gave up before the accept: nothing to wait for.
-                Err(error) if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::ConnectionReset
-                ) => continue,
-                Err(error) => {
-                    // Out of file descriptors or memory: not fatal, but not worth a busy loop.
-                    tracing::error!(%error, "accept failed; retrying in 1 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-        };
-        tune(&tcp);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
-            tokio::pin!(connection);
-            let outcome = tokio::select! {
-                outcome = connection.as_mut() => outcome,
-                _ = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = outcome {
-                debug!(%peer, %error, "HTTP connection ended with an error");
-            }
-        });
-    }
-    // As `axum::serve` does: requests in flight finish (the caller bounds the wait).
-    connections.close();
-    connections.wait().await;
-    Ok(())
 }
 
 /// Performs the WebSocket handshake (RFC 6455 §4.2) and hands the upgraded socket to a
@@ -212,7 +145,7 @@ async fn upgrade(
     ctx.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                // A plain TCP connection (see `serve_plain`) is taken back from hyper, so that
+                // A plain TCP connection (see `net::listen::serve_plain`) is taken back from hyper, so that
                 // after the join it can leave the reactor (`net::polled`); TLS stays upgraded.
                 let socket = match upgraded.downcast::<TokioIo<TcpStream>>() {
                     Ok(parts) => PlayerSocket::Tcp { stream: parts.io.into_inner(), prefix: parts.read_buf },

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod context;
 pub mod http;
 pub mod kick;
+pub mod listen;
 pub mod netsim;
 pub mod polled;
 pub mod reader;

@@ -174,6 +174,43 @@ pub async fn http_to(
     (status, head.to_lowercase(), body.to_string())
 }
 
+/// A TCP connection to `to` from the local address `from` (any of 127.0.0.0/8 on loopback), so
+/// a test can be several clients' addresses at once.
+pub async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind(SocketAddr::new(from.parse().expect("an IPv4 address"), 0)).expect("bind the client's address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// Whether the peer closes `stream` within `limit` (whatever it sends first is read and
+/// dropped); `Some(after)` says when.
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = tokio::time::Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(started + limit, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.0 from the local address `from`: the status, or 0 when the server
+/// closed the connection without one.
+pub async fn status_from(from: &str, to: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(from, to).await;
+    if stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 /// How a connection ended, as seen by the client.
 #[derive(Debug, Default)]
 pub struct Ending {
@@ -236,7 +273,11 @@ impl TestClient {
     }
 
     /// Sends `hello` and returns the client once welcomed, or how the server ended it.
-    pub async fn join_with(url: &str, hello: Message) -> Result<TestClient, Ending> {
+    /// `url` may be a request with headers (`X-Forwarded-For` behind a trusted proxy).
+    pub async fn join_with(
+        url: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+        hello: Message,
+    ) -> Result<TestClient, Ending> {
         let (mut ws, _) =
             tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("websocket connects");
         ws.send(hello).await.expect("send hello");
