@@ -41,8 +41,15 @@ async fn wait_room(client: &mut TestClient, done: impl Fn(&shared::room::RoomInf
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let frame = tokio::time::timeout_at(deadline, client.ws.next()).await.expect("room update within 5 s");
-        let Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(bytes))) = frame else {
-            panic!("closed: {frame:?}")
+        let bytes = match frame {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(bytes))) => bytes,
+            // The server's link pings (every 2 s) are answered by the client library.
+            Some(Ok(
+                tokio_tungstenite::tungstenite::Message::Ping(_) | tokio_tungstenite::tungstenite::Message::Pong(_),
+            )) => {
+                continue;
+            }
+            other => panic!("closed: {other:?}"),
         };
         if let Ok(ServerMsg::Room(info)) = shared::protocol::decode_server(&bytes)
             && done(&info)
@@ -484,5 +491,32 @@ async fn room_creates_are_limited_per_ipv6_64() {
     assert_eq!(status, 429, "a third create from the same /64: {body}");
     let (status, _, body) = create_from("2001:db8:7:2::1").await;
     assert_eq!(status, 201, "another /64: {body}");
+    server.stop().await;
+}
+
+/// The review's finding: a host (anyone who creates a room) toggling the bots between 0 and 32
+/// as fast as messages go grew the room's replay (32 joins or leaves each) and everyone's chat
+/// without limit. One change per `BOT_CHANGE_COOLDOWN`; the others get a notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_toggling_bots_changes_them_once_per_cooldown() {
+    let server = TestServer::start(config()).await;
+    let mut host = TestClient::join_room(&server, "host", create("toggle", false)).await;
+    for toggle in 0..40u16 {
+        let bots = if toggle % 2 == 0 { 32 } else { 0 };
+        host.send(&ClientMsg::Host(HostCmd::SetBots { bots })).await;
+    }
+    let refused = |t: &TestClient| t.notices().iter().filter(|n| n.contains("wait a moment")).count();
+    assert!(
+        // The first applied; the 20 asking for 0 refused; the 19 asking for the 32 it has, no-ops.
+        host.until(Duration::from_secs(5), |t| refused(t) >= 20).await,
+        "20 changes refused with a notice: {:?}",
+        host.notices()
+    );
+    let applied = host.notices().iter().filter(|n| n.contains("set the bots to")).count();
+    assert_eq!(applied, 1, "changes applied within one cooldown: {:?}", host.notices());
+    // After the cooldown the host may change them again.
+    tokio::time::sleep(server::room::BOT_CHANGE_COOLDOWN).await;
+    host.send(&ClientMsg::Host(HostCmd::SetBots { bots: 2 })).await;
+    wait_room(&mut host, |room| room.bots == 2).await;
     server.stop().await;
 }

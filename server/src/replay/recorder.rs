@@ -71,7 +71,10 @@ impl Recorder {
         let (to_writer, from_room) = sync_channel::<Vec<u8>>(CHANNEL_FRAMES);
         let writer_path = path.clone();
         let writer_dir = dir.to_path_buf();
+        // Registered before the writer starts, so no other room's retention can take the file.
+        let open = super::retention::OpenRecording::new(&path);
         let writer = std::thread::Builder::new().name("replay-writer".into()).spawn(move || {
+            let _open = open;
             super::retention::prune(&writer_dir, retention, &writer_path);
             write_frames(file, from_room, &writer_path)
         })?;

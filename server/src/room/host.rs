@@ -22,6 +22,11 @@ use crate::snapshot::interest::InterestScene;
 /// Restarts and map changes are at most one per this long (each one ends a replay file).
 pub const NEW_MATCH_COOLDOWN: Duration = Duration::from_secs(2);
 
+/// Changes of the room's bots are at most one per this long: each adds or removes up to
+/// [`MAX_ROOM_BOTS`] players, an announcement to everyone and their joins or leaves to the
+/// replay, so a host toggling them cannot grow the recording (or the chat) faster than play does.
+pub const BOT_CHANGE_COOLDOWN: Duration = Duration::from_secs(2);
+
 /// How long a host who lost the role without acting gets a notice instead of a disconnect for
 /// a host command (one that was on its way before the news arrived).
 const DEMOTION_GRACE: Duration = Duration::from_secs(5);
@@ -151,6 +156,14 @@ impl Room {
                     self.tell(conn, format!("A room can have at most {MAX_ROOM_BOTS} bots"));
                     return;
                 }
+                if bots == self.setup.bots {
+                    return;
+                }
+                if self.last_bot_change.is_some_and(|at| at.elapsed() < BOT_CHANGE_COOLDOWN) {
+                    self.tell(conn, "The bots just changed; wait a moment".to_string());
+                    return;
+                }
+                self.last_bot_change = Some(Instant::now());
                 self.set_bots(bots, &host_name);
             }
             HostCmd::Kick { player } => {

@@ -19,7 +19,7 @@ pub mod theater;
 
 pub use crate::net::kick::{ConnId, Kick};
 pub use crate::stats::RoomStats;
-pub use host::NEW_MATCH_COOLDOWN;
+pub use host::{BOT_CHANGE_COOLDOWN, NEW_MATCH_COOLDOWN};
 pub use input::{Attachment, SimInput};
 pub use public::{Drain, RoomPublic, random_code, random_host_key};
 pub use registry::Registry;

@@ -160,6 +160,8 @@ pub struct Room {
     /// When the last new match started (restarts and map changes are limited to one per
     /// [`NEW_MATCH_COOLDOWN`]: each closes one replay file and opens another).
     pub(super) last_new_match: Option<Instant>,
+    /// When the host last changed the bots (one change per [`super::host::BOT_CHANGE_COOLDOWN`]).
+    pub(super) last_bot_change: Option<Instant>,
     /// Browsers (client ids), resume tokens and addresses the host kicked: refused for the
     /// room's life.
     pub(super) banned_clients: HashSet<u64>,
@@ -218,6 +220,7 @@ impl Room {
             host_has_key: false,
             former_host: None,
             last_new_match: None,
+            last_bot_change: None,
             banned_clients: HashSet::new(),
             banned_tokens: HashSet::new(),
             banned_ips: HashSet::new(),
