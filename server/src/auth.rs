@@ -317,6 +317,38 @@ fn take(buckets: &Mutex<HashMap<IpAddr, TokenBucket>>, ip: IpAddr, rate: f64, bu
 mod tests {
     use super::*;
 
+    /// SECURITY.md's "tracked addresses": a host rotating through addresses cannot grow the
+    /// limits' memory past `MAX_TRACKED`; idle addresses go first, and what is forgotten starts
+    /// afresh (a lockout in place stays while the map has idle ones to drop).
+    #[test]
+    fn tracked_addresses_stay_bounded_under_rotation() {
+        let limits = JoinLimits::new(60);
+        let guesser: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..AUTH_FAILURES_PER_MINUTE as u32 {
+            limits.failed(guesser);
+        }
+        assert!(limits.locked_out(guesser));
+        // Idle addresses (full buckets: nothing taken yet) fill the map to the brim...
+        {
+            let mut failures = limits.failures.lock().unwrap();
+            for i in 0..(MAX_TRACKED as u32 - 1) {
+                let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                failures.insert(ip, TokenBucket::new(AUTH_FAILURES_PER_MINUTE / 60.0, AUTH_FAILURES_PER_MINUTE));
+            }
+            assert_eq!(failures.len(), MAX_TRACKED);
+        }
+        // ...and the next address makes them go, not the guesser's lockout.
+        limits.failed("203.0.113.9".parse().unwrap());
+        assert!(limits.locked_out(guesser), "the lockout was forgotten while idle addresses could go");
+        assert_eq!(limits.failures.lock().unwrap().len(), 2);
+        // An attacker rotating through 100,000 addresses, each failing once: never more than
+        // MAX_TRACKED remembered.
+        for i in 0..100_000u32 {
+            limits.failed(IpAddr::from(std::net::Ipv4Addr::from(0xc000_0000 + i)));
+            assert!(limits.failures.lock().unwrap().len() <= MAX_TRACKED);
+        }
+    }
+
     #[test]
     fn placeholders_are_told_from_secrets() {
         for placeholder in [

@@ -320,3 +320,24 @@ async fn behind_a_trusted_proxy_bans_reach_the_player_not_the_proxy() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SECURITY.md's request-body limits on the game port: 4 KiB for room creation and for the
+/// admin API (a body one byte over gets 413, one at the limit is read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_over_their_limit_get_413() {
+    let dir = temp_dir("bodies");
+    let server = TestServer::start(admin_config(&dir)).await;
+    let main = server.rooms.main_code().unwrap().to_string();
+    let bearer = format!("Bearer {SECRET}");
+    let auth = [("Authorization", bearer.as_str())];
+    let bots = format!("/api/admin/rooms/{main}/bots");
+    for (path, headers) in [("/api/rooms", &[][..]), (bots.as_str(), &auth[..])] {
+        let over = common::status_of_body(server.addr, "POST", path, 4097, headers).await;
+        assert_eq!(over, 413, "POST {path} with 4,097 bytes");
+        // At the limit the body is read (and refused as the JSON it is not).
+        let at = common::status_of_body(server.addr, "POST", path, 4096, headers).await;
+        assert_eq!(at, 400, "POST {path} with 4,096 bytes");
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

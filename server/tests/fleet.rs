@@ -54,10 +54,17 @@ fn start_server(instance: &str, lobby: u16, extra_env: &[(&str, &str)]) -> Serve
 }
 
 async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    start_lobby_with(allocator, |_| {}).await
+}
+
+async fn start_lobby_with(
+    allocator: Option<String>,
+    tweak: impl FnOnce(&mut server::fleet::lobby::LobbyConfig),
+) -> (u16, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = server::fleet::lobby::LobbyConfig {
+    let mut config = server::fleet::lobby::LobbyConfig {
         lobby_key: LOBBY_KEY.into(),
         join_token_secret: Some(SECRET.into()),
         token_lifetime: Duration::from_secs(60),
@@ -74,6 +81,7 @@ async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::S
         token_issuer: None,
         token_audience: None,
     };
+    tweak(&mut config);
     tokio::spawn(server::fleet::lobby::run(listener, config, async move {
         let _ = stopped.await;
     }));
@@ -250,4 +258,38 @@ async fn on_agones_the_lobby_places_players_through_game_server_allocations() {
     let (status, _) = lobby(port, "POST", "/api/fleet/join", Some(r#"{"code":"ZZZZ"}"#)).await;
     assert_eq!(status, 404, "no GameServer hosts ZZZZ");
     drop((client, bo, servers));
+}
+
+/// SECURITY.md's lobby limits: placements per address per minute (429 with `Retry-After`, the
+/// next address not touched), a placement body over 1 KiB and a report over 512 KiB (413).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_limits_placements_per_address_and_bodies_by_size() {
+    let (port, _stop) = start_lobby_with(None, |config| {
+        config.requests_per_minute = 3;
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let from = |ip: &'static str| [("X-Forwarded-For", ip)];
+    // No server reports: a placement is answered (503, no server) until the address's allowance
+    // is spent.
+    for attempt in 0..3 {
+        let (status, head, body) =
+            common::http_to(addr, "POST", "/api/fleet/quickplay", Some("{}"), &from("198.51.100.1")).await;
+        assert_ne!(status, 429, "placement {attempt} refused: {head}{body}");
+    }
+    let (status, head, body) =
+        common::http_to(addr, "POST", "/api/fleet/quickplay", Some("{}"), &from("198.51.100.1")).await;
+    assert_eq!(status, 429, "the fourth placement in a minute: {body}");
+    assert!(head.contains("retry-after:"), "{head}");
+    let (status, _, body) =
+        common::http_to(addr, "POST", "/api/fleet/quickplay", Some("{}"), &from("198.51.100.2")).await;
+    assert_ne!(status, 429, "another address was limited: {body}");
+    // Bodies.
+    let status = common::status_of_body(addr, "POST", "/api/fleet/join", 1025, &from("198.51.100.3")).await;
+    assert_eq!(status, 413, "a 1,025-byte placement body");
+    let key = format!("Bearer {LOBBY_KEY}");
+    let status =
+        common::status_of_body(addr, "POST", "/api/fleet/report", 512 * 1024 + 1, &[("Authorization", &key)]).await;
+    assert_eq!(status, 413, "a report one byte over 512 KiB");
 }

@@ -520,3 +520,29 @@ async fn a_host_toggling_bots_changes_them_once_per_cooldown() {
     wait_room(&mut host, |room| room.bots == 2).await;
     server.stop().await;
 }
+
+/// SECURITY.md's spectator cap: a room takes `MAX_SPECTATORS` watchers, and the next one is
+/// refused as the room being full (close 4012); its players are not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_takes_its_spectator_cap_and_refuses_the_next_watcher() {
+    let server = TestServer::start(config()).await;
+    let mut host = TestClient::join_room(&server, "host", create("watched", true)).await;
+    let code = host.welcome.room.code.to_string();
+    let mut watchers = Vec::new();
+    for i in 0..server::room::MAX_SPECTATORS {
+        watchers
+            .push(TestClient::join_room(&server, &format!("w{i}"), RoomRequest::Watch { code: code.clone() }).await);
+    }
+    let max = server::room::MAX_SPECTATORS;
+    expect_refused(
+        &server,
+        hello_to("one-more", RoomRequest::Watch { code: code.clone() }, None, 0, None),
+        DisconnectReason::RoomFull { max },
+    )
+    .await;
+    // The host still plays.
+    let before = host.snapshots;
+    assert!(host.until(Duration::from_secs(5), |t| t.snapshots > before + 2).await, "the host's snapshots stopped");
+    drop(watchers);
+    server.stop().await;
+}

@@ -23,6 +23,6 @@ pub use host::{BOT_CHANGE_COOLDOWN, NEW_MATCH_COOLDOWN};
 pub use input::{Attachment, SimInput};
 pub use public::{Drain, RoomPublic, random_code, random_host_key};
 pub use registry::Registry;
-pub use seats::TAKEOVER_SILENCE;
+pub use seats::{MAX_SPECTATORS, TAKEOVER_SILENCE};
 pub use state::{Room, RoomSetup};
 pub use task::{run, run_when_used};

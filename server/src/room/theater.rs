@@ -29,6 +29,11 @@ use crate::stats::RoomStats;
 
 /// Most simulation ticks run per real tick (8x speed).
 const MAX_STEPS_PER_TICK: u32 = 8;
+/// A seek re-simulates at most this many ticks per real tick, and for at most
+/// [`SEEK_BUDGET`] of it, then goes on at the next tick: a seek (or a spectator sending seeks
+/// over and over) never stalls the tick, whatever the recording's length.
+pub const MAX_SEEK_STEPS_PER_TICK: u32 = 2048;
+const SEEK_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
 struct Spectator {
     outbox: Outbox,
@@ -60,6 +65,8 @@ pub struct Theater {
     config: Arc<ServerConfig>,
     /// Where the lobby reads this room's summary (spectator count).
     public: Option<Arc<RoomPublic>>,
+    /// The tick a seek is on its way to; playback and snapshots wait for it.
+    seeking: Option<u32>,
 }
 
 impl Theater {
@@ -79,6 +86,7 @@ impl Theater {
             writer: BitWriter::new(),
             leaderboard: Leaderboard::default(),
             public: None,
+            seeking: None,
             config,
         })
     }
@@ -113,7 +121,8 @@ impl Theater {
         true
     }
 
-    /// Jumps to `target` (re-simulating from the start when going back).
+    /// Starts a jump to `target` (from the start when going back); [`Theater::tick`] carries
+    /// it out a slice at a time.
     fn seek(&mut self, target: u32) {
         let target = target.min(self.total_ticks());
         if target < self.resim.world.tick.0 {
@@ -128,8 +137,30 @@ impl Theater {
                 }
             }
         }
-        while self.resim.world.tick.0 < target && self.advance() {}
+        // What happens on the way is not shown.
+        self.resim.keep_events = false;
         self.resim.world.events.clear();
+        self.seeking = Some(target);
+    }
+
+    /// One slice of the seek in progress; the seek ends when the target is reached.
+    fn seek_slice(&mut self) {
+        let Some(target) = self.seeking else { return };
+        let started = std::time::Instant::now();
+        let mut steps = 0;
+        let mut reached = self.resim.world.tick.0 >= target;
+        while !reached && steps < MAX_SEEK_STEPS_PER_TICK {
+            reached = !self.advance() || self.resim.world.tick.0 >= target;
+            steps += 1;
+            if steps % 16 == 0 && started.elapsed() >= SEEK_BUDGET {
+                break;
+            }
+        }
+        self.resim.world.events.clear();
+        if !reached {
+            return;
+        }
+        self.seeking = None;
         self.resim.keep_events = true;
         self.epoch += 1;
         for spectator in self.spectators.values_mut() {
@@ -137,6 +168,7 @@ impl Theater {
             spectator.pending_events.clear();
             spectator.last_sent = None;
         }
+        self.mark_status();
     }
 
     /// The replay room as a spectator sees it: permanent, public, nobody's to host.
@@ -287,6 +319,10 @@ impl Theater {
 
     /// One real-time tick: advance playback by the speed, then hand events to spectators.
     pub fn tick(&mut self) {
+        if self.seeking.is_some() {
+            self.seek_slice();
+            return;
+        }
         if !self.paused {
             self.owed += self.speed;
             let mut steps = 0;
@@ -312,6 +348,9 @@ impl Theater {
     /// Sends each spectator its playback status (when changed) and a snapshot (when the world
     /// moved since the last one it got).
     pub fn send(&mut self, stats: &RoomStats) {
+        if self.seeking.is_some() {
+            return; // The world is on its way to the seek's target: nothing to show yet.
+        }
         if let Some(board) = self.resim.world.refresh_leaderboard() {
             self.leaderboard = board;
             for spectator in self.spectators.values_mut() {
@@ -422,4 +461,49 @@ pub async fn run(
         stats.tick_time.record(started.elapsed());
     }
     theater.close_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Arc<ReplayFile> {
+        let bytes =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/replays/sample.arenareplay")).unwrap();
+        Arc::new(crate::replay::format::parse(&bytes).unwrap())
+    }
+
+    /// The review's finding: a seek re-simulated the whole way in one go, on the tick. It now
+    /// goes a bounded slice per tick, and lands exactly where a straight run does.
+    #[test]
+    fn a_seek_goes_a_bounded_slice_per_tick_and_lands_where_a_straight_run_does() {
+        let file = sample();
+        let config = Arc::new(ServerConfig::default());
+        let mut theater = Theater::new(file.clone(), config.clone()).unwrap();
+        let total = theater.total_ticks();
+        assert!(total > 2 * MAX_SEEK_STEPS_PER_TICK, "the sample is too short to tell: {total} ticks");
+        let target = total - 10;
+        theater.seek(target);
+        let mut real_ticks = 0;
+        while theater.seeking.is_some() {
+            let before = theater.resim.world.tick.0;
+            theater.tick();
+            let stepped = theater.resim.world.tick.0 - before;
+            assert!(stepped <= MAX_SEEK_STEPS_PER_TICK, "{stepped} ticks simulated in one real tick");
+            real_ticks += 1;
+            assert!(real_ticks < 100_000, "the seek never ended");
+        }
+        assert!(real_ticks >= 2, "a seek of {target} ticks ended in {real_ticks} real tick(s)");
+        assert_eq!(theater.resim.world.tick.0, target);
+        assert_eq!(theater.epoch, 1, "the spectators start over from the seek");
+        // Back to the start and forward again: the same world as a run straight to the target.
+        let mut straight = Theater::new(file, config).unwrap();
+        while straight.resim.world.tick.0 < target && straight.advance() {}
+        assert_eq!(theater.resim.world.state_hash(), straight.resim.world.state_hash());
+        theater.seek(5);
+        while theater.seeking.is_some() {
+            theater.tick();
+        }
+        assert_eq!((theater.resim.world.tick.0, theater.epoch), (5, 2));
+    }
 }

@@ -211,6 +211,24 @@ pub async fn status_from(from: &str, to: SocketAddr, path: &str) -> u16 {
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+/// `method path` with a body of `size` bytes (`x` repeated), tolerating a server that answers
+/// before reading it all and closes: the status it answered, or 0.
+pub async fn status_of_body(addr: SocketAddr, method: &str, path: &str, size: usize, headers: &[(&str, &str)]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    );
+    let mut request = head.into_bytes();
+    request.resize(request.len() + size, b'x');
+    let _ = stream.write_all(&request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 /// How a connection ended, as seen by the client.
 #[derive(Debug, Default)]
 pub struct Ending {
