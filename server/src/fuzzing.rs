@@ -17,13 +17,21 @@ use crate::sim::world::{World, WorldConfig};
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*/`).
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("client_msg", client_msg),
     ("server_msg", server_msg),
     ("replay_file", replay_file),
     ("map_json", map_json),
     ("http_json", http_json),
+    ("join_token", join_token),
+    ("http_headers", http_headers),
+    ("mdns_announcement", mdns_announcement),
+    ("room_messages", room_messages),
+    ("replay_seek", replay_seek),
 ];
+
+/// The secret the `join_token` target's server verifies with (its seeds are signed with it).
+pub const FUZZ_TOKEN_SECRET: &str = "fuzz-join-token-secret-of-32-bytes-or-more";
 
 /// A client's WebSocket message, as the server's reader decodes and checks it: decoding never
 /// panics, inputs are validated, and whatever decodes re-encodes to bytes that decode to the
@@ -132,6 +140,210 @@ pub fn http_json(data: &[u8]) {
         }
         _ => {
             let _ = serde_json::from_slice::<crate::fleet::lobby::PlayerRequest>(body);
+        }
+    }
+}
+
+/// A join token as a hello carries it, through the gate a token server admits with (`iss` and
+/// `aud` required): verification never panics, and what it admits has a clean, bounded name.
+/// A first byte of `{` instead reads the rest as a JWKS file (`--join-token-jwks`).
+pub fn join_token(data: &[u8]) {
+    use crate::auth::{Gate, JoinTokenKeys};
+    if data.first() == Some(&b'{') {
+        let Ok(text) = std::str::from_utf8(data) else { return };
+        let _ = JoinTokenKeys::from_jwks(text, None, None).map(|keys| keys.verify("a.b.c"));
+        return;
+    }
+    let keys = JoinTokenKeys::from_secret(FUZZ_TOKEN_SECRET, Some("lobby".into()), Some("arena".into()))
+        .expect("the fuzz secret is a secret");
+    let gate = Gate { password: None, tokens: Some(keys) };
+    let token = String::from_utf8_lossy(data).into_owned();
+    if let Ok(admission) = gate.admit(Some(&shared::protocol::JoinAuth::Token(token))) {
+        let name = format!("{admission:?}");
+        assert!(name.len() < 8192, "an admission of {} bytes", name.len());
+    }
+}
+
+/// Request headers and a path as a peer sends them, through what the server reads from them:
+/// the client's address behind trusted proxies (`X-Forwarded-For`), the `Origin` check and the
+/// base path. The first line is the path, then `name: value` lines.
+pub fn http_headers(data: &[u8]) {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let path = lines.next().unwrap_or("/").trim_end_matches('\r');
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else { continue };
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.trim()), HeaderValue::try_from(value.trim())) {
+            headers.append(name, value);
+        }
+    }
+    let trusted: Vec<crate::config::ProxyNet> = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let client = crate::net::http::client_addr(&trusted, peer, &headers);
+    assert!(
+        client == peer || !crate::config::is_trusted_proxy(&trusted, client.ip()),
+        "a trusted proxy taken for the client: {client}"
+    );
+    let _ = crate::net::http::origin_allowed(
+        &headers,
+        &["https://games.example".to_string()],
+        Some("https://games.example/gs/pod-1/"),
+    );
+    let _ = crate::net::http::origin_allowed(&headers, &[], None);
+    if let Ok(uri) = path.parse::<axum::http::Uri>() {
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let under_base = request.uri().path().starts_with("/gs/pod-1");
+        let stripped = crate::net::http::strip_base_path("/gs/pod-1/", request);
+        // A path under the base path becomes a route's path; any other (`*`, `/x`) passes as it is.
+        assert!(!under_base || stripped.uri().path().starts_with('/'), "{}", stripped.uri());
+    }
+}
+
+/// A hostile mDNS announcement (`_arena._tcp`) as the LAN listing takes it: the port in the
+/// first two bytes, then the address count and addresses (a kind byte, 4 or 16 bytes each),
+/// then the full name and `key=value` TXT lines. What becomes a peer has a clean, bounded name,
+/// an http(s) URL on a LAN address and bounded numbers.
+pub fn mdns_announcement(data: &[u8]) {
+    use std::net::IpAddr;
+    let Some((port, rest)) = data.split_first_chunk::<2>() else { return };
+    let port = u16::from_le_bytes(*port);
+    let Some((&count, mut rest)) = rest.split_first() else { return };
+    let mut addresses = Vec::new();
+    for _ in 0..count % 8 {
+        let Some((&kind, tail)) = rest.split_first() else { break };
+        if kind % 2 == 0 {
+            let Some((octets, tail)) = tail.split_first_chunk::<4>() else { break };
+            addresses.push(IpAddr::from(*octets));
+            rest = tail;
+        } else {
+            let Some((octets, tail)) = tail.split_first_chunk::<16>() else { break };
+            addresses.push(IpAddr::from(*octets));
+            rest = tail;
+        }
+    }
+    let text = String::from_utf8_lossy(rest);
+    let mut lines = text.split('\n');
+    let fullname = lines.next().unwrap_or("").to_string();
+    let properties: Vec<(String, String)> =
+        lines.filter_map(|line| line.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+    let lookup = |key: &str| properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let announced = crate::lan::Announcement { fullname: &fullname, port, addresses: &addresses, text: &lookup };
+    let own = format!("us.{}", crate::lan::SERVICE_TYPE);
+    let Some(peer) = crate::lan::peer_from_announcement(&announced, &own, std::time::Instant::now()) else {
+        return;
+    };
+    assert!(!peer.name.is_empty() && peer.name.len() <= 256, "a peer name of {} bytes", peer.name.len());
+    assert!(!peer.name.chars().any(char::is_control), "control characters in {:?}", peer.name);
+    assert!(peer.url.starts_with("http://") || peer.url.starts_with("https://"), "{}", peer.url);
+    assert!(peer.rooms <= 1_000_000 && peer.players <= 1_000_000);
+}
+
+/// WebSocket frames from two players as the room takes them: each chunk is a selector byte
+/// (bit 0: which player; bit 1: a tick and its snapshots after it), a length byte and the
+/// frame's bytes, read by the connection's `Reader` (flood limit, decoding, validation) and
+/// handed to the room, host commands included (the first player is the room's host). A
+/// connection the reader closes leaves the room. Nothing panics, and the room's world stays in
+/// its bounds.
+pub fn room_messages(data: &[u8]) {
+    use crate::net::kick::{ConnId, Kick};
+    use crate::net::reader::{Reader, Step};
+    use crate::room::{Room, RoomSetup, RoomStats, SimInput};
+    use tokio_tungstenite::tungstenite::Message;
+    let config = Arc::new(crate::config::ServerConfig { bots: 2, ..crate::config::ServerConfig::default() });
+    let mut setup = RoomSetup::from_config(&config, shared::room::RoomCode::from_indices([1, 2, 3, 4]));
+    setup.permanent = false;
+    let host_key = setup.host_key;
+    let mut room = Room::with_setup(config, setup, Arc::new(RoomStats::default()), None);
+    let mut players = Vec::new();
+    for index in 0..2u64 {
+        let (outbox, receiver) = tokio::sync::mpsc::channel(64);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        let (conn, kick) = (ConnId(index + 1), Kick::new());
+        room.handle(SimInput::Join {
+            conn,
+            name: format!("p{index}"),
+            resume: None,
+            outbox,
+            kick: kick.clone(),
+            reply,
+            spectator: false,
+            host_key: (index == 0).then_some(host_key),
+            client_id: index + 1,
+            ip: None,
+        });
+        players.push((conn, kick, Reader::new(), receiver, true));
+    }
+    let mut rest = data;
+    let mut now = tokio::time::Instant::now();
+    for _ in 0..256 {
+        let Some((&[selector, length], tail)) = rest.split_first_chunk::<2>() else { break };
+        let length = usize::from(length).min(tail.len());
+        let (frame, tail) = tail.split_at(length);
+        rest = tail;
+        let (conn, kick, reader, receiver, open) = &mut players[usize::from(selector & 1)];
+        if *open {
+            now += std::time::Duration::from_millis(5);
+            let frame = Some(Ok(Message::Binary(frame.to_vec().into())));
+            match reader.frame(*conn, kick, frame, now) {
+                Step::Room(input) => room.handle(input),
+                Step::Close(reason) => {
+                    room.handle(SimInput::Leave { conn: *conn, reason });
+                    *open = false;
+                }
+                Step::Ping(_) | Step::Skip => {}
+            }
+        }
+        while receiver.try_recv().is_ok() {}
+        if selector & 2 != 0 {
+            room.step();
+            room.send_snapshots();
+        }
+    }
+    room.step();
+    room.send_snapshots();
+    for player in room.world.players.values() {
+        assert!(player.pos.is_finite(), "a player at {}", player.pos);
+    }
+}
+
+/// A spectator's playback controls on the shipped sample replay (`replay serve`): each 4-byte
+/// chunk is paused, a speed, a seek (or none) and how many ticks to run after it. A seek never
+/// runs more than `MAX_SEEK_STEPS_PER_TICK` simulation ticks in one real tick, and playback
+/// never goes past the recording's end.
+pub fn replay_seek(data: &[u8]) {
+    use crate::room::theater::{MAX_SEEK_STEPS_PER_TICK, Theater};
+    static SAMPLE: std::sync::OnceLock<Arc<crate::replay::format::ReplayFile>> = std::sync::OnceLock::new();
+    let file = SAMPLE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/replays/sample.arenareplay");
+        let bytes = std::fs::read(path).expect("the shipped sample replay");
+        Arc::new(crate::replay::format::parse(&bytes).expect("the shipped sample reads"))
+    });
+    let config = Arc::new(crate::config::ServerConfig::default());
+    let mut theater = Theater::new(file.clone(), config).expect("the sample plays");
+    let total = theater.total_ticks();
+    let stats = crate::room::RoomStats::default();
+    for chunk in data.chunks_exact(4).take(8) {
+        let speed = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0][usize::from(chunk[1] % 6)];
+        let seek = (chunk[0] & 2 != 0).then(|| Tick(u32::from(u16::from_le_bytes([chunk[2], chunk[3]])) * 4));
+        theater.handle(crate::room::SimInput::ReplayControl {
+            conn: crate::net::kick::ConnId(1),
+            paused: chunk[0] & 1 != 0,
+            speed,
+            seek,
+        });
+        for _ in 0..(chunk[0] >> 4) + 1 {
+            let before = theater.status().tick.0;
+            theater.tick();
+            let after = theater.status().tick.0;
+            if after >= before {
+                assert!(after - before <= MAX_SEEK_STEPS_PER_TICK, "{} ticks in one real tick", after - before);
+            }
+            assert!(after <= total, "tick {after} past the end {total}");
+            theater.send(&stats);
         }
     }
 }

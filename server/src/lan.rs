@@ -205,16 +205,37 @@ fn is_format_char(c: char) -> bool {
 
 /// Checks one resolved announcement; `None` when it is not a usable peer.
 fn peer_from(service: &mdns_sd::ResolvedService, own: &str, now: Instant) -> Option<Peer> {
-    if service.get_fullname() == own || service.get_port() == 0 {
+    let addresses: Vec<IpAddr> = service.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
+    let announced = Announcement {
+        fullname: service.get_fullname(),
+        port: service.get_port(),
+        addresses: &addresses,
+        text: &|key| service.get_property_val_str(key).map(str::to_string),
+    };
+    peer_from_announcement(&announced, own, now)
+}
+
+/// What a peer announced over mDNS, every part of it written by the peer (`fuzz` reaches it).
+pub struct Announcement<'a> {
+    pub fullname: &'a str,
+    pub port: u16,
+    pub addresses: &'a [IpAddr],
+    /// A TXT property's value.
+    pub text: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The peer an announcement describes, names cleaned and numbers bounded; `None` when it is
+/// ours, has no port or no LAN address.
+pub fn peer_from_announcement(service: &Announcement<'_>, own: &str, now: Instant) -> Option<Peer> {
+    if service.fullname == own || service.port == 0 {
         return None;
     }
-    let mut addresses: Vec<IpAddr> =
-        service.get_addresses().iter().map(|a| a.to_ip_addr()).filter(|ip| is_lan_address(*ip)).collect();
+    let mut addresses: Vec<IpAddr> = service.addresses.iter().copied().filter(|ip| is_lan_address(*ip)).collect();
     addresses.sort_by_key(|ip| (rank(*ip), *ip));
     let address = *addresses.first()?;
-    let text = |key: &str| service.get_property_val_str(key).map(str::to_string);
+    let text = |key: &str| (service.text)(key);
     let number = |key: &str| text(key).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0).min(1_000_000);
-    let instance = service.get_fullname().strip_suffix(SERVICE_TYPE).unwrap_or("").trim_end_matches('.');
+    let instance = service.fullname.strip_suffix(SERVICE_TYPE).unwrap_or("").trim_end_matches('.');
     let mut name = clean_name(&text("name").unwrap_or_default());
     if name.is_empty() {
         name = clean_name(instance);
@@ -224,7 +245,7 @@ fn peer_from(service: &mdns_sd::ResolvedService, own: &str, now: Instant) -> Opt
     }
     Some(Peer {
         name,
-        url: url_with(if text("tls").as_deref() == Some("1") { "https" } else { "http" }, address, service.get_port()),
+        url: url_with(if text("tls").as_deref() == Some("1") { "https" } else { "http" }, address, service.port),
         rooms: number("rooms"),
         players: number("players"),
         protocol: text("proto").and_then(|v| v.trim().parse().ok()).unwrap_or(0),

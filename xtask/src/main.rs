@@ -468,7 +468,18 @@ fn warn_if_disk_is_short(root: &Path) {
 }
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`, bodies in `server::fuzzing`).
-const FUZZ_TARGETS: [&str; 5] = ["client_msg", "server_msg", "replay_file", "map_json", "http_json"];
+const FUZZ_TARGETS: [&str; 10] = [
+    "client_msg",
+    "server_msg",
+    "replay_file",
+    "map_json",
+    "http_json",
+    "join_token",
+    "http_headers",
+    "mdns_announcement",
+    "room_messages",
+    "replay_seek",
+];
 
 /// Builds the fuzz targets with libFuzzer on the stable toolchain and runs each for `seconds`
 /// (or only `only`). `cargo fuzz` needs nightly for its default sanitizer flags; the
