@@ -694,6 +694,7 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
             allocator: None,
             requests_per_minute: 1000,
             trusted_proxies: Vec::new(),
+            http: server::config::HttpLimits::default(),
             token_issuer: None,
             token_audience: None,
         },
