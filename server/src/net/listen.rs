@@ -182,16 +182,24 @@ impl Handshakes {
     }
 }
 
-/// Accepts the next TCP connection; `None` once `stop` fires. Errors that a retry can cure
-/// (the peer gave up, out of descriptors) are waited out here.
-async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+/// Accepts the next TCP connection that `gate` admits (the others are closed at once); `None`
+/// once `stop` fires. Errors that a retry can cure (the peer gave up, out of descriptors) are
+/// waited out here.
+async fn accept(
+    listener: &TcpListener,
+    gate: &Arc<Gate>,
+    stop: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, Slot)> {
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return None,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok(accepted) => return Some(accepted),
+            Ok((tcp, peer)) => match gate.admit(peer.ip()) {
+                Ok(slot) => return Some((tcp, peer, slot)),
+                Err(refused) => debug!(%peer, ?refused, "too many connections: closed at accept"),
+            },
             // The peer gave up before the accept: nothing to wait for.
             Err(error)
                 if matches!(
@@ -226,14 +234,7 @@ where
     S::Future: Send,
 {
     let connections = tokio_util::task::TaskTracker::new();
-    while let Some((tcp, peer)) = accept(&listener, &stop).await {
-        let slot = match gate.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                debug!(%peer, ?refused, "too many connections: closed at accept");
-                continue;
-            }
-        };
+    while let Some((tcp, peer, slot)) = accept(&listener, &gate, &stop).await {
         tune(&tcp);
         connections.spawn(serve_connection(tcp, peer, slot, app.clone(), stop.clone()));
     }
@@ -261,14 +262,7 @@ where
     let limits = gate.limits().clone();
     let handshakes = Handshakes::new(limits.tls_handshakes_per_address, limits.tls_handshakes);
     let connections = tokio_util::task::TaskTracker::new();
-    while let Some((tcp, peer)) = accept(&listener, &stop).await {
-        let slot = match gate.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                debug!(%peer, ?refused, "too many connections: closed at accept");
-                continue;
-            }
-        };
+    while let Some((tcp, peer, slot)) = accept(&listener, &gate, &stop).await {
         let Some(handshake) = handshakes.admit(peer.ip()) else {
             debug!(%peer, "too many TLS handshakes in progress from this address: closed at accept");
             continue;
