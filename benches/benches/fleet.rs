@@ -49,6 +49,7 @@ fn report(server: usize, generation: usize) -> Report {
         max_rooms: 80,
         draining: false,
         rooms,
+        goodbye: false,
     }
 }
 

@@ -116,6 +116,7 @@ impl SnapshotScene {
                 host_key: None,
                 client_id: index as u64 + 1,
                 ip: None,
+                seat_only: false,
             });
             outboxes.push(outbox_rx);
             conns.push(conn);

@@ -587,7 +587,7 @@ async fn a_password_server_asks_on_the_page_and_the_operator_kicks_from_the_admi
     let dir = std::env::temp_dir().join(format!("arena-browser-admin-{}", std::process::id()));
     let config = server::ServerConfig {
         map: small_map(),
-        gate: Arc::new(server::auth::Gate { password: Some("open sesame".into()), tokens: None }),
+        gate: Arc::new(server::auth::Gate { password: Some("open sesame".into()), ..Default::default() }),
         admin: server::admin::AdminConfig {
             tokens: vec![server::admin::AdminToken::parse(&format!("ops={secret}")).unwrap()],
             bans_file: Some(dir.join("bans.json")),
@@ -709,6 +709,7 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
         gate: Arc::new(server::auth::Gate {
             password: None,
             tokens: Some(server::auth::JoinTokenKeys::from_secret(secret, None, None).unwrap()),
+            ..Default::default()
         }),
         lobby: Some(server::fleet::report::LobbyLink {
             url: lobby_url.trim_end_matches('/').to_string(),

@@ -5,8 +5,12 @@
 //! Tokens are verified with `jsonwebtoken` (pure-Rust crypto: HS256/384/512 with a shared
 //! secret; RS*, PS*, ES256/384 and EdDSA from a JWKS file, keys picked by `kid`). Claims: `sub`
 //! (required), `exp` (required), optional `name` (the player's display name, overriding the
-//! hello's), optional `room` (the only room code the token admits), optional `nbf`, and `iss` /
-//! `aud` when the server is configured with them.
+//! hello's), optional `room` (the only room code the token admits), optional `nbf`, optional
+//! `jti` (the token is then single-use: a second hello with it is refused unless it resumes the
+//! seat the first one took), and `iss` / `aud` when the server is configured with them. A
+//! server in a fleet (one that reports to a lobby) takes only tokens whose `aud` names it and
+//! that carry a `jti`: the lobby's tokens for one server do not open another, and a token
+//! seen once (in a log, a shared link) cannot seat a second player.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,6 +56,9 @@ pub struct JoinTokenKeys {
     issuer: Option<String>,
     audience: Option<String>,
 }
+
+/// Longest `jti` accepted (the lobby's are 32 hex digits).
+pub const MAX_JTI_BYTES: usize = 128;
 
 impl std::fmt::Debug for JoinTokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,8 +122,10 @@ impl JoinTokenKeys {
         Ok(JoinTokenKeys { keys, issuer, audience })
     }
 
-    /// Checks `token` and returns its claims, or the reason it is refused.
-    pub fn verify(&self, token: &str) -> Result<JoinClaims, DisconnectReason> {
+    /// Checks `token` and returns its claims, or the reason it is refused. `server`: this
+    /// server's name in a fleet, which the token's `aud` must name, and then a `jti` is required
+    /// too (the lobby's tokens are for one server, once).
+    pub fn verify(&self, token: &str, server: Option<&str>) -> Result<JoinClaims, DisconnectReason> {
         let invalid = |why: &str| DisconnectReason::TokenInvalid { why: why.to_string() };
         if token.len() > MAX_JOIN_TOKEN_BYTES {
             return Err(invalid("too long"));
@@ -135,9 +144,10 @@ impl JoinTokenKeys {
         }
         let mut validation = Validation::new(*algorithm);
         // A configured issuer or audience must be in the token, not merely not contradicted.
+        let audiences: Vec<&str> = self.audience.as_deref().into_iter().chain(server).collect();
         let mut required = vec!["exp", "sub"];
         required.extend(self.issuer.as_ref().map(|_| "iss"));
-        required.extend(self.audience.as_ref().map(|_| "aud"));
+        required.extend(audiences.first().map(|_| "aud"));
         validation.set_required_spec_claims(&required);
         validation.validate_nbf = true;
         validation.leeway = 30;
@@ -145,22 +155,36 @@ impl JoinTokenKeys {
             Some(issuer) => validation.set_issuer(&[issuer]),
             None => validation.iss = None,
         }
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        // Every configured audience must be named (the library's check wants any one of them).
+        validation.validate_aud = false;
+        let claims = match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {
+            Ok(data) => data.claims,
+            Err(error) => {
+                return Err(match error.kind() {
+                    ErrorKind::ExpiredSignature => DisconnectReason::TokenExpired,
+                    ErrorKind::ImmatureSignature => invalid("not valid yet"),
+                    ErrorKind::InvalidSignature => invalid("bad signature"),
+                    ErrorKind::InvalidIssuer => invalid("wrong issuer"),
+                    ErrorKind::MissingRequiredClaim(claim) => invalid(&format!("no {claim} claim")),
+                    _ => invalid("malformed"),
+                });
+            }
+        };
+        if let Some(missing) = audiences.iter().find(|wanted| !claims.aud.names(wanted)) {
+            return Err(if server == Some(*missing) {
+                invalid("it is for another server")
+            } else {
+                invalid("wrong audience")
+            });
         }
-        match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(error) => Err(match error.kind() {
-                ErrorKind::ExpiredSignature => DisconnectReason::TokenExpired,
-                ErrorKind::ImmatureSignature => invalid("not valid yet"),
-                ErrorKind::InvalidSignature => invalid("bad signature"),
-                ErrorKind::InvalidIssuer => invalid("wrong issuer"),
-                ErrorKind::InvalidAudience => invalid("wrong audience"),
-                ErrorKind::MissingRequiredClaim(claim) => invalid(&format!("no {claim} claim")),
-                _ => invalid("malformed"),
-            }),
+        // (The library checks only the claims it knows for presence; jti is not one.)
+        if server.is_some() && claims.jti.is_none() {
+            return Err(invalid("no jti claim"));
         }
+        if claims.jti.as_ref().is_some_and(|jti| jti.is_empty() || jti.len() > MAX_JTI_BYTES) {
+            return Err(invalid("its jti is empty or too long"));
+        }
+        Ok(claims)
     }
 }
 
@@ -175,6 +199,84 @@ pub struct JoinClaims {
     #[serde(default)]
     pub room: Option<String>,
     pub exp: u64,
+    /// The token's id: it admits once (see [`Spent`]).
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// Who the token is for: one name or several.
+    #[serde(default)]
+    pub aud: Audience,
+}
+
+/// A token's `aud`: absent, one name, or a list of them (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `name` is one of the token's audiences.
+    pub fn names(&self, name: &str) -> bool {
+        match self {
+            Audience::None => false,
+            Audience::One(one) => one == name,
+            Audience::Many(many) => many.iter().any(|one| one == name),
+        }
+    }
+}
+
+/// Most single-use tokens remembered at once (each until it expires).
+pub const MAX_SPENT_TOKENS: usize = 65_536;
+
+/// The `jti`s of tokens already used, each kept until its token expires (a token cannot be
+/// used once it has, so nothing older needs remembering). Bounded: when full of unexpired
+/// tokens, new single-use tokens wait (refused as rate-limited) rather than an old one being
+/// forgotten, which would let it be used again.
+#[derive(Debug, Default)]
+pub struct Spent {
+    tokens: Mutex<HashMap<String, u64>>,
+}
+
+/// What [`Spent::spend`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spend {
+    First,
+    Again,
+    Full,
+}
+
+impl Spent {
+    /// Marks `jti` (valid until `exp`, Unix seconds) used at `now`.
+    pub fn spend(&self, jti: &str, exp: u64, now: u64) -> Spend {
+        let mut tokens = self.tokens.lock().expect("spent lock");
+        if tokens.contains_key(jti) {
+            return Spend::Again;
+        }
+        if tokens.len() >= MAX_SPENT_TOKENS {
+            // The verifier's leeway: a token is accepted up to 30 s past its exp.
+            tokens.retain(|_, until| *until + 30 >= now);
+            if tokens.len() >= MAX_SPENT_TOKENS {
+                return Spend::Full;
+            }
+        }
+        tokens.insert(jti.to_string(), exp);
+        Spend::First
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.lock().expect("spent lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Who is let in, server-wide.
@@ -182,6 +284,8 @@ pub struct JoinClaims {
 pub struct Gate {
     pub password: Option<String>,
     pub tokens: Option<JoinTokenKeys>,
+    /// Single-use tokens already used.
+    pub spent: Spent,
 }
 
 impl std::fmt::Debug for Gate {
@@ -203,6 +307,9 @@ pub struct Admission {
     pub room: Option<RoomCode>,
     /// The token's subject, for the logs.
     pub subject: Option<String>,
+    /// The token is single-use and was used before: it may only resume the seat its first use
+    /// took (a reload, a reconnect), never seat anyone new.
+    pub spent_before: bool,
 }
 
 impl Gate {
@@ -212,21 +319,30 @@ impl Gate {
     }
 
     /// Checks a hello's credentials. With both a password and token keys configured, either
-    /// admits. The password is compared in constant time.
-    pub fn admit(&self, auth: Option<&JoinAuth>) -> Result<Admission, DisconnectReason> {
+    /// admits. The password is compared in constant time. `server`: this server's name in a
+    /// fleet, which tokens must be for.
+    pub fn admit(&self, auth: Option<&JoinAuth>, server: Option<&str>) -> Result<Admission, DisconnectReason> {
         if self.is_open() {
             return Ok(Admission::default());
         }
         match auth {
             Some(JoinAuth::Token(token)) if self.tokens.is_some() => {
-                let claims = self.tokens.as_ref().expect("checked").verify(token)?;
+                let claims = self.tokens.as_ref().expect("checked").verify(token, server)?;
+                let spent_before = match &claims.jti {
+                    Some(jti) => match self.spent.spend(jti, claims.exp, unix_now()) {
+                        Spend::First => false,
+                        Spend::Again => true,
+                        Spend::Full => return Err(DisconnectReason::JoinRateLimited),
+                    },
+                    None => false,
+                };
                 let room = match &claims.room {
                     Some(code) => Some(RoomCode::parse(code).ok_or_else(|| DisconnectReason::TokenInvalid {
                         why: "its room claim is not a room code".to_string(),
                     })?),
                     None => None,
                 };
-                Ok(Admission { name: claims.name, room, subject: Some(claims.sub) })
+                Ok(Admission { name: claims.name, room, subject: Some(claims.sub), spent_before })
             }
             Some(JoinAuth::Password(given)) if self.password.is_some() => {
                 let expected = self.password.as_deref().expect("checked");
@@ -388,37 +504,44 @@ mod tests {
 
     #[test]
     fn tokens_admit_only_what_they_say() {
-        let gate = Gate { password: None, tokens: Some(JoinTokenKeys::from_secret(SECRET, None, None).unwrap()) };
+        let gate = Gate {
+            password: None,
+            tokens: Some(JoinTokenKeys::from_secret(SECRET, None, None).unwrap()),
+            ..Gate::default()
+        };
         let good =
             hs_token(SECRET, serde_json::json!({ "sub": "u1", "name": "Ana", "room": "ABCD", "exp": now() + 60 }));
-        let admission = gate.admit(Some(&JoinAuth::Token(good))).unwrap();
+        let admission = gate.admit(Some(&JoinAuth::Token(good)), None).unwrap();
         assert_eq!(admission.name.as_deref(), Some("Ana"));
         assert_eq!(admission.room, RoomCode::parse("ABCD"));
         let expired = hs_token(SECRET, serde_json::json!({ "sub": "u1", "exp": now() - 120 }));
-        assert_eq!(gate.admit(Some(&JoinAuth::Token(expired))), Err(DisconnectReason::TokenExpired));
+        assert_eq!(gate.admit(Some(&JoinAuth::Token(expired)), None), Err(DisconnectReason::TokenExpired));
         let forged = hs_token(
             "another-secret-that-is-long-enough-0123456789",
             serde_json::json!({ "sub": "u1", "exp": now() + 60 }),
         );
         assert_eq!(
-            gate.admit(Some(&JoinAuth::Token(forged))),
+            gate.admit(Some(&JoinAuth::Token(forged)), None),
             Err(DisconnectReason::TokenInvalid { why: "bad signature".into() })
         );
         let no_sub = hs_token(SECRET, serde_json::json!({ "exp": now() + 60 }));
-        assert!(matches!(gate.admit(Some(&JoinAuth::Token(no_sub))), Err(DisconnectReason::TokenInvalid { .. })));
+        assert!(matches!(gate.admit(Some(&JoinAuth::Token(no_sub)), None), Err(DisconnectReason::TokenInvalid { .. })));
         assert!(matches!(
-            gate.admit(Some(&JoinAuth::Token("garbage".into()))),
+            gate.admit(Some(&JoinAuth::Token("garbage".into())), None),
             Err(DisconnectReason::TokenInvalid { .. })
         ));
-        assert_eq!(gate.admit(None), Err(DisconnectReason::TokenRequired));
-        assert_eq!(gate.admit(Some(&JoinAuth::Password("x".into()))), Err(DisconnectReason::TokenRequired));
+        assert_eq!(gate.admit(None, None), Err(DisconnectReason::TokenRequired));
+        assert_eq!(gate.admit(Some(&JoinAuth::Password("x".into())), None), Err(DisconnectReason::TokenRequired));
         // "alg": "none" and HS-with-another-alg are refused whatever the payload says.
         let unsigned = format!(
             "{}.{}.",
             base64url(br#"{"alg":"none","typ":"JWT"}"#),
             base64url(format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60).as_bytes())
         );
-        assert!(matches!(gate.admit(Some(&JoinAuth::Token(unsigned))), Err(DisconnectReason::TokenInvalid { .. })));
+        assert!(matches!(
+            gate.admit(Some(&JoinAuth::Token(unsigned)), None),
+            Err(DisconnectReason::TokenInvalid { .. })
+        ));
     }
 
     fn base64url(bytes: &[u8]) -> String {
@@ -436,21 +559,68 @@ mod tests {
     #[test]
     fn a_configured_issuer_and_audience_must_be_in_the_token() {
         let keys = JoinTokenKeys::from_secret(SECRET, Some("lobby".into()), Some("arena".into())).unwrap();
-        let gate = Gate { password: None, tokens: Some(keys) };
+        let gate = Gate { password: None, tokens: Some(keys), ..Gate::default() };
         let token = |claims| Some(JoinAuth::Token(hs_token(SECRET, claims)));
         let exp = now() + 60;
         assert!(
-            gate.admit(token(serde_json::json!({ "sub": "u", "iss": "lobby", "aud": "arena", "exp": exp })).as_ref())
-                .is_ok()
+            gate.admit(
+                token(serde_json::json!({ "sub": "u", "iss": "lobby", "aud": "arena", "exp": exp })).as_ref(),
+                None
+            )
+            .is_ok()
         );
         for claims in [
             serde_json::json!({ "sub": "u", "aud": "arena", "exp": exp }),
             serde_json::json!({ "sub": "u", "iss": "lobby", "exp": exp }),
             serde_json::json!({ "sub": "u", "iss": "lobby", "aud": "elsewhere", "exp": exp }),
         ] {
-            let refused = gate.admit(token(claims.clone()).as_ref());
+            let refused = gate.admit(token(claims.clone()).as_ref(), None);
             assert!(matches!(refused, Err(DisconnectReason::TokenInvalid { .. })), "{claims}: {refused:?}");
         }
+    }
+
+    /// SECURITY.md's "lobby tokens": a fleet server takes tokens that name it (beside the
+    /// configured audience) and carry a jti, once; the second use is told apart.
+    #[test]
+    fn a_fleet_server_takes_tokens_for_it_once() {
+        let keys = JoinTokenKeys::from_secret(SECRET, None, Some("arena".into())).unwrap();
+        let gate = Gate { password: None, tokens: Some(keys), ..Gate::default() };
+        let token = |claims| Some(JoinAuth::Token(hs_token(SECRET, claims)));
+        let exp = now() + 60;
+        let good = token(serde_json::json!({ "sub": "u", "aud": ["arena", "gs-1"], "jti": "j1", "exp": exp }));
+        let first = gate.admit(good.as_ref(), Some("gs-1")).unwrap();
+        assert!(!first.spent_before);
+        assert!(gate.admit(good.as_ref(), Some("gs-1")).unwrap().spent_before, "the second use is known");
+        for (claims, why) in [
+            (serde_json::json!({ "sub": "u", "aud": ["arena", "gs-2"], "jti": "j2", "exp": exp }), "another server"),
+            (serde_json::json!({ "sub": "u", "aud": "gs-1", "jti": "j3", "exp": exp }), "wrong audience"),
+            (serde_json::json!({ "sub": "u", "aud": ["arena", "gs-1"], "exp": exp }), "no jti"),
+            (serde_json::json!({ "sub": "u", "aud": ["arena", "gs-1"], "jti": "", "exp": exp }), "empty"),
+        ] {
+            match gate.admit(token(claims.clone()).as_ref(), Some("gs-1")) {
+                Err(DisconnectReason::TokenInvalid { why: said }) => assert!(said.contains(why), "{claims}: {said}"),
+                other => panic!("{claims}: {other:?}"),
+            }
+        }
+        // Off a fleet, a jti still makes a token single-use.
+        let own = token(serde_json::json!({ "sub": "u", "aud": "arena", "jti": "j4", "exp": exp }));
+        assert!(!gate.admit(own.as_ref(), None).unwrap().spent_before);
+        assert!(gate.admit(own.as_ref(), None).unwrap().spent_before);
+    }
+
+    /// Spent tokens are remembered until they expire, never forgotten early: when the ledger is
+    /// full of live ones, new single-use tokens wait.
+    #[test]
+    fn spent_tokens_stay_bounded_without_forgetting_live_ones() {
+        let spent = Spent::default();
+        let now = 1_000_000;
+        for index in 0..MAX_SPENT_TOKENS {
+            assert_eq!(spent.spend(&format!("j{index}"), now + 60, now), Spend::First);
+        }
+        assert_eq!(spent.spend("j7", now + 60, now), Spend::Again);
+        assert_eq!(spent.spend("new", now + 60, now), Spend::Full, "a live token is never forgotten");
+        assert_eq!(spent.spend("new", now + 60, now + 91), Spend::First, "expired ones make room");
+        assert_eq!(spent.len(), 1);
     }
 
     #[test]
@@ -463,12 +633,15 @@ mod tests {
 
     #[test]
     fn passwords_compare_whole() {
-        let gate = Gate { password: Some("hunter22".into()), tokens: None };
-        assert_eq!(gate.admit(None), Err(DisconnectReason::PasswordRequired));
-        assert_eq!(gate.admit(Some(&JoinAuth::Password("hunter2".into()))), Err(DisconnectReason::WrongPassword));
-        assert_eq!(gate.admit(Some(&JoinAuth::Password("hunter222".into()))), Err(DisconnectReason::WrongPassword));
-        assert!(gate.admit(Some(&JoinAuth::Password("hunter22".into()))).is_ok());
-        assert!(Gate::default().admit(None).is_ok(), "anonymous play by default");
+        let gate = Gate { password: Some("hunter22".into()), ..Gate::default() };
+        assert_eq!(gate.admit(None, None), Err(DisconnectReason::PasswordRequired));
+        assert_eq!(gate.admit(Some(&JoinAuth::Password("hunter2".into())), None), Err(DisconnectReason::WrongPassword));
+        assert_eq!(
+            gate.admit(Some(&JoinAuth::Password("hunter222".into())), None),
+            Err(DisconnectReason::WrongPassword)
+        );
+        assert!(gate.admit(Some(&JoinAuth::Password("hunter22".into())), None).is_ok());
+        assert!(Gate::default().admit(None, None).is_ok(), "anonymous play by default");
     }
 
     #[test]

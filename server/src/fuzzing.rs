@@ -144,23 +144,28 @@ pub fn http_json(data: &[u8]) {
     }
 }
 
-/// A join token as a hello carries it, through the gate a token server admits with (`iss` and
-/// `aud` required): verification never panics, and what it admits has a clean, bounded name.
+/// A join token as a hello carries it, through the gate a fleet server admits with (`iss`,
+/// `aud` and its own name in `aud`, and a `jti`, required), twice: verification never panics,
+/// what it admits has a clean, bounded name, and a single-use token's second use is told apart.
 /// A first byte of `{` instead reads the rest as a JWKS file (`--join-token-jwks`).
 pub fn join_token(data: &[u8]) {
     use crate::auth::{Gate, JoinTokenKeys};
     if data.first() == Some(&b'{') {
         let Ok(text) = std::str::from_utf8(data) else { return };
-        let _ = JoinTokenKeys::from_jwks(text, None, None).map(|keys| keys.verify("a.b.c"));
+        let _ = JoinTokenKeys::from_jwks(text, None, None).map(|keys| keys.verify("a.b.c", Some("gs-1")));
         return;
     }
     let keys = JoinTokenKeys::from_secret(FUZZ_TOKEN_SECRET, Some("lobby".into()), Some("arena".into()))
         .expect("the fuzz secret is a secret");
-    let gate = Gate { password: None, tokens: Some(keys) };
+    let gate = Gate { password: None, tokens: Some(keys), ..Gate::default() };
     let token = String::from_utf8_lossy(data).into_owned();
-    if let Ok(admission) = gate.admit(Some(&shared::protocol::JoinAuth::Token(token))) {
+    let auth = shared::protocol::JoinAuth::Token(token);
+    if let Ok(admission) = gate.admit(Some(&auth), Some("gs-1")) {
         let name = format!("{admission:?}");
         assert!(name.len() < 8192, "an admission of {} bytes", name.len());
+        assert!(!admission.spent_before, "a first use is a first use");
+        let again = gate.admit(Some(&auth), Some("gs-1")).expect("the same token verifies again");
+        assert!(again.spent_before, "a single-use token's second use is known");
     }
 }
 
@@ -274,6 +279,7 @@ pub fn room_messages(data: &[u8]) {
             host_key: (index == 0).then_some(host_key),
             client_id: index + 1,
             ip: None,
+            seat_only: false,
         });
         players.push((conn, kick, Reader::new(), receiver, true));
     }

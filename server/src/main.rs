@@ -183,9 +183,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let Some(public_url) = config.public_url.clone() else {
             bail!("--lobby-url needs --public-url: the address players are sent to");
         };
-        let instance = args.instance.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
-        });
+        let instance = instance_name(&args);
         config.lobby =
             Some(server::fleet::report::LobbyLink { url: lobby.clone(), key: key.clone(), instance, public_url });
     }
@@ -273,6 +271,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         gate: Arc::new(server::auth::Gate {
             password: args.password.clone().filter(|p| !p.is_empty()),
             tokens: join_token_keys(args)?,
+            spent: Default::default(),
         }),
         joins_per_minute_per_ip: args.joins_per_minute_per_ip,
         admin: server::admin::AdminConfig {
@@ -320,6 +319,14 @@ fn render_public_url(template: &str, port: u16) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string());
     template.replace("{hostname}", &hostname).replace("{port}", &port.to_string())
+}
+
+/// This server's name in the fleet: `--instance`, else the host name (the GameServer's name on
+/// Agones).
+fn instance_name(args: &ServeArgs) -> String {
+    args.instance.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    })
 }
 
 /// The join token keys from `--join-token-secret` or `--join-token-jwks` (not both).

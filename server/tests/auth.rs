@@ -41,7 +41,7 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_server_asks_refuses_wrong_ones_and_limits_guessing() {
-    let gate = Gate { password: Some("correct horse".into()), tokens: None };
+    let gate = Gate { password: Some("correct horse".into()), ..Gate::default() };
     let server = TestServer::start(ServerConfig { gate: Arc::new(gate), ..ServerConfig::default() }).await;
     let password = |p: &str| Some(JoinAuth::Password(p.into()));
     assert_eq!(
@@ -84,7 +84,7 @@ fn hs256(claims: serde_json::Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens_admit_their_subject_to_their_room_only() {
     let keys = JoinTokenKeys::from_secret(SECRET, Some("lobby.example".into()), None).unwrap();
-    let gate = Gate { password: None, tokens: Some(keys) };
+    let gate = Gate { password: None, tokens: Some(keys), ..Gate::default() };
     let server = TestServer::start(ServerConfig { gate: Arc::new(gate), ..ServerConfig::default() }).await;
     let token = |claims: serde_json::Value| Some(JoinAuth::Token(hs256(claims)));
     // A room to send the token holder to.
@@ -145,7 +145,7 @@ async fn join_tokens_admit_their_subject_to_their_room_only() {
 async fn behind_an_ingress_trusted_by_network_bad_tokens_lock_out_the_guesser_only() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let keys = JoinTokenKeys::from_secret(SECRET, None, None).unwrap();
-    let gate = Gate { password: None, tokens: Some(keys) };
+    let gate = Gate { password: None, tokens: Some(keys), ..Gate::default() };
     let config = ServerConfig {
         gate: Arc::new(gate),
         trusted_proxies: vec![server::config::parse_proxy_net("127.0.0.0/8").unwrap()],
@@ -195,7 +195,7 @@ async fn join_tokens_from_a_jwks_file_are_checked_with_the_key_their_kid_names()
     ]});
     let keys = JoinTokenKeys::from_jwks(&jwks.to_string(), None, None).expect("a valid JWKS");
     let server = TestServer::start(ServerConfig {
-        gate: Arc::new(Gate { password: None, tokens: Some(keys) }),
+        gate: Arc::new(Gate { password: None, tokens: Some(keys), ..Gate::default() }),
         ..ServerConfig::default()
     })
     .await;

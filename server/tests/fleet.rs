@@ -293,3 +293,135 @@ async fn the_lobby_limits_placements_per_address_and_bodies_by_size() {
         common::status_of_body(addr, "POST", "/api/fleet/report", 512 * 1024 + 1, &[("Authorization", &key)]).await;
     assert_eq!(status, 413, "a report one byte over 512 KiB");
 }
+
+/// A hello with a join token and a resume token (a reload of the page the lobby sent to).
+fn hello_resuming(name: &str, code: &str, token: &str, resume: u64) -> tokio_tungstenite::tungstenite::Message {
+    tokio_tungstenite::tungstenite::Message::Binary(
+        shared::protocol::encode(&shared::protocol::ClientMsg::Hello {
+            protocol: shared::protocol::PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume: Some(resume),
+            room: RoomRequest::Join { code: code.to_string() },
+            host_key: None,
+            client_id: 0,
+            auth: Some(JoinAuth::Token(token.to_string())),
+        })
+        .into(),
+    )
+}
+
+/// SECURITY.md's "lobby tokens" and "server names": a lobby token opens the one server it was
+/// signed for, seats one player, and afterwards only resumes that player's seat; a holder of the
+/// fleet key cannot report under a known server's name or move its URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
+    use shared::protocol::DisconnectReason;
+    let (port, _stop) = start_lobby(None).await;
+    let servers: Vec<Server> = ["gs-1", "gs-2"].iter().map(|name| start_server(name, port, &[])).collect();
+    wait_lobby(port, "/api/fleet/servers", "two servers reporting", |s| s.as_array().is_some_and(|s| s.len() == 2))
+        .await;
+    let (host, code, on) = create_through_lobby(port, "ana").await;
+    let (status, sent) =
+        lobby(port, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{code}","name":"bo"}}"#))).await;
+    assert_eq!(status, 200, "{sent}");
+    let token = sent["token"].as_str().expect("a token").to_string();
+    let url_of = |name: &str| {
+        let index = ["gs-1", "gs-2"].iter().position(|s| *s == name).unwrap();
+        format!("ws://127.0.0.1:{}/ws", servers[index].port)
+    };
+    let other = if on == "gs-1" { "gs-2" } else { "gs-1" };
+
+    // The other server refuses it (and that does not use it up).
+    let refused = TestClient::join_with(
+        &url_of(other),
+        hello_auth("bo", RoomRequest::QuickPlay, Some(JoinAuth::Token(token.clone()))),
+    )
+    .await
+    .err()
+    .unwrap_or_else(|| panic!("{other} admitted a token signed for {on}"));
+    assert!(
+        matches!(&refused.reason, Some(DisconnectReason::TokenInvalid { why }) if why.contains("another server")),
+        "{refused:?}"
+    );
+    // Its own server seats bo.
+    let bo = TestClient::join_with(
+        &url_of(&on),
+        hello_auth("bo", RoomRequest::QuickPlay, Some(JoinAuth::Token(token.clone()))),
+    )
+    .await
+    .unwrap_or_else(|ending| panic!("{on} refused its own token: {ending:?}"));
+    let (bo_id, bo_resume) = (bo.id(), bo.welcome.resume_token);
+    // Seen again (a copied link), it seats nobody new: not without a resume token, not with a
+    // forged one.
+    let again = TestClient::join_with(
+        &url_of(&on),
+        hello_auth("mal", RoomRequest::QuickPlay, Some(JoinAuth::Token(token.clone()))),
+    )
+    .await
+    .err()
+    .expect("a used token seated a second player");
+    assert!(
+        matches!(&again.reason, Some(DisconnectReason::TokenInvalid { why }) if why.contains("used already")),
+        "{again:?}"
+    );
+    let forged = TestClient::join_with(&url_of(&on), hello_resuming("mal", &code, &token, 0x1234_5678_9abc_def0))
+        .await
+        .err()
+        .expect("a used token with a forged resume token seated a player");
+    assert!(
+        matches!(forged.reason, Some(DisconnectReason::ResumeRefused { .. } | DisconnectReason::TokenInvalid { .. })),
+        "{forged:?}"
+    );
+    // bo's connection drops; the reload (same token, bo's resume token) takes bo's seat back.
+    drop(bo);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let back = loop {
+        match TestClient::join_with(&url_of(&on), hello_resuming("bo", &code, &token, bo_resume)).await {
+            Ok(back) => break back,
+            Err(ending) => {
+                let Some(DisconnectReason::SeatInUse { after_ms }) = ending.reason else {
+                    panic!("the reload was refused: {ending:?}")
+                };
+                assert!(Instant::now() < deadline, "the seat stayed in use: {ending:?}");
+                tokio::time::sleep(Duration::from_millis(u64::from(after_ms))).await;
+            }
+        }
+    };
+    assert_eq!(back.id(), bo_id, "the reload resumes bo, not a new player");
+
+    // Reports under gs-1's name: the fleet key alone is not enough, another server key is refused,
+    // and gs-1's URL stays where it was.
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let fleet_key = format!("Bearer {LOBBY_KEY}");
+    let hijack = r#"{"server":"gs-1","url":"http://evil.example/","max_rooms":4,"draining":false,"rooms":[]}"#;
+    let (status, _, body) =
+        common::http_to(addr, "POST", "/api/fleet/report", Some(hijack), &[("Authorization", &fleet_key)]).await;
+    assert_eq!(status, 401, "a report without a server key: {body}");
+    let wrong = "f".repeat(64);
+    let (status, _, body) = common::http_to(
+        addr,
+        "POST",
+        "/api/fleet/report",
+        Some(hijack),
+        &[("Authorization", &fleet_key), ("X-Arena-Server-Key", &wrong)],
+    )
+    .await;
+    assert_eq!(status, 409, "a report under gs-1's name with another key: {body}");
+    // Several of gs-1's own reports later, its URL is still its own.
+    tokio::time::sleep(server::fleet::REPORT_EVERY * 2).await;
+    let (_, listing) = lobby(port, "GET", "/api/fleet/servers", None).await;
+    let gs1 = listing.as_array().unwrap().iter().find(|s| s["server"] == "gs-1").expect("gs-1 listed").clone();
+    assert_eq!(gs1["url"], format!("http://127.0.0.1:{}/", servers[0].port), "{listing}");
+    // A new name is still open to the fleet key (the fleet key admits servers).
+    let newcomer = r#"{"server":"gs-9","url":"http://127.0.0.1:1/","max_rooms":4,"draining":false,"rooms":[]}"#;
+    let (status, _, body) = common::http_to(
+        addr,
+        "POST",
+        "/api/fleet/report",
+        Some(newcomer),
+        &[("Authorization", &fleet_key), ("X-Arena-Server-Key", &wrong)],
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    drop((host, back, servers));
+}

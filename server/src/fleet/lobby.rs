@@ -1,5 +1,6 @@
 //! `arena-server lobby`: the fleet's lobby page and API. Game servers post their rooms to
-//! `POST /api/fleet/report` (with the fleet's shared key); players get the public rooms of every
+//! `POST /api/fleet/report` (with the fleet's shared key, and each its own key that binds its
+//! name, [`super::ServerKeys`]); players get the public rooms of every
 //! server from `GET /api/rooms` and ask where to go with `POST /api/fleet/{join,quickplay,create}`,
 //! which answer the chosen server's URL and a join token signed for it (and for the room, when
 //! there is one). On Agones (`--agones-allocator`), quick play and create place players through a
@@ -72,6 +73,8 @@ struct Lobby {
     /// The allocator's HTTP client, built (and its certificates read) once at start.
     allocator_agent: Option<ureq::Agent>,
     directory: Mutex<Directory>,
+    /// Each server name's own key.
+    server_keys: Mutex<super::ServerKeys>,
     limits: crate::auth::JoinLimits,
     /// `GET /api/rooms`'s body, rebuilt at most once a second however many players poll it.
     listing: Mutex<Option<(Instant, bytes::Bytes)>>,
@@ -114,6 +117,7 @@ pub async fn run(
         limits: crate::auth::JoinLimits::new(config.requests_per_minute),
         config,
         directory: Mutex::new(Directory::new()),
+        server_keys: Mutex::default(),
         listing: Mutex::new(None),
     });
     info!(addr = %listener.local_addr()?, allocator = lobby.config.allocator.is_some(), "fleet lobby listening");
@@ -214,8 +218,13 @@ async fn servers(State(lobby): State<Arc<Lobby>>) -> Response {
     json(StatusCode::OK, &list)
 }
 
-/// `POST /api/fleet/report` from a game server (`Authorization: Bearer LOBBY_KEY`).
+/// The header a game server's own key comes in.
+pub const SERVER_KEY_HEADER: &str = "x-arena-server-key";
+
+/// `POST /api/fleet/report` from a game server (`Authorization: Bearer LOBBY_KEY`, and its own
+/// key in `X-Arena-Server-Key`).
 async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
+    let server_key = request.headers().get(SERVER_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -235,7 +244,32 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
     if let Err(why) = report.check() {
         return json_error(StatusCode::BAD_REQUEST, why);
     }
-    lobby.directory.lock().expect("directory lock").report(report, Instant::now());
+    let now = Instant::now();
+    {
+        let mut keys = lobby.server_keys.lock().expect("server keys lock");
+        match keys.check(&report.server, &server_key, now) {
+            Ok(()) if report.goodbye => keys.release(&report.server),
+            Ok(()) => {}
+            Err(super::KeyRefusal::Missing) => {
+                return json_error(StatusCode::UNAUTHORIZED, "a server key (X-Arena-Server-Key) is required");
+            }
+            Err(super::KeyRefusal::NameTaken) => {
+                warn!(server = %report.server, "a report under a known server's name with another key: refused");
+                return json_error(
+                    StatusCode::CONFLICT,
+                    &format!(
+                        "server {} reports with another key; a restarted server gets its name back {} s after the old one's last report",
+                        report.server,
+                        super::NAME_HELD_FOR.as_secs()
+                    ),
+                );
+            }
+            Err(super::KeyRefusal::Full) => {
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "the lobby knows too many servers");
+            }
+        }
+    }
+    lobby.directory.lock().expect("directory lock").report(report, now);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -291,7 +325,7 @@ fn sent(lobby: &Lobby, placement: Placement, name: Option<&str>, create: bool) -
             secret,
             lobby.config.token_lifetime,
             name.as_deref(),
-            placement.room,
+            (&placement.server, placement.room),
             (lobby.config.token_issuer.as_deref(), lobby.config.token_audience.as_deref()),
         ) {
             Ok(token) => Some(token),
@@ -331,17 +365,23 @@ fn percent(text: &str) -> String {
         .collect()
 }
 
-/// A join token for `room` (or any room), valid for `lifetime`, with `iss` and `aud` when given.
+/// A single-use join token for `server` (its `aud`) and `room` (or any room of that server),
+/// valid for `lifetime`, with `iss` and the servers' `aud` too when given.
 pub fn sign(
     secret: &str,
     lifetime: Duration,
     name: Option<&str>,
-    room: Option<RoomCode>,
+    (server, room): (&str, Option<RoomCode>),
     (issuer, audience): (Option<&str>, Option<&str>),
 ) -> Result<String, String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let subject = shared::room::host_key_hex(&crate::room::random_host_key());
-    let mut claims = serde_json::json!({ "sub": subject, "exp": now + lifetime.as_secs(), "iat": now });
+    // The id a server remembers the token by until it expires: 128 random bits.
+    let jti = shared::room::host_key_hex(&crate::room::random_host_key());
+    let audiences: Vec<&str> = audience.into_iter().chain(std::iter::once(server)).collect();
+    let mut claims = serde_json::json!({
+        "sub": subject, "exp": now + lifetime.as_secs(), "iat": now, "jti": jti, "aud": audiences,
+    });
     if let Some(name) = name {
         claims["name"] = name.into();
     }
@@ -350,9 +390,6 @@ pub fn sign(
     }
     if let Some(issuer) = issuer {
         claims["iss"] = issuer.into();
-    }
-    if let Some(audience) = audience {
-        claims["aud"] = audience.into();
     }
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

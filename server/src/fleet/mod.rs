@@ -43,6 +43,10 @@ pub struct Report {
     pub draining: bool,
     /// Every live room, private ones too (join by code needs them; only public ones are listed).
     pub rooms: Vec<RoomSummary>,
+    /// The server is stopping: its last report, which frees its name at once (see
+    /// [`ServerKeys`]).
+    #[serde(default)]
+    pub goodbye: bool,
 }
 
 impl Report {
@@ -56,6 +60,79 @@ impl Report {
             && self.url.len() <= 200
             && !self.url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\''));
         if name_ok && url_ok { Ok(()) } else { Err("server must be a plain name and url an http(s) URL") }
+    }
+}
+
+/// How long a server's name stays bound to its key after its last report (a server that
+/// crashed and restarts under the same name with a new key waits this long; one that said
+/// goodbye does not).
+pub const NAME_HELD_FOR: Duration = Duration::from_secs(60);
+/// Most server names bound at once.
+pub const MAX_SERVER_NAMES: usize = 10_000;
+
+/// Which key each server reports with. The fleet key (shared by every server) only lets a
+/// server in; each server also presents a random key of its own, made at start, and the first
+/// report under a name binds the name to that key until [`NAME_HELD_FOR`] after its last report
+/// (or its goodbye). So whoever holds the fleet key cannot take over a known server's name and
+/// move its URL, which would send that server's players, and their join tokens, elsewhere.
+#[derive(Debug, Default)]
+pub struct ServerKeys {
+    /// Name → (SHA-256 of its key, last report).
+    names: HashMap<String, ([u8; 32], Instant)>,
+}
+
+/// Why a report's server key was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// No key, or one too short to be one of ours (32 random bytes, hex).
+    Missing,
+    /// The name reports with another key.
+    NameTaken,
+    /// [`MAX_SERVER_NAMES`] names are bound and none has expired.
+    Full,
+}
+
+/// Shortest server key taken (the servers' are 64 hex digits).
+pub const MIN_SERVER_KEY_BYTES: usize = 32;
+
+impl ServerKeys {
+    /// Checks `key` for `server` at `now`, binding the name on its first report.
+    pub fn check(&mut self, server: &str, key: &str, now: Instant) -> Result<(), KeyRefusal> {
+        use sha2::Digest;
+        if key.len() < MIN_SERVER_KEY_BYTES {
+            return Err(KeyRefusal::Missing);
+        }
+        let digest: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+        if let Some((bound, last)) = self.names.get_mut(server)
+            && now.saturating_duration_since(*last) <= NAME_HELD_FOR
+        {
+            if !crate::auth::constant_time_eq(bound, &digest) {
+                return Err(KeyRefusal::NameTaken);
+            }
+            *last = now;
+            return Ok(());
+        }
+        if self.names.len() >= MAX_SERVER_NAMES && !self.names.contains_key(server) {
+            self.names.retain(|_, (_, last)| now.saturating_duration_since(*last) <= NAME_HELD_FOR);
+            if self.names.len() >= MAX_SERVER_NAMES {
+                return Err(KeyRefusal::Full);
+            }
+        }
+        self.names.insert(server.to_string(), (digest, now));
+        Ok(())
+    }
+
+    /// Frees `server`'s name (after its goodbye, checked with [`ServerKeys::check`]).
+    pub fn release(&mut self, server: &str) {
+        self.names.remove(server);
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 }
 
@@ -279,7 +356,14 @@ mod tests {
     }
 
     fn report(server: &str, max_rooms: u16, rooms: Vec<RoomSummary>) -> Report {
-        Report { server: server.into(), url: format!("http://{server}/"), max_rooms, draining: false, rooms }
+        Report {
+            server: server.into(),
+            url: format!("http://{server}/"),
+            max_rooms,
+            draining: false,
+            rooms,
+            goodbye: false,
+        }
     }
 
     #[test]
@@ -367,5 +451,34 @@ mod tests {
         draining.report(Report { draining: true, ..report("a", 4, vec![room("ABCD", true, 1)]) }, now);
         assert!(draining.quick_play().is_none());
         assert!(draining.public_rooms(100).is_empty());
+    }
+
+    /// SECURITY.md's "server names": the fleet key lets a server in, its own key keeps its name.
+    #[test]
+    fn a_known_servers_name_takes_only_its_own_key() {
+        let mut keys = ServerKeys::default();
+        let now = Instant::now();
+        let (real, other) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(keys.check("gs-1", &real, now), Ok(()), "the first report binds the name");
+        assert_eq!(keys.check("gs-1", &real, now + REPORT_EVERY), Ok(()));
+        assert_eq!(keys.check("gs-1", &other, now + REPORT_EVERY), Err(KeyRefusal::NameTaken));
+        assert_eq!(keys.check("gs-1", "short", now), Err(KeyRefusal::Missing));
+        assert_eq!(keys.check("gs-2", &other, now), Ok(()), "another name is free");
+        // Held while the server reports, and for NAME_HELD_FOR after its last report.
+        let last = now + REPORT_EVERY;
+        assert_eq!(keys.check("gs-1", &other, last + NAME_HELD_FOR), Err(KeyRefusal::NameTaken));
+        assert_eq!(keys.check("gs-1", &other, last + NAME_HELD_FOR + Duration::from_secs(1)), Ok(()));
+        // A goodbye frees the name at once (a restart reports with a new key).
+        keys.release("gs-2");
+        assert_eq!(keys.check("gs-2", &real, last), Ok(()));
+        // Bounded: full of live names, a new one waits; expired ones make room.
+        let mut full = ServerKeys::default();
+        for index in 0..MAX_SERVER_NAMES {
+            full.check(&format!("s{index}"), &real, now).unwrap();
+        }
+        assert_eq!(full.check("new", &real, now), Err(KeyRefusal::Full));
+        assert_eq!(full.check("s7", &real, now), Ok(()), "known names still report");
+        assert_eq!(full.check("new", &real, now + NAME_HELD_FOR + Duration::from_secs(1)), Ok(()));
+        assert_eq!(full.len(), 1);
     }
 }

@@ -1,6 +1,8 @@
 //! A game server's side of the fleet lobby (`--lobby-url`, `--lobby-key`): every 2 s it posts
 //! its rooms to the lobby; a goodbye (no rooms, draining) when it stops. Failures are logged once
-//! and retried: the lobby is soft state and catches up with the next report.
+//! and retried: the lobby is soft state and catches up with the next report. Each report carries
+//! the fleet's key and this process's own random key, which binds its name in the lobby (a
+//! holder of the fleet key cannot report under it).
 
 use std::sync::Arc;
 
@@ -20,12 +22,14 @@ fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
         max_rooms,
         draining: rooms.drain.is_draining(),
         rooms: summaries,
+        goodbye: false,
     }
 }
 
 /// Posts one report; the error says what went wrong.
-async fn post(agent: &ureq::Agent, link: &LobbyLink, report: &Report) -> Result<(), String> {
+async fn post(agent: &ureq::Agent, link: &LobbyLink, server_key: &str, report: &Report) -> Result<(), String> {
     let agent = agent.clone();
+    let server_key = server_key.to_string();
     let url = format!("{}/api/fleet/report", link.url.trim_end_matches('/'));
     let authorization = format!("Bearer {}", link.key);
     let body = serde_json::to_string(report).expect("reports serialize");
@@ -33,10 +37,16 @@ async fn post(agent: &ureq::Agent, link: &LobbyLink, report: &Report) -> Result<
         let response = agent
             .post(&url)
             .header("Authorization", &authorization)
+            .header(super::lobby::SERVER_KEY_HEADER, &server_key)
             .header("Content-Type", "application/json")
             .send(body)
             .map_err(|e| format!("{url}: {e}"))?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("{url} answered {}", response.status())) }
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let why = response.into_body().read_to_string().unwrap_or_default();
+        Err(format!("{url} answered {status}: {}", why.chars().take(300).collect::<String>()))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -48,6 +58,9 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
         Ok(agent) => agent,
         Err(error) => return warn!(%error, "fleet lobby: no HTTP client"),
     };
+    // This process's own key: random, never logged; the lobby binds the name to it.
+    let server_key = shared::room::host_key_hex(&crate::room::random_host_key())
+        + &shared::room::host_key_hex(&crate::room::random_host_key());
     info!(lobby = %link.url, instance = %link.instance, "reporting rooms to the fleet lobby");
     let mut failing = false;
     let mut every = tokio::time::interval(REPORT_EVERY);
@@ -57,7 +70,7 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        match post(&agent, &link, &snapshot(&rooms, &link, max_rooms)).await {
+        match post(&agent, &link, &server_key, &snapshot(&rooms, &link, max_rooms)).await {
             Ok(()) if failing => {
                 info!("fleet lobby: reporting again");
                 failing = false;
@@ -70,6 +83,6 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
             Err(_) => {}
         }
     }
-    let goodbye = Report { rooms: Vec::new(), draining: true, ..snapshot(&rooms, &link, max_rooms) };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), post(&agent, &link, &goodbye)).await;
+    let goodbye = Report { rooms: Vec::new(), draining: true, goodbye: true, ..snapshot(&rooms, &link, max_rooms) };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), post(&agent, &link, &server_key, &goodbye)).await;
 }

@@ -124,6 +124,8 @@ struct Hello {
     host_key: Option<HostKey>,
     client_id: u64,
     auth: Option<shared::protocol::JoinAuth>,
+    /// Its single-use join token was used before: it may only resume that use's seat.
+    seat_only: bool,
 }
 
 /// The server's gate for one hello: bans, the per-address join rate, then the password or join
@@ -137,7 +139,8 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
     if !ctx.join_limits.try_join(key) {
         return Err(DisconnectReason::JoinRateLimited);
     }
-    let admission = match ctx.config.gate.admit(hello.auth.as_ref()) {
+    let fleet_name = ctx.config.lobby.as_ref().map(|link| link.instance.as_str());
+    let admission = match ctx.config.gate.admit(hello.auth.as_ref(), fleet_name) {
         Ok(admission) => admission,
         Err(reason) => {
             // A missing credential is a question, not a guess; a wrong one counts.
@@ -165,8 +168,19 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
             same => same,
         };
     }
+    if admission.spent_before {
+        // A reload or a reconnect of the player it seated, with their resume token; never a
+        // second player (the room refuses a resume that finds no seat of theirs).
+        if hello.resume.is_none() || !matches!(hello.room, RoomRequest::Join { .. }) {
+            ctx.join_limits.failed(key);
+            return Err(DisconnectReason::TokenInvalid {
+                why: "it was used already (a join token admits once): ask the lobby for a new one".to_string(),
+            });
+        }
+        hello.seat_only = true;
+    }
     if let Some(subject) = admission.subject {
-        info!(%peer, %subject, "join token accepted");
+        info!(%peer, %subject, again = admission.spent_before, "join token accepted");
     }
     Ok(hello)
 }
@@ -213,6 +227,7 @@ async fn join_room(
             host_key: destination.created_key.or(hello.host_key),
             client_id: hello.client_id,
             ip: Some(peer.ip()),
+            seat_only: hello.seat_only,
         };
         let answer = match room.inbox.send(join).await {
             Ok(()) => reply_rx.await.unwrap_or(Err(DisconnectReason::RoomClosed)),
@@ -254,7 +269,15 @@ where
             Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id, auth })
                 if protocol == PROTOCOL_VERSION =>
             {
-                Ok(Hello { name: protocol::sanitize_name(&name), resume, room, host_key, client_id, auth })
+                Ok(Hello {
+                    name: protocol::sanitize_name(&name),
+                    resume,
+                    room,
+                    host_key,
+                    client_id,
+                    auth,
+                    seat_only: false,
+                })
             }
             Ok(ClientMsg::Hello { protocol, .. }) => {
                 Err(DisconnectReason::ProtocolMismatch { server: PROTOCOL_VERSION, client: protocol })

@@ -180,7 +180,7 @@ impl Room {
                     self.banned_clients.insert(client.client_id);
                 }
                 if let Some(ip) = client.ip.filter(|ip| !ip.is_loopback()) {
-                    self.banned_ips.insert(ip);
+                    self.banned_ips.insert(crate::rate::address_key(ip));
                 }
                 self.banned_tokens.insert(client.resume_token);
                 client.kick.kick(DisconnectReason::Kicked);

@@ -33,6 +33,9 @@ pub enum SimInput {
         client_id: u64,
         /// The peer's address (`None` in tests and benchmarks without a socket).
         ip: Option<std::net::IpAddr>,
+        /// Only the seat `resume` holds (or held, before a reload) may be taken, no new one: the
+        /// hello's single-use join token was used before.
+        seat_only: bool,
     },
     /// A host command; the room checks that `conn` is the host.
     Host {

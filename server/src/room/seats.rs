@@ -53,7 +53,7 @@ impl Room {
             self.banned_clients.insert(seat.client_id);
         }
         if let Some(ip) = seat.ip.filter(|ip| !ip.is_loopback()) {
-            self.banned_ips.insert(ip);
+            self.banned_ips.insert(crate::rate::address_key(ip));
         }
         self.banned_tokens.insert(token);
         self.remove_seat(seat.player, seat.player_id, reason);
@@ -71,7 +71,7 @@ impl Room {
     pub(super) fn is_banned(&self, client_id: u64, resume: Option<u64>, ip: Option<std::net::IpAddr>) -> bool {
         (client_id != 0 && self.banned_clients.contains(&client_id))
             || resume.is_some_and(|token| self.banned_tokens.contains(&token))
-            || ip.is_some_and(|ip| !ip.is_loopback() && self.banned_ips.contains(&ip))
+            || ip.is_some_and(|ip| !ip.is_loopback() && self.banned_ips.contains(&crate::rate::address_key(ip)))
     }
 
     /// A fresh resume token: a random nonce and its tag (HMAC under this room's key), so the
@@ -161,6 +161,16 @@ impl Room {
             }
         }
         self.publish();
+    }
+
+    /// Whether `resume` names a seat of this room: held, in play, or left within the grace (a
+    /// reload): what a reused single-use join token may take back.
+    pub(super) fn has_seat_for(&self, resume: Option<u64>) -> bool {
+        resume.is_some_and(|token| {
+            self.held.contains_key(&token)
+                || self.clients.values().any(|client| client.resume_token == token)
+                || self.departed.get(&token).is_some_and(|d| d.left_at.elapsed() < self.config.resume_grace)
+        })
     }
 
     pub(super) fn remove_seat(
@@ -459,6 +469,7 @@ mod tests {
             host_key: key,
             client_id,
             ip: Some(ip.parse().unwrap()),
+            seat_only: false,
         });
         match reply_rx.try_recv().expect("answered at once") {
             Ok(bytes) => match protocol::decode_server(&bytes).unwrap() {
@@ -518,6 +529,7 @@ mod tests {
             host_key: None,
             client_id: 1,
             ip: Some("127.0.0.1".parse().unwrap()),
+            seat_only: true,
         });
         let Ok(bytes) = reply_rx.try_recv().unwrap() else { panic!("resume refused") };
         let ServerMsg::Welcome(welcome) = protocol::decode_server(&bytes).unwrap() else { panic!("a welcome") };
@@ -530,6 +542,26 @@ mod tests {
         room.step();
         assert_eq!(room.host, Some(ConnId(2)));
         assert!(room.held.is_empty() && room.held_host.is_none());
+        // A reused single-use join token with that (genuine) resume token finds no seat now: it
+        // seats nobody new.
+        let (outbox, _rx) = mpsc::channel(64);
+        let (reply, mut reply_rx) = oneshot::channel();
+        room.handle(SimInput::Join {
+            conn: ConnId(4),
+            name: "again".into(),
+            resume: Some(host.resume_token),
+            outbox,
+            kick: Kick::new(),
+            reply,
+            spectator: false,
+            host_key: None,
+            client_id: 1,
+            ip: Some("127.0.0.1".parse().unwrap()),
+            seat_only: true,
+        });
+        let refused = reply_rx.try_recv().unwrap();
+        assert!(matches!(refused, Err(DisconnectReason::TokenInvalid { .. })), "{refused:?}");
+        assert_eq!(room.clients.len(), 1, "nobody was seated");
     }
 
     #[test]
@@ -552,5 +584,12 @@ mod tests {
         // Loopback is everyone on the server's machine: only the browser id is banned there.
         assert_eq!(join(&mut room, 6, None, 3, "127.0.0.1").err(), Some(DisconnectReason::Kicked));
         assert!(join(&mut room, 7, None, 77, "127.0.0.1").is_ok());
+        // An IPv6 player is banned by its /64 (SECURITY.md: addresses count as a /64): the next
+        // address of the same network is still them; another network is not.
+        let v6 = join(&mut room, 8, None, 8, "2001:db8:5:5::1").unwrap();
+        room.handle(SimInput::Host { conn: ConnId(1), cmd: HostCmd::Kick { player: v6.player_id } });
+        room.handle(SimInput::Leave { conn: ConnId(8), reason: DisconnectReason::Kicked });
+        assert_eq!(join(&mut room, 9, None, 99, "2001:db8:5:5::2").err(), Some(DisconnectReason::Kicked));
+        assert!(join(&mut room, 10, None, 100, "2001:db8:5:6::1").is_ok());
     }
 }

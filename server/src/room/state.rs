@@ -166,6 +166,7 @@ pub struct Room {
     /// room's life.
     pub(super) banned_clients: HashSet<u64>,
     pub(super) banned_tokens: HashSet<u64>,
+    /// Kicked addresses, as limits count them (an IPv6 /64, [`crate::rate::address_key`]).
     pub(super) banned_ips: HashSet<std::net::IpAddr>,
     /// Matches played (restarts and map changes start a new one).
     pub(super) match_number: u32,
@@ -259,11 +260,27 @@ impl Room {
     /// Applies one message from a connection.
     pub fn handle(&mut self, input: SimInput) {
         match input {
-            SimInput::Join { conn, name, resume, outbox, kick, reply, spectator, host_key, client_id, ip } => {
+            SimInput::Join {
+                conn,
+                name,
+                resume,
+                outbox,
+                kick,
+                reply,
+                spectator,
+                host_key,
+                client_id,
+                ip,
+                seat_only,
+            } => {
                 let result = if self.is_banned(client_id, resume, ip) {
                     Err(DisconnectReason::Kicked)
                 } else if spectator {
                     self.join_spectator(conn, outbox, kick, ip)
+                } else if seat_only && !self.has_seat_for(resume) {
+                    Err(DisconnectReason::TokenInvalid {
+                        why: "it was used already and this player has no seat here to resume".to_string(),
+                    })
                 } else {
                     self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip))
                 };
