@@ -15,6 +15,7 @@ pub struct HostPanel {
     pub root: HtmlElement,
     pub map: HtmlSelectElement,
     pub bots: HtmlInputElement,
+    pub rounds: HtmlSelectElement,
     lock: Element,
     public: Element,
     players: Element,
@@ -24,6 +25,7 @@ pub struct HostPanel {
     shown_bots: Option<u16>,
     shown_players: Option<String>,
     shown_toggles: Option<(bool, bool)>,
+    shown_rounds: Option<u32>,
 }
 
 impl HostPanel {
@@ -32,6 +34,7 @@ impl HostPanel {
             root: by_id(document, "host-controls")?,
             map: by_id(document, "host-map")?,
             bots: by_id(document, "host-bots")?,
+            rounds: by_id(document, "host-rounds")?,
             lock: by_id(document, "host-lock")?,
             public: by_id(document, "host-public")?,
             players: by_id(document, "host-players")?,
@@ -40,6 +43,7 @@ impl HostPanel {
             shown_bots: None,
             shown_players: None,
             shown_toggles: None,
+            shown_rounds: None,
         })
     }
 
@@ -54,6 +58,10 @@ impl HostPanel {
         self.update_toggles(room);
         self.update_maps(room, maps);
         self.update_bots(room.bots);
+        if self.shown_rounds != Some(room.rounds.seconds) {
+            self.shown_rounds = Some(room.rounds.seconds);
+            self.rounds.set_value(&room.rounds.seconds.to_string());
+        }
         self.update_players(players);
     }
 

@@ -39,6 +39,11 @@ pub struct Hud {
     pub invite_qr: HtmlElement,
     pub help: Element,
     pub copy_invite: HtmlElement,
+    pub round_clock: HtmlElement,
+    pub round_over: HtmlElement,
+    pub round_title: Element,
+    pub round_results: Element,
+    pub round_next: Element,
     /// What each element shows now (to skip unchanged updates).
     cache: std::collections::HashMap<&'static str, String>,
 }
@@ -83,6 +88,11 @@ impl Hud {
             invite_qr: by_id(document, "invite-qr")?,
             help: by_id(document, "help")?,
             copy_invite: by_id(document, "copy-invite")?,
+            round_clock: by_id(document, "round-clock")?,
+            round_over: by_id(document, "round-over")?,
+            round_title: by_id(document, "round-title")?,
+            round_results: by_id(document, "round-results")?,
+            round_next: by_id(document, "round-next")?,
             document: document.clone(),
             cache: Default::default(),
         })

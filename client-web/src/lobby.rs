@@ -5,7 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 use shared::protocol::{ClientMsg, DisconnectReason, JoinAuth, PROTOCOL_VERSION};
-use shared::room::{HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, sanitize_room_name};
+use shared::protocol::{RoundEnd, RoundOver};
+use shared::room::{
+    HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, RoundRules, sanitize_room_name,
+};
+use shared::snapshot::NetId;
 
 /// What `GET /api/lan` says: this server's addresses for other devices and the Arena servers it
 /// heard on the network.
@@ -290,7 +294,13 @@ pub fn typed_code(text: &str) -> Result<RoomCode, String> {
 
 /// The create-room form as [`RoomSettings`]; a blank or unreadable field is left to the server's
 /// default rather than refused.
-pub fn settings_from_form(name: &str, public: bool, map: &str, bots: &str, max_players: &str) -> RoomSettings {
+pub fn settings_from_form(
+    name: &str,
+    public: bool,
+    map: &str,
+    bots: &str,
+    (max_players, rounds): (&str, &str),
+) -> RoomSettings {
     let name = sanitize_room_name(name, "");
     let number = |text: &str| text.trim().parse::<u16>().ok();
     RoomSettings {
@@ -299,10 +309,62 @@ pub fn settings_from_form(name: &str, public: bool, map: &str, bots: &str, max_p
         map: (!map.trim().is_empty()).then(|| map.trim().to_string()),
         bots: number(bots).map(|bots| bots.min(MAX_ROOM_BOTS)),
         max_players: number(max_players).filter(|&max| max > 0),
+        rounds: round_rules_from(rounds),
     }
 }
 
 /// A bots count typed by the host, or `None` when it is not a number.
+/// A round-length menu's value (seconds; 0 endless) as rules; blank or unreadable: `None` (the
+/// server's default).
+pub fn round_rules_from(text: &str) -> Option<RoundRules> {
+    let seconds = text.trim().parse::<u32>().ok()?;
+    let rules = RoundRules { seconds, score_limit: None };
+    rules.check().is_ok().then_some(rules)
+}
+
+/// The HUD's round clock: "3:07 left", or nothing without a time limit or between rounds.
+pub fn round_clock_text(ends_at: Option<u32>, server_tick: f64, tick_rate: u16) -> Option<String> {
+    let ends_at = ends_at?;
+    let seconds = ((f64::from(ends_at) - server_tick) / f64::from(tick_rate.max(1))).max(0.0).ceil() as u64;
+    Some(format!("{}:{:02} left", seconds / 60, seconds % 60))
+}
+
+/// The end screen: its title, and a line per player (place, name, score, K/D, orbs, accuracy),
+/// whether it is this client's.
+pub fn round_over_lines(over: &RoundOver, me: NetId) -> (String, Vec<(String, bool)>) {
+    let why = match over.why {
+        RoundEnd::TimeUp => "time is up".to_string(),
+        RoundEnd::ScoreLimit { by } => {
+            let name = over.placements.iter().find(|p| p.id == by).map_or("a player", |p| p.name.as_str());
+            format!("{name} reached the score limit")
+        }
+    };
+    let title = format!("Round {} over: {why}", over.round);
+    let lines = over
+        .placements
+        .iter()
+        .map(|p| {
+            let tags = match (p.bot, p.left) {
+                (_, true) => " (left)",
+                (true, false) => " (bot)",
+                _ => "",
+            };
+            let text = format!(
+                "{}. {}{tags} — {} pts · {}/{} K/D · {} orbs · {:.0}% hits",
+                p.place,
+                p.name,
+                p.score,
+                p.kills,
+                p.deaths,
+                p.orbs,
+                p.accuracy() * 100.0
+            );
+            (text, !p.bot && p.id == me)
+        })
+        .collect();
+    (title, lines)
+}
+
 pub fn typed_bots(text: &str) -> Option<u16> {
     let bots = text.trim().parse::<i64>().ok()?;
     Some(bots.clamp(0, i64::from(MAX_ROOM_BOTS)) as u16)
@@ -522,7 +584,7 @@ mod tests {
 
     #[test]
     fn the_create_form_leaves_blanks_to_the_server() {
-        let settings = settings_from_form("  Fun\u{202e} room ", false, "arena", " 40 ", "12");
+        let settings = settings_from_form("  Fun\u{202e} room ", false, "arena", " 40 ", ("12", "120"));
         assert_eq!(
             settings,
             RoomSettings {
@@ -531,11 +593,50 @@ mod tests {
                 map: Some("arena".into()),
                 bots: Some(MAX_ROOM_BOTS),
                 max_players: Some(12),
+                rounds: Some(RoundRules { seconds: 120, score_limit: None }),
             }
         );
-        let blank = settings_from_form(" ", true, "", "", "0");
+        let blank = settings_from_form(" ", true, "", "", ("0", ""));
         assert_eq!(blank, RoomSettings { public: Some(true), ..RoomSettings::default() });
-        assert_eq!(settings_from_form("", true, "", "-3", "x").bots, None);
+        let odd = settings_from_form("", true, "", "-3", ("x", "2"));
+        assert_eq!((odd.bots, odd.rounds), (None, None), "a 2-second round is out of range: the default");
+        assert_eq!(round_rules_from("0"), Some(RoundRules::ENDLESS));
+    }
+
+    #[test]
+    fn the_round_clock_and_the_end_screen_read_right() {
+        assert_eq!(round_clock_text(Some(600), 0.0, 60).as_deref(), Some("0:10 left"));
+        assert_eq!(round_clock_text(Some(18_000), 59.5, 60).as_deref(), Some("5:00 left"));
+        assert_eq!(round_clock_text(Some(60), 600.0, 60).as_deref(), Some("0:00 left"), "never negative");
+        assert_eq!(round_clock_text(None, 0.0, 60), None);
+        let line = |place, id, name: &str, bot, left| shared::protocol::Placement {
+            place,
+            id: NetId(id),
+            name: name.into(),
+            bot,
+            left,
+            score: 12,
+            kills: 3,
+            deaths: 1,
+            orbs: 2,
+            shots: 8,
+            hits: 2,
+        };
+        let over = RoundOver {
+            round: 3,
+            round_id: "0".repeat(32),
+            why: RoundEnd::ScoreLimit { by: NetId(5) },
+            placements: vec![
+                line(1, 5, "<b>ann</b>", false, false),
+                line(2, 6, "bot", true, false),
+                line(3, 7, "cy", false, true),
+            ],
+            next_round_in_ms: 10_000,
+        };
+        let (title, lines) = round_over_lines(&over, NetId(7));
+        assert_eq!(title, "Round 3 over: <b>ann</b> reached the score limit");
+        assert_eq!(lines[0], ("1. <b>ann</b> — 12 pts · 3/1 K/D · 2 orbs · 25% hits".to_string(), false));
+        assert!(lines[1].0.contains("(bot)") && lines[2].0.contains("(left)") && lines[2].1, "{lines:?}");
     }
 
     #[test]

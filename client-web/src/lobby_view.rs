@@ -26,6 +26,7 @@ pub struct LobbyView {
     pub create_map: HtmlSelectElement,
     pub create_bots: HtmlInputElement,
     pub create_max: HtmlInputElement,
+    pub create_rounds: web_sys::HtmlSelectElement,
     /// The LAN invite box and the other servers on the network.
     lan_box: HtmlElement,
     lan_url: Element,
@@ -56,6 +57,7 @@ impl LobbyView {
             create_map: by_id(document, "create-map")?,
             create_bots: by_id(document, "create-bots")?,
             create_max: by_id(document, "create-max")?,
+            create_rounds: by_id(document, "create-rounds")?,
             lan_box: by_id(document, "lan-box")?,
             lan_url: by_id(document, "lan-url")?,
             lan_mdns: by_id(document, "lan-mdns")?,

@@ -67,6 +67,9 @@ pub struct Session {
     pub own: Option<OwnState>,
     pub input_ack: u32,
     pub leaderboard: Leaderboard,
+    /// The round's results once it is over (and when they arrived, page ms), until the next
+    /// round's welcome starts a new session.
+    pub round_over: Option<(shared::protocol::RoundOver, f64)>,
     pub kill_feed: VecDeque<FeedLine>,
     pub notices: VecDeque<FeedLine>,
     pub chat: VecDeque<FeedLine>,
@@ -105,6 +108,7 @@ impl Session {
             own: None,
             input_ack: 0,
             leaderboard: Leaderboard::default(),
+            round_over: None,
             kill_feed: VecDeque::new(),
             notices: VecDeque::new(),
             chat: VecDeque::new(),
@@ -432,6 +436,9 @@ mod tests {
                 host_key: None,
                 maps: Vec::new(),
                 permanent: true,
+                rounds: shared::room::RoundRules::default(),
+                round: 1,
+                round_ends_at: Some(Tick(18_000)),
             },
             spectator: false,
             snapshot_budget_bytes: Some(1400),

@@ -896,3 +896,61 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
     drop(proxy);
     server.stop().await;
 }
+
+/// Two players finish a 5-second round: both see the same end screen (places, stats), the round
+/// clock before it, and the next round begin after the intermission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_ends_with_the_same_results_for_both_players_and_the_next_begins() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let config = server::ServerConfig {
+        map: small_map(),
+        rounds: shared::room::RoundRules { seconds: 5, score_limit: None },
+        intermission: Duration::from_secs(4),
+        ..server::ServerConfig::default()
+    };
+    let server = browser_support::start_server_with(config, None).await;
+    let mut ana = Player::launch("ana").await;
+    let mut bo = Player::launch("bo").await;
+    ana.open_and_join(&server.url, "<i>ana</i>").await;
+    bo.open_and_join(&server.url, "bo").await;
+    for player in [&ana, &bo] {
+        player.wait_for("connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    }
+    ana.wait_for_text("the round clock counting down", "round-clock", |t| t.ends_with(" left") && t.starts_with("0:0"))
+        .await;
+    let shown = "!document.getElementById('round-over').classList.contains('hidden')";
+    let mut results = Vec::new();
+    for player in [&ana, &bo] {
+        player.wait_for_eval("the end screen", shown, |v| v == true).await;
+        let title = player.wait_for_text("the end screen's title", "round-title", |t| !t.is_empty()).await;
+        player.check(title.starts_with("Round 1 over: time is up"), format!("title: {title}")).await;
+        let lines = player.eval("[...document.querySelectorAll('#round-results li')].map(li => li.textContent)").await;
+        let mine = player.eval("document.querySelector('#round-results li.me')?.textContent ?? null").await;
+        results.push((lines, mine));
+    }
+    let (ana_lines, ana_mine) = &results[0];
+    let (bo_lines, bo_mine) = &results[1];
+    ana.check(ana_lines == bo_lines, format!("the same results: {ana_lines} against {bo_lines}")).await;
+    let lines: Vec<&str> = ana_lines.as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+    ana.check(
+        lines.len() == 2 && lines.iter().any(|l| l.contains("<i>ana</i>")) && lines.iter().any(|l| l.contains(" bo ")),
+        format!("both players listed, names as text: {lines:?}"),
+    )
+    .await;
+    ana.check(
+        ana_mine.as_str().is_some_and(|l| l.contains("<i>ana</i>"))
+            && bo_mine.as_str().is_some_and(|l| l.contains(" bo ")),
+        format!("each sees their own line marked: {ana_mine} / {bo_mine}"),
+    )
+    .await;
+    // No markup from a name reached the page.
+    let injected = ana.eval("document.querySelectorAll('#round-results i').length").await;
+    ana.check(injected == 0, format!("a name became markup: {injected}")).await;
+    // The next round: the end screen goes, the clock comes back.
+    for player in [&ana, &bo] {
+        player.wait_for_eval("the next round", shown, |v| v == false).await;
+        player.wait_for("round 2", |d| d["room"]["round"] == 2).await;
+    }
+    drop((ana, bo));
+    server.stop().await;
+}

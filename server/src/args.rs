@@ -177,6 +177,17 @@ pub struct ServeArgs {
     /// saw them, at most this far back (about RTT plus the interpolation delay); 0 turns it off.
     #[arg(long, default_value_t = server::sim::world::DEFAULT_LAG_COMP_MS)]
     pub lag_comp_ms: u32,
+    /// How long a round lasts, in seconds; its end shows the results, then an intermission, then
+    /// a fresh round. 0: endless play [default: 300; endless with --scenario s1]. Rooms may
+    /// choose their own (`rounds` in the create settings, or the host's menu).
+    #[arg(long)]
+    pub round_seconds: Option<u32>,
+    /// A round also ends as soon as a player reaches this score (0: no score limit).
+    #[arg(long, default_value_t = 0)]
+    pub score_limit: u16,
+    /// Seconds between a round's end and the next round (1–120).
+    #[arg(long, default_value_t = 10)]
+    pub intermission_seconds: u64,
     /// Most bytes of one snapshot for one client; the most important changes go first (near,
     /// fast, changed, own shots), the rest in later snapshots. 0: no budget
     /// [default: 1400; none with --scenario s1].
@@ -247,6 +258,10 @@ pub struct ServeArgs {
     /// Join tokens must carry this `aud`.
     #[arg(long)]
     pub join_token_audience: Option<String>,
+    /// A join token with a `jti` admits once (used again, it only takes back the seat of the
+    /// player it seated); always so for a server in a fleet (`--lobby-url`).
+    #[arg(long)]
+    pub join_token_single_use: bool,
     /// A reverse proxy in front of the server (repeatable; an address or a network such as an
     /// ingress's pod range, 10.0.0.0/8): for its requests the client's address is taken from
     /// X-Forwarded-For, so per-address limits, bans and logs apply to the player, not to the proxy.

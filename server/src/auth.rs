@@ -228,8 +228,8 @@ impl Audience {
     }
 }
 
-/// Most single-use tokens remembered at once (each until it expires).
-pub const MAX_SPENT_TOKENS: usize = 65_536;
+/// Most single-use tokens remembered at once (each until it expires; 24 bytes each).
+pub const MAX_SPENT_TOKENS: usize = 262_144;
 
 /// The `jti`s of tokens already used, each kept until its token expires (a token cannot be
 /// used once it has, so nothing older needs remembering). Bounded: when full of unexpired
@@ -237,7 +237,14 @@ pub const MAX_SPENT_TOKENS: usize = 65_536;
 /// forgotten, which would let it be used again.
 #[derive(Debug, Default)]
 pub struct Spent {
-    tokens: Mutex<HashMap<String, u64>>,
+    /// The first 128 bits of each jti's SHA-256 (a jti may be long), and its token's `exp`.
+    tokens: Mutex<HashMap<[u8; 16], u64>>,
+}
+
+fn jti_key(jti: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(jti.as_bytes());
+    digest[..16].try_into().expect("16 of 32 bytes")
 }
 
 /// What [`Spent::spend`] found.
@@ -251,8 +258,9 @@ pub enum Spend {
 impl Spent {
     /// Marks `jti` (valid until `exp`, Unix seconds) used at `now`.
     pub fn spend(&self, jti: &str, exp: u64, now: u64) -> Spend {
+        let key = jti_key(jti);
         let mut tokens = self.tokens.lock().expect("spent lock");
-        if tokens.contains_key(jti) {
+        if tokens.contains_key(&key) {
             return Spend::Again;
         }
         if tokens.len() >= MAX_SPENT_TOKENS {
@@ -262,8 +270,13 @@ impl Spent {
                 return Spend::Full;
             }
         }
-        tokens.insert(jti.to_string(), exp);
+        tokens.insert(key, exp);
         Spend::First
+    }
+
+    /// Forgets `jti`'s use: its first use seated nobody (the join failed), so it may try again.
+    pub fn unspend(&self, jti: &str) {
+        self.tokens.lock().expect("spent lock").remove(&jti_key(jti));
     }
 
     pub fn len(&self) -> usize {
@@ -284,6 +297,9 @@ fn unix_now() -> u64 {
 pub struct Gate {
     pub password: Option<String>,
     pub tokens: Option<JoinTokenKeys>,
+    /// Tokens with a `jti` admit once even off a fleet (`--join-token-single-use`; in a fleet
+    /// they always do).
+    pub single_use: bool,
     /// Single-use tokens already used.
     pub spent: Spent,
 }
@@ -310,6 +326,9 @@ pub struct Admission {
     /// The token is single-use and was used before: it may only resume the seat its first use
     /// took (a reload, a reconnect), never seat anyone new.
     pub spent_before: bool,
+    /// The single-use token's id on its first use: given back ([`Spent::unspend`]) if the join
+    /// then fails.
+    pub first_use: Option<String>,
 }
 
 impl Gate {
@@ -328,13 +347,14 @@ impl Gate {
         match auth {
             Some(JoinAuth::Token(token)) if self.tokens.is_some() => {
                 let claims = self.tokens.as_ref().expect("checked").verify(token, server)?;
-                let spent_before = match &claims.jti {
-                    Some(jti) => match self.spent.spend(jti, claims.exp, unix_now()) {
-                        Spend::First => false,
-                        Spend::Again => true,
+                let single_use = self.single_use || server.is_some();
+                let (spent_before, first_use) = match &claims.jti {
+                    Some(jti) if single_use => match self.spent.spend(jti, claims.exp, unix_now()) {
+                        Spend::First => (false, Some(jti.clone())),
+                        Spend::Again => (true, None),
                         Spend::Full => return Err(DisconnectReason::JoinRateLimited),
                     },
-                    None => false,
+                    _ => (false, None),
                 };
                 let room = match &claims.room {
                     Some(code) => Some(RoomCode::parse(code).ok_or_else(|| DisconnectReason::TokenInvalid {
@@ -342,7 +362,7 @@ impl Gate {
                     })?),
                     None => None,
                 };
-                Ok(Admission { name: claims.name, room, subject: Some(claims.sub), spent_before })
+                Ok(Admission { name: claims.name, room, subject: Some(claims.sub), spent_before, first_use })
             }
             Some(JoinAuth::Password(given)) if self.password.is_some() => {
                 let expected = self.password.as_deref().expect("checked");
@@ -602,10 +622,17 @@ mod tests {
                 other => panic!("{claims}: {other:?}"),
             }
         }
-        // Off a fleet, a jti still makes a token single-use.
+        // Off a fleet, a jti makes a token single-use only when asked (identity providers put a
+        // jti in every token, often valid for hours).
         let own = token(serde_json::json!({ "sub": "u", "aud": "arena", "jti": "j4", "exp": exp }));
         assert!(!gate.admit(own.as_ref(), None).unwrap().spent_before);
-        assert!(gate.admit(own.as_ref(), None).unwrap().spent_before);
+        assert!(!gate.admit(own.as_ref(), None).unwrap().spent_before);
+        let strict = Gate { single_use: true, ..gate };
+        assert!(!strict.admit(own.as_ref(), None).unwrap().spent_before);
+        assert!(strict.admit(own.as_ref(), None).unwrap().spent_before);
+        // A first use whose join failed is given back.
+        strict.spent.unspend("j4");
+        assert!(!strict.admit(own.as_ref(), None).unwrap().spent_before);
     }
 
     /// Spent tokens are remembered until they expire, never forgotten early: when the ledger is

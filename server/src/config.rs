@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// How long the seat of a player whose connection dropped is held for a resume (zero: the
     /// player leaves at once).
     pub resume_grace: Duration,
+    /// How rounds end in rooms that do not choose (Main included).
+    pub rounds: shared::room::RoundRules,
+    /// Between a round's end and the next round.
+    pub intermission: Duration,
     /// The game the room plays.
     pub rules: Rules,
     /// Where to record the match; `None` records nothing.
@@ -199,6 +203,8 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(30),
             interest: true,
             resume_grace: Duration::from_secs(20),
+            rounds: shared::room::RoundRules::default(),
+            intermission: Duration::from_secs(10),
             rules: Rules::Arena,
             replay_dir: None,
             replay_retention: crate::replay::retention::Retention::default(),
@@ -248,6 +254,8 @@ impl ServerConfig {
         ServerConfig {
             map: Arc::new(MapDef::open("s1", 4000.0, 500)),
             rules: Rules::S1,
+            // The scenario measures steady play: no round ever ends.
+            rounds: shared::room::RoundRules::ENDLESS,
             interest: false,
             // The scenario sends everyone everything: no budget.
             snapshot_budget_bytes: None,
@@ -259,6 +267,7 @@ impl ServerConfig {
 
     /// Checks ranges; returns a message a host can act on.
     pub fn validate(&self) -> Result<(), String> {
+        self.rounds.check().map_err(|why| format!("--round-seconds / --score-limit: {why}"))?;
         if !(1..=240).contains(&self.tick_hz) {
             return Err(format!("--tick-hz must be 1..=240, got {}", self.tick_hz));
         }

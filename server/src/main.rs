@@ -271,6 +271,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         gate: Arc::new(server::auth::Gate {
             password: args.password.clone().filter(|p| !p.is_empty()),
             tokens: join_token_keys(args)?,
+            single_use: args.join_token_single_use,
             spent: Default::default(),
         }),
         joins_per_minute_per_ip: args.joins_per_minute_per_ip,
@@ -290,6 +291,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         agones: args.agones,
         idle_timeout: Duration::from_secs(args.idle_timeout_seconds.clamp(5, 3600)),
         resume_grace: Duration::from_secs(args.resume_grace_seconds.min(600)),
+        rounds: shared::room::RoundRules {
+            seconds: args.round_seconds.unwrap_or(base.rounds.seconds),
+            score_limit: (args.score_limit > 0).then_some(args.score_limit),
+        },
+        intermission: Duration::from_secs(args.intermission_seconds.clamp(1, 120)),
         bots: args.bots,
         seed: args.seed,
         replay_dir: (!args.no_replay).then(|| args.replay_dir.clone()),

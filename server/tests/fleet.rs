@@ -331,7 +331,7 @@ async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
     };
     let other = if on == "gs-1" { "gs-2" } else { "gs-1" };
 
-    // The other server refuses it (and that does not use it up).
+    // The other server refuses it.
     let refused = TestClient::join_with(
         &url_of(other),
         hello_auth("bo", RoomRequest::QuickPlay, Some(JoinAuth::Token(token.clone()))),
@@ -368,10 +368,22 @@ async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
         .await
         .err()
         .expect("a used token with a forged resume token seated a player");
-    assert!(
-        matches!(forged.reason, Some(DisconnectReason::ResumeRefused { .. } | DisconnectReason::TokenInvalid { .. })),
-        "{forged:?}"
-    );
+    assert!(matches!(forged.reason, Some(DisconnectReason::ResumeRefused { .. })), "{forged:?}");
+    // Nor as a spectator, nor to create a room.
+    for (what, request) in
+        [("watch", RoomRequest::Watch { code: code.clone() }), ("create", RoomRequest::Create(RoomSettings::default()))]
+    {
+        let refused =
+            TestClient::join_with(&url_of(&on), hello_auth("mal", request, Some(JoinAuth::Token(token.clone()))))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("a used token could {what}"));
+        assert!(
+            matches!(&refused.reason, Some(DisconnectReason::TokenInvalid { why })
+                if why.contains("used already") || (what == "create" && why.contains("admits to room"))),
+            "{what}: {refused:?}"
+        );
+    }
     // bo's connection drops; the reload (same token, bo's resume token) takes bo's seat back.
     drop(bo);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -388,6 +400,30 @@ async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
         }
     };
     assert_eq!(back.id(), bo_id, "the reload resumes bo, not a new player");
+    // A reload that no longer has the token (or whose token expired) comes back with the resume
+    // token alone: that takes bo's seat, never a new one.
+    let back_resume = back.welcome.resume_token;
+    drop(back);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let hello = common::hello_to("bo", RoomRequest::Join { code: code.clone() }, None, 0, Some(back_resume));
+        match TestClient::join_with(&url_of(&on), hello).await {
+            Ok(again) => break again,
+            Err(ending) => {
+                let Some(DisconnectReason::SeatInUse { after_ms }) = ending.reason else {
+                    panic!("the token-less reload was refused: {ending:?}")
+                };
+                assert!(Instant::now() < deadline, "the seat stayed in use: {ending:?}");
+                tokio::time::sleep(Duration::from_millis(u64::from(after_ms))).await;
+            }
+        }
+    };
+    // Its seat (the same entity after a drop, or its score after a goodbye): the same token.
+    assert_eq!(again.welcome.resume_token, back_resume, "bo's seat came back, not a new player's");
+    let no_seat = common::hello_to("mal", RoomRequest::Join { code: code.clone() }, None, 0, None);
+    let refused = TestClient::join_with(&url_of(&on), no_seat).await.err().expect("no token, no resume: refused");
+    assert_eq!(refused.reason, Some(DisconnectReason::TokenRequired));
+    let back = again;
 
     // Reports under gs-1's name: the fleet key alone is not enough, another server key is refused,
     // and gs-1's URL stays where it was.

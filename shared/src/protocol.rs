@@ -17,7 +17,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably, and so does a hello
@@ -224,6 +224,61 @@ pub enum ServerMsg {
     /// The room changed (host, lock, visibility, bots, map): its new description, as this
     /// client may see it. A new match (restart, map change) arrives as a new [`Welcome`].
     Room(Box<RoomInfo>),
+    /// The round is over: play is frozen, these are its results, and the next round (a new
+    /// [`Welcome`]) starts after the intermission. Sent to players and spectators alike, and to
+    /// whoever joins during the intermission.
+    RoundOver(Box<RoundOver>),
+}
+
+/// Why a round ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoundEnd {
+    /// Its time limit.
+    TimeUp,
+    /// A player reached the score limit.
+    ScoreLimit { by: NetId },
+}
+
+/// A finished round's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundOver {
+    /// The round's number in the room (1 is the first).
+    pub round: u32,
+    /// Unique across servers and restarts (128 random bits, hex): `/api/rounds/ID`.
+    pub round_id: String,
+    pub why: RoundEnd,
+    /// Best first. Players who left the running round come last, in the order they left
+    /// (the last to leave ahead).
+    pub placements: Vec<Placement>,
+    /// Until the next round starts.
+    pub next_round_in_ms: u32,
+}
+
+/// One player's line in a round's results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// 1-based; players with the same score, kills and deaths share a place.
+    pub place: u16,
+    pub id: NetId,
+    pub name: String,
+    pub bot: bool,
+    /// Left before the round ended (counted as its last place).
+    pub left: bool,
+    pub score: u16,
+    pub kills: u16,
+    pub deaths: u16,
+    /// Orbs picked up.
+    pub orbs: u16,
+    /// Shots fired and shots that hit a player.
+    pub shots: u32,
+    pub hits: u32,
+}
+
+impl Placement {
+    /// Hits per shot, 0 without shots.
+    pub fn accuracy(&self) -> f32 {
+        if self.shots == 0 { 0.0 } else { self.hits as f32 / self.shots as f32 }
+    }
 }
 
 /// Everything a client needs to start playing.
@@ -461,6 +516,7 @@ mod tests {
                     map: Some("duel".into()),
                     bots: Some(3),
                     max_players: Some(8),
+                    rounds: Some(crate::room::RoundRules { seconds: 60, score_limit: Some(30) }),
                 }),
                 host_key: None,
                 client_id: 1,

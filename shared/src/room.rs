@@ -77,6 +77,51 @@ impl<'de> Deserialize<'de> for RoomCode {
     }
 }
 
+/// A round's default length.
+pub const DEFAULT_ROUND_SECONDS: u32 = 300;
+/// Shortest and longest round (0 is endless).
+pub const MIN_ROUND_SECONDS: u32 = 5;
+pub const MAX_ROUND_SECONDS: u32 = 3600;
+
+/// How a room's rounds end: after `seconds` (0: endless, the round never ends by time), or as
+/// soon as a player reaches `score_limit`. A round's end shows the results, then a short
+/// intermission, then a fresh round with the same players.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoundRules {
+    pub seconds: u32,
+    pub score_limit: Option<u16>,
+}
+
+impl Default for RoundRules {
+    fn default() -> Self {
+        RoundRules { seconds: DEFAULT_ROUND_SECONDS, score_limit: None }
+    }
+}
+
+impl RoundRules {
+    /// A room whose play never ends (the old behaviour).
+    pub const ENDLESS: RoundRules = RoundRules { seconds: 0, score_limit: None };
+
+    pub fn is_endless(&self) -> bool {
+        self.seconds == 0 && self.score_limit.is_none()
+    }
+
+    /// The rules' bounds, as a message for the one who set them.
+    pub fn check(&self) -> Result<(), String> {
+        if self.seconds != 0 && !(MIN_ROUND_SECONDS..=MAX_ROUND_SECONDS).contains(&self.seconds) {
+            return Err(format!(
+                "rounds.seconds: 0 (endless) or {MIN_ROUND_SECONDS}..={MAX_ROUND_SECONDS}, got {}",
+                self.seconds
+            ));
+        }
+        if self.score_limit == Some(0) {
+            return Err("rounds.score_limit: at least 1 (or none)".to_string());
+        }
+        Ok(())
+    }
+}
+
 /// What a new room should be like; every field is optional (the server fills in defaults).
 /// The same object is the body of `POST /api/rooms`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +137,8 @@ pub struct RoomSettings {
     pub bots: Option<u16>,
     /// Human players at once; capped by the server's per-room limit.
     pub max_players: Option<u16>,
+    /// How rounds end (the server's default: 5-minute rounds).
+    pub rounds: Option<RoundRules>,
 }
 
 /// Which room a connection wants, in its hello.
@@ -125,6 +172,8 @@ pub enum HostCmd {
     SetPublic { public: bool },
     /// Makes another human player the host.
     Handover { player: NetId },
+    /// How rounds end, from now on (the running round's clock counts from its start).
+    SetRounds { rules: RoundRules },
 }
 
 /// The room a client is in, as that client may see it. Sent in the welcome and again
@@ -148,6 +197,12 @@ pub struct RoomInfo {
     pub maps: Vec<String>,
     /// The room "Main" of a server: never closes.
     pub permanent: bool,
+    /// How rounds end.
+    pub rounds: RoundRules,
+    /// The round being played (1 is the room's first).
+    pub round: u32,
+    /// The tick the running round ends at by time (`None`: no time limit, or between rounds).
+    pub round_ends_at: Option<crate::tick::Tick>,
 }
 
 /// A room as the lobby lists it (`GET /api/rooms`, `GET /api/rooms/CODE`).

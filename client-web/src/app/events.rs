@@ -260,6 +260,11 @@ impl App {
                         }
                     }
                     Ok(ServerMsg::Disconnect(reason)) => self.server_reason = Some(reason),
+                    Ok(ServerMsg::RoundOver(over)) => {
+                        if let Some(session) = self.session.as_mut() {
+                            session.round_over = Some((*over, now));
+                        }
+                    }
                     Ok(ServerMsg::ReplayStatus(status)) => {
                         if let Some(session) = self.session.as_mut() {
                             session.on_replay_status(status);

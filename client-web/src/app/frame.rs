@@ -7,6 +7,7 @@ use shared::rules::PLAYER_MAX_HP;
 
 use super::state::{App, ConnState, SEND_BACKLOG_BYTES, SERVER_SILENCE_MS, STALL_HOLD_MS, now_ms};
 use crate::hud::Hud;
+use crate::lobby;
 use crate::render::{self, Camera, FrameScene};
 use crate::session::Session;
 
@@ -265,6 +266,7 @@ impl App {
                 _ => Hud::show(&respawn, false),
             }
         }
+        self.update_round(session, now);
         let rows: Vec<(String, &'static str)> = session
             .leaderboard_rows()
             .into_iter()
@@ -287,6 +289,34 @@ impl App {
             self.hud.set_text("netgraph", &netgraph, &text);
             crate::netgraph::draw(&self.hud.netgraph_plot, &self.graphs);
         }
+    }
+
+    /// The round clock in the vitals, and the end screen between rounds (text only: names are
+    /// peers' strings).
+    pub(super) fn update_round(&mut self, session: &Session, now: f64) {
+        let clock = session.clock.server_tick(now).and_then(|tick| {
+            let ends_at = self.room.as_ref().and_then(|room| room.round_ends_at).map(|t| t.0);
+            lobby::round_clock_text(ends_at.filter(|_| session.round_over.is_none()), tick, session.welcome.tick_rate)
+        });
+        let clock_element = self.hud.round_clock.clone();
+        self.hud.set_text("round-clock", &clock_element, clock.as_deref().unwrap_or(""));
+        Hud::show(&clock_element, clock.is_some());
+        let panel = self.hud.round_over.clone();
+        let Some((over, received)) = &session.round_over else {
+            Hud::show(&panel, false);
+            return;
+        };
+        let (title, lines) = lobby::round_over_lines(over, session.welcome.player_id);
+        let title_element = self.hud.round_title.clone();
+        self.hud.set_text("round-title", &title_element, &title);
+        let rows: Vec<(String, &'static str)> =
+            lines.into_iter().map(|(text, me)| (text, if me { "me" } else { "" })).collect();
+        let results = self.hud.round_results.clone();
+        self.hud.set_list("round-results", &results, &rows);
+        let left = ((f64::from(over.next_round_in_ms) - (now - received)) / 1000.0).max(0.0).ceil();
+        let next = self.hud.round_next.clone();
+        self.hud.set_text("round-next", &next, &format!("Next round in {left:.0}…"));
+        Hud::show(&panel, true);
     }
 
     pub(super) fn netgraph_text(&mut self, session: &Session, now: f64) -> String {

@@ -40,6 +40,11 @@ pub(super) fn install_listeners(app: &Rc<RefCell<App>>, document: &Document) -> 
     on_click(document, "host-restart", app, |app| app.host_command(HostCmd::Restart))?;
     on_click(document, "host-set-map", app, App::set_map_clicked)?;
     on_click(document, "host-set-bots", app, App::set_bots_clicked)?;
+    on_click(document, "host-set-rounds", app, |app| {
+        if let Some(rules) = lobby::round_rules_from(&app.host_panel.rounds.value()) {
+            app.host_command(HostCmd::SetRounds { rules });
+        }
+    })?;
     on_click(document, "host-lock", app, |app| {
         let locked = app.room.as_ref().is_some_and(|room| room.locked);
         app.host_command(HostCmd::SetLocked { locked: !locked });
@@ -117,6 +122,9 @@ fn room_json(room: &RoomInfo) -> Value {
         "you_are_host": room.you_are_host,
         "permanent": room.permanent,
         "maps": room.maps,
+        "round": room.round,
+        "round_seconds": room.rounds.seconds,
+        "round_ends_at": room.round_ends_at.map(|tick| tick.0),
     })
 }
 
@@ -254,7 +262,7 @@ impl App {
             self.lobby.create_public.checked(),
             &self.lobby.create_map.value(),
             &self.lobby.create_bots.value(),
-            &self.lobby.create_max.value(),
+            (&self.lobby.create_max.value(), &self.lobby.create_rounds.value()),
         );
         self.start_join(JoinTarget::Create(settings));
     }
@@ -476,6 +484,18 @@ impl App {
                     _ => None,
                 };
                 if asks_password && matches!(self.auth, Some(shared::protocol::JoinAuth::Password(_)) | None) {
+                    self.auth = None;
+                }
+                // A refused join token (used already, expired, for another server) will not do
+                // better on a second try: forget it, so a next Play is not refused the same way.
+                if matches!(
+                    self.server_reason,
+                    Some(
+                        shared::protocol::DisconnectReason::TokenInvalid { .. }
+                            | shared::protocol::DisconnectReason::TokenExpired
+                    )
+                ) && matches!(self.auth, Some(shared::protocol::JoinAuth::Token(_)))
+                {
                     self.auth = None;
                 }
                 self.show_lobby(invite, Some(message));

@@ -442,7 +442,7 @@ async fn play_one_inner(
                 receiver = SnapshotReceiver::new();
                 latest = Tick::ZERO;
             }
-            Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_)) => {}
+            Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_) | ServerMsg::RoundOver(_)) => {}
             Err(_) => outcome.decode_errors += 1,
         }
     };

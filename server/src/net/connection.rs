@@ -62,9 +62,14 @@ pub async fn serve(mut ws: WebSocketStream<PlayerSocket>, peer: SocketAddr, ctx:
 
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let kick = Kick::new();
+    let first_use = hello.first_use.clone();
     let (room, welcome) = match join_room(&ctx, conn, peer, hello, &outbox, &kick).await {
         Ok(joined) => joined,
         Err(reason) => {
+            // The single-use token seated nobody: it may try again (a full room, a closing one).
+            if let Some(jti) = first_use {
+                ctx.config.gate.spent.unspend(&jti);
+            }
             info!(conn = conn.0, %peer, %reason, code = reason.close_code(), "join refused");
             close_with(&mut ws, &reason).await;
             return;
@@ -124,8 +129,11 @@ struct Hello {
     host_key: Option<HostKey>,
     client_id: u64,
     auth: Option<shared::protocol::JoinAuth>,
-    /// Its single-use join token was used before: it may only resume that use's seat.
+    /// It may only take back a seat its resume token holds (its single-use join token was used
+    /// before, or it came with a resume token instead of a token that is still valid).
     seat_only: bool,
+    /// Its single-use token's id, on that token's first use.
+    first_use: Option<String>,
 }
 
 /// The server's gate for one hello: bans, the per-address join rate, then the password or join
@@ -140,8 +148,15 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
         return Err(DisconnectReason::JoinRateLimited);
     }
     let fleet_name = ctx.config.lobby.as_ref().map(|link| link.instance.as_str());
+    let resuming = hello.resume.is_some() && matches!(hello.room, RoomRequest::Join { .. });
     let admission = match ctx.config.gate.admit(hello.auth.as_ref(), fleet_name) {
         Ok(admission) => admission,
+        // A player coming back to their seat (a reload, a reconnect after the join token
+        // expired): the resume token, which the room checks, is enough to take that seat back,
+        // never a new one.
+        Err(DisconnectReason::TokenRequired | DisconnectReason::TokenExpired) if resuming => {
+            crate::auth::Admission { spent_before: true, ..Default::default() }
+        }
         Err(reason) => {
             // A missing credential is a question, not a guess; a wrong one counts.
             if !matches!(reason, DisconnectReason::PasswordRequired | DisconnectReason::TokenRequired) {
@@ -151,6 +166,7 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
         }
     };
     hello.auth = None;
+    hello.first_use = admission.first_use.clone();
     if let Some(name) = admission.name {
         hello.name = protocol::sanitize_name(&name);
     }
@@ -171,7 +187,7 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
     if admission.spent_before {
         // A reload or a reconnect of the player it seated, with their resume token; never a
         // second player (the room refuses a resume that finds no seat of theirs).
-        if hello.resume.is_none() || !matches!(hello.room, RoomRequest::Join { .. }) {
+        if !resuming {
             ctx.join_limits.failed(key);
             return Err(DisconnectReason::TokenInvalid {
                 why: "it was used already (a join token admits once): ask the lobby for a new one".to_string(),
@@ -277,6 +293,7 @@ where
                     client_id,
                     auth,
                     seat_only: false,
+                    first_use: None,
                 })
             }
             Ok(ClientMsg::Hello { protocol, .. }) => {

@@ -198,6 +198,15 @@ impl Room {
                 self.mark_room_changed();
                 self.announce(format!("{host_name} made the room {}", if public { "public" } else { "private" }));
             }
+            HostCmd::SetRounds { rules } => {
+                if let Err(why) = rules.check() {
+                    self.tell(conn, format!("Not changed: {why}"));
+                    return;
+                }
+                self.rounds.rules = rules;
+                self.mark_room_changed();
+                self.announce(format!("{host_name} set the rounds to {}", describe_rules(&rules)));
+            }
             HostCmd::Handover { player } => {
                 let target = self.clients.iter().find(|(c, client)| **c != conn && client.player_id == player);
                 let Some((&target, client)) = target else {
@@ -219,13 +228,8 @@ impl Room {
     /// Starts a new match on `map`: a new world (scores reset), a new replay file, and a new
     /// welcome for everyone in the room. Players keep their connections and resume tokens.
     pub(super) fn new_match(&mut self, map: Arc<MapDef>) {
-        // Closing the file joins its writer thread (a final flush and fsync): off this thread.
-        if let Some(recorder) = self.recorder.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn_blocking(move || recorder.finish())),
-                Err(_) => recorder.finish(),
-            }
-        }
+        self.close_recording();
+        self.start_round();
         self.last_new_match = Some(Instant::now());
         self.match_number += 1;
         self.world = new_world(&self.config, &map, self.match_number);
@@ -291,5 +295,20 @@ impl Room {
             self.announce(format!("{name} is now the host"));
         }
         self.mark_room_changed();
+    }
+}
+
+/// Rules as a notice says them: "5 minutes", "first to 50", "endless".
+pub fn describe_rules(rules: &shared::room::RoundRules) -> String {
+    let time = match rules.seconds {
+        0 => None,
+        s if s % 60 == 0 => Some(format!("{} minute{}", s / 60, if s == 60 { "" } else { "s" })),
+        s => Some(format!("{s} seconds")),
+    };
+    match (time, rules.score_limit) {
+        (None, None) => "endless".to_string(),
+        (Some(time), None) => time,
+        (None, Some(limit)) => format!("first to {limit}"),
+        (Some(time), Some(limit)) => format!("{time} or first to {limit}"),
     }
 }

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod public;
 pub mod record;
 pub mod registry;
+pub mod round;
 pub mod seats;
 pub mod send;
 pub mod sockets;

@@ -47,6 +47,17 @@ impl Room {
         }
     }
 
+    /// Closes the recording (a round's end, a new match). Closing joins the file's writer thread
+    /// (a final flush and fsync): off the room's thread when there is a runtime.
+    pub(super) fn close_recording(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || recorder.finish())),
+                Err(_) => recorder.finish(),
+            }
+        }
+    }
+
     pub(super) fn record(&mut self, op: Op) {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.op(op);

@@ -136,6 +136,7 @@ impl Registry {
             map: Some(self.config.map.id.clone()),
             bots: Some(self.config.bots),
             max_players: Some(self.config.max_players),
+            rounds: Some(self.config.rounds),
         };
         let (handle, _) = self.spawn_room(settings, true, Some(self.main_stats.clone())).expect("Main always fits");
         *self.main_code.lock().expect("not poisoned") = Some(handle.public.code);
@@ -240,6 +241,7 @@ impl Registry {
             host_key,
             maps: self.maps.clone(),
             drain: self.drain.clone(),
+            rounds: settings.rounds.unwrap_or(self.config.rounds),
         };
         let stats = stats.unwrap_or_default();
         let public = Arc::new(RoomPublic {
@@ -420,6 +422,9 @@ pub fn check_settings(settings: &RoomSettings, maps: &MapCatalog, max_players: u
         && !(1..=max_players).contains(&max)
     {
         return Err(CreateError::BadSettings(format!("max_players: 1..={max_players} on this server, got {max}")));
+    }
+    if let Some(rules) = &settings.rounds {
+        rules.check().map_err(CreateError::BadSettings)?;
     }
     Ok(())
 }

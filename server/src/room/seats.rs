@@ -163,11 +163,18 @@ impl Room {
         self.publish();
     }
 
+    /// Whether `token` carries this room's tag (it may still name no seat). A forged one is
+    /// refused by [`Room::claim_seat`] with its own reason.
+    pub(super) fn is_own_token(&self, token: u64) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.resume_tag((token >> 32) as u32).ct_eq(&(token as u32)))
+    }
+
     /// Whether `resume` names a seat of this room: held, in play, or left within the grace (a
     /// reload): what a reused single-use join token may take back.
     pub(super) fn has_seat_for(&self, resume: Option<u64>) -> bool {
         resume.is_some_and(|token| {
-            self.held.contains_key(&token)
+            self.held.get(&token).is_some_and(|held| held.since.elapsed() < self.config.resume_grace)
                 || self.clients.values().any(|client| client.resume_token == token)
                 || self.departed.get(&token).is_some_and(|d| d.left_at.elapsed() < self.config.resume_grace)
         })
@@ -180,7 +187,11 @@ impl Room {
         reason: DisconnectReason,
     ) -> Option<crate::sim::world::Player> {
         self.record(Op::Leave { id, reason: reason.clone() });
-        self.world.remove_player(player, reason)
+        let removed = self.world.remove_player(player, reason);
+        if let Some(player) = &removed {
+            self.note_leaver(player);
+        }
+        removed
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,6 +255,7 @@ impl Room {
                 match resume.and_then(|token| self.departed.remove(&token).map(|d| (token, d))) {
                     Some((token, d)) => {
                         self.world.restore_stats(player, d.score, d.kills, d.deaths);
+                        self.forget_leaver(d.id);
                         self.record(Op::Resume { id: player_id, score: d.score, kills: d.kills, deaths: d.deaths });
                         (player, player_id, name, token)
                     }
@@ -295,7 +307,10 @@ impl Room {
             "join"
         );
         self.publish();
-        Ok(protocol::encode(&self.welcome_for(conn)))
+        let welcome = protocol::encode(&self.welcome_for(conn));
+        // Between rounds: the results follow the welcome (the outbox is sent after it).
+        self.send_round_over_to(conn);
+        Ok(welcome)
     }
 
     pub(super) fn join_spectator(
@@ -328,7 +343,9 @@ impl Room {
         }
         info!(room = %self.setup.code, conn = conn.0, spectators = self.spectators.len(), "spectator joined");
         self.publish();
-        Ok(protocol::encode(&self.welcome_for(conn)))
+        let welcome = protocol::encode(&self.welcome_for(conn));
+        self.send_round_over_to(conn);
+        Ok(welcome)
     }
 
     /// The welcome for `conn` (a player or a spectator) in the current match.
@@ -367,6 +384,9 @@ impl Room {
             host_key: (is_host && self.host_has_key).then_some(self.setup.host_key),
             maps: self.setup.maps.ids(),
             permanent: self.setup.permanent,
+            rounds: self.rounds.rules,
+            round: self.rounds.number,
+            round_ends_at: self.round_ends_at(),
         }
     }
 
@@ -425,7 +445,9 @@ impl Room {
                 && !self.config.resume_grace.is_zero()
             {
                 let (score, kills, deaths) = (player.score, player.kills, player.deaths);
-                self.departed.insert(client.resume_token, Departed { score, kills, deaths, left_at: Instant::now() });
+                let id = client.player_id;
+                self.departed
+                    .insert(client.resume_token, Departed { id, score, kills, deaths, left_at: Instant::now() });
             }
         }
         if self.host == Some(conn) {

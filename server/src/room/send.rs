@@ -26,6 +26,19 @@ const MAX_PENDING_EVENTS: usize = 2048;
 const MAX_REPORTED_QUEUE: u8 = 100;
 
 impl Room {
+    /// Queues `bytes` for `conn` (a player or a spectator) now, ahead of its next snapshot; a
+    /// client whose outbox is full is too slow to follow and is closed as such.
+    pub(super) fn send_now(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let (outbox, kick) = match (self.clients.get(&conn), self.spectators.get(&conn)) {
+            (Some(client), _) => (&client.outbox, &client.kick),
+            (None, Some(spectator)) => (&spectator.outbox, &spectator.kick),
+            (None, None) => return,
+        };
+        if outbox.try_send(bytes).is_err() {
+            kick.kick(DisconnectReason::TooSlow);
+        }
+    }
+
     pub(super) fn distribute_events(&mut self) {
         if self.world.events.is_empty() {
             return;

@@ -87,6 +87,8 @@ pub(super) struct HeldSeat {
 /// Score and counters of a player who left with a goodbye (a closed tab, a reload), kept for the
 /// grace period: coming back with the token makes a new entity with the same score.
 pub(super) struct Departed {
+    /// Its entity's id then (its line among the round's leavers until it comes back).
+    pub(super) id: NetId,
     pub(super) score: u16,
     pub(super) kills: u16,
     pub(super) deaths: u16,
@@ -108,6 +110,8 @@ pub struct RoomSetup {
     pub maps: Arc<MapCatalog>,
     /// The server's drain, which every room watches.
     pub drain: Arc<Drain>,
+    /// How its rounds end.
+    pub rounds: shared::room::RoundRules,
 }
 
 impl RoomSetup {
@@ -124,8 +128,40 @@ impl RoomSetup {
             host_key: random_host_key(),
             maps: Arc::new(MapCatalog::with_default(config.map.clone())),
             drain: Arc::default(),
+            rounds: config.rounds,
         }
     }
+}
+
+/// The room's rounds: the rules, the running round, and the results between rounds.
+#[derive(Debug)]
+pub struct Rounds {
+    pub rules: shared::room::RoundRules,
+    /// The running round's number (1 is the room's first).
+    pub number: u32,
+    /// The running round's id (128 random bits, hex).
+    pub id: String,
+    /// Humans who left the running round, in the order they left.
+    pub(super) leavers: Vec<shared::protocol::Placement>,
+    /// Between rounds: when the next starts, and the results everyone was sent.
+    pub(super) over: Option<(Instant, Box<shared::protocol::RoundOver>)>,
+}
+
+impl Rounds {
+    pub fn new(rules: shared::room::RoundRules) -> Rounds {
+        Rounds { rules, number: 1, id: round_id(), leavers: Vec::new(), over: None }
+    }
+
+    /// Whether the round is over and the room waits for the next one.
+    pub fn is_over(&self) -> bool {
+        self.over.is_some()
+    }
+}
+
+/// A fresh round id: 128 random bits as hex, unique across servers and restarts.
+pub fn round_id() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
 }
 
 /// The state the room task owns.
@@ -170,6 +206,8 @@ pub struct Room {
     pub(super) banned_ips: HashSet<std::net::IpAddr>,
     /// Matches played (restarts and map changes start a new one).
     pub(super) match_number: u32,
+    /// The room's rounds: rules, the running round, the results between rounds.
+    pub rounds: Rounds,
     /// What interest-managed players see (`config.interest`).
     pub(super) interest: InterestScene,
     // Buffers reused for every client's snapshot.
@@ -201,6 +239,7 @@ impl Room {
         public: Option<Arc<RoomPublic>>,
     ) -> Room {
         let world = new_world(&config, &setup.map, 0);
+        let rounds = Rounds::new(setup.rounds);
         let mut room = Room {
             scene: Scene::new(),
             interest: InterestScene::new(&setup.map),
@@ -226,6 +265,7 @@ impl Room {
             banned_tokens: HashSet::new(),
             banned_ips: HashSet::new(),
             match_number: 0,
+            rounds,
             writer: BitWriter::new(),
             entries: Vec::new(),
             delta_cache: Vec::new(),
@@ -277,7 +317,8 @@ impl Room {
                     Err(DisconnectReason::Kicked)
                 } else if spectator {
                     self.join_spectator(conn, outbox, kick, ip)
-                } else if seat_only && !self.has_seat_for(resume) {
+                } else if seat_only && !self.has_seat_for(resume) && resume.is_none_or(|token| self.is_own_token(token))
+                {
                     Err(DisconnectReason::TokenInvalid {
                         why: "it was used already and this player has no seat here to resume".to_string(),
                     })
@@ -373,6 +414,7 @@ impl Room {
         }
         self.stats.tick.store(self.world.tick.0, Ordering::Relaxed);
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        self.check_round();
         self.distribute_events();
     }
 

@@ -186,6 +186,9 @@ impl Theater {
             host_key: None,
             maps: Vec::new(),
             permanent: true,
+            rounds: shared::room::RoundRules::ENDLESS,
+            round: 1,
+            round_ends_at: None,
         }
     }
 

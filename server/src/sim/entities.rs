@@ -61,6 +61,10 @@ pub struct Player {
     /// The connection dropped and the seat is held for a resume: no inputs are taken, the
     /// player stands still and does not fire (see [`World::set_away`]).
     pub away: bool,
+    /// Orbs picked up, shots fired, and shots that hit another player (a round's results).
+    pub orbs: u16,
+    pub shots: u32,
+    pub shot_hits: u32,
 }
 
 #[derive(Debug, Clone)]

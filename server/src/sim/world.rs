@@ -80,6 +80,9 @@ pub struct World {
     pub config: WorldConfig,
     pub map: Arc<MapDef>,
     pub tick: Tick,
+    /// Play is frozen (a round is over): ticks go on, nobody moves, fires or picks anything up;
+    /// inputs are taken (and acknowledged) without effect. See [`World::freeze`].
+    pub frozen: bool,
     pub players: SlotMap<PlayerKey, Player>,
     pub projectiles: SlotMap<ProjectileKey, Projectile>,
     pub orbs: SlotMap<OrbKey, Orb>,
@@ -136,6 +139,7 @@ impl World {
             player_walls: WallIndex::new(&map, rules::PLAYER_RADIUS + PUSH_ROOM),
             map,
             tick: Tick::ZERO,
+            frozen: false,
             players: SlotMap::with_key(),
             projectiles: SlotMap::with_key(),
             orbs: SlotMap::with_key(),
@@ -246,6 +250,9 @@ impl World {
             hit_at: None,
             inputs_dropped: 0,
             away: false,
+            orbs: 0,
+            shots: 0,
+            shot_hits: 0,
         });
         self.events.push(GameEvent::Joined { id: net_id, name, bot });
         self.leaderboard_dirty = true;
@@ -309,9 +316,28 @@ impl World {
         }
     }
 
+    /// Freezes play where it stands (a round's end): shots in flight vanish, everyone stops.
+    pub fn freeze(&mut self) {
+        self.frozen = true;
+        self.projectiles.clear();
+        for player in self.players.values_mut() {
+            player.vel = Vec2::ZERO;
+            player.inputs.clear();
+        }
+    }
+
     /// Advances the world by one tick.
     pub fn step(&mut self) {
         self.tick = self.tick.next();
+        if self.frozen {
+            for player in self.players.values_mut() {
+                if let Some(last) = player.inputs.back() {
+                    player.last_applied_seq = last.seq;
+                }
+                player.inputs.clear();
+            }
+            return;
+        }
         if self.config.rules == Rules::S1 {
             self.step_s1();
             return;
@@ -427,6 +453,7 @@ impl World {
                 if input.fire && player.fire_cooldown == 0 {
                     player.fire_cooldown = fire_cooldown;
                     player.fired_at = Some(tick);
+                    player.shots = player.shots.saturating_add(1);
                     let rewind = rewind_for(&input, present, window, clamps);
                     shots.push((key, player.net_id, player.pos, player.aim, rewind));
                 }
@@ -526,6 +553,12 @@ impl World {
         }
         victim.hp = victim.hp.saturating_sub(amount);
         victim.hit_at = Some(tick);
+        if let Some(shooter) = self.players.get_mut(shooter) {
+            shooter.shot_hits = shooter.shot_hits.saturating_add(1);
+        }
+        let Some(victim) = self.players.get_mut(victim_key) else {
+            return;
+        };
         if victim.hp > 0 {
             return;
         }
@@ -604,6 +637,7 @@ impl World {
                 self.journal(OrbChange::Removed { net_id: orb.net_id, pos: orb.pos });
                 if let Some(player) = self.players.get_mut(player_key) {
                     player.score = player.score.saturating_add(u16::from(orb.value));
+                    player.orbs = player.orbs.saturating_add(1);
                 }
                 self.spawn_orb();
             }

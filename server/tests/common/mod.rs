@@ -271,6 +271,8 @@ pub struct TestClient {
     pub events: Vec<GameEvent>,
     pub leaderboard: Option<Leaderboard>,
     pub snapshots: u32,
+    /// The last round's results, from its `RoundOver` until the next round's welcome.
+    pub round_over: Option<shared::protocol::RoundOver>,
     seq: u32,
 }
 
@@ -324,6 +326,7 @@ impl TestClient {
             events: Vec::new(),
             leaderboard: None,
             snapshots: 0,
+            round_over: None,
             seq: 0,
         })
     }
@@ -331,6 +334,7 @@ impl TestClient {
     /// A new match began (the host restarted or changed the map): start over from `welcome`.
     pub fn restart(&mut self, welcome: Welcome) {
         self.welcome = welcome;
+        self.round_over = None;
         self.receiver = SnapshotReceiver::new();
         self.last = None;
     }
@@ -407,6 +411,7 @@ impl TestClient {
                 }
                 ServerMsg::Disconnect(reason) => panic!("disconnected: {reason}"),
                 ServerMsg::Welcome(welcome) => self.restart(*welcome),
+                ServerMsg::RoundOver(over) => self.round_over = Some(*over),
                 _ => continue,
             }
         }
