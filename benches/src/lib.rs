@@ -117,6 +117,7 @@ impl SnapshotScene {
                 client_id: index as u64 + 1,
                 ip: None,
                 seat_only: false,
+                player: None,
             });
             outboxes.push(outbox_rx);
             conns.push(conn);

@@ -122,6 +122,26 @@ pub struct Credentials {
     pub host_key: Option<HostKey>,
 }
 
+/// Where the guest identity's secret is kept (localStorage), and the public id it maps to.
+pub const GUEST_KEY: &str = "arena.guest";
+pub const PLAYER_KEY: &str = "arena.player";
+
+/// A guest secret as stored: 32 lowercase hex digits.
+pub fn guest_secret_hex(secret: &[u8; 16]) -> String {
+    secret.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn parse_guest_secret(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut secret = [0u8; 16];
+    for (slot, pair) in secret.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(secret)
+}
+
 /// The hello for `target`. Credentials go only to the room they belong to: `credentials_for` is
 /// asked only when joining a code as a player (never for quick play, creating or watching).
 pub fn hello(
@@ -129,7 +149,7 @@ pub fn hello(
     target: &JoinTarget,
     client_id: u64,
     credentials_for: impl FnOnce(RoomCode) -> Credentials,
-    auth: Option<JoinAuth>,
+    (auth, guest): (Option<JoinAuth>, Option<[u8; 16]>),
 ) -> ClientMsg {
     let credentials = match target {
         JoinTarget::Join(code) => credentials_for(*code),
@@ -143,6 +163,7 @@ pub fn hello(
         host_key: credentials.host_key,
         client_id,
         auth,
+        guest,
     }
 }
 
@@ -479,11 +500,16 @@ mod tests {
         assert_eq!(token_in_fragment("#join=<script>"), None);
         assert_eq!(token_in_fragment(""), None);
         let auth = Some(JoinAuth::Password("pw".into()));
-        let ClientMsg::Hello { auth: sent, .. } = hello("ann", &join, 1, |_| Credentials::default(), auth.clone())
+        let ClientMsg::Hello { auth: sent, guest, .. } =
+            hello("ann", &join, 1, |_| Credentials::default(), (auth.clone(), Some([9; 16])))
         else {
             panic!("a hello")
         };
-        assert_eq!(sent, auth);
+        assert_eq!((sent, guest), (auth, Some([9; 16])), "the guest identity goes with every hello");
+        let secret = [0xab; 16];
+        assert_eq!(parse_guest_secret(&guest_secret_hex(&secret)), Some(secret));
+        assert_eq!(parse_guest_secret("xyz"), None);
+        assert_eq!(parse_guest_secret(&"g".repeat(32)), None);
     }
 
     #[test]
@@ -507,7 +533,7 @@ mod tests {
             held
         };
         let ClientMsg::Hello { resume, host_key, room: request, client_id, protocol, name, .. } =
-            hello("ann", &JoinTarget::Join(room), 99, lookup, None)
+            hello("ann", &JoinTarget::Join(room), 99, lookup, (None, None))
         else {
             panic!("not a hello");
         };
@@ -515,7 +541,8 @@ mod tests {
         assert_eq!((request, name.as_str()), (RoomRequest::Join { code: "ABCD".into() }, "ann"));
         let unasked = |_| panic!("credentials must not be looked up");
         for target in [JoinTarget::QuickPlay, JoinTarget::Watch(room), JoinTarget::Create(RoomSettings::default())] {
-            let ClientMsg::Hello { resume, host_key, room, .. } = hello("ann", &target, 1, unasked, None) else {
+            let ClientMsg::Hello { resume, host_key, room, .. } = hello("ann", &target, 1, unasked, (None, None))
+            else {
                 panic!("not a hello");
             };
             assert_eq!((resume, host_key, room), (None, None, target.request()));
@@ -621,6 +648,7 @@ mod tests {
             orbs: 2,
             shots: 8,
             hits: 2,
+            player: None,
         };
         let over = RoundOver {
             round: 3,

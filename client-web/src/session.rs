@@ -442,6 +442,7 @@ mod tests {
             },
             spectator: false,
             snapshot_budget_bytes: Some(1400),
+            player: None,
         }
     }
 

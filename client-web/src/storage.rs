@@ -36,6 +36,26 @@ pub fn client_id() -> u64 {
     id
 }
 
+/// This browser's guest identity (128 bits from the browser's cryptographic generator), made
+/// and kept on first use; `None` when the generator or the storage is missing (the player then
+/// plays unrated).
+pub fn guest_secret() -> Option<[u8; 16]> {
+    if let Some(secret) = local_get(lobby::GUEST_KEY).as_deref().and_then(lobby::parse_guest_secret) {
+        return Some(secret);
+    }
+    let mut secret = [0u8; 16];
+    web_sys::window()?.crypto().ok()?.get_random_values_with_u8_array(&mut secret).ok()?;
+    local_set(lobby::GUEST_KEY, &lobby::guest_secret_hex(&secret));
+    // Kept only if it could be stored: a secret the next visit cannot read would make a new
+    // player every time.
+    local_get(lobby::GUEST_KEY).as_deref().and_then(lobby::parse_guest_secret)
+}
+
+/// Remembers this browser's public player id (the leaderboard page reads it).
+pub fn save_player(id: &str) {
+    local_set(lobby::PLAYER_KEY, id);
+}
+
 pub fn save_resume(code: RoomCode, token: u64) {
     if let Some(storage) = session() {
         let _ = storage.set_item(&lobby::resume_key(code), &token.to_string());

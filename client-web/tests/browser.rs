@@ -865,6 +865,7 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
         host_key: None,
         client_id: 0,
         auth: None,
+        guest: None,
     });
     let input = encode(&shared::protocol::ClientMsg::Input(shared::protocol::InputCmd {
         seq: 1,

@@ -182,6 +182,21 @@ pub struct ServeArgs {
     /// choose their own (`rounds` in the create settings, or the host's menu).
     #[arg(long)]
     pub round_seconds: Option<u32>,
+    /// Where finished rounds, players, ratings and boards are kept: `sqlite:FILE` (made on first
+    /// start) or `postgres://USER:PASSWORD@HOST/DB` (a fleet shares one; better in
+    /// ARENA_DATABASE: flags show in `ps`).
+    #[arg(long, default_value = "sqlite:arena.db")]
+    pub database: String,
+    /// Keep no results: rounds end with their results but nothing is stored or rated.
+    #[arg(long)]
+    pub no_database: bool,
+    /// Where finished rounds wait (fsynced) until the database has them.
+    #[arg(long, default_value = "results.spool")]
+    pub results_spool: PathBuf,
+    /// Seconds of a round a player must have played for the round to count them (and a round
+    /// counts with at least 2 such players).
+    #[arg(long, default_value_t = 60)]
+    pub rated_min_seconds: u32,
     /// A round also ends as soon as a player reaches this score (0: no score limit).
     #[arg(long, default_value_t = 0)]
     pub score_limit: u16,

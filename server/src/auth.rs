@@ -202,6 +202,9 @@ pub struct JoinClaims {
     /// The token's id: it admits once (see [`Spent`]).
     #[serde(default)]
     pub jti: Option<String>,
+    /// Its issuer (scopes `sub`: two backends' "42" are two players).
+    #[serde(default)]
+    pub iss: Option<String>,
     /// Who the token is for: one name or several.
     #[serde(default)]
     pub aud: Audience,
@@ -321,8 +324,9 @@ pub struct Admission {
     pub name: Option<String>,
     /// The only room this player may join (from the token).
     pub room: Option<RoomCode>,
-    /// The token's subject, for the logs.
+    /// The token's subject (for the logs) and issuer: together, the player.
     pub subject: Option<String>,
+    pub issuer: Option<String>,
     /// The token is single-use and was used before: it may only resume the seat its first use
     /// took (a reload, a reconnect), never seat anyone new.
     pub spent_before: bool,
@@ -362,7 +366,14 @@ impl Gate {
                     })?),
                     None => None,
                 };
-                Ok(Admission { name: claims.name, room, subject: Some(claims.sub), spent_before, first_use })
+                Ok(Admission {
+                    name: claims.name,
+                    room,
+                    subject: Some(claims.sub),
+                    issuer: claims.iss,
+                    spent_before,
+                    first_use,
+                })
             }
             Some(JoinAuth::Password(given)) if self.password.is_some() => {
                 let expected = self.password.as_deref().expect("checked");

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// How long the seat of a player whose connection dropped is held for a resume (zero: the
     /// player leaves at once).
     pub resume_grace: Duration,
+    /// Where rooms hand finished rounds to storage (`None`: rounds are not stored).
+    pub results: Option<crate::store::record::ResultsSink>,
+    /// The database the boards and profiles are read from (`None`: no boards).
+    pub store: Option<std::sync::Arc<crate::store::db::Store>>,
     /// How rounds end in rooms that do not choose (Main included).
     pub rounds: shared::room::RoundRules,
     /// Between a round's end and the next round.
@@ -203,6 +207,8 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(30),
             interest: true,
             resume_grace: Duration::from_secs(20),
+            results: None,
+            store: None,
             rounds: shared::room::RoundRules::default(),
             intermission: Duration::from_secs(10),
             rules: Rules::Arena,

@@ -280,6 +280,7 @@ pub fn room_messages(data: &[u8]) {
             client_id: index + 1,
             ip: None,
             seat_only: false,
+            player: None,
         });
         players.push((conn, kick, Reader::new(), receiver, true));
     }

@@ -24,6 +24,7 @@ pub mod room;
 pub mod sim;
 pub mod snapshot;
 pub mod stats;
+pub mod store;
 pub mod systemd;
 
 use std::future::Future;
@@ -215,8 +216,9 @@ async fn serve(
         admin.clone(),
     ));
     // The layers above `net` add their routes here: `net` knows neither of them.
-    let shells =
-        admin::api::routes(Arc::new(admin::AdminState { net: ctx.clone(), admin })).merge(lan::routes(lan.clone()));
+    let shells = admin::api::routes(Arc::new(admin::AdminState { net: ctx.clone(), admin }))
+        .merge(lan::routes(lan.clone()))
+        .merge(net::boards::routes());
     let base = config.base_path();
     let routes = tower::ServiceBuilder::new()
         .map_request(move |request| net::http::strip_base_path(&base, request))

@@ -224,8 +224,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         }
     };
+    let writer = open_results(&args, &mut config).await?;
     server::run_with_drain(listener, config, drain, stop).await.context("server failed")?;
+    if let Some((task, stop_writer)) = writer {
+        // The rooms are done: what they handed over is committed (or left in the spool).
+        stop_writer.cancel();
+        let _ = task.await;
+    }
     Ok(())
+}
+
+/// Opens the database (a clear error at start when it cannot be: a file that is not a
+/// database, a schema newer than this binary) and starts the results writer.
+async fn open_results(
+    args: &ServeArgs,
+    config: &mut ServerConfig,
+) -> anyhow::Result<Option<(tokio::task::JoinHandle<()>, tokio_util::sync::CancellationToken)>> {
+    if args.no_database {
+        return Ok(None);
+    }
+    let rules = server::store::rating::RatingRules { min_play: args.rated_min_seconds };
+    let store =
+        std::sync::Arc::new(server::store::db::Store::open(&args.database, rules).await.map_err(anyhow::Error::msg)?);
+    let (sink, queue) = server::store::record::ResultsSink::new();
+    config.results = Some(sink);
+    config.store = Some(store.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stats = std::sync::Arc::new(server::store::writer::WriterStats::default());
+    let task =
+        tokio::spawn(server::store::writer::run(Some(store), queue, args.results_spool.clone(), stats, stop.clone()));
+    Ok(Some((task, stop)))
 }
 
 /// The server's configuration from the serve settings, checked.

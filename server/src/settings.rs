@@ -17,7 +17,7 @@ const NOT_SETTINGS: [&str; 3] = ["help", "config", "log_format"];
 
 /// Settings that hold secrets: never printed (`arena-server config` shows `<hidden>`, `--help`
 /// shows neither the environment's value nor the file's).
-pub const SECRETS: [&str; 4] = ["admin_token", "password", "join_token_secret", "lobby_key"];
+pub const SECRETS: [&str; 5] = ["admin_token", "password", "join_token_secret", "lobby_key", "database"];
 
 pub fn is_secret(id: &str) -> bool {
     SECRETS.contains(&id)

@@ -63,6 +63,7 @@ async fn every_violation_closes_only_that_connection_with_its_reason() {
         host_key: None,
         client_id: 0,
         auth: None,
+        guest: None,
     };
     check(
         &server,

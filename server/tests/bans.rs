@@ -63,6 +63,7 @@ impl Drop for Server {
 fn start_server(ns: &str, dir: &std::path::Path) -> Server {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
     let child = Command::new("ip")
+        .env("ARENA_NO_DATABASE", "true")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_arena-server")])
         .args(["--bind", &format!("{INSIDE}:{PORT}"), "--no-lan", "--no-replay", "--joins-per-minute-per-ip", "5"])
         .arg("--bans-file")
@@ -92,6 +93,7 @@ fn log_of(dir: &std::path::Path) -> String {
 /// `arena-server admin URL ARGS…` with the token in the environment: (success, stdout+stderr).
 fn admin(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .arg("admin")
         .arg(format!("http://{INSIDE}:{PORT}"))
         .args(args)
@@ -161,6 +163,7 @@ async fn a_banned_address_is_closed_stays_out_across_restarts_and_join_floods_wa
     assert!(audit.contains("\"who\":\"ops\"") && !audit.contains("bans-test-secret"), "{audit}");
     let (ok, wrong) = {
         let out = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+            .env("ARENA_NO_DATABASE", "true")
             .args(["admin", &format!("http://{INSIDE}:{PORT}"), "rooms"])
             .env("ARENA_ADMIN_TOKEN", "a-wrong-token-that-is-long")
             .output()

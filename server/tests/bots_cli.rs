@@ -14,6 +14,7 @@ async fn twenty_bots_run_clean_against_a_running_server() {
     let url = server.url();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_arena-server"))
+            .env("ARENA_NO_DATABASE", "true")
             .args(["bots", "--url", &url, "--count", "20", "--seconds", "3", "--json"])
             .output()
             .expect("run arena-server bots")
@@ -41,6 +42,7 @@ fn bots_exit_non_zero_when_they_cannot_connect() {
     // Bind and drop a listener to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let output = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["bots", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--count", "3", "--seconds", "1", "--json"])
         .output()
         .expect("run arena-server bots");

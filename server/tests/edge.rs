@@ -91,6 +91,7 @@ fn stderr_of(args: &[&str]) -> String {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("log-{}.txt", args.join("_")));
     let file = std::fs::File::create(&path).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["--bind", "127.0.0.1:0", "--no-replay"])
         .args(args)
         .stderr(file)
@@ -149,7 +150,11 @@ async fn the_health_command_reports_a_live_server() {
     let server = TestServer::start_default().await;
     let url = format!("http://{}/livez", server.addr);
     let ok = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["health", "--url", &url]).status().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+            .env("ARENA_NO_DATABASE", "true")
+            .args(["health", "--url", &url])
+            .status()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -157,6 +162,7 @@ async fn the_health_command_reports_a_live_server() {
     let addr = server.addr;
     server.stop().await;
     let down = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["health", "--url", &format!("http://{addr}/livez")])
         .status()
         .unwrap();

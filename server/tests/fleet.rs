@@ -305,6 +305,7 @@ fn hello_resuming(name: &str, code: &str, token: &str, resume: u64) -> tokio_tun
             host_key: None,
             client_id: 0,
             auth: Some(JoinAuth::Token(token.to_string())),
+            guest: None,
         })
         .into(),
     )

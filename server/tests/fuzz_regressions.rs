@@ -93,6 +93,7 @@ async fn write_seed_corpora() {
                 host_key: Some([7; 16]),
                 client_id: 1,
                 auth: Some(JoinAuth::Password("pw".into())),
+                guest: None,
             }),
         ),
         ("input", encode(&ClientMsg::Input(input))),

@@ -70,6 +70,7 @@ impl Drop for InNs {
 fn server_in(ns: &str, addr: &str, mdns: &str, name: &str, log: &std::path::Path) -> InNs {
     let log = std::fs::File::create(log).expect("log file");
     let child = Command::new("ip")
+        .env("ARENA_NO_DATABASE", "true")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_arena-server")])
         .args(["--bind", &format!("{addr}:{PORT}"), "--no-replay", "--mdns-name", mdns, "--server-name", name])
         .env("RUST_LOG", "info")

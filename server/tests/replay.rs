@@ -108,8 +108,12 @@ fn the_sample_replay_still_verifies() {
 
 /// `replay verify` on `path`: (exit code, stdout, stderr).
 fn verify(path: &Path) -> (i32, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "verify"]).arg(path).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
+        .args(["replay", "verify"])
+        .arg(path)
+        .output()
+        .unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).to_string(),
@@ -121,6 +125,7 @@ fn verify(path: &Path) -> (i32, String, String) {
 /// does not tick); returns both and the server's port once the recording exists.
 fn start_recording(dir: &Path) -> (std::process::Child, std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["--bind", "127.0.0.1:0", "--bots", "8", "--no-lan", "--replay-dir"])
         .arg(dir)
         .stderr(Stdio::piped())
@@ -139,6 +144,7 @@ fn start_recording(dir: &Path) -> (std::process::Child, std::process::Child, Str
     let port = rx.recv_timeout(Duration::from_secs(20)).expect("server started");
     let before = std::fs::read_dir(dir).unwrap().count();
     let player = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["bots", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--count", "1", "--seconds", "30"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -184,6 +190,7 @@ fn sigkill_loses_at_most_half_a_second_verify_says_how_much_was_checked_and_a_re
     // A restart with the same replay directory starts cleanly and records a new match.
     let (mut again, mut player, port) = start_recording(&dir);
     let health = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["health", "--url", &format!("http://127.0.0.1:{port}/readyz")])
         .output()
         .unwrap();
@@ -225,7 +232,12 @@ fn verify_exits_0_for_a_whole_file_2_for_a_cut_tail_and_1_for_damage() {
     let (code, _, err) = verify(&path);
     assert_eq!(code, 1);
     assert!(err.contains("not an Arena replay"), "{err}");
-    let output = Command::new(env!("CARGO_BIN_EXE_arena-server")).args(["replay", "info"]).arg(&path).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
+        .args(["replay", "info"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -116,3 +116,116 @@ async fn the_host_sets_the_rules_and_bad_rules_are_refused() {
     .unwrap();
     assert_eq!(endless.welcome.room.round_ends_at, None);
 }
+
+fn guest_hello(name: &str, room: RoomRequest, secret: [u8; 16]) -> tokio_tungstenite::tungstenite::Message {
+    tokio_tungstenite::tungstenite::Message::Binary(
+        shared::protocol::encode(&ClientMsg::Hello {
+            protocol: shared::protocol::PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume: None,
+            room,
+            host_key: None,
+            client_id: u64::from(secret[0]),
+            auth: None,
+            guest: Some(secret),
+        })
+        .into(),
+    )
+}
+
+/// A round that counts: two guests finish it on a server that stores results (SQLite), the end
+/// screen comes once the round is on disk, and the boards, the profiles and the round itself are
+/// served; coming back with the same guest secret is the same player.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_round_is_stored_rated_and_served_and_a_guest_stays_the_same_player() {
+    use server::store::{db::Store, rating::RatingRules, record, writer};
+    let dir = std::env::temp_dir().join(format!("arena-rounds-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = std::sync::Arc::new(
+        Store::open(&format!("sqlite:{}", dir.join("arena.db").display()), RatingRules { min_play: 1 }).await.unwrap(),
+    );
+    let (sink, queue) = record::ResultsSink::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(writer::run(
+        Some(store.clone()),
+        queue,
+        dir.join("results.spool"),
+        std::sync::Arc::new(writer::WriterStats::default()),
+        stop.clone(),
+    ));
+    let server = TestServer::start(ServerConfig {
+        results: Some(sink),
+        store: Some(store.clone()),
+        intermission: Duration::from_secs(3),
+        ..config()
+    })
+    .await;
+    let (ann_secret, bo_secret) = ([1u8; 16], [2u8; 16]);
+    let settings = RoomSettings { rounds: Some(five_seconds()), ..RoomSettings::default() };
+    let mut ann =
+        TestClient::join_with(&server.url(), guest_hello("<b>ann</b>", RoomRequest::Create(settings), ann_secret))
+            .await
+            .unwrap();
+    let code = ann.welcome.room.code.to_string();
+    let ann_id = record::guest_player_id(&ann_secret);
+    assert_eq!(ann.welcome.player.as_deref(), Some(ann_id.as_str()), "the welcome names the player's public id");
+    let mut bo =
+        TestClient::join_with(&server.url(), guest_hello("bo", RoomRequest::Join { code: code.clone() }, bo_secret))
+            .await
+            .unwrap();
+    let bo_id = record::guest_player_id(&bo_secret);
+    for client in [&mut ann, &mut bo] {
+        assert!(client.until(Duration::from_secs(12), |c| c.round_over.is_some()).await, "no round end");
+    }
+    let over = ann.round_over.clone().unwrap();
+    let ids: Vec<Option<&str>> = over.placements.iter().map(|p| p.player.as_deref()).collect();
+    assert!(ids.contains(&Some(ann_id.as_str())) && ids.contains(&Some(bo_id.as_str())), "{over:?}");
+    // On the end screen means on disk; the database has it within moments.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.rounds().await.unwrap() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the round never reached the database");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _, body) = http(&server, "GET", "/api/leaderboard?board=rating&limit=10", None).await;
+    assert_eq!(status, 200, "{body}");
+    let board: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = board["lines"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{body}");
+    assert!(names.contains(&"<b>ann</b>") && names.contains(&"bo"), "{body}");
+    let (status, _, body) = http(&server, "GET", &format!("/api/players/{ann_id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let profile: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(profile["rated_rounds"], 1, "{body}");
+    assert!(profile["rank"].as_u64().is_some(), "{body}");
+    assert_eq!(profile["recent"][0]["round_id"], over.round_id.as_str(), "{body}");
+    let (status, _, body) = http(&server, "GET", &format!("/api/rounds/{}", over.round_id), None).await;
+    assert_eq!(status, 200, "{body}");
+    let round: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(round["players"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(round["rated"], true, "{body}");
+    // Bad input is a 400 that says which; unknown ids a 404.
+    for (path, status_wanted, says) in [
+        ("/api/leaderboard?limit=-1", 400, "limit"),
+        ("/api/leaderboard?limit=100000", 400, "limit"),
+        ("/api/leaderboard?around=%27%20OR%201%3D1", 400, "around"),
+        ("/api/players/not-an-id", 400, "player id"),
+        ("/api/players/00000000000000000000", 404, "no player"),
+        ("/api/rounds/ffffffffffffffffffffffffffffffff", 404, "no round"),
+    ] {
+        let (status, _, body) = http(&server, "GET", path, None).await;
+        assert_eq!(status, status_wanted, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    let (status, head, body) = http(&server, "GET", "/leaderboard", None).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html") && body.contains("leaderboard.js"), "{head}");
+    // The same guest, on a new connection: the same player.
+    drop(bo);
+    let again =
+        TestClient::join_with(&server.url(), guest_hello("bo", RoomRequest::Join { code }, bo_secret)).await.unwrap();
+    assert_eq!(again.welcome.player.as_deref(), Some(bo_id.as_str()));
+    drop((ann, again, server));
+    stop.cancel();
+    task.await.unwrap();
+}

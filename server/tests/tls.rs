@@ -110,12 +110,14 @@ async fn https_and_wss_on_the_game_port_with_renewals_picked_up() {
     std::fs::write(dir.join("ca.pem"), pem_of(&first)).unwrap();
     let url = format!("https://localhost:{}/livez", server.addr.port());
     let health = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["health", "--url", &url, "--ca-cert"])
         .arg(dir.join("ca.pem"))
         .output()
         .unwrap();
     assert!(health.status.success(), "health over HTTPS: {}", String::from_utf8_lossy(&health.stderr));
     let untrusted = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(["health", "--url", &url])
         .output()
         .unwrap();

@@ -18,6 +18,8 @@ use crate::tick::Tick;
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
 pub const PROTOCOL_VERSION: u16 = 9;
+/// Bytes of a guest identity's secret.
+pub const GUEST_SECRET_BYTES: usize = 16;
 
 /// Largest client message the server decodes (bincode's decode limit and the WebSocket frame
 /// limit). A chat line of [`MAX_CHAT_BYTES`] plus framing fits comfortably, and so does a hello
@@ -49,6 +51,10 @@ pub enum ClientMsg {
         client_id: u64,
         /// The server's password or a join token, when the server asks for one.
         auth: Option<JoinAuth>,
+        /// This browser's guest identity: 128 random bits it keeps, so a reload or another day
+        /// is the same player (rating, profile). The server stores only a hash of it; the
+        /// public id shown anywhere is derived from that hash, never the secret.
+        guest: Option<[u8; GUEST_SECRET_BYTES]>,
     },
     /// One tick's worth of controls. Clients send one per simulation tick.
     Input(InputCmd),
@@ -272,6 +278,9 @@ pub struct Placement {
     /// Shots fired and shots that hit a player.
     pub shots: u32,
     pub hits: u32,
+    /// The player's public id (`/api/players/ID`), when they have one (bots and anonymous
+    /// clients do not).
+    pub player: Option<String>,
 }
 
 impl Placement {
@@ -305,6 +314,8 @@ pub struct Welcome {
     pub spectator: bool,
     /// The server's per-snapshot byte budget for this client, if any (drawn in the net overlay).
     pub snapshot_budget_bytes: Option<u32>,
+    /// This player's public id (`/api/players/ID`, the leaderboard page), when they have one.
+    pub player: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -505,6 +516,7 @@ mod tests {
                 host_key: Some([7; 16]),
                 client_id: 99,
                 auth: Some(JoinAuth::Token("a.b.c".into())),
+                guest: None,
             },
             ClientMsg::Hello {
                 protocol: PROTOCOL_VERSION,
@@ -521,6 +533,7 @@ mod tests {
                 host_key: None,
                 client_id: 1,
                 auth: Some(JoinAuth::Password("pw".into())),
+                guest: None,
             },
             ClientMsg::Host(HostCmd::Kick { player: NetId(5) }),
             ClientMsg::Input(InputCmd {
@@ -552,6 +565,7 @@ mod tests {
             host_key: None,
             client_id: 0,
             auth: None,
+            guest: None,
         };
         assert_eq!(peek_hello_version(&encode(&hello)), Some(999));
         assert_eq!(peek_hello_version(&encode(&ClientMsg::Ack { tick: Tick(1) })), None);

@@ -245,7 +245,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// What the browser tests need, each checked on its own: (program, Debian package, used for).
-const TEST_TOOLS: [(&str, &str, &str); 6] = [
+const TEST_TOOLS: [(&str, &str, &str); 7] = [
     ("/usr/bin/chromium", "chromium", "the browser end-to-end tests (headless Chromium over CDP)"),
     ("/usr/bin/chromedriver", "chromium-driver", "the WASM tests (wasm-bindgen-test drives Chromium through it)"),
     ("/usr/sbin/ip", "iproute2", "the LAN discovery test (network namespaces and a veth pair)"),
@@ -255,6 +255,11 @@ const TEST_TOOLS: [(&str, &str, &str); 6] = [
         "/usr/include/google/protobuf/field_mask.proto",
         "libprotobuf-dev",
         "the `agones` feature (protobuf's well-known types)",
+    ),
+    (
+        "/usr/lib/postgresql/15/bin/pg_ctl",
+        "postgresql",
+        "the storage tests (a throwaway PostgreSQL 15 cluster per test, Debian 12's)",
     ),
 ];
 

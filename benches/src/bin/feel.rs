@@ -102,6 +102,7 @@ async fn join(url: &str, name: &str) -> (Ws, Session) {
         host_key: None,
         client_id: 0,
         auth: None,
+        guest: None,
     };
     ws.send(Message::Binary(protocol::encode(&hello).into())).await.expect("hello");
     let welcome = loop {

@@ -193,6 +193,7 @@ async fn client(
             host_key: None,
             client_id: index as u64 + 1,
             auth: None,
+            guest: None,
         };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.map_err(|e| format!("hello: {e}"))?;
         loop {

@@ -105,6 +105,7 @@ async fn create_join(args: &[String]) {
             host_key: None,
             client_id: index as u64 + 1,
             auth: None,
+            guest: None,
         };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.expect("hello");
         let mut welcomed = false;

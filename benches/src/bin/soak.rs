@@ -215,6 +215,7 @@ fn hello(name: &str, code: &str, resume: Option<u64>) -> Message {
             host_key: None,
             client_id: 0,
             auth: None,
+            guest: None,
         })
         .into(),
     )

@@ -223,7 +223,7 @@ impl App {
                     &self.target,
                     self.client_id,
                     |code| storage::credentials(code, remembered),
-                    self.auth.clone(),
+                    (self.auth.clone(), storage::guest_secret()),
                 );
                 self.send(&hello);
             }

@@ -404,6 +404,9 @@ impl App {
     /// restarted it or changed the map (same connection, fresh session; chat carries over).
     pub(super) fn on_welcome(&mut self, welcome: Welcome) {
         let code = welcome.room.code;
+        if let Some(player) = &welcome.player {
+            storage::save_player(player);
+        }
         let replay = welcome.replay.is_some();
         if !welcome.spectator && !replay {
             self.resume = Some((code, welcome.resume_token));

@@ -280,6 +280,7 @@ async fn play_one_inner(
         host_key: None,
         client_id: config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(u64::from(index) + 1),
         auth: config.auth.clone(),
+        guest: None,
     };
     if ws.send(Message::Binary(protocol::encode(&hello).into())).await.is_err() {
         outcome.disconnect = Some("hello could not be sent".to_string());

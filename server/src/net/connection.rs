@@ -134,6 +134,10 @@ struct Hello {
     seat_only: bool,
     /// Its single-use token's id, on that token's first use.
     first_use: Option<String>,
+    /// The guest secret it showed, and the player it is (public id): its token's subject, else
+    /// its guest identity, else nobody (not rated).
+    guest: Option<[u8; shared::protocol::GUEST_SECRET_BYTES]>,
+    player: Option<String>,
 }
 
 /// The server's gate for one hello: bans, the per-address join rate, then the password or join
@@ -195,6 +199,11 @@ fn admit(ctx: &NetContext, peer: SocketAddr, mut hello: Hello) -> Result<Hello, 
         }
         hello.seat_only = true;
     }
+    hello.player = match (&admission.subject, &hello.guest) {
+        (Some(subject), _) => Some(crate::store::record::token_player_id(admission.issuer.as_deref(), subject)),
+        (None, Some(secret)) => Some(crate::store::record::guest_player_id(secret)),
+        (None, None) => None,
+    };
     if let Some(subject) = admission.subject {
         info!(%peer, %subject, again = admission.spent_before, "join token accepted");
     }
@@ -244,6 +253,7 @@ async fn join_room(
             client_id: hello.client_id,
             ip: Some(peer.ip()),
             seat_only: hello.seat_only,
+            player: hello.player.clone(),
         };
         let answer = match room.inbox.send(join).await {
             Ok(()) => reply_rx.await.unwrap_or(Err(DisconnectReason::RoomClosed)),
@@ -282,7 +292,7 @@ where
             Some(Err(error)) => return Err(reason_for(&error)),
         };
         return match protocol::decode_client(&bytes) {
-            Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id, auth })
+            Ok(ClientMsg::Hello { protocol, name, resume, room, host_key, client_id, auth, guest })
                 if protocol == PROTOCOL_VERSION =>
             {
                 Ok(Hello {
@@ -294,6 +304,8 @@ where
                     auth,
                     seat_only: false,
                     first_use: None,
+                    guest,
+                    player: None,
                 })
             }
             Ok(ClientMsg::Hello { protocol, .. }) => {

@@ -2,6 +2,7 @@
 //! connections on one port. This is the only code that knows about WebSocket.
 
 pub mod assets;
+pub mod boards;
 pub mod connection;
 pub mod context;
 pub mod http;

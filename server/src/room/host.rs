@@ -246,11 +246,17 @@ impl Room {
         self.ensure_recording();
         self.add_bots(self.setup.bots);
         let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        // The players keep who they are; their entities are new.
+        let identities = std::mem::take(&mut self.identities);
         for conn in &conns {
             let client = self.clients.get_mut(conn).expect("listed");
             let player = self.world.add_player(client.name.clone(), false);
+            let old_id = client.player_id;
             client.player = player;
             client.player_id = self.world.players[player].net_id;
+            if let Some(identity) = identities.get(&old_id) {
+                self.identities.insert(client.player_id, identity.clone());
+            }
             let (id, name) = (client.player_id, client.name.clone());
             self.record(Op::Join { id, name, bot: false });
         }

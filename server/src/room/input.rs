@@ -36,6 +36,8 @@ pub enum SimInput {
         /// Only the seat `resume` holds (or held, before a reload) may be taken, no new one: the
         /// hello's single-use join token was used before.
         seat_only: bool,
+        /// The player's public id (stored rounds, ratings), if they have one.
+        player: Option<String>,
     },
     /// A host command; the room checks that `conn` is the host.
     Host {

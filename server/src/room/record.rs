@@ -39,6 +39,7 @@ impl Room {
                 for player in self.world.players.values() {
                     recorder.op(Op::Join { id: player.net_id, name: player.name.clone(), bot: player.bot.is_some() });
                 }
+                self.rounds.replay = recorder.path.file_name().map(|name| name.to_string_lossy().into_owned());
                 self.recorder = Some(recorder);
             }
             Err(error) => {

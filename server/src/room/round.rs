@@ -4,6 +4,10 @@
 //! round starts in the same room with the same players (a new world and replay, as a host's
 //! restart does). Humans who leave a running round are kept in its results as its last places:
 //! leaving is no escape from a bad round. A dropped connection whose seat is held has not left.
+//!
+//! With storage on (`config.results`), the round's record goes to the writer, and the results
+//! are shown once the writer has it on disk (at most [`SAVE_WAIT`] later): an end screen never
+//! shows a result that a crash could still lose.
 
 use shared::protocol::{self, Placement, RoundEnd, RoundOver, ServerMsg};
 use shared::snapshot::NetId;
@@ -15,8 +19,11 @@ use super::state::{Room, round_id};
 use crate::net::kick::ConnId;
 use crate::sim::entities::Player;
 
+/// Longest the results wait for the writer to have the round on disk.
+pub const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A player's line in the results (its place filled in by [`rank`]).
-fn placement(player: &Player, left: bool) -> Placement {
+fn placement(player: &Player, left: bool, identity: Option<&String>) -> Placement {
     Placement {
         place: 0,
         id: player.net_id,
@@ -29,6 +36,7 @@ fn placement(player: &Player, left: bool) -> Placement {
         orbs: player.orbs,
         shots: player.shots,
         hits: player.shot_hits,
+        player: identity.cloned(),
     }
 }
 
@@ -65,6 +73,13 @@ impl Room {
     /// After each tick: ends the round when its time is up or a player reached the score
     /// limit; between rounds, starts the next one once the intermission is over.
     pub(super) fn check_round(&mut self) {
+        if let Some((_, saved, since)) = &self.rounds.saving {
+            if saved.load(std::sync::atomic::Ordering::Acquire) || since.elapsed() >= SAVE_WAIT {
+                let (over, _, _) = self.rounds.saving.take().expect("checked");
+                self.show_round_over(over);
+            }
+            return;
+        }
         if let Some((next_at, _)) = &self.rounds.over {
             if Instant::now() >= *next_at {
                 let map = self.setup.map.clone();
@@ -89,7 +104,8 @@ impl Room {
     pub(super) fn end_round(&mut self, why: RoundEnd) {
         self.world.freeze();
         self.close_recording();
-        let present: Vec<Placement> = self.world.players.values().map(|p| placement(p, false)).collect();
+        let present: Vec<Placement> =
+            self.world.players.values().map(|p| placement(p, false, self.identities.get(&p.net_id))).collect();
         let placements = rank(present, &self.rounds.leavers);
         let intermission = self.config.intermission;
         let over = Box::new(RoundOver {
@@ -108,13 +124,74 @@ impl Room {
             winner = over.placements.first().map_or("", |p| p.name.as_str()),
             "round over"
         );
+        let saved = self.config.results.as_ref().and_then(|sink| {
+            let record = self.round_record(&over);
+            let saved = sink.offer(record);
+            if saved.is_none() {
+                tracing::error!(room = %self.setup.code, round_id = %over.round_id, "the results queue is full: this round is not stored");
+            }
+            saved
+        });
+        match saved {
+            Some(saved) => self.rounds.saving = Some((over, saved, Instant::now())),
+            None => self.show_round_over(over),
+        }
+        self.mark_room_changed();
+    }
+
+    /// Sends everyone the results; the intermission starts now.
+    fn show_round_over(&mut self, over: Box<RoundOver>) {
+        let intermission = self.config.intermission;
         let bytes = protocol::encode(&ServerMsg::RoundOver(over.clone()));
         let conns: Vec<ConnId> = self.clients.keys().chain(self.spectators.keys()).copied().collect();
         for conn in conns {
             self.send_now(conn, bytes.clone());
         }
         self.rounds.over = Some((Instant::now() + intermission, over));
-        self.mark_room_changed();
+    }
+
+    /// The round as storage keeps it.
+    fn round_record(&self, over: &RoundOver) -> crate::store::record::RoundRecord {
+        let hz = u32::from(self.config.tick_hz.max(1));
+        let now = self.world.tick;
+        let seconds = |id: NetId| -> u32 {
+            match self.world.players.values().find(|p| p.net_id == id) {
+                Some(p) => now.0.saturating_sub(p.joined_at.0) / hz,
+                None => self.rounds.played.get(&id).copied().unwrap_or(0),
+            }
+        };
+        crate::store::record::RoundRecord {
+            round_id: over.round_id.clone(),
+            server: self.config.lobby.as_ref().map_or_else(|| self.config.server_name.clone(), |l| l.instance.clone()),
+            room: self.setup.code.to_string(),
+            round: over.round,
+            map: self.setup.map.id.clone(),
+            ended_unix_ms: crate::stats::unix_ms(),
+            why: match over.why {
+                RoundEnd::TimeUp => "time".to_string(),
+                RoundEnd::ScoreLimit { .. } => "score".to_string(),
+            },
+            seconds: now.0 / hz,
+            replay: self.rounds.replay.clone(),
+            players: over
+                .placements
+                .iter()
+                .map(|p| crate::store::record::RecordedPlayer {
+                    player: if p.bot { None } else { p.player.clone() },
+                    name: p.name.clone(),
+                    place: p.place,
+                    bot: p.bot,
+                    left: p.left,
+                    score: p.score,
+                    kills: p.kills,
+                    deaths: p.deaths,
+                    orbs: p.orbs,
+                    shots: p.shots,
+                    hits: p.hits,
+                    seconds_played: seconds(p.id),
+                })
+                .collect(),
+        }
     }
 
     /// Tells a client who joined between rounds what the others see: the results.
@@ -134,7 +211,9 @@ impl Room {
         if player.bot.is_some() || self.rounds.is_over() || self.rounds.rules.is_endless() {
             return;
         }
-        self.rounds.leavers.push(placement(player, true));
+        let hz = u32::from(self.config.tick_hz.max(1));
+        self.rounds.played.insert(player.net_id, self.world.tick.0.saturating_sub(player.joined_at.0) / hz);
+        self.rounds.leavers.push(placement(player, true, self.identities.get(&player.net_id)));
     }
 
     /// A player who left with a goodbye came back within the grace (a reload): not a leaver.
@@ -147,7 +226,10 @@ impl Room {
         self.rounds.number += 1;
         self.rounds.id = round_id();
         self.rounds.leavers.clear();
+        self.rounds.played.clear();
         self.rounds.over = None;
+        self.rounds.saving = None;
+        self.rounds.replay = None;
     }
 }
 
@@ -170,6 +252,7 @@ mod tests {
             orbs: 0,
             shots: 0,
             hits: 0,
+            player: None,
         }
     }
 
@@ -201,6 +284,7 @@ mod tests {
             client_id: conn,
             ip: None,
             seat_only: false,
+            player: None,
         });
         receiver
     }

@@ -203,7 +203,7 @@ impl Room {
         outbox: Outbox,
         kick: Kick,
         host_key: Option<HostKey>,
-        (client_id, ip): (u64, Option<std::net::IpAddr>),
+        (client_id, ip, identity): (u64, Option<std::net::IpAddr>, Option<String>),
     ) -> Result<Vec<u8>, DisconnectReason> {
         self.expire_held_seats();
         let key_holder = self.is_host_key(host_key.as_ref());
@@ -263,6 +263,9 @@ impl Room {
                 }
             }
         };
+        if let Some(identity) = identity {
+            self.identities.insert(player_id, identity);
+        }
         self.clients.insert(
             conn,
             Client {
@@ -365,6 +368,7 @@ impl Room {
             room: self.room_info_for(conn),
             spectator: client.is_none(),
             snapshot_budget_bytes: self.config.snapshot_budget_bytes,
+            player: client.and_then(|c| self.identities.get(&c.player_id)).cloned(),
         }))
     }
 
@@ -492,6 +496,7 @@ mod tests {
             client_id,
             ip: Some(ip.parse().unwrap()),
             seat_only: false,
+            player: None,
         });
         match reply_rx.try_recv().expect("answered at once") {
             Ok(bytes) => match protocol::decode_server(&bytes).unwrap() {
@@ -552,6 +557,7 @@ mod tests {
             client_id: 1,
             ip: Some("127.0.0.1".parse().unwrap()),
             seat_only: true,
+            player: None,
         });
         let Ok(bytes) = reply_rx.try_recv().unwrap() else { panic!("resume refused") };
         let ServerMsg::Welcome(welcome) = protocol::decode_server(&bytes).unwrap() else { panic!("a welcome") };
@@ -580,6 +586,7 @@ mod tests {
             client_id: 1,
             ip: Some("127.0.0.1".parse().unwrap()),
             seat_only: true,
+            player: None,
         });
         let refused = reply_rx.try_recv().unwrap();
         assert!(matches!(refused, Err(DisconnectReason::TokenInvalid { .. })), "{refused:?}");

@@ -143,18 +143,33 @@ pub struct Rounds {
     pub id: String,
     /// Humans who left the running round, in the order they left.
     pub(super) leavers: Vec<shared::protocol::Placement>,
+    /// Seconds each leaver had played.
+    pub(super) played: HashMap<NetId, u32>,
+    /// The results, waiting for the writer to have them on disk (since when).
+    pub(super) saving: Option<(Box<shared::protocol::RoundOver>, crate::store::writer::Saved, Instant)>,
+    /// The running round's replay file name.
+    pub(super) replay: Option<String>,
     /// Between rounds: when the next starts, and the results everyone was sent.
     pub(super) over: Option<(Instant, Box<shared::protocol::RoundOver>)>,
 }
 
 impl Rounds {
     pub fn new(rules: shared::room::RoundRules) -> Rounds {
-        Rounds { rules, number: 1, id: round_id(), leavers: Vec::new(), over: None }
+        Rounds {
+            rules,
+            number: 1,
+            id: round_id(),
+            leavers: Vec::new(),
+            played: HashMap::new(),
+            saving: None,
+            replay: None,
+            over: None,
+        }
     }
 
     /// Whether the round is over and the room waits for the next one.
     pub fn is_over(&self) -> bool {
-        self.over.is_some()
+        self.over.is_some() || self.saving.is_some()
     }
 }
 
@@ -208,6 +223,8 @@ pub struct Room {
     pub(super) match_number: u32,
     /// The room's rounds: rules, the running round, the results between rounds.
     pub rounds: Rounds,
+    /// Players' public ids by entity (leavers' too, until the round ends).
+    pub(super) identities: HashMap<NetId, String>,
     /// What interest-managed players see (`config.interest`).
     pub(super) interest: InterestScene,
     // Buffers reused for every client's snapshot.
@@ -266,6 +283,7 @@ impl Room {
             banned_ips: HashSet::new(),
             match_number: 0,
             rounds,
+            identities: HashMap::new(),
             writer: BitWriter::new(),
             entries: Vec::new(),
             delta_cache: Vec::new(),
@@ -312,6 +330,7 @@ impl Room {
                 client_id,
                 ip,
                 seat_only,
+                player,
             } => {
                 let result = if self.is_banned(client_id, resume, ip) {
                     Err(DisconnectReason::Kicked)
@@ -323,7 +342,7 @@ impl Room {
                         why: "it was used already and this player has no seat here to resume".to_string(),
                     })
                 } else {
-                    self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip))
+                    self.join(conn, name, resume, outbox, kick, host_key, (client_id, ip, player))
                 };
                 if let Err(Ok(welcome)) = reply.send(result) {
                     // The connection gave up waiting: undo the join (no seat to hold: nobody

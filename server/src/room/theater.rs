@@ -225,6 +225,7 @@ impl Theater {
                     room: self.room_info(),
                     spectator: true,
                     snapshot_budget_bytes: None,
+                    player: None,
                 }));
                 if reply.send(Ok(protocol::encode(&welcome))).is_ok() {
                     info!(conn = conn.0, "spectator joined");

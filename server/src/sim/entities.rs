@@ -65,6 +65,8 @@ pub struct Player {
     pub orbs: u16,
     pub shots: u32,
     pub shot_hits: u32,
+    /// The tick the player joined this world (its round's time played counts from here).
+    pub joined_at: Tick,
 }
 
 #[derive(Debug, Clone)]

@@ -253,6 +253,7 @@ impl World {
             orbs: 0,
             shots: 0,
             shot_hits: 0,
+            joined_at: self.tick,
         });
         self.events.push(GameEvent::Joined { id: net_id, name, bot });
         self.leaderboard_dirty = true;

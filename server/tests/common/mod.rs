@@ -120,6 +120,7 @@ pub fn hello_to(
             host_key,
             client_id,
             auth: None,
+            guest: None,
         })
         .into(),
     )
@@ -136,6 +137,7 @@ pub fn hello_auth(name: &str, room: RoomRequest, auth: Option<protocol::JoinAuth
             host_key: None,
             client_id: 0,
             auth,
+            guest: None,
         })
         .into(),
     )
@@ -461,6 +463,7 @@ impl TestClient {
 pub fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arena-server"))
+        .env("ARENA_NO_DATABASE", "true")
         .args(args)
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())

@@ -1,0 +1,180 @@
+//! The boards and profiles over HTTP, read from the database (`config.store`):
+//! - `GET /api/leaderboard?board=rating|score&around=ID&offset=N&limit=N`: a page of a board
+//!   (at most 100 lines; `around` centres it on a player);
+//! - `GET /api/players/ID`: a player's rating, rank, totals and last rounds (with their replays);
+//! - `GET /api/rounds/ID`: a stored round, every player's line and rating change;
+//! - `GET /leaderboard`: the page that shows them, refreshed while rounds end.
+//!
+//! Bad parameters are a 400 that says which; an unknown id a 404; no database a 404 that says
+//! so; a database that fails a 503. Names are peers' text: the page renders them as text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::context::NetContext;
+use super::http::{json, json_error};
+use crate::store::db::Board;
+use crate::store::record::{is_player_id, is_round_id};
+
+/// Most lines in one page of a board.
+pub const MAX_PAGE: u64 = 100;
+/// Deepest offset asked for (a million players deep is the bench's board).
+pub const MAX_OFFSET: u64 = 100_000_000;
+/// Rounds listed in a profile.
+pub const RECENT_ROUNDS: u64 = 20;
+
+pub fn routes() -> Router<Arc<NetContext>> {
+    Router::new()
+        .route("/api/leaderboard", get(leaderboard))
+        .route("/api/players/{id}", get(player))
+        .route("/api/rounds/{id}", get(round))
+        .route("/leaderboard", get(page))
+        .route("/leaderboard.js", get(script))
+}
+
+fn no_store() -> Response {
+    json_error(StatusCode::NOT_FOUND, "this server keeps no boards (started with --no-database)")
+}
+
+fn failed(error: String) -> Response {
+    tracing::warn!(%error, "database read failed");
+    json_error(StatusCode::SERVICE_UNAVAILABLE, "the database is not answering; try again shortly")
+}
+
+/// What a board request asks for, checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BoardQuery {
+    pub board: Board,
+    pub around: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Reads `/api/leaderboard`'s parameters; the error names the bad one.
+pub fn board_query(params: &HashMap<String, String>) -> Result<BoardQuery, String> {
+    let number = |key: &str, default: u64, max: u64| -> Result<u64, String> {
+        match params.get(key) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u64>() {
+                Ok(value) if value <= max => Ok(value),
+                _ => Err(format!("{key}: a whole number 0..={max}, got {text:?}")),
+            },
+        }
+    };
+    let board = match params.get("board").map(String::as_str) {
+        None => Board::Rating,
+        Some(name) => Board::parse(name).ok_or_else(|| "board: rating or score".to_string())?,
+    };
+    if let Some(season) = params.get("season")
+        && season != "all"
+    {
+        return Err(format!("season: only \"all\" is kept so far, got {season:?}"));
+    }
+    let around = match params.get("around") {
+        Some(id) if is_player_id(id) => Some(id.clone()),
+        Some(_) => return Err("around: a player id (20 hex digits)".to_string()),
+        None => None,
+    };
+    let limit = number("limit", MAX_PAGE, MAX_PAGE)?;
+    if limit == 0 {
+        return Err("limit: 1..=100".to_string());
+    }
+    Ok(BoardQuery { board, around, offset: number("offset", 0, MAX_OFFSET)?, limit })
+}
+
+async fn leaderboard(State(ctx): State<Arc<NetContext>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    let query = match board_query(&params) {
+        Ok(query) => query,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
+    };
+    match store.board(query.board, query.around.as_deref(), query.offset, query.limit).await {
+        Ok(page) => json(StatusCode::OK, &page),
+        Err(error) => failed(error),
+    }
+}
+
+async fn player(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> Response {
+    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    if !is_player_id(&id) {
+        return json_error(StatusCode::BAD_REQUEST, "a player id is 20 hex digits");
+    }
+    match store.profile(&id, RECENT_ROUNDS).await {
+        Ok(Some(profile)) => json(StatusCode::OK, &profile),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no player has that id"),
+        Err(error) => failed(error),
+    }
+}
+
+async fn round(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> Response {
+    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    if !is_round_id(&id) {
+        return json_error(StatusCode::BAD_REQUEST, "a round id is 32 hex digits");
+    }
+    match store.round(&id).await {
+        Ok(Some(round)) => json(StatusCode::OK, &round),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no round has that id"),
+        Err(error) => failed(error),
+    }
+}
+
+const PAGE: &str = include_str!("page/leaderboard.html");
+const SCRIPT: &str = include_str!("page/leaderboard.js");
+
+fn static_text(mime: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+            (header::CONTENT_SECURITY_POLICY, super::http::content_security_policy("'none'")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page() -> Response {
+    static_text("text/html; charset=utf-8", PAGE)
+}
+
+async fn script() -> Response {
+    static_text("text/javascript; charset=utf-8", SCRIPT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn board_parameters_are_bounded_and_bad_ones_named() {
+        let defaults = board_query(&params(&[])).unwrap();
+        assert_eq!(defaults, BoardQuery { board: Board::Rating, around: None, offset: 0, limit: 100 });
+        let score = board_query(&params(&[("board", "score"), ("limit", "10"), ("offset", "20")])).unwrap();
+        assert_eq!((score.board, score.offset, score.limit), (Board::Score, 20, 10));
+        for (bad, named) in [
+            (vec![("limit", "101")], "limit"),
+            (vec![("limit", "0")], "limit"),
+            (vec![("limit", "-5")], "limit"),
+            (vec![("offset", "-1")], "offset"),
+            (vec![("offset", "99999999999999999999")], "offset"),
+            (vec![("board", "kills")], "board"),
+            (vec![("around", "' OR 1=1 --")], "around"),
+            (vec![("season", "1999")], "season"),
+        ] {
+            let error = board_query(&params(&bad)).unwrap_err();
+            assert!(error.starts_with(named), "{bad:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The writer: one task takes finished rounds from the rooms' bounded queue, appends each to the
+//! spool file (one JSON line, fsynced) and then commits them to the database in batches. The
+//! spool is what makes a round's result survive: the room shows its end screen once the line is
+//! on disk ([`Saved`]), and whatever the database does (down, slow, restarted), the spool keeps
+//! the rounds until a commit takes them; at start the spool is replayed. A round stored twice
+//! counts once (its id), so a crash between the commit and the spool's truncation loses
+//! nothing and doubles nothing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::db::Store;
+use super::record::{Offer, RoundRecord};
+
+/// Most rounds committed in one transaction.
+pub const BATCH: usize = 256;
+/// How long the writer waits before trying a failed database again (doubling up to 8 s).
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MOST: Duration = Duration::from_secs(8);
+
+/// The writer's figures.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub spooled: AtomicU64,
+    pub committed: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub failures: AtomicU64,
+    /// Rounds waiting for the database (in the spool).
+    pub pending: AtomicU64,
+}
+
+/// Reads the rounds a spool file holds (a torn last line, from a crash mid-write, is skipped).
+pub fn read_spool(path: &Path) -> Vec<RoundRecord> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .filter_map(|line| match serde_json::from_str::<RoundRecord>(line) {
+            Ok(record) => Some(record),
+            Err(error) => {
+                warn!(%error, "results spool: an unreadable line skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+fn append(path: &Path, records: &[RoundRecord]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut text = String::new();
+    for record in records {
+        text.push_str(&serde_json::to_string(record).expect("records serialize"));
+        text.push('\n');
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+/// Rewrites the spool to hold exactly `records` (written to a temporary file, fsynced, renamed).
+fn rewrite(path: &Path, records: &[RoundRecord]) -> std::io::Result<()> {
+    if records.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+    }
+    let temporary = path.with_extension("spool.new");
+    let _ = std::fs::remove_file(&temporary);
+    append(&temporary, records)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Runs the writer until `stop`, then commits what it can within 5 s (the spool keeps the rest).
+pub async fn run(
+    store: Option<Arc<Store>>,
+    mut queue: mpsc::Receiver<Offer>,
+    spool: PathBuf,
+    stats: Arc<WriterStats>,
+    stop: CancellationToken,
+) {
+    let mut pending = read_spool(&spool);
+    if !pending.is_empty() {
+        info!(rounds = pending.len(), spool = %spool.display(), "results spool: rounds from before are written first");
+    }
+    stats.pending.store(pending.len() as u64, Ordering::Relaxed);
+    let mut retry = RETRY_FIRST;
+    let mut next_try = tokio::time::Instant::now();
+    loop {
+        let mut offers = Vec::new();
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            got = queue.recv_many(&mut offers, BATCH), if !queue.is_closed() || !queue.is_empty() => got == 0,
+            _ = tokio::time::sleep_until(next_try), if !pending.is_empty() => false,
+        };
+        if !offers.is_empty() {
+            let records: Vec<RoundRecord> = offers.iter().map(|offer| offer.record.clone()).collect();
+            let path = spool.clone();
+            let written = tokio::task::spawn_blocking(move || append(&path, &records)).await;
+            let ok = matches!(written, Ok(Ok(())));
+            if !ok {
+                warn!(spool = %spool.display(), "results spool: cannot write; the rounds wait in memory for the database");
+            }
+            for offer in &offers {
+                offer.saved.store(true, Ordering::Release);
+            }
+            stats.spooled.fetch_add(offers.len() as u64, Ordering::Relaxed);
+            pending.extend(offers.into_iter().map(|offer| offer.record));
+            next_try = next_try.min(tokio::time::Instant::now());
+        }
+        if let Some(store) = &store
+            && !pending.is_empty()
+            && tokio::time::Instant::now() >= next_try
+        {
+            let batch: Vec<RoundRecord> = pending.iter().take(BATCH).cloned().collect();
+            match store.write(&batch).await {
+                Ok(new) => {
+                    stats.committed.fetch_add(new as u64, Ordering::Relaxed);
+                    stats.duplicates.fetch_add((batch.len() - new) as u64, Ordering::Relaxed);
+                    pending.drain(..batch.len());
+                    let left = pending.clone();
+                    let path = spool.clone();
+                    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || rewrite(&path, &left)).await {
+                        warn!(%error, "results spool: cannot shorten it (its rounds count once anyway)");
+                    }
+                    if retry > RETRY_FIRST {
+                        info!("database: writing again");
+                    }
+                    retry = RETRY_FIRST;
+                }
+                Err(error) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    if retry == RETRY_FIRST {
+                        warn!(%error, pending = pending.len(), "database: cannot write round results; they wait in the spool");
+                    }
+                    next_try = tokio::time::Instant::now() + retry;
+                    retry = (retry * 2).min(RETRY_MOST);
+                }
+            }
+        }
+        stats.pending.store(pending.len() as u64, Ordering::Relaxed);
+        if stopping {
+            break;
+        }
+    }
+    // Stopping: what is still queued goes to the spool, then one last try, briefly; the spool
+    // keeps what the database cannot take.
+    queue.close();
+    let mut last = Vec::new();
+    while let Ok(offer) = queue.try_recv() {
+        offer.saved.store(true, Ordering::Release);
+        last.push(offer.record);
+    }
+    if !last.is_empty() {
+        let path = spool.clone();
+        let records = last.clone();
+        let _ = tokio::task::spawn_blocking(move || append(&path, &records)).await;
+        pending.extend(last);
+    }
+    if let Some(store) = &store
+        && !pending.is_empty()
+    {
+        let batch: Vec<RoundRecord> = pending.clone();
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), store.write(&batch)).await {
+            pending.clear();
+            let _ = tokio::task::spawn_blocking(move || rewrite(&spool, &[])).await;
+        }
+    }
+}
+
+/// A flag the room polls: the round's line is on disk (or the writer gave up on the disk).
+pub type Saved = Arc<AtomicBool>;
