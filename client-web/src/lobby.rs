@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::protocol::{ClientMsg, DisconnectReason, JoinAuth, PROTOCOL_VERSION};
-use shared::protocol::{RoundEnd, RoundOver};
+use shared::protocol::{RoundEnd, RoundOver, RoundRated};
 use shared::room::{
     HostKey, MAX_ROOM_BOTS, RoomCode, RoomRequest, RoomSettings, RoomSummary, RoundRules, sanitize_room_name,
 };
@@ -352,7 +352,7 @@ pub fn round_clock_text(ends_at: Option<u32>, server_tick: f64, tick_rate: u16) 
 
 /// The end screen: its title, and a line per player (place, name, score, K/D, orbs, accuracy),
 /// whether it is this client's.
-pub fn round_over_lines(over: &RoundOver, me: NetId) -> (String, Vec<(String, bool)>) {
+pub fn round_over_lines(over: &RoundOver, rated: Option<&RoundRated>, me: NetId) -> (String, Vec<(String, bool)>) {
     let why = match over.why {
         RoundEnd::TimeUp => "time is up".to_string(),
         RoundEnd::ScoreLimit { by } => {
@@ -370,7 +370,7 @@ pub fn round_over_lines(over: &RoundOver, me: NetId) -> (String, Vec<(String, bo
                 (true, false) => " (bot)",
                 _ => "",
             };
-            let text = format!(
+            let mut text = format!(
                 "{}. {}{tags} — {} pts · {}/{} K/D · {} orbs · {:.0}% hits",
                 p.place,
                 p.name,
@@ -380,10 +380,20 @@ pub fn round_over_lines(over: &RoundOver, me: NetId) -> (String, Vec<(String, bo
                 p.orbs,
                 p.accuracy() * 100.0
             );
+            if let Some(change) = rated.and_then(|r| r.changes.iter().find(|c| c.id == p.id)) {
+                text.push_str(&rating_text(change));
+            }
             (text, !p.bot && p.id == me)
         })
         .collect();
     (title, lines)
+}
+
+/// " · rating 12.3 (+1.4) · #5": a rating change as the end screen shows it.
+pub fn rating_text(change: &shared::protocol::RatingChange) -> String {
+    let delta = change.after - change.before;
+    let rank = change.rank.map(|r| format!(" · #{r}")).unwrap_or_default();
+    format!(" · rating {:.1} ({}{:.1}){rank}", change.after, if delta >= 0.0 { "+" } else { "" }, delta)
 }
 
 pub fn typed_bots(text: &str) -> Option<u16> {
@@ -661,10 +671,17 @@ mod tests {
             ],
             next_round_in_ms: 10_000,
         };
-        let (title, lines) = round_over_lines(&over, NetId(7));
+        let (title, lines) = round_over_lines(&over, None, NetId(7));
         assert_eq!(title, "Round 3 over: <b>ann</b> reached the score limit");
         assert_eq!(lines[0], ("1. <b>ann</b> — 12 pts · 3/1 K/D · 2 orbs · 25% hits".to_string(), false));
         assert!(lines[1].0.contains("(bot)") && lines[2].0.contains("(left)") && lines[2].1, "{lines:?}");
+        let rated = RoundRated {
+            round_id: over.round_id.clone(),
+            changes: vec![shared::protocol::RatingChange { id: NetId(5), before: 0.0, after: 1.46, rank: Some(2) }],
+        };
+        let (_, lines) = round_over_lines(&over, Some(&rated), NetId(7));
+        assert!(lines[0].0.ends_with(" · rating 1.5 (+1.5) · #2"), "{lines:?}");
+        assert!(!lines[1].0.contains("rating"), "bots have no rating: {lines:?}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Session {
     /// The round's results once it is over (and when they arrived, page ms), until the next
     /// round's welcome starts a new session.
     pub round_over: Option<(shared::protocol::RoundOver, f64)>,
+    /// Its rating changes, when storage committed them.
+    pub round_rated: Option<shared::protocol::RoundRated>,
     pub kill_feed: VecDeque<FeedLine>,
     pub notices: VecDeque<FeedLine>,
     pub chat: VecDeque<FeedLine>,
@@ -109,6 +111,7 @@ impl Session {
             input_ack: 0,
             leaderboard: Leaderboard::default(),
             round_over: None,
+            round_rated: None,
             kill_feed: VecDeque::new(),
             notices: VecDeque::new(),
             chat: VecDeque::new(),

@@ -898,15 +898,35 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
     server.stop().await;
 }
 
-/// Two players finish a 5-second round: both see the same end screen (places, stats), the round
-/// clock before it, and the next round begin after the intermission.
+/// Two guests finish a 5-second round on a server that keeps results: both see the same end
+/// screen (places, stats, then each one's rating change), the round clock before it, the next
+/// round begin after the intermission, and `/leaderboard` list them both; back on the game,
+/// the browser is the same player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_ends_with_the_same_results_for_both_players_and_the_next_begins() {
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("arena-browser-rounds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = server::store::rating::RatingRules { min_play: 1 };
+    let store = Arc::new(
+        server::store::db::Store::open(&format!("sqlite:{}", dir.join("arena.db").display()), rules).await.unwrap(),
+    );
+    let (sink, queue) = server::store::record::ResultsSink::new();
+    let stop_writer = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn(server::store::writer::run(
+        Some(store.clone()),
+        queue,
+        dir.join("results.spool"),
+        Arc::new(server::store::writer::WriterStats::default()),
+        stop_writer.clone(),
+    ));
     let config = server::ServerConfig {
         map: small_map(),
         rounds: shared::room::RoundRules { seconds: 5, score_limit: None },
         intermission: Duration::from_secs(4),
+        results: Some(sink),
+        store: Some(store),
         ..server::ServerConfig::default()
     };
     let server = browser_support::start_server_with(config, None).await;
@@ -947,11 +967,50 @@ async fn a_round_ends_with_the_same_results_for_both_players_and_the_next_begins
     // No markup from a name reached the page.
     let injected = ana.eval("document.querySelectorAll('#round-results i').length").await;
     ana.check(injected == 0, format!("a name became markup: {injected}")).await;
+    // Storage committed the round: each sees their rating change on their own line.
+    for player in [&ana, &bo] {
+        player
+            .wait_for_eval(
+                "the rating change on my line",
+                "document.querySelector('#round-results li.me')?.textContent ?? ''",
+                |v| v.as_str().is_some_and(|t| t.contains(" · rating ") && t.contains(" · #")),
+            )
+            .await;
+    }
+    let me_before = ana.eval("localStorage.getItem('arena.player')").await;
+    ana.check(
+        me_before.as_str().is_some_and(|id| id.len() == 20),
+        format!("the page knows its player id: {me_before}"),
+    )
+    .await;
     // The next round: the end screen goes, the clock comes back.
     for player in [&ana, &bo] {
         player.wait_for_eval("the next round", shown, |v| v == false).await;
         player.wait_for("round 2", |d| d["room"]["round"] == 2).await;
     }
+    // The board: both players, ana's line marked as hers, names as text.
+    ana.visit(&format!("{}leaderboard", server.url)).await;
+    ana.wait_for_eval("the board loaded", "document.body.dataset.loaded === '1'", |v| v == true).await;
+    let top = ana.eval("[...document.querySelectorAll('#top li')].map(li => li.textContent)").await;
+    let top: Vec<&str> = top.as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+    ana.check(top.len() == 2 && top[0].starts_with("1. ") && top[1].starts_with("2. "), format!("the board: {top:?}"))
+        .await;
+    ana.check(
+        top.iter().any(|l| l.contains("<i>ana</i>")) && top.iter().any(|l| l.contains(" bo ")),
+        format!("{top:?}"),
+    )
+    .await;
+    let mine = ana.eval("document.querySelector('#top li.me')?.textContent ?? null").await;
+    ana.check(mine.as_str().is_some_and(|l| l.contains("<i>ana</i>")), format!("my line marked: {mine}")).await;
+    let markup = ana.eval("document.querySelectorAll('#top i').length").await;
+    ana.check(markup == 0, format!("a name became markup on the board: {markup}")).await;
+    // Back to the game (a new page load): the same player.
+    ana.open_and_join(&server.url, "<i>ana</i>").await;
+    ana.wait_for("connected again", |d| d["state"] == "connected" && d["own"].is_object()).await;
+    let me_after = ana.eval("localStorage.getItem('arena.player')").await;
+    ana.check(me_after == me_before, format!("the same player after a reload: {me_before} then {me_after}")).await;
     drop((ana, bo));
     server.stop().await;
+    stop_writer.cancel();
+    let _ = writer.await;
 }

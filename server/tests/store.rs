@@ -203,17 +203,21 @@ async fn rounds_survive_the_database_going_away_and_land_once() {
     let stop = CancellationToken::new();
     let task = tokio::spawn(writer::run(Some(store.clone()), queue, spool.clone(), stats.clone(), stop.clone()));
     let two = |n: u8| vec![line(Some(id(n)), "a", 1, 10), line(Some(id(n + 1)), "b", 2, 5)];
-    let saved = sink.offer(round(1, two(1))).unwrap();
+    let (saved, rated) = sink.offer(round(1, two(1))).unwrap();
     eventually("round 1 committed", async || {
         (stats.committed.load(Ordering::Relaxed) == 1, stats.committed.load(Ordering::Relaxed))
     })
     .await;
     assert!(saved.load(Ordering::Acquire));
+    let changes = rated.get().expect("the committed round's rating changes are handed back");
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().any(|c| c.after > c.before && c.rank == Some(1)), "the winner rises to 1st: {changes:?}");
+    assert!(changes.iter().any(|c| c.after < c.before && c.rank == Some(2)), "{changes:?}");
 
     pg.stop();
     let mut flags = Vec::new();
     for n in 2..=6 {
-        flags.push(sink.offer(round(n, two(n as u8 * 2))).unwrap());
+        flags.push(sink.offer(round(n, two(n as u8 * 2))).unwrap().0);
     }
     eventually("the rounds spooled while the database is down", async || {
         let spooled = writer::read_spool(&spool).len();

@@ -234,6 +234,27 @@ pub enum ServerMsg {
     /// [`Welcome`]) starts after the intermission. Sent to players and spectators alike, and to
     /// whoever joins during the intermission.
     RoundOver(Box<RoundOver>),
+    /// The round's rating changes, once storage has committed them (a moment after the
+    /// results; never on a server that keeps no results, or for a round that did not count).
+    RoundRated(Box<RoundRated>),
+}
+
+/// A stored round's rating changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundRated {
+    pub round_id: String,
+    pub changes: Vec<RatingChange>,
+}
+
+/// One player's rating change: the conservative rating (`μ − 3σ`) before and after, and the
+/// player's place on the rating board after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RatingChange {
+    /// The player's entity in that round.
+    pub id: NetId,
+    pub before: f32,
+    pub after: f32,
+    pub rank: Option<u32>,
 }
 
 /// Why a round ended.

@@ -48,6 +48,7 @@ pub fn start() -> Result<(), JsValue> {
             target: JoinTarget::QuickPlay,
             room: None,
             client_id: storage::client_id(),
+            my_rating: None,
             auth: None,
             resume: None,
             invite: None,
@@ -263,6 +264,15 @@ impl App {
                     Ok(ServerMsg::RoundOver(over)) => {
                         if let Some(session) = self.session.as_mut() {
                             session.round_over = Some((*over, now));
+                        }
+                    }
+                    Ok(ServerMsg::RoundRated(rated)) => {
+                        if let Some(session) = self.session.as_mut() {
+                            let me = session.welcome.player_id;
+                            if let Some(mine) = rated.changes.iter().find(|c| c.id == me) {
+                                self.my_rating = Some((mine.after, mine.rank));
+                            }
+                            session.round_rated = Some(*rated);
                         }
                     }
                     Ok(ServerMsg::ReplayStatus(status)) => {

@@ -252,7 +252,14 @@ impl App {
         }
         if let Some(own) = session.own {
             self.hud.set_health(if own.alive { own.hp } else { 0 }, PLAYER_MAX_HP);
-            let score_text = format!("Score {} · #{} of {}", own.score, own.rank, session.leaderboard.players.max(1));
+            let mut score_text =
+                format!("Score {} · #{} of {}", own.score, own.rank, session.leaderboard.players.max(1));
+            if let Some((rating, rank)) = self.my_rating {
+                score_text.push_str(&format!(" · rating {rating:.1}"));
+                if let Some(rank) = rank {
+                    score_text.push_str(&format!(" (#{rank} overall)"));
+                }
+            }
             let score = self.hud.score.clone();
             self.hud.set_text("score", &score, &score_text);
             let respawn = self.hud.respawn.clone();
@@ -306,7 +313,7 @@ impl App {
             Hud::show(&panel, false);
             return;
         };
-        let (title, lines) = lobby::round_over_lines(over, session.welcome.player_id);
+        let (title, lines) = lobby::round_over_lines(over, session.round_rated.as_ref(), session.welcome.player_id);
         let title_element = self.hud.round_title.clone();
         self.hud.set_text("round-title", &title_element, &title);
         let rows: Vec<(String, &'static str)> =

@@ -69,6 +69,8 @@ pub struct App {
     pub(super) room: Option<RoomInfo>,
     /// This browser's random id (localStorage), sent in every hello.
     pub(super) client_id: u64,
+    /// This player's rating and board place after their last rated round.
+    pub(super) my_rating: Option<(f32, Option<u32>)>,
     /// The server password the player typed (memory only), or the join token the page was
     /// opened with (`#join=`): sent in every hello.
     pub(super) auth: Option<shared::protocol::JoinAuth>,

@@ -252,6 +252,11 @@ impl Player {
         }
     }
 
+    /// Opens a page that is not the game (the leaderboard); the caller waits for what it shows.
+    pub async fn visit(&mut self, url: &str) {
+        self.goto(url).await;
+    }
+
     /// Opens a page of the game (`/`, `/r/CODE`, ...) and waits for the client to start, whatever
     /// screen it shows.
     pub async fn navigate(&mut self, url: &str) {

@@ -443,7 +443,9 @@ async fn play_one_inner(
                 receiver = SnapshotReceiver::new();
                 latest = Tick::ZERO;
             }
-            Ok(ServerMsg::ReplayStatus(_) | ServerMsg::Room(_) | ServerMsg::RoundOver(_)) => {}
+            Ok(
+                ServerMsg::ReplayStatus(_) | ServerMsg::Room(_) | ServerMsg::RoundOver(_) | ServerMsg::RoundRated(_),
+            ) => {}
             Err(_) => outcome.decode_errors += 1,
         }
     };

@@ -9,7 +9,7 @@
 //! are shown once the writer has it on disk (at most [`SAVE_WAIT`] later): an end screen never
 //! shows a result that a crash could still lose.
 
-use shared::protocol::{self, Placement, RoundEnd, RoundOver, ServerMsg};
+use shared::protocol::{self, Placement, RatingChange, RoundEnd, RoundOver, RoundRated, ServerMsg};
 use shared::snapshot::NetId;
 use shared::tick::Tick;
 use tokio::time::Instant;
@@ -80,7 +80,31 @@ impl Room {
             }
             return;
         }
-        if let Some((next_at, _)) = &self.rounds.over {
+        if let Some((next_at, over)) = &self.rounds.over {
+            if let Some(changes) = self.rounds.rating.as_ref().and_then(|rated| rated.get()) {
+                let rated = RoundRated {
+                    round_id: over.round_id.clone(),
+                    changes: changes
+                        .iter()
+                        .filter_map(|change| {
+                            let line = over.placements.iter().find(|p| p.player.as_deref() == Some(&change.player))?;
+                            Some(RatingChange {
+                                id: line.id,
+                                before: change.before as f32,
+                                after: change.after as f32,
+                                rank: change.rank.map(|r| r.min(u64::from(u32::MAX)) as u32),
+                            })
+                        })
+                        .collect(),
+                };
+                self.rounds.rating = None;
+                let bytes = protocol::encode(&ServerMsg::RoundRated(Box::new(rated)));
+                let conns: Vec<ConnId> = self.clients.keys().chain(self.spectators.keys()).copied().collect();
+                for conn in conns {
+                    self.send_now(conn, bytes.clone());
+                }
+                return;
+            }
             if Instant::now() >= *next_at {
                 let map = self.setup.map.clone();
                 self.new_match(map);
@@ -133,7 +157,10 @@ impl Room {
             saved
         });
         match saved {
-            Some(saved) => self.rounds.saving = Some((over, saved, Instant::now())),
+            Some((saved, rated)) => {
+                self.rounds.saving = Some((over, saved, Instant::now()));
+                self.rounds.rating = Some(rated);
+            }
             None => self.show_round_over(over),
         }
         self.mark_room_changed();
@@ -229,6 +256,7 @@ impl Room {
         self.rounds.played.clear();
         self.rounds.over = None;
         self.rounds.saving = None;
+        self.rounds.rating = None;
         self.rounds.replay = None;
     }
 }

@@ -149,6 +149,8 @@ pub struct Rounds {
     pub(super) saving: Option<(Box<shared::protocol::RoundOver>, crate::store::writer::Saved, Instant)>,
     /// The running round's replay file name.
     pub(super) replay: Option<String>,
+    /// Where the writer leaves the ended round's rating changes.
+    pub(super) rating: Option<crate::store::record::Rated>,
     /// Between rounds: when the next starts, and the results everyone was sent.
     pub(super) over: Option<(Instant, Box<shared::protocol::RoundOver>)>,
 }
@@ -162,6 +164,7 @@ impl Rounds {
             leavers: Vec::new(),
             played: HashMap::new(),
             saving: None,
+            rating: None,
             replay: None,
             over: None,
         }

@@ -15,7 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use super::rating::{Rating, RatingRules, rate, rated_players};
-use super::record::RoundRecord;
+use super::record::{RatedPlayer, RoundRecord};
 
 /// The schema, one file per version, in order. Statements end with `;` at a line's end (no `;`
 /// in comments).
@@ -256,22 +256,31 @@ impl Store {
     /// Stores `rounds` in one transaction; returns how many were new (the others were stored
     /// before and count once).
     pub async fn write(&self, rounds: &[RoundRecord]) -> Result<usize, String> {
+        Ok(self.write_rated(rounds).await?.iter().filter(|r| r.is_some()).count())
+    }
+
+    /// Stores `rounds` in one transaction; for each, its rating changes (with the board places
+    /// after the commit), or `None` when it was stored before.
+    pub async fn write_rated(&self, rounds: &[RoundRecord]) -> Result<Vec<Option<Vec<RatedPlayer>>>, String> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let mut new = 0;
+        let mut outcomes = Vec::new();
         for round in rounds {
-            if self.write_round(&mut tx, round).await? {
-                new += 1;
-            }
+            outcomes.push(self.write_round(&mut tx, round).await?);
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(new)
+        for changes in outcomes.iter_mut().flatten() {
+            for change in changes.iter_mut() {
+                change.rank = self.rank(Board::Rating, &change.player).await?;
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn write_round(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         round: &RoundRecord,
-    ) -> Result<bool, String> {
+    ) -> Result<Option<Vec<RatedPlayer>>, String> {
         let rated = rated_players(round, self.rules);
         let inserted = sqlx::query(
             "INSERT INTO rounds (id, server, room, number, map, ended_unix_ms, why, seconds, replay, rated) \
@@ -291,7 +300,7 @@ impl Store {
         .await
         .map_err(db_error)?;
         if inserted.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         // Everyone with an id gets a row (their totals), before the rated ones are locked.
         let now = round.ended_unix_ms as i64;
@@ -383,7 +392,17 @@ impl Store {
             .await
             .map_err(db_error)?;
         }
-        Ok(true)
+        Ok(Some(
+            changes
+                .iter()
+                .map(|(index, before, after)| RatedPlayer {
+                    player: round.players[*index].player.clone().expect("rated players have ids"),
+                    before: before.ordinal(),
+                    after: after.ordinal(),
+                    rank: None,
+                })
+                .collect(),
+        ))
     }
 
     /// Rounds stored.

@@ -92,12 +92,26 @@ pub struct ResultsSink {
     sender: mpsc::Sender<Offer>,
 }
 
-/// A round on its way to the writer, and the flag the writer sets once it is on disk.
+/// A round on its way to the writer, the flag the writer sets once it is on disk, and where it
+/// puts the rating changes once they are committed.
 #[derive(Debug)]
 pub struct Offer {
     pub record: RoundRecord,
     pub saved: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub rated: Rated,
 }
+
+/// One rated player's change, as committed: conservative ratings and the board place after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatedPlayer {
+    pub player: String,
+    pub before: f64,
+    pub after: f64,
+    pub rank: Option<u64>,
+}
+
+/// Where the writer leaves a round's committed rating changes (the room polls it).
+pub type Rated = std::sync::Arc<std::sync::OnceLock<Vec<RatedPlayer>>>;
 
 /// Rounds the queue holds before rooms start dropping them.
 pub const RESULTS_QUEUE: usize = 4096;
@@ -111,9 +125,10 @@ impl ResultsSink {
 
     /// Hands `record` over without waiting: the flag that says when it is on disk, or `None`
     /// when the queue is full or the writer gone.
-    pub fn offer(&self, record: RoundRecord) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    pub fn offer(&self, record: RoundRecord) -> Option<(std::sync::Arc<std::sync::atomic::AtomicBool>, Rated)> {
         let saved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        self.sender.try_send(Offer { record, saved: saved.clone() }).ok().map(|()| saved)
+        let rated = Rated::default();
+        self.sender.try_send(Offer { record, saved: saved.clone(), rated: rated.clone() }).ok().map(|()| (saved, rated))
     }
 }
 

@@ -89,6 +89,8 @@ pub async fn run(
         info!(rounds = pending.len(), spool = %spool.display(), "results spool: rounds from before are written first");
     }
     stats.pending.store(pending.len() as u64, Ordering::Relaxed);
+    // Where each round still waiting for its commit wants its rating changes.
+    let mut waiting: std::collections::HashMap<String, super::record::Rated> = std::collections::HashMap::new();
     let mut retry = RETRY_FIRST;
     let mut next_try = tokio::time::Instant::now();
     loop {
@@ -108,6 +110,7 @@ pub async fn run(
             }
             for offer in &offers {
                 offer.saved.store(true, Ordering::Release);
+                waiting.insert(offer.record.round_id.clone(), offer.rated.clone());
             }
             stats.spooled.fetch_add(offers.len() as u64, Ordering::Relaxed);
             pending.extend(offers.into_iter().map(|offer| offer.record));
@@ -118,8 +121,14 @@ pub async fn run(
             && tokio::time::Instant::now() >= next_try
         {
             let batch: Vec<RoundRecord> = pending.iter().take(BATCH).cloned().collect();
-            match store.write(&batch).await {
-                Ok(new) => {
+            match store.write_rated(&batch).await {
+                Ok(outcomes) => {
+                    let new = outcomes.iter().filter(|o| o.is_some()).count();
+                    for (round, outcome) in batch.iter().zip(outcomes) {
+                        if let (Some(slot), Some(changes)) = (waiting.remove(&round.round_id), outcome) {
+                            let _ = slot.set(changes);
+                        }
+                    }
                     stats.committed.fetch_add(new as u64, Ordering::Relaxed);
                     stats.duplicates.fetch_add((batch.len() - new) as u64, Ordering::Relaxed);
                     pending.drain(..batch.len());
