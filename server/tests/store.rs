@@ -4,6 +4,7 @@
 //! is not a database refused and left alone; the writer's spool keeping rounds through a
 //! database that goes away and comes back; eight writers on one PostgreSQL at once.
 
+#[allow(dead_code)] // The storage benchmark uses the rest of the helper.
 #[path = "common/postgres.rs"]
 mod postgres;
 

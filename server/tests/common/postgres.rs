@@ -10,6 +10,8 @@ pub struct Postgres {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// fsync on (benchmarks); tests run without it, for speed.
+    durable: bool,
 }
 
 fn bin_dir() -> PathBuf {
@@ -43,6 +45,15 @@ fn run(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
 impl Postgres {
     /// Starts a fresh cluster; its URL is [`Postgres::url`].
     pub fn start(label: &str) -> Postgres {
+        Postgres::start_with(label, false)
+    }
+
+    /// A cluster that fsyncs its commits, as a production one does (for benchmarks).
+    pub fn start_durable(label: &str) -> Postgres {
+        Postgres::start_with(label, true)
+    }
+
+    fn start_with(label: &str, durable: bool) -> Postgres {
         let bin = bin_dir();
         let dir = std::env::temp_dir().join(format!("arena-pg-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -55,7 +66,7 @@ impl Postgres {
         let out = run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
-        let mut pg = Postgres { port, dir, bin };
+        let mut pg = Postgres { port, dir, bin, durable };
         pg.start_again();
         pg
     }
@@ -63,11 +74,8 @@ impl Postgres {
     /// Starts the cluster (again, after [`Postgres::stop`]) on the same port.
     pub fn start_again(&mut self) {
         let data = self.dir.join("data");
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off",
-            self.port,
-            self.dir.display()
-        );
+        let fast = if self.durable { "" } else { " -c fsync=off -c full_page_writes=off" };
+        let options = format!("-p {} -c listen_addresses=127.0.0.1 -k {}{fast}", self.port, self.dir.display());
         let log = self.dir.join("log");
         let out = run(
             &self.bin,
