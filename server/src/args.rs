@@ -197,6 +197,10 @@ pub struct ServeArgs {
     /// counts with at least 2 such players).
     #[arg(long, default_value_t = 60)]
     pub rated_min_seconds: u32,
+    /// How long a season of the boards lasts: `week` (to Monday 00:00 UTC), `month` (to the
+    /// 1st, 00:00 UTC) or `Nd` (N days). Past seasons keep their boards.
+    #[arg(long, default_value = "month")]
+    pub season_length: server::store::season::SeasonLength,
     /// A round also ends as soon as a player reaches this score (0: no score limit).
     #[arg(long, default_value_t = 0)]
     pub score_limit: u16,

@@ -216,7 +216,9 @@ async fn serve(
         admin.clone(),
     ));
     // The layers above `net` add their routes here: `net` knows neither of them.
-    let shells = admin::api::routes(Arc::new(admin::AdminState { net: ctx.clone(), admin }))
+    let operator = Arc::new(admin::AdminState { net: ctx.clone(), admin });
+    let shells = admin::api::routes(operator.clone())
+        .merge(admin::players::routes().with_state(operator))
         .merge(lan::routes(lan.clone()))
         .merge(net::boards::routes());
     let base = config.base_path();

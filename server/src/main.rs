@@ -244,8 +244,11 @@ async fn open_results(
         return Ok(None);
     }
     let rules = server::store::rating::RatingRules { min_play: args.rated_min_seconds };
-    let store =
-        std::sync::Arc::new(server::store::db::Store::open(&args.database, rules).await.map_err(anyhow::Error::msg)?);
+    let store = std::sync::Arc::new(
+        server::store::db::Store::open_with(&args.database, rules, args.season_length)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    );
     let (sink, queue) = server::store::record::ResultsSink::new();
     config.results = Some(sink);
     config.store = Some(store.clone());

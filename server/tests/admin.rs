@@ -341,3 +341,130 @@ async fn request_bodies_over_their_limit_get_413() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The operator's actions on stored players and seasons, over HTTP on a server with a database:
+/// end the season (the page's season board empties, the past one is listed), ban a player from
+/// rated play (off the board; lifted, back), erase a player (their profile is gone); bad ids and
+/// unknown players are refused; every action is audited; `/api/replays` serves only replay names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_it_is_audited() {
+    use server::store::{db::Store, rating::RatingRules, record};
+    let dir = temp_dir("players");
+    let store = std::sync::Arc::new(
+        Store::open(&format!("sqlite:{}", dir.join("arena.db").display()), RatingRules::default()).await.unwrap(),
+    );
+    let (ann, bo) = (record::guest_player_id(&[1; 16]), record::guest_player_id(&[2; 16]));
+    let line = |id: &str, place: u16| record::RecordedPlayer {
+        player: Some(id.to_string()),
+        name: format!("p{place}"),
+        place,
+        bot: false,
+        left: false,
+        score: 10 / place,
+        kills: 1,
+        deaths: 1,
+        orbs: 0,
+        shots: 0,
+        hits: 0,
+        seconds_played: 300,
+    };
+    let replays = dir.join("replays");
+    std::fs::create_dir_all(&replays).unwrap();
+    std::fs::write(replays.join("ABCD-r1.arenareplay"), b"ARENAREC-test").unwrap();
+    store
+        .write(&[record::RoundRecord {
+            round_id: format!("{:032x}", 1),
+            server: "s".into(),
+            room: "ABCD".into(),
+            round: 1,
+            map: "arena".into(),
+            ended_unix_ms: 1,
+            why: "time".into(),
+            seconds: 300,
+            replay: Some("ABCD-r1.arenareplay".into()),
+            players: vec![line(&ann, 1), line(&bo, 2)],
+        }])
+        .await
+        .unwrap();
+    let server = TestServer::start(ServerConfig {
+        store: Some(store.clone()),
+        replay_dir: Some(replays.clone()),
+        ..admin_config(&dir)
+    })
+    .await;
+    let public = |path: String| {
+        let addr = server.addr;
+        async move {
+            let (status, _, text) = http_to(addr, "GET", &path, None, &[]).await;
+            (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::json!({ "raw": text })))
+        }
+    };
+    let (status, board) = public("/api/leaderboard?season=current".into()).await;
+    assert_eq!((status, board["total"].as_u64(), board["season"].as_u64()), (200, Some(2), Some(1)), "{board}");
+
+    // Without a token: refused, nothing changes.
+    let (status, _, _) = http_to(server.addr, "POST", "/api/admin/seasons/end", Some("{}"), &[]).await;
+    assert_eq!(status, 401);
+    let (status, body) = api(&server, "POST", "/api/admin/seasons/end", Some("{}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["ended"]["season"].as_u64(), body["current"]["season"].as_u64()), (Some(1), Some(2)), "{body}");
+    let (_, board) = public("/api/leaderboard?season=current".into()).await;
+    assert_eq!((board["season"].as_u64(), board["total"].as_u64()), (Some(2), Some(0)), "a fresh season: {board}");
+    let (_, past) = public("/api/leaderboard?season=1".into()).await;
+    assert_eq!(past["total"].as_u64(), Some(2), "the ended season keeps its board: {past}");
+    let (_, seasons) = public("/api/seasons".into()).await;
+    assert_eq!(seasons["seasons"].as_array().map(Vec::len), Some(2), "{seasons}");
+
+    // A rated-play ban, and lifting it.
+    let (status, body) =
+        api(&server, "POST", &format!("/api/admin/players/{ann}/rated-ban"), Some(r#"{"banned":true}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, all) = public("/api/leaderboard?season=all".into()).await;
+    let players: Vec<&str> = all["lines"].as_array().unwrap().iter().map(|l| l["player"].as_str().unwrap()).collect();
+    assert_eq!(players, [bo.as_str()], "banned: off the board: {all}");
+    let (_, profile) = public(format!("/api/players/{ann}")).await;
+    assert_eq!(profile["banned"], true, "{profile}");
+    let (status, _) =
+        api(&server, "POST", &format!("/api/admin/players/{ann}/rated-ban"), Some(r#"{"banned":false}"#)).await;
+    assert_eq!(status, 200);
+    let (_, all) = public("/api/leaderboard?season=all".into()).await;
+    assert_eq!(all["total"].as_u64(), Some(2), "lifted: back on the board: {all}");
+    let (status, body) =
+        api(&server, "POST", "/api/admin/players/'%20OR%201=1/rated-ban", Some(r#"{"banned":true}"#)).await;
+    assert_eq!(status, 400, "{body}");
+    let unknown = record::guest_player_id(&[9; 16]);
+    let (status, _) =
+        api(&server, "POST", &format!("/api/admin/players/{unknown}/rated-ban"), Some(r#"{"banned":true}"#)).await;
+    assert_eq!(status, 404);
+
+    // A replay through its link; nothing but a replay name is served.
+    let (_, profile) = public(format!("/api/players/{bo}")).await;
+    let link = profile["recent"][0]["replay_url"].as_str().expect("a replay link").to_string();
+    let (status, _, bytes) = http_to(server.addr, "GET", &link, None, &[]).await;
+    assert_eq!((status, bytes.as_str()), (200, "ARENAREC-test"));
+    for bad in ["/api/replays/..%2Farena.db", "/api/replays/arena.db", "/api/replays/missing.arenareplay"] {
+        let (status, _, _) = http_to(server.addr, "GET", bad, None, &[]).await;
+        assert!(status == 400 || status == 404, "{bad}: {status}");
+    }
+
+    // Erasure.
+    let (status, body) = api(&server, "DELETE", &format!("/api/admin/players/{bo}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = public(format!("/api/players/{bo}")).await;
+    assert_eq!(status, 404, "erased");
+    let (_, round) = public(format!("/api/rounds/{:032x}", 1)).await;
+    assert_eq!(
+        (round["players"][1]["name"].as_str(), round["players"][1]["player"].is_null()),
+        (Some("(erased)"), true),
+        "{round}"
+    );
+
+    let (_, audit) = api(&server, "GET", "/api/admin/audit", None).await;
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in ["end_season", "rated_ban", "rated_unban", "erase_player"] {
+        assert!(actions.contains(&action), "{action} not audited: {actions:?}");
+    }
+    assert!(audit.as_array().unwrap().iter().any(|e| e["target"].as_str().unwrap().contains("not an id")), "{audit}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestClient, TestServer, duel_map, hello_to, http};
+use common::{TestClient, TestServer, duel_map, guest_hello, hello_to, http};
 use glam::Vec2;
 use server::ServerConfig;
 use shared::protocol::{ClientMsg, RoundEnd};
@@ -115,22 +115,6 @@ async fn the_host_sets_the_rules_and_bad_rules_are_refused() {
     .await
     .unwrap();
     assert_eq!(endless.welcome.room.round_ends_at, None);
-}
-
-fn guest_hello(name: &str, room: RoomRequest, secret: [u8; 16]) -> tokio_tungstenite::tungstenite::Message {
-    tokio_tungstenite::tungstenite::Message::Binary(
-        shared::protocol::encode(&ClientMsg::Hello {
-            protocol: shared::protocol::PROTOCOL_VERSION,
-            name: name.to_string(),
-            resume: None,
-            room,
-            host_key: None,
-            client_id: u64::from(secret[0]),
-            auth: None,
-            guest: Some(secret),
-        })
-        .into(),
-    )
 }
 
 /// A round that counts: two guests finish it on a server that stores results (SQLite), the end

@@ -4,6 +4,8 @@
 //! is not a database refused and left alone; the writer's spool keeping rounds through a
 //! database that goes away and comes back; eight writers on one PostgreSQL at once.
 
+mod common;
+
 #[allow(dead_code)] // The storage benchmark uses the rest of the helper.
 #[path = "common/postgres.rs"]
 mod postgres;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::eventually;
 use server::store::db::{Board, Store};
 use server::store::rating::RatingRules;
 use server::store::record::{RecordedPlayer, ResultsSink, RoundRecord, guest_player_id};
@@ -123,7 +126,17 @@ async fn suite(url: &str) {
     assert_eq!(store.write(&rounds).await.unwrap(), 50);
     let top = store.board(Board::Score, None, 0, 100).await.unwrap();
     assert_eq!(top.total, 103);
-    assert!(top.lines.windows(2).all(|w| w[0].score >= w[1].score && w[0].rank + 1 == w[1].rank), "{top:?}");
+    // Places: tied scores share one (competition ranking), the next place skips past them.
+    for (position, pair) in top.lines.windows(2).enumerate() {
+        let expected = if pair[0].score == pair[1].score { pair[0].rank } else { position as u64 + 2 };
+        assert!(pair[0].score >= pair[1].score && pair[1].rank == expected, "line {}: {top:?}", position + 1);
+    }
+    assert_eq!(top.lines.last().unwrap().score, 1);
+    let tied = store.board(Board::Score, None, 60, 10).await.unwrap();
+    assert!(tied.lines.iter().all(|l| l.score == 1 && l.rank == top.lines[60].rank), "a page inside a tie: {tied:?}");
+    let around = store.board(Board::Score, Some(&guest_player_id(&1025u32.to_le_bytes())), 0, 5).await.unwrap();
+    assert_eq!(around.lines.len(), 5, "around a tied player: {around:?}");
+    assert!(around.lines.iter().any(|l| l.player == guest_player_id(&1025u32.to_le_bytes())), "{around:?}");
 }
 
 #[tokio::test]
@@ -176,19 +189,6 @@ async fn a_file_that_is_not_a_database_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), junk, "never a silent new database");
     let error = Store::open("mysql://x", RatingRules::default()).await.unwrap_err();
     assert!(error.contains("sqlite:FILE or postgres://"), "{error}");
-}
-
-/// Waits for `done` (10 s), failing with what it saw.
-async fn eventually<T: std::fmt::Debug>(what: &str, mut probe: impl AsyncFnMut() -> (bool, T)) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (done, seen) = probe().await;
-        if done {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 20 s; saw {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A database stopped under a running writer: the rounds wait in the spool (and say they are
@@ -302,9 +302,9 @@ async fn eight_writers_on_one_postgres_keep_the_boards_consistent() {
     let pool = sqlx_pool(&url).await;
     use sqlx::Row;
     let row = sqlx::query(
-        "SELECT (SELECT CAST(COALESCE(SUM(rated_rounds), 0) AS BIGINT) FROM players), \
+        "SELECT (SELECT CAST(COALESCE(SUM(rated_rounds), 0) AS BIGINT) FROM standings WHERE season = 0), \
          (SELECT COUNT(*) FROM round_players WHERE ordinal_after IS NOT NULL), \
-         (SELECT CAST(COALESCE(SUM(rounds), 0) AS BIGINT) FROM players), \
+         (SELECT CAST(COALESCE(SUM(rounds), 0) AS BIGINT) FROM standings WHERE season = 0), \
          (SELECT COUNT(*) FROM round_players WHERE player_id IS NOT NULL)",
     )
     .fetch_one(&pool)
@@ -316,4 +316,166 @@ async fn eight_writers_on_one_postgres_keep_the_boards_consistent() {
     let board = store.board(Board::Rating, None, 0, 100).await.unwrap();
     assert_eq!(board.total, 24);
     assert!(board.lines.windows(2).all(|w| w[0].rating >= w[1].rating), "{board:?}");
+    // The season's standings took the same rounds; the bucket counts match the standings.
+    let row = sqlx::query(
+        "SELECT (SELECT CAST(COALESCE(SUM(rounds), 0) AS BIGINT) FROM standings WHERE season = 1), \
+         (SELECT COUNT(*) FROM standings WHERE rating_key IS NOT NULL), \
+         (SELECT CAST(COALESCE(SUM(players), 0) AS BIGINT) FROM board_counts WHERE board = 0), \
+         (SELECT COUNT(*) FROM standings WHERE score_key IS NOT NULL), \
+         (SELECT CAST(COALESCE(SUM(players), 0) AS BIGINT) FROM board_counts WHERE board = 1)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let figures: (i64, i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(figures.0, rounds, "season 1 counted every line too: {figures:?}");
+    assert_eq!((figures.1, figures.3), (figures.2, figures.4), "counts match the standings: {figures:?}");
+    for (place, line) in board.lines.iter().enumerate() {
+        assert_eq!(store.rank(Board::Rating, &line.player).await.unwrap(), Some(line.rank), "line {place}");
+    }
+}
+
+/// Seasons, a rated-play ban and an erasure, on both backends: a season's board starts empty and
+/// fresh, the ended one is kept; a banned player leaves every board and is not rated, and comes
+/// back as they were; an erased player is gone from the boards, their lines kept without an id.
+async fn seasons_bans_and_erasure(url: &str) {
+    use server::store::db::SeasonPick;
+    let store = Store::open(url, RatingRules::default()).await.unwrap();
+    let (ann, bo, cy) = (id(1), id(2), id(3));
+    let three = |n: u32, order: [&String; 3]| {
+        round(
+            n,
+            order
+                .iter()
+                .enumerate()
+                .map(|(i, p)| line(Some((*p).clone()), &format!("p{}", &p[..4]), i as u16 + 1, 30 - i as u16 * 10))
+                .collect(),
+        )
+    };
+    store.write(&[three(1, [&ann, &bo, &cy])]).await.unwrap();
+    let first = store.current_season().await.unwrap();
+    assert_eq!(first.season, 1);
+    let season = store.season_board(Board::Rating, SeasonPick::Current, None, 0, 10).await.unwrap();
+    assert_eq!((season.season, season.total), (1, 3), "{season:?}");
+    assert_eq!(season.lines[0].player, ann);
+
+    // The operator ends the season: the next starts empty, the ended one keeps its board.
+    let (ended, next) = store.end_season().await.unwrap();
+    assert_eq!((ended.season, next.season), (1, 2));
+    assert!(ended.ended_unix_ms.is_some() && next.ended_unix_ms.is_none());
+    let empty = store.season_board(Board::Rating, SeasonPick::Current, None, 0, 10).await.unwrap();
+    assert_eq!((empty.season, empty.total, empty.lines.len()), (2, 0, 0), "{empty:?}");
+    store.write(&[three(2, [&cy, &bo, &ann])]).await.unwrap();
+    let now = store.season_board(Board::Rating, SeasonPick::Current, None, 0, 10).await.unwrap();
+    assert_eq!(now.lines[0].player, cy, "this season cy won its only round: {now:?}");
+    assert!(
+        (now.lines[0].rating
+            - store.season_board(Board::Rating, SeasonPick::Number(1), None, 0, 1).await.unwrap().lines[0].rating)
+            .abs()
+            < 1e-9,
+        "a season starts everyone afresh: one win each is the same rating"
+    );
+    let past = store.season_board(Board::Rating, SeasonPick::Number(1), None, 0, 10).await.unwrap();
+    assert_eq!(past.lines.iter().map(|l| l.player.clone()).collect::<Vec<_>>(), [ann.clone(), bo.clone(), cy.clone()]);
+    let all = store.season_board(Board::Score, SeasonPick::AllTime, None, 0, 10).await.unwrap();
+    assert_eq!((all.season, all.total), (0, 3));
+    assert!(all.lines.iter().all(|l| l.rounds == 2), "all time counts both rounds: {all:?}");
+    assert!(store.season_board(Board::Rating, SeasonPick::Number(9), None, 0, 10).await.is_err());
+    let listed = store.seasons_list(10).await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.season).collect::<Vec<_>>(), [2, 1]);
+    let profile = store.profile(&cy, 5).await.unwrap().unwrap();
+    let this = profile.this_season.expect("cy played this season");
+    assert_eq!((this.season, this.rounds, this.rank), (2, 1, Some(1)), "{this:?}");
+
+    // A rated-play ban: off every board, not rated; lifted: back as before.
+    let before = store.profile(&ann, 5).await.unwrap().unwrap();
+    assert!(store.set_rated_ban(&ann, true).await.unwrap());
+    assert!(!store.set_rated_ban(&id(77), true).await.unwrap(), "no such player");
+    for season in [SeasonPick::AllTime, SeasonPick::Current, SeasonPick::Number(1)] {
+        for board in [Board::Rating, Board::Score] {
+            let page = store.season_board(board, season, None, 0, 10).await.unwrap();
+            assert!(page.lines.iter().all(|l| l.player != ann), "{season:?} {board:?}: {page:?}");
+            assert_eq!(page.total as usize, page.lines.len(), "counts follow the ban: {page:?}");
+        }
+    }
+    store.write(&[three(3, [&ann, &bo, &cy])]).await.unwrap();
+    let banned = store.profile(&ann, 5).await.unwrap().unwrap();
+    assert!(banned.banned && banned.rank.is_none());
+    assert_eq!(
+        (banned.rated_rounds, banned.rounds, banned.rating),
+        (before.rated_rounds, 3, before.rating),
+        "not rated while banned"
+    );
+    let stored = store.round(&format!("{:032x}", 3)).await.unwrap().unwrap();
+    assert!(
+        stored.players[0].rating_after.is_none() && stored.players[1].rating_after.is_some(),
+        "the others are still rated"
+    );
+    assert!(store.set_rated_ban(&ann, false).await.unwrap());
+    assert!(store.rank(Board::Rating, &ann).await.unwrap().is_some(), "back on the board");
+
+    // Erasure: the player is gone; their lines stay, without an id or a name.
+    assert!(store.erase_player(&bo).await.unwrap());
+    assert!(store.profile(&bo, 5).await.unwrap().is_none());
+    assert!(!store.erase_player(&bo).await.unwrap(), "erased once");
+    for season in [SeasonPick::AllTime, SeasonPick::Current, SeasonPick::Number(1)] {
+        let page = store.season_board(Board::Score, season, None, 0, 10).await.unwrap();
+        assert!(page.lines.iter().all(|l| l.player != bo), "{page:?}");
+        assert_eq!(page.total as usize, page.lines.len(), "{page:?}");
+    }
+    let stored = store.round(&format!("{:032x}", 1)).await.unwrap().unwrap();
+    assert_eq!(stored.players[1].player, None);
+    assert_eq!(stored.players[1].name, "(erased)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seasons_bans_and_erasure_on_both_backends() {
+    let dir = temp("seasons");
+    seasons_bans_and_erasure(&format!("sqlite:{}", dir.join("arena.db").display())).await;
+    let pg = postgres::Postgres::start("seasons");
+    seasons_bans_and_erasure(&pg.url()).await;
+}
+
+/// A database made by the first schema (before seasons), with a player in it, is migrated at
+/// start: the player keeps their rating and totals on the all-time board, with their rank.
+#[tokio::test]
+async fn a_first_schema_database_is_migrated_with_its_players() {
+    let dir = temp("migrate");
+    let url = format!("sqlite:{}", dir.join("arena.db").display());
+    let pool = sqlx_pool(&format!("{url}?mode=rwc")).await;
+    let first = include_str!("../migrations/0001_players_and_rounds.sql");
+    sqlx::query("CREATE TABLE arena_schema (version BIGINT NOT NULL)").execute(&pool).await.unwrap();
+    for statement in first
+        .split(';')
+        .map(str::trim)
+        .filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--")))
+    {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    sqlx::query("INSERT INTO arena_schema (version) VALUES (1)").execute(&pool).await.unwrap();
+    let (ann, bo) = (id(1), id(2));
+    for (who, ordinal, score) in [(&ann, 4.5, 120), (&bo, 6.25, 80)] {
+        sqlx::query(
+            "INSERT INTO players (id, name, rating, uncertainty, ordinal, rated_rounds, rounds, wins, score, kills, deaths, first_unix_ms, last_unix_ms, banned) \
+             VALUES ($1, 'old', $2, 2.0, $3, 3, 4, 1, $4, 5, 6, 0, 0, 0)",
+        )
+        .bind(who.as_str())
+        .bind(ordinal + 6.0)
+        .bind(ordinal)
+        .bind(score as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let store = Store::open(&url, RatingRules::default()).await.unwrap();
+    let board = store.board(Board::Rating, None, 0, 10).await.unwrap();
+    assert_eq!(board.total, 2);
+    assert_eq!(
+        board.lines.iter().map(|l| (l.player.clone(), l.rank)).collect::<Vec<_>>(),
+        [(bo.clone(), 1), (ann.clone(), 2)]
+    );
+    let profile = store.profile(&ann, 5).await.unwrap().unwrap();
+    assert_eq!((profile.rounds, profile.score, profile.kills, profile.rank), (4, 120, 5, Some(2)), "{profile:?}");
+    assert_eq!(store.rank(Board::Score, &ann).await.unwrap(), Some(1));
 }

@@ -143,7 +143,7 @@ fn retry_later(message: &str) -> Response {
 }
 
 /// Authorizes and parses a JSON body (`{}` or empty for no fields).
-async fn parse<T: DeserializeOwned>(
+pub(super) async fn parse<T: DeserializeOwned>(
     ctx: &AdminState,
     peer: IpAddr,
     request: Request,
@@ -180,7 +180,7 @@ async fn ask_all(rooms: &[RoomHandle], op: impl Fn() -> RoomOp) -> Vec<Result<Ro
 }
 
 /// Records an operation and turns its outcome into the response.
-fn audited(
+pub(super) fn audited(
     ctx: &AdminState,
     who: &str,
     peer: IpAddr,

@@ -45,6 +45,16 @@ pub enum AdminCommand {
     Drain,
     /// The newest entries of the audit log.
     Audit,
+    /// End the current season now; the next begins (the ended season's board is kept).
+    EndSeason,
+    /// Keep a player id out of rated play (off every board), or let it back with --lift.
+    RatedBan {
+        player: String,
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Erase a player's stored data on request: name, standings and identity.
+    ErasePlayer { player: String },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -101,6 +111,15 @@ pub fn run(args: &AdminArgs) -> Result<String, String> {
         AdminCommand::Unban { ip } => ("DELETE", path(&format!("/api/admin/bans/{}", encode(ip))), None),
         AdminCommand::Drain => ("POST", path("/api/admin/drain"), Some(json!({}))),
         AdminCommand::Audit => ("GET", path("/api/admin/audit"), None),
+        AdminCommand::EndSeason => ("POST", path("/api/admin/seasons/end"), Some(json!({}))),
+        AdminCommand::RatedBan { player, lift } => (
+            "POST",
+            path(&format!("/api/admin/players/{}/rated-ban", encode(player))),
+            Some(json!({ "banned": !lift })),
+        ),
+        AdminCommand::ErasePlayer { player } => {
+            ("DELETE", path(&format!("/api/admin/players/{}", encode(player))), None)
+        }
     };
     let agent = agent(args.ca_cert.as_deref())?;
     let authorization = format!("Bearer {token}");

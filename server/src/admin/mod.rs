@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cli;
 pub mod page;
+pub mod players;
 
 pub use crate::config::{AdminConfig, AdminToken, MIN_TOKEN_CHARS};
 

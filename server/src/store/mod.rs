@@ -4,7 +4,11 @@
 //! commits it to [`db`] (SQLite by default, PostgreSQL for a fleet); [`rating`] decides who is
 //! rated and how.
 
+pub mod boards;
 pub mod db;
 pub mod rating;
 pub mod record;
+pub mod season;
+pub mod standing;
+pub mod write;
 pub mod writer;

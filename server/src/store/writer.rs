@@ -6,8 +6,11 @@
 //! counts once (its id), so a crash between the commit and the spool's truncation loses
 //! nothing and doubles nothing.
 
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::db::Store;
-use super::record::{Offer, RoundRecord};
+use super::record::{Offer, RatedPlayer, RoundRecord};
 
 /// Most rounds committed in one transaction.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 4096;
 /// How long the writer waits before trying a failed database again (doubling up to 8 s).
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MOST: Duration = Duration::from_secs(8);
@@ -76,7 +79,31 @@ fn rewrite(path: &Path, records: &[RoundRecord]) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// What a commit hands back: the batch it tried, and per round its rating changes (with board
+/// places for the rounds a room waits on), or the error.
+type Committed = (Vec<RoundRecord>, Result<Vec<Option<Vec<RatedPlayer>>>, String>);
+
+/// Commits `batch`, then looks up the board places of the rated players of the rounds in `waited`.
+async fn commit(store: Arc<Store>, batch: Vec<RoundRecord>, waited: HashSet<String>) -> Committed {
+    let mut outcomes = match store.write_rated(&batch).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => return (batch, Err(error)),
+    };
+    for (round, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        let Some(changes) = outcome.as_mut().filter(|_| waited.contains(&round.round_id)) else { continue };
+        let players: Vec<String> = changes.iter().map(|c| c.player.clone()).collect();
+        if let Ok(ranks) = store.ranks(&players).await {
+            for (change, rank) in changes.iter_mut().zip(ranks) {
+                change.rank = rank;
+            }
+        }
+    }
+    (batch, Ok(outcomes))
+}
+
 /// Runs the writer until `stop`, then commits what it can within 5 s (the spool keeps the rest).
+/// Rounds reach the spool while a commit is under way: a slow or unreachable database never
+/// holds up an end screen.
 pub async fn run(
     store: Option<Arc<Store>>,
     mut queue: mpsc::Receiver<Offer>,
@@ -90,22 +117,70 @@ pub async fn run(
     }
     stats.pending.store(pending.len() as u64, Ordering::Relaxed);
     // Where each round still waiting for its commit wants its rating changes.
-    let mut waiting: std::collections::HashMap<String, super::record::Rated> = std::collections::HashMap::new();
+    let mut waiting: HashMap<String, super::record::Rated> = HashMap::new();
     let mut retry = RETRY_FIRST;
     let mut next_try = tokio::time::Instant::now();
+    let mut in_flight: Option<Pin<Box<dyn Future<Output = Committed> + Send>>> = None;
     loop {
+        if in_flight.is_none()
+            && let Some(store) = &store
+            && !pending.is_empty()
+            && tokio::time::Instant::now() >= next_try
+        {
+            let batch: Vec<RoundRecord> = pending.iter().take(BATCH).cloned().collect();
+            let waited =
+                batch.iter().filter(|r| waiting.contains_key(&r.round_id)).map(|r| r.round_id.clone()).collect();
+            in_flight = Some(Box::pin(commit(store.clone(), batch, waited)));
+        }
         let mut offers = Vec::new();
-        let stopping = tokio::select! {
-            _ = stop.cancelled() => true,
-            got = queue.recv_many(&mut offers, BATCH), if !queue.is_closed() || !queue.is_empty() => got == 0,
-            _ = tokio::time::sleep_until(next_try), if !pending.is_empty() => false,
-        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            got = queue.recv_many(&mut offers, BATCH), if !queue.is_closed() || !queue.is_empty() => {
+                if got == 0 && in_flight.is_none() && pending.is_empty() {
+                    break;
+                }
+            }
+            (batch, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                match result {
+                    Ok(outcomes) => {
+                        let new = outcomes.iter().filter(|o| o.is_some()).count();
+                        for (round, outcome) in batch.iter().zip(outcomes) {
+                            if let (Some(slot), Some(changes)) = (waiting.remove(&round.round_id), outcome) {
+                                let _ = slot.set(changes);
+                            }
+                        }
+                        stats.committed.fetch_add(new as u64, Ordering::Relaxed);
+                        stats.duplicates.fetch_add((batch.len() - new) as u64, Ordering::Relaxed);
+                        // The batch is the front of `pending` (rounds only join at the back).
+                        pending.drain(..batch.len());
+                        let left = pending.clone();
+                        let path = spool.clone();
+                        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || rewrite(&path, &left)).await {
+                            warn!(%error, "results spool: cannot shorten it (its rounds count once anyway)");
+                        }
+                        if retry > RETRY_FIRST {
+                            info!("database: writing again");
+                        }
+                        retry = RETRY_FIRST;
+                    }
+                    Err(error) => {
+                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                        if retry == RETRY_FIRST {
+                            warn!(%error, pending = pending.len(), "database: cannot write round results; they wait in the spool");
+                        }
+                        next_try = tokio::time::Instant::now() + retry;
+                        retry = (retry * 2).min(RETRY_MOST);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_try), if in_flight.is_none() && !pending.is_empty() && store.is_some() => {}
+        }
         if !offers.is_empty() {
             let records: Vec<RoundRecord> = offers.iter().map(|offer| offer.record.clone()).collect();
             let path = spool.clone();
             let written = tokio::task::spawn_blocking(move || append(&path, &records)).await;
-            let ok = matches!(written, Ok(Ok(())));
-            if !ok {
+            if !matches!(written, Ok(Ok(()))) {
                 warn!(spool = %spool.display(), "results spool: cannot write; the rounds wait in memory for the database");
             }
             for offer in &offers {
@@ -114,51 +189,12 @@ pub async fn run(
             }
             stats.spooled.fetch_add(offers.len() as u64, Ordering::Relaxed);
             pending.extend(offers.into_iter().map(|offer| offer.record));
-            next_try = next_try.min(tokio::time::Instant::now());
-        }
-        if let Some(store) = &store
-            && !pending.is_empty()
-            && tokio::time::Instant::now() >= next_try
-        {
-            let batch: Vec<RoundRecord> = pending.iter().take(BATCH).cloned().collect();
-            match store.write_rated(&batch).await {
-                Ok(outcomes) => {
-                    let new = outcomes.iter().filter(|o| o.is_some()).count();
-                    for (round, outcome) in batch.iter().zip(outcomes) {
-                        if let (Some(slot), Some(changes)) = (waiting.remove(&round.round_id), outcome) {
-                            let _ = slot.set(changes);
-                        }
-                    }
-                    stats.committed.fetch_add(new as u64, Ordering::Relaxed);
-                    stats.duplicates.fetch_add((batch.len() - new) as u64, Ordering::Relaxed);
-                    pending.drain(..batch.len());
-                    let left = pending.clone();
-                    let path = spool.clone();
-                    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || rewrite(&path, &left)).await {
-                        warn!(%error, "results spool: cannot shorten it (its rounds count once anyway)");
-                    }
-                    if retry > RETRY_FIRST {
-                        info!("database: writing again");
-                    }
-                    retry = RETRY_FIRST;
-                }
-                Err(error) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
-                    if retry == RETRY_FIRST {
-                        warn!(%error, pending = pending.len(), "database: cannot write round results; they wait in the spool");
-                    }
-                    next_try = tokio::time::Instant::now() + retry;
-                    retry = (retry * 2).min(RETRY_MOST);
-                }
-            }
         }
         stats.pending.store(pending.len() as u64, Ordering::Relaxed);
-        if stopping {
-            break;
-        }
     }
-    // Stopping: what is still queued goes to the spool, then one last try, briefly; the spool
-    // keeps what the database cannot take.
+    // Stopping: a commit under way is dropped (its transaction rolls back; the spool has its
+    // rounds); what is still queued goes to the spool, then one last try, briefly.
+    drop(in_flight);
     queue.close();
     let mut last = Vec::new();
     while let Ok(offer) = queue.try_recv() {
@@ -171,12 +207,14 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || append(&path, &records)).await;
         pending.extend(last);
     }
+    stats.pending.store(pending.len() as u64, Ordering::Relaxed);
     if let Some(store) = &store
         && !pending.is_empty()
     {
         let batch: Vec<RoundRecord> = pending.clone();
         if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), store.write(&batch)).await {
             pending.clear();
+            stats.pending.store(0, Ordering::Relaxed);
             let _ = tokio::task::spawn_blocking(move || rewrite(&spool, &[])).await;
         }
     }

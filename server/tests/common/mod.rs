@@ -483,3 +483,33 @@ pub fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child
     let port = port_rx.recv_timeout(Duration::from_secs(20)).expect("the server prints its address");
     (child, port)
 }
+
+/// A hello from a guest whose browser secret is `secret` (its player id is the secret's hash).
+pub fn guest_hello(name: &str, room: shared::room::RoomRequest, secret: [u8; 16]) -> Message {
+    Message::Binary(
+        protocol::encode(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.to_string(),
+            resume: None,
+            room,
+            host_key: None,
+            client_id: u64::from(secret[0]),
+            auth: None,
+            guest: Some(secret),
+        })
+        .into(),
+    )
+}
+
+/// Polls `probe` until it says done (20 s), failing with what it saw last.
+pub async fn eventually<T: std::fmt::Debug>(what: &str, mut probe: impl AsyncFnMut() -> (bool, T)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (done, seen) = probe().await;
+        if done {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 20 s; saw {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,6 +1,7 @@
 // The leaderboard page: the top 100 and, for a player this browser has been, their rank and
-// the players around them. Refreshed every 3 s, so it moves as rounds end. Every name is a
-// peer's text: set with textContent, never as markup.
+// the players around them; this season (by default), all time or a past season. Refreshed every
+// 3 s, so it moves as rounds end. Every name is a peer's text: set with textContent, never as
+// markup.
 "use strict";
 (function () {
   const me = (function () {
@@ -8,6 +9,7 @@
   })();
   const byId = (id) => document.getElementById(id);
   let board = "rating";
+  let season = "current";
   function line(entry) {
     const value = board === "rating" ? entry.rating.toFixed(1) : String(entry.score);
     return entry.rank + ". " + entry.name + " — " + value + " (" + entry.rounds + " rounds, " + entry.wins + " wins)";
@@ -30,11 +32,13 @@
   }
   async function refresh() {
     try {
-      const top = await get("api/leaderboard?board=" + board + "&limit=100");
+      const which = "board=" + board + "&season=" + encodeURIComponent(season);
+      const top = await get("api/leaderboard?" + which + "&limit=100");
       fill(byId("top"), top.lines);
       byId("total").textContent = top.total + " players on this board";
+      byId("season-dates").textContent = top.season_info ? top.season_info.name : "All time";
       if (me) {
-        const around = await get("api/leaderboard?board=" + board + "&limit=11&around=" + encodeURIComponent(me));
+        const around = await get("api/leaderboard?" + which + "&limit=11&around=" + encodeURIComponent(me));
         const mine = around.lines.find((entry) => entry.player === me);
         byId("me").hidden = !mine;
         if (mine) {
@@ -52,6 +56,18 @@
   for (const radio of document.querySelectorAll("input[name=board]")) {
     radio.addEventListener("change", () => { board = radio.value; refresh(); });
   }
+  const pick = byId("season");
+  pick.addEventListener("change", () => { season = pick.value; refresh(); });
+  // Past seasons, newest first, for the picker.
+  get("api/seasons").then((list) => {
+    for (const past of list.seasons) {
+      if (past.ended_unix_ms === null) continue;
+      const option = document.createElement("option");
+      option.value = String(past.season);
+      option.textContent = past.name;
+      pick.appendChild(option);
+    }
+  }).catch(() => {});
   refresh();
   setInterval(refresh, 3000);
 })();
