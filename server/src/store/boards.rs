@@ -239,35 +239,38 @@ impl Store {
         Ok(total.max(0) as u64)
     }
 
-    /// How many standings of `season` are strictly ahead of `key` on `board`: the buckets
-    /// above its own, and those above it in its own bucket (one statement).
+    /// How many standings of `season` are strictly ahead of `key` on `board`.
     async fn ahead_of(&self, season: i64, board: Board, key: f64) -> Result<u64, String> {
+        Ok(self.ahead_and_total(season, board, key).await?.0)
+    }
+
+    /// How many standings of `season` are strictly ahead of `key` on `board` (the buckets above
+    /// its own, and those above it in its own bucket), and how many the board holds: one
+    /// statement.
+    async fn ahead_and_total(&self, season: i64, board: Board, key: f64) -> Result<(u64, u64), String> {
         let b = bucket(board, key);
-        let above = "CAST(COALESCE((SELECT SUM(players) FROM board_counts WHERE season = $1 AND board = $2 AND bucket > $3), 0) AS BIGINT)";
+        let above = "CAST(COALESCE((SELECT SUM(players) FROM board_counts WHERE season = $1 AND board = $2 AND bucket > $3), 0) AS BIGINT), \
+                     CAST(COALESCE((SELECT SUM(players) FROM board_counts WHERE season = $1 AND board = $2), 0) AS BIGINT)";
         let column = board.key();
-        let ahead: i64 = match bucket_top(board, b) {
-            None => sqlx::query(&format!("SELECT {above}"))
+        let row = match bucket_top(board, b) {
+            None => sqlx::query(&format!("SELECT {above}, CAST(0 AS BIGINT)"))
                 .bind(season)
                 .bind(board.code())
                 .bind(b)
                 .fetch_one(&self.pool)
                 .await
-                .and_then(|row| row.try_get(0))
                 .map_err(db_error)?,
             Some(top) => {
                 let sql = format!(
-                    "SELECT {above} + (SELECT COUNT(*) FROM standings WHERE season = $4 AND {column} IS NOT NULL \
+                    "SELECT {above}, (SELECT COUNT(*) FROM standings WHERE season = $4 AND {column} IS NOT NULL \
                      AND {column} > $5 AND {column} < $6)"
                 );
                 let query = sqlx::query(&sql).bind(season).bind(board.code()).bind(b).bind(season);
-                bind_key(bind_key(query, board, key), board, top)
-                    .fetch_one(&self.pool)
-                    .await
-                    .and_then(|row| row.try_get(0))
-                    .map_err(db_error)?
+                bind_key(bind_key(query, board, key), board, top).fetch_one(&self.pool).await.map_err(db_error)?
             }
         };
-        Ok(ahead.max(0) as u64)
+        let get = |i: usize| row.try_get::<i64, _>(i).map_err(db_error).map(|n| n.max(0) as u64);
+        Ok((get(0)? + get(2)?, get(1)?))
     }
 
     /// How many standings of `season` have exactly `key` on `board`.
@@ -352,7 +355,6 @@ impl Store {
         let Some((season, info)) = self.resolve(season).await? else {
             return Err("no such season".to_string());
         };
-        let total = self.board_total(season, board).await?;
         let column = board.key();
         let from = format!(
             "SELECT {LINE_COLUMNS}, s.{column} FROM standings s JOIN players p ON p.id = s.player_id \
@@ -423,9 +425,15 @@ impl Store {
             }
         }
         // Places: the first line's from the counts, the rest from the page (ties share one).
+        let mut total = 0;
+        if lines.is_empty() {
+            total = self.board_total(season, board).await?;
+        }
         if let Some(first) = lines.first() {
             let top = first.key;
-            let first_rank = self.ahead_of(season, board, top).await? + 1;
+            let (ahead, all) = self.ahead_and_total(season, board, top).await?;
+            total = all;
+            let first_rank = ahead + 1;
             let tied_top = if lines.iter().any(|l| l.key < top) { self.tied_at(season, board, top).await? } else { 0 };
             let mut below_top = 0u64;
             let mut previous: Option<(f64, u64)> = None;
