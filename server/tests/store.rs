@@ -268,6 +268,20 @@ async fn eight_writers_on_one_postgres_keep_the_boards_consistent() {
     let pg = postgres::Postgres::start("eight");
     let url = pg.url();
     Store::open(&url, RatingRules::default()).await.unwrap();
+    // Eight servers asking for the current season of an empty database at once begin one season.
+    let mut opening = Vec::new();
+    for _ in 0..8 {
+        let url = url.clone();
+        opening.push(tokio::spawn(async move {
+            let store = Store::open(&url, RatingRules::default()).await.unwrap();
+            store.current_season().await.unwrap().season
+        }));
+    }
+    let mut seasons = Vec::new();
+    for task in opening {
+        seasons.push(task.await.unwrap());
+    }
+    assert_eq!(seasons, vec![1; 8], "every server saw the same first season");
     let mut tasks = Vec::new();
     for server in 0..8u32 {
         let url = url.clone();
@@ -328,6 +342,8 @@ async fn eight_writers_on_one_postgres_keep_the_boards_consistent() {
     .await
     .unwrap();
     let figures: (i64, i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let seasons: i64 = sqlx::query("SELECT COUNT(*) FROM seasons").fetch_one(&pool).await.unwrap().get(0);
+    assert_eq!(seasons, 1, "no second season was begun by a race");
     assert_eq!(figures.0, rounds, "season 1 counted every line too: {figures:?}");
     assert_eq!((figures.1, figures.3), (figures.2, figures.4), "counts match the standings: {figures:?}");
     for (place, line) in board.lines.iter().enumerate() {

@@ -81,33 +81,29 @@ impl Store {
     /// season that is running when they are written.
     pub(super) async fn season_in(&self, tx: &mut sqlx::Transaction<'_, Any>, now: i64) -> Result<i64, String> {
         for _ in 0..3 {
-            let open = sqlx::query(&format!(
-                "SELECT {SEASON_COLUMNS} FROM seasons WHERE ended_unix_ms IS NULL ORDER BY id DESC LIMIT 1"
-            ))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .map(|row| season_row(&row))
-            .transpose()?;
-            let (next, start) = match open {
-                Some(season) if now < season.ends_unix_ms => return Ok(season.season as i64),
-                Some(season) => {
-                    sqlx::query("UPDATE seasons SET ended_unix_ms = $2 WHERE id = $1 AND ended_unix_ms IS NULL")
-                        .bind(season.season as i64)
-                        .bind(season.ends_unix_ms)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(db_error)?;
-                    (season.season as i64 + 1, season.ends_unix_ms)
-                }
-                None => {
-                    let last: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM seasons")
-                        .fetch_one(&mut **tx)
-                        .await
-                        .and_then(|row| row.try_get(0))
-                        .map_err(db_error)?;
-                    (last + 1, now)
-                }
+            // The newest season decides, read in one statement: two servers beginning the first
+            // season at once must not see "no open season" and then each other's new one.
+            let newest = sqlx::query(&format!("SELECT {SEASON_COLUMNS} FROM seasons ORDER BY id DESC LIMIT 1"))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_error)?
+                .map(|row| season_row(&row))
+                .transpose()?;
+            let (next, start) = match newest {
+                None => (1, now),
+                Some(season) => match season.ended_unix_ms {
+                    None if now < season.ends_unix_ms => return Ok(season.season as i64),
+                    None => {
+                        sqlx::query("UPDATE seasons SET ended_unix_ms = $2 WHERE id = $1 AND ended_unix_ms IS NULL")
+                            .bind(season.season as i64)
+                            .bind(season.ends_unix_ms)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db_error)?;
+                        (season.season as i64 + 1, season.ends_unix_ms)
+                    }
+                    Some(ended) => (season.season as i64 + 1, ended.min(now)),
+                },
             };
             sqlx::query(
                 "INSERT INTO seasons (id, started_unix_ms, ends_unix_ms, ended_unix_ms) VALUES ($1, $2, $3, NULL) \
