@@ -914,6 +914,7 @@ async fn a_round_ends_with_the_same_results_for_both_players_and_the_next_begins
     );
     let (sink, queue) = server::store::record::ResultsSink::new();
     let stop_writer = tokio_util::sync::CancellationToken::new();
+    let store = server::store::db::StoreCell::ready(store);
     let writer = tokio::spawn(server::store::writer::run(
         Some(store.clone()),
         queue,

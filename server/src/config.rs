@@ -49,8 +49,9 @@ pub struct ServerConfig {
     pub resume_grace: Duration,
     /// Where rooms hand finished rounds to storage (`None`: rounds are not stored).
     pub results: Option<crate::store::record::ResultsSink>,
-    /// The database the boards and profiles are read from (`None`: no boards).
-    pub store: Option<std::sync::Arc<crate::store::db::Store>>,
+    /// The database the boards and profiles are read from (`None`: no boards; an empty cell:
+    /// not reachable yet).
+    pub store: Option<crate::store::db::StoreCell>,
     /// How rounds end in rooms that do not choose (Main included).
     pub rounds: shared::room::RoundRules,
     /// Between a round's end and the next round.

@@ -187,6 +187,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.lobby =
             Some(server::fleet::report::LobbyLink { url: lobby.clone(), key: key.clone(), instance, public_url });
     }
+    // The database before the addresses: a refusal stops the start before anyone is invited.
+    let writer = open_results(&args, &mut config).await?;
     print_urls(listener.local_addr()?, &config);
     let port = listener.local_addr()?.port();
     let scheme = if config.tls.is_some() { "https" } else { "http" };
@@ -224,7 +226,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         }
     };
-    let writer = open_results(&args, &mut config).await?;
     server::run_with_drain(listener, config, drain, stop).await.context("server failed")?;
     if let Some((task, stop_writer)) = writer {
         // The rooms are done: what they handed over is committed (or left in the spool).
@@ -243,19 +244,47 @@ async fn open_results(
     if args.no_database {
         return Ok(None);
     }
+    use server::store::db::{OpenFailure, Store, StoreCell};
     let rules = server::store::rating::RatingRules { min_play: args.rated_min_seconds };
-    let store = std::sync::Arc::new(
-        server::store::db::Store::open_with(&args.database, rules, args.season_length)
-            .await
-            .map_err(anyhow::Error::msg)?,
-    );
+    let cell = StoreCell::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    match Store::try_open(&args.database, rules, args.season_length).await {
+        Ok(store) => cell.set(std::sync::Arc::new(store)),
+        Err(OpenFailure::Refused(why)) => anyhow::bail!(why),
+        Err(OpenFailure::Unreachable(why)) => {
+            // Matches need no database: play on, keep results in the spool, keep trying.
+            tracing::warn!(%why, "database: unreachable at start; rounds wait in the spool until it answers");
+            let (url, cell, stop) = (args.database.clone(), cell.clone(), stop.clone());
+            let season_length = args.season_length;
+            tokio::spawn(async move {
+                let mut wait = std::time::Duration::from_millis(500);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    match Store::try_open(&url, rules, season_length).await {
+                        Ok(store) => {
+                            tracing::info!("database: reachable; the spooled rounds are written now");
+                            cell.set(std::sync::Arc::new(store));
+                            return;
+                        }
+                        Err(OpenFailure::Unreachable(_)) => wait = (wait * 2).min(std::time::Duration::from_secs(8)),
+                        Err(OpenFailure::Refused(why)) => {
+                            tracing::error!(%why, "database: answers but cannot be used; rounds stay in the spool");
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
     let (sink, queue) = server::store::record::ResultsSink::new();
     config.results = Some(sink);
-    config.store = Some(store.clone());
-    let stop = tokio_util::sync::CancellationToken::new();
+    config.store = Some(cell.clone());
     let stats = std::sync::Arc::new(server::store::writer::WriterStats::default());
     let task =
-        tokio::spawn(server::store::writer::run(Some(store), queue, args.results_spool.clone(), stats, stop.clone()));
+        tokio::spawn(server::store::writer::run(Some(cell), queue, args.results_spool.clone(), stats, stop.clone()));
     Ok(Some((task, stop)))
 }
 

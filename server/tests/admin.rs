@@ -387,7 +387,7 @@ async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_i
         .await
         .unwrap();
     let server = TestServer::start(ServerConfig {
-        store: Some(store.clone()),
+        store: Some(server::store::db::StoreCell::ready(store.clone())),
         replay_dir: Some(replays.clone()),
         ..admin_config(&dir)
     })

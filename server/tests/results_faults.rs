@@ -2,7 +2,9 @@
 //! - a server SIGKILLed right after its players saw a round's end screen (while the database was
 //!   locked, so the round was only in the spool) has that round in the database after a restart;
 //! - a PostgreSQL stopped in the middle of a round and started again: every round the server
-//!   ended meanwhile lands exactly once, and the players' totals count each once.
+//!   ended meanwhile lands exactly once, and the players' totals count each once;
+//! - a PostgreSQL not running when the server starts: the server starts anyway, plays rated
+//!   rounds into the spool (boards answer 503 meanwhile) and writes them once it answers.
 
 mod common;
 
@@ -12,7 +14,7 @@ mod postgres;
 
 use std::time::Duration;
 
-use common::{TestClient, eventually, guest_hello, spawn_binary};
+use common::{TestClient, eventually, guest_hello, http_to, spawn_binary};
 use shared::room::{RoomRequest, RoomSettings, RoundRules};
 
 /// A server process, killed (by its PID) however the test ends.
@@ -189,6 +191,52 @@ async fn postgres_stopped_mid_round_and_started_again_loses_no_round_and_counts_
     let rounds = count(&check, "SELECT rounds FROM standings WHERE season = 0 AND player_id = $1", &ann_id).await;
     assert!(lines >= 3, "ann's lines: {lines}");
     assert_eq!(rounds, lines, "every stored line counted once in ann's totals");
+    check.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_at_start_the_server_plays_on_the_spool_and_writes_once_it_answers() {
+    let mut pg = postgres::Postgres::start("late");
+    pg.stop();
+    let dir = temp("late");
+    let spool = dir.join("results.spool");
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--no-replay",
+        "--results-spool",
+        spool.to_str().unwrap(),
+        "--rated-min-seconds",
+        "1",
+        "--intermission-seconds",
+        "1",
+    ];
+    let url = pg.url();
+    let env = [("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url.as_str())];
+    let (server, port) = spawn_binary(&args, &env);
+    let _server = Server(server);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, _, body) = http_to(addr, "GET", "/api/leaderboard", None, &[]).await;
+    assert_eq!(status, 503, "boards while the database never answered: {body}");
+    assert!(body.contains("not answered"), "{body}");
+    let (mut ann, mut bo) = two_players(port).await;
+    let first = round_ends(&mut ann, &mut bo, 1).await;
+    let spooled = std::fs::read_to_string(&spool).unwrap_or_default();
+    assert!(spooled.contains(&first), "round 1 waits in the spool: {spooled:?}");
+    pg.start_again();
+    let check = pool(&url).await;
+    eventually("round 1 written once the database answers", async || {
+        let n = count(&check, "SELECT COUNT(*) FROM rounds WHERE id = $1", &first).await;
+        (n == 1 && !spool.exists(), (n, spool.exists()))
+    })
+    .await;
+    let ann_id = server::store::record::guest_player_id(&[1; 16]);
+    eventually("the board answers with ann on it", async || {
+        let (status, _, body) = http_to(addr, "GET", "/api/leaderboard?season=all", None, &[]).await;
+        (status == 200 && body.contains(&ann_id), (status, body))
+    })
+    .await;
     check.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

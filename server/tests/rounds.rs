@@ -122,7 +122,7 @@ async fn the_host_sets_the_rules_and_bad_rules_are_refused() {
 /// served; coming back with the same guest secret is the same player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_round_is_stored_rated_and_served_and_a_guest_stays_the_same_player() {
-    use server::store::{db::Store, rating::RatingRules, record, writer};
+    use server::store::{db::Store, db::StoreCell, rating::RatingRules, record, writer};
     let dir = std::env::temp_dir().join(format!("arena-rounds-db-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -132,7 +132,7 @@ async fn a_finished_round_is_stored_rated_and_served_and_a_guest_stays_the_same_
     let (sink, queue) = record::ResultsSink::new();
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(writer::run(
-        Some(store.clone()),
+        Some(StoreCell::ready(store.clone())),
         queue,
         dir.join("results.spool"),
         std::sync::Arc::new(writer::WriterStats::default()),
@@ -140,7 +140,7 @@ async fn a_finished_round_is_stored_rated_and_served_and_a_guest_stays_the_same_
     ));
     let server = TestServer::start(ServerConfig {
         results: Some(sink),
-        store: Some(store.clone()),
+        store: Some(StoreCell::ready(store.clone())),
         intermission: Duration::from_secs(3),
         ..config()
     })

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::eventually;
-use server::store::db::{Board, Store};
+use server::store::db::{Board, Store, StoreCell};
 use server::store::rating::RatingRules;
 use server::store::record::{RecordedPlayer, ResultsSink, RoundRecord, guest_player_id};
 use server::store::writer::{self, WriterStats};
@@ -202,7 +202,13 @@ async fn rounds_survive_the_database_going_away_and_land_once() {
     let (sink, queue) = ResultsSink::new();
     let stats = Arc::new(WriterStats::default());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(writer::run(Some(store.clone()), queue, spool.clone(), stats.clone(), stop.clone()));
+    let task = tokio::spawn(writer::run(
+        Some(StoreCell::ready(store.clone())),
+        queue,
+        spool.clone(),
+        stats.clone(),
+        stop.clone(),
+    ));
     let two = |n: u8| vec![line(Some(id(n)), "a", 1, 10), line(Some(id(n + 1)), "b", 2, 5)];
     let (saved, rated) = sink.offer(round(1, two(1))).unwrap();
     eventually("round 1 committed", async || {
@@ -250,7 +256,13 @@ async fn rounds_survive_the_database_going_away_and_land_once() {
     let (_sink, queue) = ResultsSink::new();
     let stats = Arc::new(WriterStats::default());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(writer::run(Some(store.clone()), queue, spool.clone(), stats.clone(), stop.clone()));
+    let task = tokio::spawn(writer::run(
+        Some(StoreCell::ready(store.clone())),
+        queue,
+        spool.clone(),
+        stats.clone(),
+        stop.clone(),
+    ));
     eventually("the spool replayed", async || {
         let rounds = store.rounds().await.unwrap_or(-1);
         (rounds == 7 && !spool.exists(), rounds)

@@ -33,10 +33,14 @@ pub fn routes() -> Router<Arc<AdminState>> {
 type Refusal = (StatusCode, String);
 
 fn store(ctx: &AdminState) -> Result<Arc<Store>, Refusal> {
-    ctx.config
-        .store
-        .clone()
-        .ok_or((StatusCode::NOT_FOUND, "this server keeps no players (started with --no-database)".to_string()))
+    match ctx.config.store.as_ref().map(|cell| cell.get()) {
+        Some(Some(store)) => Ok(store.clone()),
+        Some(None) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database has not answered since the server started; nothing was changed".to_string(),
+        )),
+        None => Err((StatusCode::NOT_FOUND, "this server keeps no players (started with --no-database)".to_string())),
+    }
 }
 
 fn checked(id: &str) -> Result<(), Refusal> {

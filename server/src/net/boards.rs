@@ -43,8 +43,16 @@ pub fn routes() -> Router<Arc<NetContext>> {
         .route("/leaderboard.js", get(script))
 }
 
-fn no_store() -> Response {
-    json_error(StatusCode::NOT_FOUND, "this server keeps no boards (started with --no-database)")
+/// The database, or why there is none: started without one (404), or not reachable yet (503).
+fn open_store(ctx: &NetContext) -> Result<&Arc<crate::store::db::Store>, (StatusCode, &'static str)> {
+    match ctx.config.store.as_ref().map(|cell| cell.get()) {
+        Some(Some(store)) => Ok(store),
+        Some(None) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database has not answered since the server started; try again shortly",
+        )),
+        None => Err((StatusCode::NOT_FOUND, "this server keeps no boards (started with --no-database)")),
+    }
 }
 
 fn failed(error: String) -> Response {
@@ -96,7 +104,10 @@ pub fn board_query(params: &HashMap<String, String>) -> Result<BoardQuery, Strin
 }
 
 async fn leaderboard(State(ctx): State<Arc<NetContext>>, Query(params): Query<HashMap<String, String>>) -> Response {
-    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    let store = match open_store(&ctx) {
+        Ok(store) => store,
+        Err((status, why)) => return json_error(status, why),
+    };
     let query = match board_query(&params) {
         Ok(query) => query,
         Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
@@ -109,7 +120,10 @@ async fn leaderboard(State(ctx): State<Arc<NetContext>>, Query(params): Query<Ha
 }
 
 async fn seasons(State(ctx): State<Arc<NetContext>>) -> Response {
-    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    let store = match open_store(&ctx) {
+        Ok(store) => store,
+        Err((status, why)) => return json_error(status, why),
+    };
     match store.seasons_list(1000).await {
         Ok(seasons) => {
             json(StatusCode::OK, &serde_json::json!({ "length": store.seasons.to_string(), "seasons": seasons }))
@@ -159,7 +173,10 @@ async fn replay(State(ctx): State<Arc<NetContext>>, Path(name): Path<String>) ->
 }
 
 async fn player(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> Response {
-    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    let store = match open_store(&ctx) {
+        Ok(store) => store,
+        Err((status, why)) => return json_error(status, why),
+    };
     if !is_player_id(&id) {
         return json_error(StatusCode::BAD_REQUEST, "a player id is 20 hex digits");
     }
@@ -171,7 +188,10 @@ async fn player(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> R
 }
 
 async fn round(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> Response {
-    let Some(store) = ctx.config.store.as_ref() else { return no_store() };
+    let store = match open_store(&ctx) {
+        Ok(store) => store,
+        Err((status, why)) => return json_error(status, why),
+    };
     if !is_round_id(&id) {
         return json_error(StatusCode::BAD_REQUEST, "a round id is 32 hex digits");
     }

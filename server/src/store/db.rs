@@ -43,6 +43,47 @@ pub struct Store {
     pub seasons: SeasonLength,
 }
 
+/// The database as a running server holds it: open from the start, or opened later by a task
+/// that keeps trying when PostgreSQL was unreachable at start (rounds wait in the spool).
+#[derive(Debug, Clone, Default)]
+pub struct StoreCell(std::sync::Arc<std::sync::OnceLock<std::sync::Arc<Store>>>);
+
+impl StoreCell {
+    /// A cell holding an open database.
+    pub fn ready(store: std::sync::Arc<Store>) -> StoreCell {
+        let cell = StoreCell::default();
+        cell.set(store);
+        cell
+    }
+
+    /// The database, once it is open.
+    pub fn get(&self) -> Option<&std::sync::Arc<Store>> {
+        self.0.get()
+    }
+
+    /// Puts the database in (the first time only).
+    pub fn set(&self, store: std::sync::Arc<Store>) {
+        let _ = self.0.set(store);
+    }
+}
+
+/// Why a database did not open.
+#[derive(Debug)]
+pub enum OpenFailure {
+    /// PostgreSQL did not answer (not running, no route, timed out): worth trying again.
+    Unreachable(String),
+    /// Anything else: a bad URL, a file that is not a database, a newer schema, a refused login.
+    Refused(String),
+}
+
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenFailure::Unreachable(why) | OpenFailure::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Which board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Board {
@@ -232,6 +273,11 @@ pub struct RoundLine {
     pub rating_after: Option<f64>,
 }
 
+/// Whether a connection failed for want of an answer (rather than a refusal worth reporting).
+fn unanswered(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
+}
+
 pub(super) fn db_error(error: sqlx::Error) -> String {
     error.to_string()
 }
@@ -245,28 +291,34 @@ impl Store {
 
     /// [`Store::open`] with a season schedule.
     pub async fn open_with(url: &str, rules: RatingRules, seasons: SeasonLength) -> Result<Store, String> {
+        Store::try_open(url, rules, seasons).await.map_err(|failure| failure.to_string())
+    }
+
+    /// [`Store::open_with`], telling a PostgreSQL that did not answer from every other failure.
+    pub async fn try_open(url: &str, rules: RatingRules, seasons: SeasonLength) -> Result<Store, OpenFailure> {
+        use OpenFailure::{Refused, Unreachable};
         sqlx::any::install_default_drivers();
         let (backend, connect) = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
             if path.is_empty() {
-                return Err("sqlite: needs a file (sqlite:arena.db)".to_string());
+                return Err(Refused("sqlite: needs a file (sqlite:arena.db)".to_string()));
             }
             // A file that is there must be a SQLite database: never replaced, never "repaired".
             if let Ok(mut file) = std::fs::File::open(path) {
                 use std::io::Read;
                 let mut header = [0u8; 16];
-                let read = file.read(&mut header).map_err(|e| format!("cannot read {path}: {e}"))?;
+                let read = file.read(&mut header).map_err(|e| Refused(format!("cannot read {path}: {e}")))?;
                 if read > 0 && header[..read] != b"SQLite format 3\0"[..read] {
-                    return Err(format!(
+                    return Err(Refused(format!(
                         "{path} is not a SQLite database (left as it is): move it away or name another file"
-                    ));
+                    )));
                 }
             }
             (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err("--database takes sqlite:FILE or postgres://USER@HOST/DB".to_string());
+            return Err(Refused("--database takes sqlite:FILE or postgres://USER@HOST/DB".to_string()));
         };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
@@ -285,11 +337,12 @@ impl Store {
                 })
             });
         let pool = options.connect(&connect).await.map_err(|e| match backend {
-            Backend::Sqlite => format!("cannot open the SQLite database {url}: {e}"),
-            Backend::Postgres => format!("cannot reach PostgreSQL: {e}"),
+            Backend::Sqlite => Refused(format!("cannot open the SQLite database {url}: {e}")),
+            Backend::Postgres if unanswered(&e) => Unreachable(format!("cannot reach PostgreSQL: {e}")),
+            Backend::Postgres => Refused(format!("PostgreSQL refused: {e}")),
         })?;
         let store = Store { pool, backend, rules, seasons };
-        store.migrate().await.map_err(|e| format!("database {}: {e}", store.describe(url)))?;
+        store.migrate().await.map_err(|e| Refused(format!("database {}: {e}", store.describe(url))))?;
         Ok(store)
     }
 

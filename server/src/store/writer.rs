@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::db::Store;
+use super::db::{Store, StoreCell};
 use super::record::{Offer, RatedPlayer, RoundRecord};
 
 /// Most rounds committed in one transaction.
@@ -103,9 +103,10 @@ async fn commit(store: Arc<Store>, batch: Vec<RoundRecord>, waited: HashSet<Stri
 
 /// Runs the writer until `stop`, then commits what it can within 5 s (the spool keeps the rest).
 /// Rounds reach the spool while a commit is under way: a slow or unreachable database never
-/// holds up an end screen.
+/// holds up an end screen. `store` may still be empty (PostgreSQL unreachable at start): the
+/// rounds wait in the spool until it is filled.
 pub async fn run(
-    store: Option<Arc<Store>>,
+    store: Option<StoreCell>,
     mut queue: mpsc::Receiver<Offer>,
     spool: PathBuf,
     stats: Arc<WriterStats>,
@@ -122,8 +123,9 @@ pub async fn run(
     let mut next_try = tokio::time::Instant::now();
     let mut in_flight: Option<Pin<Box<dyn Future<Output = Committed> + Send>>> = None;
     loop {
+        let open = store.as_ref().and_then(|cell| cell.get().cloned());
         if in_flight.is_none()
-            && let Some(store) = &store
+            && let Some(store) = &open
             && !pending.is_empty()
             && tokio::time::Instant::now() >= next_try
         {
@@ -174,7 +176,12 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(next_try), if in_flight.is_none() && !pending.is_empty() && store.is_some() => {}
+            _ = tokio::time::sleep_until(next_try), if in_flight.is_none() && !pending.is_empty() && store.is_some() => {
+                if open.is_none() {
+                    // Not open yet: look again shortly.
+                    next_try = tokio::time::Instant::now() + RETRY_FIRST;
+                }
+            }
         }
         if !offers.is_empty() {
             let records: Vec<RoundRecord> = offers.iter().map(|offer| offer.record.clone()).collect();
@@ -208,7 +215,7 @@ pub async fn run(
         pending.extend(last);
     }
     stats.pending.store(pending.len() as u64, Ordering::Relaxed);
-    if let Some(store) = &store
+    if let Some(store) = store.as_ref().and_then(|cell| cell.get())
         && !pending.is_empty()
     {
         let batch: Vec<RoundRecord> = pending.clone();
