@@ -159,22 +159,24 @@ def main():
                 r["rep"] = rep
                 print(json.dumps(r), flush=True)
                 runs.append(r)
-    print("\n| N | system | CPU ms/client-s | × floor | server cores | wire B/s/client | loadgen cores | RSS MB |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| N | system | CPU ms/client-s | × floor | server cores | wire B/s/client | loadgen cores | RSS MB | tick p99 ms |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in a.n:
         floor_runs = [r for r in runs if r["n"] == n and r["system"].startswith("floor") and "error" not in r]
         floor = statistics.median(r["cpu_ms_per_client_s"] for r in floor_runs) if floor_runs else None
         if floor:
-            print(f"| {n} | floor ({a.floor_mode}) | {floor:.3f} | 1.00 | | | | |")
+            print(f"| {n} | floor ({a.floor_mode}) | {floor:.3f} | 1.00 | | | | | |")
         for label, _ in arenas:
             rs = [r for r in runs if r["n"] == n and r["system"] == label and "error" not in r]
             if not rs:
-                print(f"| {n} | {label} | failed | | | | | |"); continue
+                print(f"| {n} | {label} | failed | | | | | | |"); continue
             med = lambda k: statistics.median(r[k] for r in rs)
             cpu = med("cpu_ms_per_client_s")
             ratio = f"{cpu / floor:.2f}" if floor else "-"
+            ticks = [r["loadgen"]["tick_ms_p99"] for r in rs if isinstance(r.get("loadgen", {}).get("tick_ms_p99"), (int, float))]
+            tick = f"{statistics.median(ticks):.2f}" if ticks else "-"
             print(f"| {n} | {label} | {cpu:.3f} | {ratio} | {med('server_cores'):.3f} | "
-                  f"{med('wire_bytes_per_client_s'):.0f} | {med('loadgen_cores'):.3f} | {med('rss_mb'):.0f} |")
+                  f"{med('wire_bytes_per_client_s'):.0f} | {med('loadgen_cores'):.3f} | {med('rss_mb'):.0f} | {tick} |")
     return 0
 
 

@@ -3,6 +3,8 @@
 //!   locked, so the round was only in the spool) has that round in the database after a restart;
 //! - a PostgreSQL stopped in the middle of a round and started again: every round the server
 //!   ended meanwhile lands exactly once, and the players' totals count each once;
+//! - eight server processes playing rated rounds into one PostgreSQL at once, every player on
+//!   two of them: every round lands once, and the standings and board counts agree with the lines;
 //! - a PostgreSQL not running when the server starts: the server starts anyway, plays rated
 //!   rounds into the spool (boards answer 503 meanwhile) and writes them once it answers.
 
@@ -36,12 +38,17 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 /// Two guests in a room of 5-second rounds on the server at `port`.
 async fn two_players(port: u16) -> (TestClient, TestClient) {
+    two_guests(port, [1; 16], [2; 16]).await
+}
+
+/// Guests with the secrets `first` and `second` in a room of 5-second rounds at `port`.
+async fn two_guests(port: u16, first: [u8; 16], second: [u8; 16]) -> (TestClient, TestClient) {
     let url = format!("ws://127.0.0.1:{port}/ws");
     let settings =
         RoomSettings { rounds: Some(RoundRules { seconds: 5, score_limit: None }), ..RoomSettings::default() };
-    let ann = TestClient::join_with(&url, guest_hello("ann", RoomRequest::Create(settings), [1; 16])).await.unwrap();
+    let ann = TestClient::join_with(&url, guest_hello("ann", RoomRequest::Create(settings), first)).await.unwrap();
     let code = ann.welcome.room.code.to_string();
-    let bo = TestClient::join_with(&url, guest_hello("bo", RoomRequest::Join { code }, [2; 16])).await.unwrap();
+    let bo = TestClient::join_with(&url, guest_hello("bo", RoomRequest::Join { code }, second)).await.unwrap();
     (ann, bo)
 }
 
@@ -237,6 +244,74 @@ async fn postgres_down_at_start_the_server_plays_on_the_spool_and_writes_once_it
         (status == 200 && body.contains(&ann_id), (status, body))
     })
     .await;
+    check.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_server_processes_on_one_postgres_keep_the_boards_consistent() {
+    use sqlx::Row;
+    let pg = postgres::Postgres::start("fleet");
+    let url = pg.url();
+    let dir = temp("fleet");
+    let mut servers = Vec::new();
+    let mut rooms = Vec::new();
+    for n in 0..8u8 {
+        let spool = dir.join(format!("results-{n}.spool"));
+        let args = [
+            "--bind",
+            "127.0.0.1:0",
+            "--no-replay",
+            "--results-spool",
+            spool.to_str().unwrap(),
+            "--rated-min-seconds",
+            "1",
+            "--intermission-seconds",
+            "1",
+        ];
+        let env = [("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url.as_str())];
+        let (server, port) = spawn_binary(&args, &env);
+        servers.push(Server(server));
+        // Player n plays on server n and on server n - 1: each player's rows are written by two
+        // processes at once.
+        rooms.push(two_guests(port, [n + 1; 16], [(n + 1) % 8 + 1; 16]).await);
+    }
+    let mut ids = Vec::new();
+    for (ann, bo) in &mut rooms {
+        ids.push(round_ends(ann, bo, 2).await);
+    }
+    // Every room's rounds so far: 1 and 2 (a third may be ending now).
+    let check = pool(&url).await;
+    eventually("every server's second round committed", async || {
+        let mut seen = Vec::new();
+        for id in &ids {
+            seen.push(count(&check, "SELECT COUNT(*) FROM rounds WHERE id = $1", id).await);
+        }
+        (seen.iter().all(|&n| n == 1), seen)
+    })
+    .await;
+    drop(servers);
+    let figures = |row: &sqlx::any::AnyRow| -> Vec<i64> { (0..row.len()).map(|i| row.get::<i64, _>(i)).collect() };
+    let row = sqlx::query(
+        "SELECT (SELECT CAST(COALESCE(SUM(rated_rounds), 0) AS BIGINT) FROM standings WHERE season = 0), \
+         (SELECT COUNT(*) FROM round_players WHERE ordinal_after IS NOT NULL), \
+         (SELECT CAST(COALESCE(SUM(rounds), 0) AS BIGINT) FROM standings WHERE season = 0), \
+         (SELECT COUNT(*) FROM round_players WHERE player_id IS NOT NULL), \
+         (SELECT CAST(COALESCE(SUM(rounds), 0) AS BIGINT) FROM standings WHERE season > 0), \
+         (SELECT COUNT(*) FROM standings WHERE rating_key IS NOT NULL), \
+         (SELECT CAST(COALESCE(SUM(players), 0) AS BIGINT) FROM board_counts WHERE board = 0), \
+         (SELECT COUNT(*) FROM seasons), (SELECT COUNT(*) FROM players)",
+    )
+    .fetch_one(&check)
+    .await
+    .unwrap();
+    let f = figures(&row);
+    assert!(f[1] >= 32, "at least 16 rounds of two rated players: {f:?}");
+    assert_eq!(f[0], f[1], "every rated line moved its player's rated count once: {f:?}");
+    assert_eq!(f[2], f[3], "every line counted once in its player's all-time totals: {f:?}");
+    assert_eq!(f[4], f[3], "and once in the season's: {f:?}");
+    assert_eq!(f[5], f[6], "the rating board's bucket counts match its standings: {f:?}");
+    assert_eq!((f[7], f[8]), (1, 8), "one season, eight players: {f:?}");
     check.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

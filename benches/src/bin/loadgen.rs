@@ -9,7 +9,8 @@
 //! players and all orbs; the others only read the snapshot tick (to ack it) and count bytes.
 //!
 //! Run against a server started with `arena-server --scenario s1`:
-//! `loadgen --url ws://127.0.0.1:8080/ws --clients 400 --server-pid PID [--json]`
+//! `loadgen --url ws://127.0.0.1:8080/ws --clients 400 --server-pid PID [--json] [--guests]`
+//! (`--guests`: each client joins with a guest identity, so finished rounds store its line)
 //! (`cargo xtask s1` does all of it, several times, and summarizes).
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ struct Args {
     window: f64,
     json: bool,
     seed: u64,
+    /// Each client sends a guest identity (so rounds store and rate them).
+    guests: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         window: 15.0,
         json: false,
         seed: 1,
+        guests: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--window" => args.window = value()?.parse().map_err(|e| format!("--window: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--json" => args.json = true,
+            "--guests" => args.guests = true,
             "--bench" => {} // Passed by `cargo bench`; harmless.
             other => return Err(format!("unknown flag {other}")),
         }
@@ -193,7 +198,12 @@ async fn client(
             host_key: None,
             client_id: index as u64 + 1,
             auth: None,
-            guest: None,
+            guest: args.guests.then(|| {
+                let mut secret = [0u8; shared::protocol::GUEST_SECRET_BYTES];
+                secret[..8].copy_from_slice(&args.seed.to_le_bytes());
+                secret[8..].copy_from_slice(&(index as u64).to_le_bytes());
+                secret
+            }),
         };
         ws.send(Message::Binary(protocol::encode(&hello).into())).await.map_err(|e| format!("hello: {e}"))?;
         loop {

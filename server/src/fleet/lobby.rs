@@ -161,26 +161,12 @@ pub async fn run(
 const PAGE: &str = include_str!("page/lobby.html");
 const SCRIPT: &str = include_str!("page/lobby.js");
 
-fn static_file(mime: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, mime.to_string()),
-            (header::CACHE_CONTROL, "no-cache".to_string()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-            (header::REFERRER_POLICY, "no-referrer".to_string()),
-            (header::CONTENT_SECURITY_POLICY, crate::net::http::content_security_policy("'none'")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 async fn page() -> Response {
-    static_file("text/html; charset=utf-8", PAGE)
+    crate::net::http::built_in_text("text/html; charset=utf-8", PAGE)
 }
 
 async fn script() -> Response {
-    static_file("text/javascript; charset=utf-8", SCRIPT)
+    crate::net::http::built_in_text("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// `GET /api/rooms`: every server's public rooms, fullest first, each with its server's name.

@@ -205,26 +205,12 @@ async fn round(State(ctx): State<Arc<NetContext>>, Path(id): Path<String>) -> Re
 const PAGE: &str = include_str!("page/leaderboard.html");
 const SCRIPT: &str = include_str!("page/leaderboard.js");
 
-fn static_text(mime: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, mime.to_string()),
-            (header::CACHE_CONTROL, "no-cache".to_string()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-            (header::REFERRER_POLICY, "no-referrer".to_string()),
-            (header::CONTENT_SECURITY_POLICY, super::http::content_security_policy("'none'")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 async fn page() -> Response {
-    static_text("text/html; charset=utf-8", PAGE)
+    super::http::built_in_text("text/html; charset=utf-8", PAGE)
 }
 
 async fn script() -> Response {
-    static_text("text/javascript; charset=utf-8", SCRIPT)
+    super::http::built_in_text("text/javascript; charset=utf-8", SCRIPT)
 }
 
 #[cfg(test)]

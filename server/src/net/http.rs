@@ -400,6 +400,22 @@ pub fn content_security_policy(frame_ancestors: &str) -> String {
     )
 }
 
+/// A small page or script built into the binary (the boards, the fleet lobby), served with no
+/// caching, no sniffing, no referrer, and a policy that allows no framing.
+pub fn built_in_text(mime: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+            (header::CONTENT_SECURITY_POLICY, content_security_policy("'none'")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The page and its loader with their absolute paths moved under `base` (a proxy routes this
 /// server by a path prefix), and the page told its base (`<meta name="arena-base">`) so the
 /// client's requests and WebSocket go there too. `None`: serve the file as built.
