@@ -18,8 +18,29 @@ mod settings;
 
 use args::{BotsArgs, Cli, Command, LobbyArgs, LogFormat, ReplayCommand, Scenario, ServeArgs};
 
-/// Parses the command line over the environment and the configuration file (see `settings`).
-fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer)> {
+/// Every environment variable a setting of any subcommand reads: the serve settings'
+/// `ARENA_<FLAG>` and the variables other subcommands name (`ARENA_LOBBY_KEY`…).
+fn known_variables(command: &clap::Command, serve: &[String]) -> Vec<String> {
+    fn walk(command: &clap::Command, into: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|name| name.to_str()) {
+                into.push(name.to_string());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, into);
+        }
+    }
+    let mut known: Vec<String> = serve.iter().map(|id| settings::env_name(id)).collect();
+    walk(command, &mut known);
+    known.sort();
+    known.dedup();
+    known
+}
+
+/// Parses the command line over the environment and the configuration file (see `settings`);
+/// also hands back the `ARENA_*` variables that name no setting (to be warned about).
+fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer, Vec<String>)> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let base = Cli::command();
     let known: Vec<String> = base
@@ -33,12 +54,16 @@ fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer)> {
         Some(path) => settings::load_file(&path, &known).map_err(anyhow::Error::msg)?,
         None => settings::FileLayer::default(),
     };
-    let unknown = settings::unknown_env(&known);
-    if !unknown.is_empty() {
-        bail!(
-            "unknown environment variable(s) {}: settings are ARENA_ and a serve flag's name (e.g. ARENA_TICK_HZ)",
-            unknown.join(", ")
-        );
+    // The environment is shared with everything else on the machine: a variable that is not
+    // ours is warned about, only a near miss of a real setting (a typo) stops the start.
+    let variables = known_variables(&base, &known);
+    let unknown = settings::unknown_env(&variables);
+    let typos: Vec<String> = unknown
+        .iter()
+        .filter_map(|name| settings::near_miss(name, &variables).map(|like| format!("{name} (did you mean {like}?)")))
+        .collect();
+    if !typos.is_empty() {
+        bail!("unknown environment variable(s) {}: settings are ARENA_ and a flag's name", typos.join(", "));
     }
     let command = settings::layer(base, &file)
         .mut_subcommand("serve", |c| settings::layer(c, &file))
@@ -55,7 +80,7 @@ fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer)> {
         Err(error) => error.exit(),
     };
     let cli = Cli::from_arg_matches(&matches)?;
-    Ok((cli, matches, file))
+    Ok((cli, matches, file, unknown))
 }
 
 /// `arena-server config`: every setting, TOML, with its source.
@@ -82,8 +107,11 @@ fn print_config(args: &ServeArgs, matches: &ArgMatches, file: &settings::FileLay
 }
 
 fn main() -> anyhow::Result<()> {
-    let (cli, matches, file) = parse()?;
+    let (cli, matches, file, unknown) = parse()?;
     if let Some(Command::Config(args)) = &cli.command {
+        if !unknown.is_empty() {
+            eprintln!("# not settings (ignored): {}", unknown.join(", "));
+        }
         return print_config(args, &matches, &file);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -92,6 +120,12 @@ fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().with_current_span(false).init(),
         // No escape sequences in a log redirected to a file or a journal.
         LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            variables = %unknown.join(", "),
+            "ARENA_* environment variables that name no setting are ignored"
+        );
     }
     let threads = match &cli.command {
         None => cli.serve.threads,

@@ -108,17 +108,51 @@ pub fn layer(command: Command, file: &FileLayer) -> Command {
     })
 }
 
-/// `ARENA_` variables that name no setting (a typo would otherwise be silently ignored).
+/// `ARENA_` variables that name no setting (`known`: every variable a setting reads).
 /// Kubernetes' service variables (`ARENA_SERVICE_HOST`, `ARENA_PORT_8080_TCP`... for a Service
 /// named `arena`) are not ours and are left alone.
 pub fn unknown_env(known: &[String]) -> Vec<String> {
-    std::env::vars_os()
+    let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("ARENA_") && name != "ARENA_CONFIG")
         .filter(|name| !is_kubernetes_service_variable(name))
         .filter(|name| !TOOL_VARIABLES.contains(&name.as_str()))
-        .filter(|name| !known.iter().any(|id| env_name(id) == *name))
-        .collect()
+        .filter(|name| !known.iter().any(|known| known == name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// The setting an unknown variable looks like a typo of: the same letters but for the
+/// underscores, or one edit away (two for names of 8 letters and more). `ARENA_TICKHZ` is
+/// `ARENA_TICK_HZ` mistyped; `ARENA_MAIN` or `ARENA_VERSION` are someone else's.
+pub fn near_miss<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let bare = |text: &str| -> Vec<u8> {
+        text.trim_start_matches("ARENA_").bytes().filter(|&b| b != b'_').map(|b| b.to_ascii_uppercase()).collect()
+    };
+    let word = bare(name);
+    let limit = if word.len() >= 8 { 2 } else { 1 };
+    known
+        .iter()
+        .map(|setting| (edits(&word, &bare(setting)), setting))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, setting)| setting.as_str())
+}
+
+/// Levenshtein distance between two byte strings.
+fn edits(a: &[u8], b: &[u8]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// `ARENA_` variables that configure tools around the server, not the server: the peer

@@ -75,7 +75,14 @@ fn unknown_keys_unknown_variables_and_bad_values_are_errors_that_say_where() {
     let (ok, _, err) = run(&["config", "--config", unknown.to_str().unwrap()], &[]);
     assert!(!ok && err.contains("unknown key `tick_hzz`") && err.contains("unknown.toml"), "{err}");
     let (ok, _, err) = run(&["config"], &[("ARENA_TICKHZ", "3")]);
-    assert!(!ok && err.contains("ARENA_TICKHZ"), "{err}");
+    assert!(!ok && err.contains("ARENA_TICKHZ (did you mean ARENA_TICK_HZ?)"), "{err}");
+    let (ok, _, err) = run(&["config"], &[("ARENA_ROUND_SECOND", "3")]);
+    assert!(!ok && err.contains("did you mean ARENA_ROUND_SECONDS?"), "{err}");
+    // Another subcommand's setting is known, and a typo of it is caught the same way.
+    let (ok, _, err) = run(&["lobby", "--help"], &[("ARENA_LOBBY_KEY", "x")]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["lobby", "--help"], &[("ARENA_LOBBY_KY", "x")]);
+    assert!(!ok && err.contains("did you mean ARENA_LOBBY_KEY?"), "{err}");
     // The peer harness's own variables are not the server's settings, and not a typo either.
     let (ok, _, err) = run(&["config"], &[("ARENA_SERVER", "x"), ("ARENA_LOADGEN", "y"), ("ARENA_DIR", ".")]);
     assert!(ok, "{err}");
@@ -121,6 +128,66 @@ fn secrets_are_never_printed_by_config_or_help() {
         assert!(!help.contains(secret), "{secret} in --help:\n{help}");
     }
     assert!(help.contains("ARENA_PASSWORD"), "the variable is still named: {help}");
+}
+
+/// The environment is shared with the rest of the machine: a harness's `ARENA_MAIN`, a
+/// deployment's `ARENA_VERSION` and `ARENA_ENV` are not typos of a setting, so the server, the
+/// lobby and `config` start anyway and say which variables they ignore.
+#[test]
+fn variables_that_are_not_settings_are_warned_about_not_refused() {
+    use std::io::BufRead;
+    let env = [
+        ("ARENA_MAIN", "/work/main"),
+        ("ARENA_VERSION", "1.2.3"),
+        ("ARENA_ENV", "staging"),
+        ("ARENA_LOBBY_KEY", "4f0c2a9d81e7b35c6a0f9e2d71b84c3a"),
+    ];
+    let (ok, out, err) = run(&["config"], &env);
+    assert!(ok, "{err}");
+    assert!(err.contains("ARENA_ENV, ARENA_MAIN, ARENA_VERSION"), "config names them: {err}");
+    assert!(out.contains("tick_hz = "), "{out}");
+    let (ok, _, err) = run(&["lobby", "--help"], &env);
+    assert!(ok, "the lobby's command line too: {err}");
+    for args in [
+        &["--bind", "127.0.0.1:0", "--no-replay", "--no-lan", "--no-database"][..],
+        &["lobby", "--bind", "127.0.0.1:0"][..],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arena-server"));
+        command.args(args).env("RUST_BACKTRACE", "0").stdout(std::process::Stdio::null());
+        command.stderr(std::process::Stdio::piped());
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("ARENA_")) {
+            command.env_remove(name);
+        }
+        command.envs(env);
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let (mut warned, mut serving) = (false, false);
+        while !(warned && serving) {
+            match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(line) => {
+                    warned |= line.contains("name no setting") && line.contains("ARENA_ENV, ARENA_MAIN, ARENA_VERSION");
+                    serving |= line.contains("://localhost:");
+                    seen.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            warned && serving,
+            "`arena-server {}` started and warned; it printed:\n{}",
+            args.join(" "),
+            seen.join("\n")
+        );
+    }
 }
 
 /// Runs the binary until it exits (10 s at most, then it is killed and the test fails: a secret
