@@ -446,6 +446,7 @@ mod tests {
             spectator: false,
             snapshot_budget_bytes: Some(1400),
             player: None,
+            seat_hold_ms: 20_000,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::tick::Tick;
 
 /// Version of the wire format. The client sends it in [`ClientMsg::Hello`]; a mismatch closes the
 /// connection with [`DisconnectReason::ProtocolMismatch`].
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 /// Bytes of a guest identity's secret.
 pub const GUEST_SECRET_BYTES: usize = 16;
 
@@ -337,6 +337,9 @@ pub struct Welcome {
     pub snapshot_budget_bytes: Option<u32>,
     /// This player's public id (`/api/players/ID`, the leaderboard page), when they have one.
     pub player: Option<String>,
+    /// How long the server holds this seat after the connection drops (milliseconds; 0: not
+    /// held). The page shows it counting down while it reconnects.
+    pub seat_hold_ms: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

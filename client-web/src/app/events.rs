@@ -68,6 +68,7 @@ pub fn start() -> Result<(), JsValue> {
             last_heard_ms: 0.0,
             seat: None,
             lost_at_ms: None,
+            seat_hold_ms: 0.0,
             losses: 0,
             resumes: 0,
             backlog_skips: 0,
@@ -122,6 +123,12 @@ pub(super) fn install_listeners(
         app.input.keys.remove(&event.code());
     })?;
     listen::<web_sys::Event>(window_target, "blur", app, |app, _| app.input.release_all())?;
+    listen::<web_sys::Event>(window_target, "online", app, |app, _| app.retry_now())?;
+    listen::<web_sys::Event>(document.as_ref(), "visibilitychange", app, |app, _| {
+        if app.window.document().is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible) {
+            app.retry_now();
+        }
+    })?;
     let canvas: web_sys::EventTarget = app.borrow().canvas.clone().into();
     listen::<MouseEvent>(&canvas, "mousemove", app, |app, event| {
         app.input.mouse = Some(Vec2::new(event.offset_x() as f32, event.offset_y() as f32));
@@ -338,11 +345,29 @@ impl App {
     }
 
     pub(super) fn schedule_reconnect(&mut self, why: String) {
-        // The first retry is quick (a held seat is waiting), then backing off to 15 s.
-        let delay = (500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32)).min(15_000.0).max(self.retry_after_ms);
+        // While the server holds our seat, try every half second (the network may be back any
+        // moment, and the seat is lost when the hold ends); after that, back off to 15 s.
+        let now = now_ms();
+        let backoff = 500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32);
+        let delay = if self.seat_held_until(now).is_some() { 500.0 } else { backoff.min(15_000.0) };
+        let delay = delay.max(self.retry_after_ms);
         self.retry_after_ms = 0.0;
         self.reconnect_attempt += 1;
-        self.state = ConnState::Reconnecting { at_ms: now_ms() + delay, why };
+        self.state = ConnState::Reconnecting { at_ms: now + delay, why };
+    }
+
+    /// When the server stops holding our seat, if it still does at `now`.
+    pub(super) fn seat_held_until(&self, now: f64) -> Option<f64> {
+        let until = self.lost_at_ms? + self.seat_hold_ms;
+        (self.seat.is_some() && self.resume.is_some() && now < until).then_some(until)
+    }
+
+    /// The network is back (`online`) or the tab is visible again: a reconnect that is waiting
+    /// goes now instead of at its back-off's end.
+    pub(super) fn retry_now(&mut self) {
+        if matches!(self.state, ConnState::Reconnecting { .. }) {
+            self.connect();
+        }
     }
 
     pub(super) fn on_key_down(&mut self, event: KeyboardEvent) {

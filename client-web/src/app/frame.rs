@@ -211,8 +211,16 @@ impl App {
             ConnState::NameEntry | ConnState::Connected => self.hud.set_status(None, false),
             ConnState::Connecting => self.hud.set_status(Some("Connecting…"), false),
             ConnState::Reconnecting { at_ms, why } => {
-                let seconds = ((at_ms - now) / 1000.0).ceil().max(0.0);
-                let text = format!("Disconnected: {why}. Reconnecting in {seconds:.0} s…");
+                let text = match self.seat_held_until(now) {
+                    Some(until) => format!(
+                        "Disconnected: {why}. Reconnecting… your seat is held for {:.0} s more.",
+                        ((until - now) / 1000.0).ceil()
+                    ),
+                    None => format!(
+                        "Disconnected: {why}. Reconnecting in {:.0} s…",
+                        ((at_ms - now) / 1000.0).ceil().max(0.0)
+                    ),
+                };
                 self.hud.set_status(Some(&text), true);
             }
         }

@@ -424,6 +424,7 @@ impl App {
         let seat = (!welcome.spectator && !replay).then_some((code, welcome.player_id));
         let resumed = seat.is_some() && seat == self.seat;
         let lost_for_ms = self.lost_at_ms.take().map(|at| now_ms() - at);
+        self.seat_hold_ms = if seat.is_some() { f64::from(welcome.seat_hold_ms) } else { 0.0 };
         self.seat = seat;
         self.graphs = crate::netgraph::NetGraphs::new(welcome.snapshot_budget_bytes);
         let mut session = Session::new(welcome);

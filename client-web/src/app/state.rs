@@ -107,6 +107,8 @@ pub struct App {
     /// the same seat is a resume, and the overlay says how long it took.
     pub(super) seat: Option<(RoomCode, shared::NetId)>,
     pub(super) lost_at_ms: Option<f64>,
+    /// How long the server holds our seat after a drop (from the last welcome; 0: no seat).
+    pub(super) seat_hold_ms: f64,
     /// Connections lost and seats taken back, for the overlay and `arenaDebug`.
     pub(super) losses: u32,
     pub(super) resumes: u32,

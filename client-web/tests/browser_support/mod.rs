@@ -518,6 +518,18 @@ impl Player {
         self.page.execute(params).await.expect("emulate network conditions");
     }
 
+    /// Hides this tab (another tab of the same browser comes to the front, as a user switching
+    /// tabs does: `document.visibilityState` turns "hidden", animation frames stop) for `hidden`,
+    /// then brings it back to the front.
+    pub async fn hide_for(&self, hidden: Duration) {
+        let other = self.browser.new_page("about:blank").await.expect("a second tab");
+        other.bring_to_front().await.expect("the second tab to the front");
+        self.wait_for_eval("this tab to be hidden", "document.visibilityState", |v| v == "hidden").await;
+        tokio::time::sleep(hidden).await;
+        self.page.bring_to_front().await.expect("this tab to the front");
+        let _ = other.close().await;
+    }
+
     pub async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;

@@ -369,6 +369,11 @@ impl Room {
             spectator: client.is_none(),
             snapshot_budget_bytes: self.config.snapshot_budget_bytes,
             player: client.and_then(|c| self.identities.get(&c.player_id)).cloned(),
+            seat_hold_ms: if client.is_some() {
+                self.config.resume_grace.as_millis().min(u128::from(u32::MAX)) as u32
+            } else {
+                0
+            },
         }))
     }
 

@@ -226,6 +226,7 @@ impl Theater {
                     spectator: true,
                     snapshot_budget_bytes: None,
                     player: None,
+                    seat_hold_ms: 0,
                 }));
                 if reply.send(Ok(protocol::encode(&welcome))).is_ok() {
                     info!(conn = conn.0, "spectator joined");
