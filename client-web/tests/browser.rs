@@ -836,11 +836,13 @@ async fn blips_and_a_cut_connection_keep_the_same_player_without_a_kick() {
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let during = alice.debug().await;
         if seconds > 5 {
-            // Past the 4 s watchdog the page is reconnecting, and says how long the seat waits.
+            // Past the 4 s watchdog the page is reconnecting (waiting, or trying), and says how
+            // long the seat waits.
             let status = during["status_text"].as_str().unwrap_or_default();
             alice
                 .check(
-                    during["state"] == "reconnecting" && status.contains("your seat is held for"),
+                    (during["state"] == "reconnecting" || during["state"] == "connecting")
+                        && status.contains("your seat is held for"),
                     format!("offline for {seconds} s, the page shows the seat hold: {during}"),
                 )
                 .await;

@@ -58,12 +58,33 @@ fn parse() -> anyhow::Result<(Cli, ArgMatches, settings::FileLayer, Vec<String>)
     // ours is warned about, only a near miss of a real setting (a typo) stops the start.
     let variables = known_variables(&base, &known);
     let unknown = settings::unknown_env(&variables);
+    // A flag's spelling (`ARENA_TRUSTED_PROXY` for `--trusted-proxy`) is a near miss too.
+    let spellings: Vec<(String, String)> = base
+        .find_subcommand("serve")
+        .expect("a serve subcommand")
+        .get_arguments()
+        .filter(|a| settings::is_setting(a.get_id().as_str()))
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            Some((
+                format!("ARENA_{}", long.to_ascii_uppercase().replace('-', "_")),
+                settings::env_name(a.get_id().as_str()),
+            ))
+        })
+        .collect();
     let typos: Vec<String> = unknown
         .iter()
-        .filter_map(|name| settings::near_miss(name, &variables).map(|like| format!("{name} (did you mean {like}?)")))
+        .filter_map(|name| {
+            let like = spellings
+                .iter()
+                .find(|(spelled, _)| spelled == name)
+                .map(|(_, real)| real.as_str())
+                .or_else(|| settings::near_miss(name, &variables))?;
+            Some(format!("{name} (did you mean {like}?)"))
+        })
         .collect();
     if !typos.is_empty() {
-        bail!("unknown environment variable(s) {}: settings are ARENA_ and a flag's name", typos.join(", "));
+        bail!("unknown environment variable(s) {}: a setting's variable is ARENA_ and its name", typos.join(", "));
     }
     let command = settings::layer(base, &file)
         .mut_subcommand("serve", |c| settings::layer(c, &file))

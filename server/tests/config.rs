@@ -76,6 +76,8 @@ fn unknown_keys_unknown_variables_and_bad_values_are_errors_that_say_where() {
     assert!(!ok && err.contains("unknown key `tick_hzz`") && err.contains("unknown.toml"), "{err}");
     let (ok, _, err) = run(&["config"], &[("ARENA_TICKHZ", "3")]);
     assert!(!ok && err.contains("ARENA_TICKHZ (did you mean ARENA_TICK_HZ?)"), "{err}");
+    let (ok, _, err) = run(&["config"], &[("ARENA_TRUSTED_PROXY", "10.0.0.1")]);
+    assert!(!ok && err.contains("did you mean ARENA_TRUSTED_PROXIES?"), "a flag's spelling is a near miss: {err}");
     let (ok, _, err) = run(&["config"], &[("ARENA_ROUND_SECOND", "3")]);
     assert!(!ok && err.contains("did you mean ARENA_ROUND_SECONDS?"), "{err}");
     // Another subcommand's setting is known, and a typo of it is caught the same way.
@@ -153,7 +155,7 @@ fn variables_that_are_not_settings_are_warned_about_not_refused() {
         &["lobby", "--bind", "127.0.0.1:0"][..],
     ] {
         let mut command = Command::new(env!("CARGO_BIN_EXE_arena-server"));
-        command.args(args).env("RUST_BACKTRACE", "0").stdout(std::process::Stdio::null());
+        command.args(args).env("RUST_BACKTRACE", "0").env("RUST_LOG", "info").stdout(std::process::Stdio::null());
         command.stderr(std::process::Stdio::piped());
         for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("ARENA_")) {
             command.env_remove(name);

@@ -69,6 +69,7 @@ pub fn start() -> Result<(), JsValue> {
             seat: None,
             lost_at_ms: None,
             seat_hold_ms: 0.0,
+            connecting_since_ms: 0.0,
             losses: 0,
             resumes: 0,
             backlog_skips: 0,
@@ -193,6 +194,7 @@ impl App {
         self.session = None;
         self.server_reason = None;
         self.state = ConnState::Connecting;
+        self.connecting_since_ms = now_ms();
         let weak = self.this.clone();
         let handler = move |event: NetEvent| {
             if let Some(app) = weak.upgrade()
@@ -296,6 +298,28 @@ impl App {
                     self.lost_at_ms = Some(now);
                     self.losses += 1;
                 }
+                // The server holds the seat only after a loss (a dead link, a silent or too slow
+                // connection); after any other ending (shutting down, full, rate limited…) the
+                // page backs off as usual instead of knocking every half second.
+                let lost = match &self.server_reason {
+                    Some(reason) => matches!(
+                        reason,
+                        DisconnectReason::ConnectionLost
+                            | DisconnectReason::IdleTimeout { .. }
+                            | DisconnectReason::TooSlow
+                    ),
+                    // 4000: our own watchdog dropped the link (`close_lost`).
+                    None => [
+                        4000,
+                        DisconnectReason::ConnectionLost.close_code(),
+                        DisconnectReason::TooSlow.close_code(),
+                        DisconnectReason::IdleTimeout { seconds: 0 }.close_code(),
+                    ]
+                    .contains(&code),
+                };
+                if !lost {
+                    self.seat_hold_ms = 0.0;
+                }
                 if let Some(DisconnectReason::SeatInUse { after_ms }) = self.server_reason {
                     // Our seat is still on the old connection: same token, a little later.
                     self.retry_after_ms = f64::from(after_ms);
@@ -349,7 +373,12 @@ impl App {
         // moment, and the seat is lost when the hold ends); after that, back off to 15 s.
         let now = now_ms();
         let backoff = 500.0 * 2f64.powi(self.reconnect_attempt.min(5) as i32);
-        let delay = if self.seat_held_until(now).is_some() { 500.0 } else { backoff.min(15_000.0) };
+        let delay = if self.seat_held_until(now).is_some() {
+            // Spread out, so many players cut off at once do not knock in step.
+            300.0 + 400.0 * js_sys::Math::random()
+        } else {
+            backoff.min(15_000.0)
+        };
         let delay = delay.max(self.retry_after_ms);
         self.retry_after_ms = 0.0;
         self.reconnect_attempt += 1;
@@ -365,7 +394,8 @@ impl App {
     /// The network is back (`online`) or the tab is visible again: a reconnect that is waiting
     /// goes now instead of at its back-off's end.
     pub(super) fn retry_now(&mut self) {
-        if matches!(self.state, ConnState::Reconnecting { .. }) {
+        let stale_attempt = self.state == ConnState::Connecting && now_ms() - self.connecting_since_ms > 1000.0;
+        if matches!(self.state, ConnState::Reconnecting { .. }) || stale_attempt {
             self.connect();
         }
     }

@@ -6,6 +6,9 @@ use shared::protocol::ClientMsg;
 use shared::rules::PLAYER_MAX_HP;
 
 use super::state::{App, ConnState, SEND_BACKLOG_BYTES, SERVER_SILENCE_MS, STALL_HOLD_MS, now_ms};
+
+/// How long a connection attempt may take while our seat is held.
+const CONNECT_TIMEOUT_MS: f64 = 3000.0;
 use crate::hud::Hud;
 use crate::lobby;
 use crate::render::{self, Camera, FrameScene};
@@ -28,6 +31,16 @@ impl App {
         }
         if self.state == ConnState::Connected && self.conn.is_some() && now - self.last_heard_ms > SERVER_SILENCE_MS {
             self.on_server_silent(now);
+        }
+        // An attempt that hangs (a lost SYN after a network change) is given up after 3 s while
+        // the seat waits, rather than when the browser gives up.
+        if self.state == ConnState::Connecting
+            && self.seat_held_until(now).is_some()
+            && now - self.connecting_since_ms > CONNECT_TIMEOUT_MS
+        {
+            self.conn = None;
+            let why = self.last_close_reason.clone().unwrap_or_else(|| "connection lost".to_string());
+            self.schedule_reconnect(why);
         }
         if self.state == ConnState::NameEntry {
             self.poll_lobby(now);
@@ -209,13 +222,15 @@ impl App {
     pub(super) fn update_status(&mut self, now: f64) {
         match &self.state {
             ConnState::NameEntry | ConnState::Connected => self.hud.set_status(None, false),
-            ConnState::Connecting => self.hud.set_status(Some("Connecting…"), false),
+            // A retry while the seat is held reads as the wait it is part of (no flicker between
+            // "Connecting…" and the countdown every half second).
+            ConnState::Connecting => match (self.seat_held_until(now), &self.last_close_reason) {
+                (Some(until), Some(why)) => self.hud.set_status(Some(&seat_held_text(why, until - now)), true),
+                _ => self.hud.set_status(Some("Connecting…"), false),
+            },
             ConnState::Reconnecting { at_ms, why } => {
                 let text = match self.seat_held_until(now) {
-                    Some(until) => format!(
-                        "Disconnected: {why}. Reconnecting… your seat is held for {:.0} s more.",
-                        ((until - now) / 1000.0).ceil()
-                    ),
+                    Some(until) => seat_held_text(why, until - now),
                     None => format!(
                         "Disconnected: {why}. Reconnecting in {:.0} s…",
                         ((at_ms - now) / 1000.0).ceil().max(0.0)
@@ -372,4 +387,9 @@ impl App {
 fn speed_label(speed: f32) -> &'static str {
     const LABELS: [(f32, &str); 6] = [(0.25, "0.25"), (0.5, "0.5"), (1.0, "1"), (2.0, "2"), (4.0, "4"), (8.0, "8")];
     LABELS.iter().min_by(|a, b| (a.0 - speed).abs().total_cmp(&(b.0 - speed).abs())).map_or("1", |(_, label)| label)
+}
+
+/// The status while the server holds our seat: why we were cut off, and the hold counting down.
+fn seat_held_text(why: &str, left_ms: f64) -> String {
+    format!("Disconnected: {why}. Reconnecting… your seat is held for {:.0} s more.", (left_ms / 1000.0).ceil())
 }

@@ -109,6 +109,8 @@ pub struct App {
     pub(super) lost_at_ms: Option<f64>,
     /// How long the server holds our seat after a drop (from the last welcome; 0: no seat).
     pub(super) seat_hold_ms: f64,
+    /// When the connection attempt under way began.
+    pub(super) connecting_since_ms: f64,
     /// Connections lost and seats taken back, for the overlay and `arenaDebug`.
     pub(super) losses: u32,
     pub(super) resumes: u32,

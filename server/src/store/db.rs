@@ -273,9 +273,10 @@ pub struct RoundLine {
     pub rating_after: Option<f64>,
 }
 
-/// Whether a connection failed for want of an answer (rather than a refusal worth reporting).
+/// Whether a connection failed for want of an answer (rather than a refusal worth reporting: a
+/// TLS failure is a setting to fix, not a server that is not up yet).
 fn unanswered(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
 }
 
 pub(super) fn db_error(error: sqlx::Error) -> String {
