@@ -65,6 +65,23 @@ async fn round_ends(ann: &mut TestClient, bo: &mut TestClient, round: u32) -> St
     a.round_id
 }
 
+/// A server process on the PostgreSQL at `url` (rated after 1 s of play, 1 s intermissions),
+/// spooling to `spool`; (process, port).
+fn on_postgres(url: &str, spool: &std::path::Path) -> (std::process::Child, u16) {
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--no-replay",
+        "--results-spool",
+        spool.to_str().unwrap(),
+        "--rated-min-seconds",
+        "1",
+        "--intermission-seconds",
+        "1",
+    ];
+    spawn_binary(&args, &[("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url)])
+}
+
 async fn pool(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     sqlx::AnyPool::connect(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
@@ -154,20 +171,8 @@ async fn postgres_stopped_mid_round_and_started_again_loses_no_round_and_counts_
     let mut pg = postgres::Postgres::start("faults");
     let dir = temp("pg");
     let spool = dir.join("results.spool");
-    let args = [
-        "--bind",
-        "127.0.0.1:0",
-        "--no-replay",
-        "--results-spool",
-        spool.to_str().unwrap(),
-        "--rated-min-seconds",
-        "1",
-        "--intermission-seconds",
-        "1",
-    ];
     let url = pg.url();
-    let env = [("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url.as_str())];
-    let (server, port) = spawn_binary(&args, &env);
+    let (server, port) = on_postgres(&url, &spool);
     let _server = Server(server);
     let (mut ann, mut bo) = two_players(port).await;
     let first = round_ends(&mut ann, &mut bo, 1).await;
@@ -208,20 +213,8 @@ async fn postgres_down_at_start_the_server_plays_on_the_spool_and_writes_once_it
     pg.stop();
     let dir = temp("late");
     let spool = dir.join("results.spool");
-    let args = [
-        "--bind",
-        "127.0.0.1:0",
-        "--no-replay",
-        "--results-spool",
-        spool.to_str().unwrap(),
-        "--rated-min-seconds",
-        "1",
-        "--intermission-seconds",
-        "1",
-    ];
     let url = pg.url();
-    let env = [("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url.as_str())];
-    let (server, port) = spawn_binary(&args, &env);
+    let (server, port) = on_postgres(&url, &spool);
     let _server = Server(server);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let (status, _, body) = http_to(addr, "GET", "/api/leaderboard", None, &[]).await;
@@ -258,19 +251,7 @@ async fn eight_server_processes_on_one_postgres_keep_the_boards_consistent() {
     let mut rooms = Vec::new();
     for n in 0..8u8 {
         let spool = dir.join(format!("results-{n}.spool"));
-        let args = [
-            "--bind",
-            "127.0.0.1:0",
-            "--no-replay",
-            "--results-spool",
-            spool.to_str().unwrap(),
-            "--rated-min-seconds",
-            "1",
-            "--intermission-seconds",
-            "1",
-        ];
-        let env = [("ARENA_NO_DATABASE", "false"), ("ARENA_DATABASE", url.as_str())];
-        let (server, port) = spawn_binary(&args, &env);
+        let (server, port) = on_postgres(&url, &spool);
         servers.push(Server(server));
         // Player n plays on server n and on server n - 1: each player's rows are written by two
         // processes at once.
