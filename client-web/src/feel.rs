@@ -22,6 +22,11 @@ const HELD_FOR_S: f32 = 0.35;
 const FULL_SPEED_AFTER_S: f32 = 0.6;
 /// Per-frame motion at full speed counts as even within this fraction of speed × frame time.
 const EVEN_WITHIN: f32 = 0.10;
+/// Correction and key-to-server samples kept for their quantiles (the oldest go first).
+const QUANTILE_SAMPLES: usize = 4096;
+/// The server has taken a key press once the own velocity it reports points this many units per
+/// second along the key (it was still, or drifting the other way, when the key went down).
+const MOVING_ALONG: f32 = 1.0;
 
 /// What one frame drew, as far as the feel is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,8 +64,24 @@ pub struct FeelStats {
     /// Reconciliation corrections of at least one unit, and the largest.
     pub corrections_over_1: u64,
     pub max_correction: f32,
+    /// Frames drawing the own player, and the 99th percentile of the correction they showed
+    /// (units; a frame without one counts as 0).
+    pub own_frames: u64,
+    pub correction_p99: f32,
+    /// Movement keys pressed from a standstill, and how long (ms) from the press until the first
+    /// snapshot whose own state shows the server moving the player that way: median and p99.
+    pub key_presses: u64,
+    pub key_to_server_p50_ms: f64,
+    pub key_to_server_p99_ms: f64,
     /// Median of (newest snapshot − render tick), ticks.
     pub trail_ticks_p50: f64,
+    #[serde(skip)]
+    corrections: Quantiles,
+    #[serde(skip)]
+    key_to_server: Quantiles,
+    /// A press not yet seen on the server: when (ms) and which way.
+    #[serde(skip)]
+    pressed: Option<(f64, Vec2)>,
     /// Trail samples in arrival order (to drop the oldest) and the same samples kept sorted (for
     /// the median without sorting every frame).
     #[serde(skip)]
@@ -76,7 +97,59 @@ pub struct FeelStats {
     held: (Vec2, f32),
 }
 
+/// The newest samples of a figure, kept sorted for its quantiles.
+#[derive(Debug, Clone, Default)]
+struct Quantiles {
+    arrival: std::collections::VecDeque<f64>,
+    sorted: Vec<f64>,
+}
+
+impl Quantiles {
+    fn add(&mut self, value: f64) {
+        if self.arrival.len() == QUANTILE_SAMPLES
+            && let Some(oldest) = self.arrival.pop_front()
+        {
+            let at = self.sorted.partition_point(|v| v.total_cmp(&oldest).is_lt());
+            self.sorted.remove(at);
+        }
+        self.arrival.push_back(value);
+        let at = self.sorted.partition_point(|v| v.total_cmp(&value).is_lt());
+        self.sorted.insert(at, value);
+    }
+
+    /// The `q` quantile of the samples and `zeros` more samples of 0 (nearest rank).
+    fn quantile_with_zeros(&self, q: f64, zeros: u64) -> f64 {
+        let n = self.sorted.len() as u64 + zeros;
+        if n == 0 {
+            return 0.0;
+        }
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        if rank <= zeros { 0.0 } else { self.sorted[(rank - zeros - 1) as usize] }
+    }
+}
+
 impl FeelStats {
+    /// A movement key went down at `now_ms` with no movement held before: from now until the
+    /// server is seen moving that way counts as its key-to-server time.
+    pub fn key_pressed(&mut self, now_ms: f64, dir: Vec2) {
+        if dir != Vec2::ZERO {
+            self.pressed = Some((now_ms, dir));
+        }
+    }
+
+    /// A snapshot arrived at `now_ms` with the server's own velocity for the player.
+    pub fn server_moved(&mut self, now_ms: f64, vel: Vec2) {
+        if let Some((at, dir)) = self.pressed
+            && vel.dot(dir.normalize()) > MOVING_ALONG
+        {
+            self.pressed = None;
+            self.key_presses += 1;
+            self.key_to_server.add(now_ms - at);
+            self.key_to_server_p50_ms = self.key_to_server.quantile_with_zeros(0.5, 0);
+            self.key_to_server_p99_ms = self.key_to_server.quantile_with_zeros(0.99, 0);
+        }
+    }
+
     /// Adds one frame: what it drew (`remote` players' positions) and how.
     pub fn frame(&mut self, frame: FrameFeel, remote: impl Iterator<Item = (NetId, Vec2)>) {
         self.frames += 1;
@@ -132,6 +205,15 @@ impl FeelStats {
             }
         }
         self.last_own = frame.own_pos;
+        if frame.own_pos.is_some() {
+            // Only frames with a correction are stored; the rest count as zeros.
+            if frame.correction > 0.0 {
+                self.corrections.add(f64::from(frame.correction));
+            }
+            self.own_frames += 1;
+            let zeros = self.own_frames.saturating_sub(self.corrections.sorted.len() as u64);
+            self.correction_p99 = self.corrections.quantile_with_zeros(0.99, zeros) as f32;
+        }
         if frame.correction >= 1.0 {
             self.corrections_over_1 += 1;
         }
@@ -182,6 +264,28 @@ mod tests {
         own.frame(held(30.0, 2.5), std::iter::empty()); // moved back 2 units, key held 0.5 s
         assert_eq!(own.own_backward_frames, 1);
         assert_eq!((own.corrections_over_1, own.max_correction), (1, 2.5));
+        // One correcting frame in 34: above the 1 % that p99 lets through.
+        assert_eq!((own.own_frames, own.correction_p99), (34, 2.5));
+        for _ in 0..300 {
+            own.frame(held(30.0, 0.0), std::iter::empty());
+        }
+        assert_eq!(own.correction_p99, 0.0, "one frame in 334 is under 1 %");
+    }
+
+    #[test]
+    fn key_to_server_runs_from_the_press_to_the_first_snapshot_moving_that_way() {
+        let mut feel = FeelStats::default();
+        feel.server_moved(100.0, Vec2::new(50.0, 0.0));
+        assert_eq!(feel.key_presses, 0, "no press yet");
+        feel.key_pressed(1000.0, Vec2::X);
+        feel.server_moved(1100.0, Vec2::new(-40.0, 0.0)); // still drifting the other way
+        feel.server_moved(1150.0, Vec2::new(0.5, 0.0)); // not yet moving along it
+        feel.server_moved(1210.0, Vec2::new(12.0, 0.0));
+        feel.server_moved(1300.0, Vec2::new(200.0, 0.0)); // counted once
+        assert_eq!((feel.key_presses, feel.key_to_server_p50_ms), (1, 210.0));
+        feel.key_pressed(2000.0, Vec2::new(-1.0, 1.0));
+        feel.server_moved(2300.0, Vec2::new(-10.0, 10.0));
+        assert_eq!((feel.key_presses, feel.key_to_server_p50_ms, feel.key_to_server_p99_ms), (2, 210.0, 300.0));
     }
 
     #[test]

@@ -367,31 +367,39 @@ async fn a_private_room_by_invite_quick_play_elsewhere_a_kick_and_a_live_lobby()
 }
 
 /// The feel on a bad link, measured by the page itself (`arenaDebug().feel`, every frame): the
-/// server conditions both directions at 75 ms ± 10 ms each way with a 250 ms stall every 5 s,
-/// Alice runs back and forth for 12 s (`FEEL_SECONDS` makes it longer: BENCHMARKS.md quotes
-/// a 60 s run) and Bob watches her.
+/// server listens in a network namespace of its own, and the pages reach it only through a
+/// userspace delay line at 75 ms ± 10 ms each way (150 ms RTT ± 20 ms) with a 250 ms stall of
+/// the whole link every 10 s; the server itself runs unconditioned. Alice runs back and forth
+/// for 16 s, 2 s each way with a 0.6 s stop between runs (`FEEL_SECONDS` makes it longer:
+/// BENCHMARKS.md quotes a 60 s run), and Bob watches her.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() {
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
-    let config = server::ServerConfig {
-        map: small_map(),
-        net_sim: Some("latency=75ms,jitter=10ms,stall=250ms/5s".parse().expect("valid spec")),
-        ..server::ServerConfig::default()
-    };
-    let server = browser_support::start_server_with(config, None).await;
+    let ns = Arc::new(browser_support::Netns::create("feel"));
+    let config = server::ServerConfig { map: small_map(), ..server::ServerConfig::default() };
+    let server = browser_support::start_server_on(config, ns.listen()).await;
+    // `FEEL_LINK` sets another link (BENCHMARKS.md quotes a clean one: `latency=0ms`).
+    let link = std::env::var("FEEL_LINK").unwrap_or_else(|_| "latency=75ms,jitter=10ms,stall=250ms/10s".to_string());
+    let sim = link.parse().expect("FEEL_LINK: a --net-sim spec");
+    let line = browser_support::DelayLine::start(ns.clone(), server.addr, sim).await;
     let mut alice = Player::launch("alice").await;
     let mut bob = Player::launch("bob").await;
-    alice.open_and_join(&server.url, "alice").await;
+    alice.open_and_join(&line.url, "alice").await;
     alice.wait_for("alice connected", |d| d["state"] == "connected" && d["own"].is_object()).await;
-    bob.open_and_join(&server.url, "bob").await;
+    bob.open_and_join(&line.url, "bob").await;
     bob.wait_for("bob sees alice", |d| names(d).iter().any(|n| n == "alice")).await;
     let bob_frames_before = bob.debug().await["feel"]["frames"].as_u64().unwrap_or(0);
-    let seconds: u64 = std::env::var("FEEL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12).max(4);
+    let seconds: u64 = std::env::var("FEEL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(4);
+    let mut presses = Vec::new();
     for lap in 0..seconds / 2 {
         let (key, code) = if lap % 2 == 0 { ("ArrowRight", 39) } else { ("ArrowLeft", 37) };
+        presses.push((tokio::time::Instant::now(), if lap % 2 == 0 { glam::Vec2::X } else { -glam::Vec2::X }));
         alice.key_down(key, code).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         alice.key_up(key, code).await;
+        // A stop between runs: each press starts from a standstill (its key-to-server time is
+        // not the time it takes to turn round).
+        tokio::time::sleep(Duration::from_millis(600)).await;
     }
     let frames = seconds * 50;
     let watched = bob
@@ -403,6 +411,16 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
     eprintln!("bob's feel (watching): {}", watched["feel"]);
     eprintln!("alice's feel (playing): {}", played["feel"]);
     eprintln!("alice's net: {}", played["net"]);
+    // The same presses timed from outside the page, by the delay line.
+    let outside = key_to_server_from_outside(&line.tap.lock().unwrap(), &presses);
+    eprintln!("alice's key to server, from the delay line (ms): {outside}");
+    let timed = outside["presses"].as_u64().unwrap_or(0);
+    alice
+        .check(
+            timed == presses.len() as u64,
+            format!("the delay line timed {timed} of {} presses: {outside}", presses.len()),
+        )
+        .await;
     let feel = &watched["feel"];
     bob.check(feel["remote_snaps"].as_u64() == Some(0), format!("remote players snapped: {feel}")).await;
     bob.check(feel["frames_past_cap"].as_u64() == Some(0), format!("drawn > 1 interval past the data: {feel}")).await;
@@ -415,12 +433,78 @@ async fn on_a_150_ms_link_with_stalls_nobody_snaps_runs_ahead_or_rubber_bands() 
     let own = &played["feel"];
     let largest = own["max_correction"].as_f64().unwrap_or(f64::MAX);
     alice.check(largest < 18.0, format!("a correction of {largest} units: {own}")).await;
+    let p99 = own["correction_p99"].as_f64().unwrap_or(f64::MAX);
+    alice.check(p99 < 1.0, format!("corrections p99 {p99} units: {own}")).await;
+    let presses = own["key_presses"].as_u64().unwrap_or(0);
+    alice.check(presses + 1 >= seconds / 2, format!("{presses} key presses seen on the server: {own}")).await;
     alice.check(own["own_backward_frames"].as_u64() == Some(0), format!("moved against the held key: {own}")).await;
     alice.assert_no_console_errors().await;
     bob.assert_no_console_errors().await;
     alice.close().await;
     bob.close().await;
+    drop(line);
     server.stop().await;
+}
+
+/// Times each key press (when the test pressed it, which way) from outside the page, with what
+/// the delay line saw: the first input moving that way leaving the page (sampling), reaching the
+/// server (up), the first snapshot acknowledging it leaving the server (the server's part: its
+/// input queue, its tick and the next snapshot) and reaching the page (down), and the first
+/// snapshot whose own velocity runs along the key reaching the page (the total). Medians and
+/// maxima, ms.
+fn key_to_server_from_outside(
+    tap: &[browser_support::TapEvent],
+    presses: &[(tokio::time::Instant, glam::Vec2)],
+) -> serde_json::Value {
+    use browser_support::Tapped;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut parts: [Vec<f64>; 5] = Default::default();
+    let mut queues = Vec::new();
+    for &(pressed, dir) in presses {
+        let Some((conn, seq, sent, arrived)) = tap.iter().find_map(|e| match e.what {
+            Tapped::Input { seq, dir: d } if e.read_at >= pressed && d.dot(dir) > 0.5 => {
+                Some((e.conn, seq, e.read_at, e.delivered_at))
+            }
+            _ => None,
+        }) else {
+            continue;
+        };
+        let acked = tap.iter().find_map(|e| match e.what {
+            Tapped::Snapshot { input_ack, input_queue, .. }
+                if e.conn == conn && input_ack >= seq && e.read_at >= arrived =>
+            {
+                Some((e.read_at, e.delivered_at, input_queue))
+            }
+            _ => None,
+        });
+        let moving = tap.iter().find_map(|e| match e.what {
+            Tapped::Snapshot { vel: Some(vel), .. } if e.conn == conn && e.read_at >= pressed && vel.dot(dir) > 1.0 => {
+                Some(e.delivered_at)
+            }
+            _ => None,
+        });
+        let (Some((left, shown, queue)), Some(moving)) = (acked, moving) else { continue };
+        for (part, value) in
+            parts.iter_mut().zip([sent - pressed, arrived - sent, left - arrived, shown - left, moving - pressed])
+        {
+            part.push(ms(value));
+        }
+        queues.push(f64::from(queue));
+    }
+    let summary = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        serde_json::json!({"p50": values.get(values.len() / 2), "max": values.last()})
+    };
+    let [mut sampling, mut up, mut server, mut down, mut total] = parts;
+    serde_json::json!({
+        "presses": total.len(),
+        "sampling": summary(&mut sampling),
+        "up": summary(&mut up),
+        "server": summary(&mut server),
+        "down": summary(&mut down),
+        "total": summary(&mut total),
+        "input_queue_at_ack": summary(&mut queues),
+    })
 }
 
 /// Reads the QR code an `<img>` shows, from the page's own pixels: the image is drawn on a canvas

@@ -90,7 +90,7 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | floors | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | soak [--minutes 2] [--clients 100] [--json] | feel [--seconds 8] [--json] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
+                "usage: cargo xtask <build-web [--dev] | run [SERVER ARGS...] | test | floors | test-web | static | record-sample | fuzz [--seconds 60] [--target NAME] | soak [--minutes 2] [--clients 100] [--json] | feel [--seconds 8] [--json] [--rtt MS | --like-browser] | s1 [--clients 50,100,200,400] [--runs 3] [--window 15] [--warmup 3]>"
             );
             std::process::exit(2);
         }

@@ -54,27 +54,19 @@ fn script(ms: f64) -> Vec2 {
     }
 }
 
-/// One client's results: its feel counters and, for the player, each key press's delay until a
-/// snapshot showed it moving on the server (ms).
+/// One client's results: its feel counters (for the player, each key press's delay until a
+/// snapshot showed it moving on the server is among them).
 struct Played {
     feel: FeelStats,
-    key_to_server_ms: Vec<f64>,
     /// The RTT the client measured (ping/pong), ms.
     rtt_ms: f64,
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 struct Scenario {
     rtt_ms: u64,
     jitter_ms: u64,
-    stalls: bool,
+    /// A 250 ms stall every this many seconds (0: none).
+    stall_every_s: u64,
 }
 
 /// A fresh in-process server on 127.0.0.1: its WebSocket URL, the sender that stops it, its task.
@@ -121,9 +113,6 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// watches.
 async fn play(url: String, name: &str, moves: bool, seconds: f64) -> Played {
     let (mut ws, mut session) = join(&url, name).await;
-    let mut key_to_server_ms = Vec::new();
-    // A key press not yet seen moving the player on the server: (when, server position then, direction).
-    let mut pressed: Option<(f64, Vec2, Vec2)> = None;
     let mut previous_held = Vec2::ZERO;
     let tick_ms = 1000.0 / f64::from(session.welcome.tick_rate.max(1));
     let interval_ticks = f64::from(session.welcome.tick_rate) / f64::from(session.welcome.snapshot_rate.max(1));
@@ -133,7 +122,7 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> Played {
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut feel, mut accumulator, mut last_frame) = (FeelStats::default(), 0.0, 0.0);
     // Pings, as the browser sends them: the RTT the row compares against.
-    let mut pings = tokio::time::interval(Duration::from_millis(500));
+    let mut pings = tokio::time::interval(Duration::from_secs(1));
     while started.elapsed().as_secs_f64() < seconds {
         tokio::select! {
             _ = pings.tick() => {
@@ -147,8 +136,8 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> Played {
                 let frame_dt = (now - last_frame).clamp(0.0, 250.0);
                 last_frame = now;
                 let held = if moves { script(now) } else { Vec2::ZERO };
-                if held != Vec2::ZERO && previous_held == Vec2::ZERO && let Some(own) = session.own {
-                    pressed = Some((now, own.pos, held));
+                if held != Vec2::ZERO && previous_held == Vec2::ZERO {
+                    feel.key_pressed(now, held);
                 }
                 previous_held = held;
                 accumulator += frame_dt * session.pacer.rate();
@@ -159,7 +148,7 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> Played {
                         ClientMsg::Ack { tick: session.last_tick.unwrap_or_default() }
                     };
                     if ws.send(Message::Binary(protocol::encode(&message).into())).await.is_err() {
-                        return Played { feel, key_to_server_ms, rtt_ms: session.clock.rtt_ms };
+                        return Played { feel, rtt_ms: session.clock.rtt_ms };
                     }
                     accumulator -= tick_ms;
                 }
@@ -187,27 +176,22 @@ async fn play(url: String, name: &str, moves: bool, seconds: f64) -> Played {
                 if let Ok(ServerMsg::Snapshot(snapshot)) = protocol::decode_server(&bytes) {
                     let now = now_ms();
                     let _ = session.on_snapshot(&snapshot, now);
-                    // The server moved the player the new way: its velocity turned towards the key
-                    // (it was still, or drifting the other way, when the key went down).
-                    if let (Some((at, _, dir)), Some(own)) = (pressed, snapshot.own)
-                        && own.vel.dot(dir) > 1.0
-                    {
-                        key_to_server_ms.push(now - at);
-                        pressed = None;
+                    if let Some(own) = snapshot.own {
+                        feel.server_moved(now, own.vel);
                     }
                 }
             }
         }
     }
     let _ = ws.close(None).await;
-    Played { feel, key_to_server_ms, rtt_ms: session.clock.rtt_ms }
+    Played { feel, rtt_ms: session.clock.rtt_ms }
 }
 
 async fn run(scenario: &Scenario, seconds: f64) -> serde_json::Value {
     let one_way = scenario.rtt_ms / 2;
     let mut spec = format!("latency={one_way}ms,jitter={}ms", scenario.jitter_ms.min(one_way));
-    if scenario.stalls {
-        spec.push_str(",stall=250ms/4s");
+    if scenario.stall_every_s > 0 {
+        spec.push_str(&format!(",stall=250ms/{}s", scenario.stall_every_s));
     }
     let sim: NetSim = spec.parse().expect("valid spec");
     let config = ServerConfig {
@@ -221,20 +205,22 @@ async fn run(scenario: &Scenario, seconds: f64) -> serde_json::Value {
     let player = tokio::spawn(play(url.clone(), "player", true, seconds));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let observer = play(url, "observer", false, seconds - 0.3).await.feel;
-    let Played { feel: player, mut key_to_server_ms, rtt_ms } = player.await.expect("player task");
+    let Played { feel: player, rtt_ms } = player.await.expect("player task");
     let _ = stop.send(());
     let _ = server.await;
     let past = |f: &FeelStats| 100.0 * f.frames_past_newest as f64 / f.frames.max(1) as f64;
     serde_json::json!({
         "rtt_ms": scenario.rtt_ms,
         "jitter_ms": scenario.jitter_ms,
-        "stalls": scenario.stalls,
+        "stall_every_s": scenario.stall_every_s,
         "own_max_correction": player.max_correction,
+        "own_correction_p99": player.correction_p99,
         "own_corrections_over_1": player.corrections_over_1,
         "own_backward_frames": player.own_backward_frames,
         "own_uneven_pct": 100.0 * player.own_uneven_frames as f64 / player.own_full_speed_frames.max(1) as f64,
-        "key_to_server_p50_ms": median(&mut key_to_server_ms),
-        "key_presses": key_to_server_ms.len(),
+        "key_to_server_p50_ms": player.key_to_server_p50_ms,
+        "key_to_server_p99_ms": player.key_to_server_p99_ms,
+        "key_presses": player.key_presses,
         "rtt_measured_ms": rtt_ms,
         "own_full_speed_frames": player.own_full_speed_frames,
         "remote_snaps": observer.remote_snaps,
@@ -456,36 +442,52 @@ async fn main() {
     // `--rtt 150` runs only the rows of one RTT.
     let only_rtt: Option<u64> =
         args.iter().position(|a| a == "--rtt").and_then(|i| args.get(i + 1)).map(|v| v.parse().expect("--rtt MS"));
-    for rtt_ms in [0, 50, 150, 300].into_iter().filter(|rtt| only_rtt.is_none_or(|only| only == *rtt)) {
-        for jitter_ms in [0, 20] {
-            for stalls in [false, true] {
-                let row = run(&Scenario { rtt_ms, jitter_ms, stalls }, seconds).await;
-                if !json {
-                    eprintln!("{row}");
+    // `--like-browser` runs only the real-browser test's link (client-web/tests/browser.rs
+    // `on_a_150_ms_link…`): 150 ms RTT, ± 10 ms each way, a 250 ms stall every 10 s.
+    let scenarios: Vec<Scenario> = if args.iter().any(|a| a == "--like-browser") {
+        vec![Scenario { rtt_ms: 150, jitter_ms: 10, stall_every_s: 10 }]
+    } else {
+        let mut all = Vec::new();
+        for rtt_ms in [0, 50, 150, 300].into_iter().filter(|rtt| only_rtt.is_none_or(|only| only == *rtt)) {
+            for jitter_ms in [0, 20] {
+                for stall_every_s in [0, 4] {
+                    all.push(Scenario { rtt_ms, jitter_ms, stall_every_s });
                 }
-                rows.push(row);
             }
         }
+        all
+    };
+    for scenario in &scenarios {
+        let row = run(scenario, seconds).await;
+        if !json {
+            eprintln!("{row}");
+        }
+        rows.push(row);
     }
     if json {
         println!("{}", serde_json::Value::Array(rows));
         return;
     }
     println!(
-        "| RTT ms | jitter ± ms | stalls | own max corr. (u) | own corr. ≥ 1 u | own backward frames | own uneven frames | key → server p50 (ms) | measured RTT (ms) | remote snaps | remote frames past newest | past cap | trail p50 (ticks) |"
+        "| RTT ms | jitter ± ms | stalls | own corr. p99 / max (u) | own corr. ≥ 1 u | own backward frames | own uneven frames | key → server p50 / p99 (ms) | measured RTT (ms) | remote snaps | remote frames past newest | past cap | trail p50 (ticks) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.2} | {} | {} | {:.1} % | {:.0} | {:.0} | {} | {:.1} % | {} | {:.2} |",
+            "| {} | {} | {} | {:.2} / {:.2} | {} | {} | {:.1} % | {:.0} / {:.0} | {:.0} | {} | {:.1} % | {} | {:.2} |",
             r["rtt_ms"],
             r["jitter_ms"],
-            if r["stalls"] == true { "250 ms / 4 s" } else { "none" },
+            match r["stall_every_s"].as_u64() {
+                Some(every) if every > 0 => format!("250 ms / {every} s"),
+                _ => "none".to_string(),
+            },
+            r["own_correction_p99"].as_f64().unwrap_or(0.0),
             r["own_max_correction"].as_f64().unwrap_or(0.0),
             r["own_corrections_over_1"],
             r["own_backward_frames"],
             r["own_uneven_pct"].as_f64().unwrap_or(0.0),
             r["key_to_server_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["key_to_server_p99_ms"].as_f64().unwrap_or(f64::NAN),
             r["rtt_measured_ms"].as_f64().unwrap_or(f64::NAN),
             r["remote_snaps"],
             r["remote_past_newest_pct"].as_f64().unwrap_or(0.0),

@@ -253,6 +253,9 @@ impl App {
                             log_error(&format!("snapshot {} could not be applied: {error}", snapshot.tick));
                             return;
                         }
+                        if let Some(own) = &snapshot.own {
+                            self.feel.server_moved(now, own.vel);
+                        }
                         let error = session.predictor.last_error;
                         if now - self.max_error.1 > 1000.0 {
                             self.max_error = (0.0, now);
@@ -444,7 +447,12 @@ impl App {
                 if matches!(code.as_str(), "Space" | "ArrowUp" | "ArrowDown" | "ArrowLeft" | "ArrowRight") {
                     event.prevent_default();
                 }
+                let was_still = self.input.move_dir() == Vec2::ZERO;
                 self.input.keys.insert(code);
+                if was_still {
+                    // When the browser took the key (the same clock as `performance.now()`).
+                    self.feel.key_pressed(event.time_stamp(), self.input.move_dir());
+                }
             }
         }
     }

@@ -40,11 +40,16 @@ pub async fn start_server(map: Arc<MapDef>, port: Option<u16>) -> TestServer {
 }
 
 pub async fn start_server_with(config: ServerConfig, port: Option<u16>) -> TestServer {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.expect("bind loopback");
+    start_server_on(config, listener).await
+}
+
+/// Starts the real server on a listener made elsewhere (in a network namespace of its own).
+pub async fn start_server_on(config: ServerConfig, listener: tokio::net::TcpListener) -> TestServer {
     assert!(
         server::net::assets::has_client(),
         "the server was built without the browser client: run `cargo xtask build-web` first (cargo xtask test does)"
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let rooms = server::room::registry::Registry::new(Arc::new(config), Default::default());
@@ -85,6 +90,263 @@ impl TestServer {
             .expect("no panic")
             .expect("clean stop");
     }
+}
+
+/// A network namespace with nothing but its own loopback, removed on drop (also after a
+/// failure). Sockets made by [`Netns::run`] live in it: a server listening there can be reached
+/// from the machine's own namespace only through something that opens its connections the same
+/// way, such as a [`DelayLine`].
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn create(tag: &str) -> Netns {
+        let ns = Netns { name: format!("arena-{tag}-{}-{}", std::process::id() % 100_000, rand_suffix() % 10_000) };
+        for args in [vec!["netns", "add", &ns.name], vec!["-n", &ns.name, "link", "set", "lo", "up"]] {
+            let status = std::process::Command::new("ip").args(&args).status().expect("run ip (iproute2)");
+            assert!(status.success(), "ip {} failed (network namespaces need root): {status}", args.join(" "));
+        }
+        ns
+    }
+
+    /// Runs `f` on a thread of its own that has entered the namespace.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path)?;
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            Ok(f())
+        })
+        .join()
+        .expect("namespace thread")
+    }
+
+    /// A listener on the namespace's 127.0.0.1, port 0.
+    pub fn listen(&self) -> tokio::net::TcpListener {
+        let listener = self
+            .run(|| std::net::TcpListener::bind("127.0.0.1:0"))
+            .and_then(|bound| bound)
+            .expect("listen in the namespace");
+        listener.set_nonblocking(true).unwrap();
+        tokio::net::TcpListener::from_std(listener).expect("tokio listener")
+    }
+
+    /// Connects from inside the namespace (blocking: call it off the runtime's threads).
+    pub fn connect(&self, to: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        let stream = self.run(move || std::net::TcpStream::connect(to))??;
+        stream.set_nonblocking(true)?;
+        tokio::net::TcpStream::from_std(stream)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A userspace delay line between the page and a server in another namespace: it listens on the
+/// machine's 127.0.0.1 and opens each connection to `upstream` inside `ns`. Every chunk read in
+/// either direction is delivered at the time the `server::net::netsim::Link` model gives it
+/// (latency, jitter, in order as TCP is), and a stall holds both directions of every connection
+/// through the line at once, as a real outage of the link does. The server runs unconditioned:
+/// nothing in it knows of the delay.
+pub struct DelayLine {
+    pub url: String,
+    /// What the line saw pass on every WebSocket through it, in the order it was read.
+    pub tap: Arc<Mutex<Vec<TapEvent>>>,
+    accept: JoinHandle<()>,
+}
+
+/// A game message the delay line saw on its way: when it was read from its sender (all of it)
+/// and when the line delivered it (its last byte), on which connection (numbered in accept order).
+#[derive(Clone, Debug)]
+pub struct TapEvent {
+    pub conn: u64,
+    pub read_at: tokio::time::Instant,
+    pub delivered_at: tokio::time::Instant,
+    pub what: Tapped,
+}
+
+#[derive(Clone, Debug)]
+pub enum Tapped {
+    /// An input from the page, with its movement.
+    Input { seq: u32, dir: glam::Vec2 },
+    /// A snapshot from the server: its tick, the last input applied, the inputs still waiting,
+    /// and the own player's velocity.
+    Snapshot { tick: u32, input_ack: u32, input_queue: u8, vel: Option<glam::Vec2> },
+}
+
+/// Reads WebSocket frames out of one direction of a connection as it passes: nothing on a
+/// connection that does not start with a WebSocket handshake (a page load).
+#[derive(Default)]
+struct WsReader {
+    /// `None` until the handshake is seen; `Some(false)` for a connection that is not a WebSocket.
+    open: Option<bool>,
+    buffer: Vec<u8>,
+}
+
+impl WsReader {
+    /// Feeds `bytes`; returns the payloads of the binary messages completed by them.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        if self.open == Some(false) {
+            return Vec::new();
+        }
+        self.buffer.extend_from_slice(bytes);
+        if self.open.is_none() {
+            let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if self.buffer.len() > 16 * 1024 {
+                    self.open = Some(false);
+                }
+                return Vec::new();
+            };
+            let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
+            let websocket = head.starts_with("http/1.1 101") || head.contains("upgrade: websocket");
+            self.open = Some(websocket);
+            self.buffer.drain(..end + 4);
+            if !websocket {
+                self.buffer = Vec::new();
+                return Vec::new();
+            }
+        }
+        let mut messages = Vec::new();
+        loop {
+            let b = &self.buffer;
+            if b.len() < 2 {
+                break;
+            }
+            let (opcode, masked, len7) = (b[0] & 0x0f, b[1] & 0x80 != 0, u64::from(b[1] & 0x7f));
+            let (len, mut at) = match len7 {
+                126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()), 10),
+                126 | 127 => break,
+                n => (n, 2),
+            };
+            let mask = if masked {
+                if b.len() < at + 4 {
+                    break;
+                }
+                at += 4;
+                Some([b[at - 4], b[at - 3], b[at - 2], b[at - 1]])
+            } else {
+                None
+            };
+            let end = at + len as usize;
+            if b.len() < end {
+                break;
+            }
+            let mut payload = b[at..end].to_vec();
+            if let Some(mask) = mask {
+                for (i, byte) in payload.iter_mut().enumerate() {
+                    *byte ^= mask[i % 4];
+                }
+            }
+            if opcode == 2 {
+                messages.push(payload);
+            }
+            self.buffer.drain(..end);
+        }
+        messages
+    }
+}
+
+impl DelayLine {
+    pub async fn start(ns: Arc<Netns>, upstream: SocketAddr, sim: server::net::netsim::NetSim) -> DelayLine {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let started = tokio::time::Instant::now();
+        let tap: Arc<Mutex<Vec<TapEvent>>> = Arc::default();
+        let taps = tap.clone();
+        let accept = tokio::spawn(async move {
+            let mut seed = 0u64;
+            while let Ok((inbound, _)) = listener.accept().await {
+                let ns = ns.clone();
+                let Ok(Ok(outbound)) = tokio::task::spawn_blocking(move || ns.connect(upstream)).await else {
+                    continue;
+                };
+                for socket in [&inbound, &outbound] {
+                    let _ = socket.set_nodelay(true);
+                }
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                let up = server::net::netsim::Link::new(sim, started, seed);
+                let down = server::net::netsim::Link::new(sim, started, seed + 1);
+                let conn = seed / 2;
+                seed += 2;
+                tokio::spawn(delay(in_read, out_write, up, (conn, true, taps.clone())));
+                tokio::spawn(delay(out_read, in_write, down, (conn, false, taps.clone())));
+            }
+        });
+        DelayLine { url, tap, accept }
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// One direction of a delayed connection: what is read now is written when the link says.
+async fn delay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: server::net::netsim::Link,
+    (conn, from_page, tap): (u64, bool, Arc<Mutex<Vec<TapEvent>>>),
+) {
+    let mut frames = WsReader::default();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (chunks, mut due) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((at, bytes)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let read_at = tokio::time::Instant::now();
+                let at = link.deliver_at(read_at, n);
+                for payload in frames.feed(&buffer[..n]) {
+                    let what = if from_page {
+                        let Ok(shared::protocol::ClientMsg::Input(cmd)) = shared::protocol::decode_client(&payload)
+                        else {
+                            continue;
+                        };
+                        Tapped::Input { seq: cmd.seq, dir: glam::Vec2::new(cmd.move_x, cmd.move_y) }
+                    } else {
+                        let Ok(shared::protocol::ServerMsg::Snapshot(snapshot)) =
+                            shared::protocol::decode_server(&payload)
+                        else {
+                            continue;
+                        };
+                        Tapped::Snapshot {
+                            tick: snapshot.tick.0,
+                            input_ack: snapshot.input_ack,
+                            input_queue: snapshot.input_queue,
+                            vel: snapshot.own.map(|own| own.vel),
+                        }
+                    };
+                    tap.lock().unwrap().push(TapEvent { conn, read_at, delivered_at: at, what });
+                }
+                if chunks.send((at, buffer[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(chunks);
+    let _ = writer.await;
 }
 
 /// A TCP proxy in front of a server, on 127.0.0.1:0, that can cut every connection through it
