@@ -367,10 +367,28 @@ async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_i
         shots: 0,
         hits: 0,
         seconds_played: 300,
+        net_id: None,
     };
+    // The round's replay: the shipped sample, with a chat line of headless-1's added (bo was
+    // headless-1 in it, ann headless-2: her line kept no entity id, as older servers stored).
     let replays = dir.join("replays");
     std::fs::create_dir_all(&replays).unwrap();
-    std::fs::write(replays.join("ABCD-r1.arenareplay"), b"ARENAREC-test").unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/replays/sample.arenareplay");
+    let mut recording = server::replay::format::parse(&std::fs::read(&sample).unwrap()).unwrap();
+    let joined = |name: &str| {
+        recording.records.iter().flat_map(|r| &r.ops).find_map(|op| match op {
+            server::replay::Op::Join { id, name: n, .. } if n == name => Some(*id),
+            _ => None,
+        })
+    };
+    let (bo_in_replay, ann_in_replay) = (joined("headless-1").unwrap(), joined("headless-2").unwrap());
+    let said = recording.records.len() / 2;
+    recording.records[said].ops.push(server::replay::Op::Chat { id: bo_in_replay, text: "bo's secret".into() });
+    let replay_bytes = server::replay::format::write_all(&recording.header, &recording.records);
+    std::fs::write(replays.join("ABCD-r1.arenareplay"), &replay_bytes).unwrap();
+    let (mut ann_line, mut bo_line) = (line(&ann, 1), line(&bo, 2));
+    ann_line.name = "headless-2".into();
+    bo_line.net_id = Some(bo_in_replay.0);
     store
         .write(&[record::RoundRecord {
             round_id: format!("{:032x}", 1),
@@ -382,7 +400,7 @@ async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_i
             why: "time".into(),
             seconds: 300,
             replay: Some("ABCD-r1.arenareplay".into()),
-            players: vec![line(&ann, 1), line(&bo, 2)],
+            players: vec![ann_line, bo_line],
         }])
         .await
         .unwrap();
@@ -441,15 +459,43 @@ async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_i
     let (_, profile) = public(format!("/api/players/{bo}")).await;
     let link = profile["recent"][0]["replay_url"].as_str().expect("a replay link").to_string();
     let (status, _, bytes) = http_to(server.addr, "GET", &link, None, &[]).await;
-    assert_eq!((status, bytes.as_str()), (200, "ARENAREC-test"));
+    // (`http_to` reads the body as lossy UTF-8: the magic is what survives of a binary file.)
+    assert_eq!((status, bytes.get(..8)), (200, Some("ARENARPL")), "the replay is served");
     for bad in ["/api/replays/..%2Farena.db", "/api/replays/arena.db", "/api/replays/missing.arenareplay"] {
         let (status, _, _) = http_to(server.addr, "GET", bad, None, &[]).await;
         assert!(status == 400 || status == 404, "{bad}: {status}");
     }
 
-    // Erasure.
+    // Erasure: the profile goes, and the replay is rewritten without bo's name and chat, and
+    // still verifies bit for bit.
     let (status, body) = api(&server, "DELETE", &format!("/api/admin/players/{bo}"), None).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replays"], serde_json::json!({ "rewritten": 1, "not_here": 0, "failed": 0 }), "{body}");
+    let names_in = |bytes: &[u8]| {
+        let file = server::replay::format::parse(bytes).unwrap();
+        let mut joins = Vec::new();
+        let mut chat = Vec::new();
+        for op in file.records.iter().flat_map(|r| &r.ops) {
+            match op {
+                server::replay::Op::Join { id, name, .. } => joins.push((id.0, name.clone())),
+                server::replay::Op::Chat { text, .. } => chat.push(text.clone()),
+                _ => {}
+            }
+        }
+        (joins, chat, file)
+    };
+    let (joins, chat, rewritten) = names_in(&std::fs::read(replays.join("ABCD-r1.arenareplay")).unwrap());
+    assert!(joins.contains(&(bo_in_replay.0, "(erased)".to_string())), "{joins:?}");
+    assert!(!joins.iter().any(|(_, n)| n == "headless-1"), "{joins:?}");
+    assert!(joins.contains(&(ann_in_replay.0, "headless-2".to_string())), "ann is untouched: {joins:?}");
+    assert_eq!(chat, ["(erased)"], "bo's chat line");
+    assert_eq!(rewritten.records.len(), recording.records.len());
+    let report = server::replay::verify(&rewritten).expect("the rewritten replay verifies");
+    let hashes = recording.records.iter().filter(|r| r.hash.is_some()).count() as u32;
+    assert!(hashes > 100 && report.hashes_checked == hashes, "{} of {hashes} hashes checked", report.hashes_checked);
+    assert_eq!(report.tail, server::replay::TailStatus::Clean);
+    let leftovers: Vec<_> = std::fs::read_dir(&replays).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
     let (status, _) = public(format!("/api/players/{bo}")).await;
     assert_eq!(status, 404, "erased");
     let (_, round) = public(format!("/api/rounds/{:032x}", 1)).await;
@@ -458,6 +504,13 @@ async fn the_operator_ends_seasons_bans_from_rated_play_and_erases_players_and_i
         (Some("(erased)"), true),
         "{round}"
     );
+
+    // Ann's line kept no entity id: her replay entry is found by her name.
+    let (status, body) = api(&server, "DELETE", &format!("/api/admin/players/{ann}"), None).await;
+    assert_eq!((status, &body["replays"]["rewritten"]), (200, &serde_json::json!(1)), "{body}");
+    let (joins, _, _) = names_in(&std::fs::read(replays.join("ABCD-r1.arenareplay")).unwrap());
+    assert!(joins.contains(&(ann_in_replay.0, "(erased)".to_string())), "{joins:?}");
+    assert!(!joins.iter().any(|(_, n)| n == "headless-1" || n == "headless-2"), "{joins:?}");
 
     let (_, audit) = api(&server, "GET", "/api/admin/audit", None).await;
     let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

@@ -46,6 +46,7 @@ fn line(player: Option<String>, name: &str, place: u16, score: u16) -> RecordedP
         shots: 10,
         hits: 3,
         seconds_played: 300,
+        net_id: None,
     }
 }
 
@@ -443,9 +444,15 @@ async fn seasons_bans_and_erasure(url: &str) {
     assert!(store.rank(Board::Rating, &ann).await.unwrap().is_some(), "back on the board");
 
     // Erasure: the player is gone; their lines stay, without an id or a name.
-    assert!(store.erase_player(&bo).await.unwrap());
+    let erased = store.erase_player(&bo).await.unwrap().expect("bo was stored");
+    // What is left to rewrite: each of bo's rounds' replay, named by the line's name (these
+    // lines were stored without an entity id).
+    let files: Vec<&str> = erased.replays.iter().map(|r| r.file.as_str()).collect();
+    assert!(files.contains(&"ABCD-1.arenarec") && files.contains(&"ABCD-2.arenarec"), "{erased:?}");
+    let bo_name = format!("p{}", &bo[..4]);
+    assert!(erased.replays.iter().all(|r| r.net_ids.is_empty() && r.names == [bo_name.clone()]), "{erased:?}");
     assert!(store.profile(&bo, 5).await.unwrap().is_none());
-    assert!(!store.erase_player(&bo).await.unwrap(), "erased once");
+    assert!(store.erase_player(&bo).await.unwrap().is_none(), "erased once");
     for season in [SeasonPick::AllTime, SeasonPick::Current, SeasonPick::Number(1)] {
         let page = store.season_board(Board::Score, season, None, 0, 10).await.unwrap();
         assert!(page.lines.iter().all(|l| l.player != bo), "{page:?}");

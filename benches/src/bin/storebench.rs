@@ -76,6 +76,7 @@ fn round(n: u32, rng: &mut u64) -> RoundRecord {
                 shots: 40,
                 hits: 12,
                 seconds_played: 300,
+                net_id: None,
             }
         })
         .collect::<Vec<_>>();

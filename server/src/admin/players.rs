@@ -4,7 +4,8 @@
 //! - `POST /api/admin/players/ID/rated-ban {"banned": true|false}`: keeps a player id out of
 //!   rated play (not rated, off every board) or lets it back;
 //! - `DELETE /api/admin/players/ID`: erases a player on request (name, standings, identity;
-//!   their lines in stored rounds stay as "(erased)" with no id).
+//!   their lines in stored rounds stay as "(erased)" with no id, and their name and chat in
+//!   this server's replays of those rounds become "(erased)" too).
 
 #![allow(clippy::result_large_err)]
 
@@ -20,6 +21,9 @@ use serde::Deserialize;
 
 use super::AdminState;
 use super::api::{audited, authorize, parse};
+use crate::net::boards::is_replay_name;
+use crate::replay::erase::Rewrite;
+use crate::store::boards::Erased;
 use crate::store::db::Store;
 use crate::store::record::is_player_id;
 
@@ -120,13 +124,51 @@ async fn erase(
     };
     let outcome = async {
         checked(&id)?;
-        match store(&ctx)?.erase_player(&id).await.map_err(failed)? {
-            true => Ok(serde_json::json!({ "player": id, "erased": true })),
-            false => Err((StatusCode::NOT_FOUND, "no player has that id".to_string())),
-        }
+        let Some(erased) = store(&ctx)?.erase_player(&id).await.map_err(failed)? else {
+            return Err((StatusCode::NOT_FOUND, "no player has that id".to_string()));
+        };
+        let replays = erase_from_replays(ctx.config.replay_dir.clone(), erased).await;
+        Ok(serde_json::json!({ "player": id, "erased": true, "replays": replays }))
     }
     .await;
     audited(&ctx, &who, from, "erase_player", &format!("player {}", printable(&id)), outcome)
+}
+
+/// Rewrites the erased player's replays in this server's replay directory (their name and chat
+/// become "(erased)"); says how many were rewritten, were not here (retention, or recorded by
+/// another server of the fleet) and failed, each failure logged.
+async fn erase_from_replays(dir: Option<std::path::PathBuf>, erased: Erased) -> serde_json::Value {
+    let (mut rewritten, mut missing, mut failed) = (0, 0, 0);
+    if let Some(dir) = dir {
+        let outcomes = tokio::task::spawn_blocking(move || {
+            erased
+                .replays
+                .iter()
+                .map(|replay| {
+                    if !is_replay_name(&replay.file) {
+                        return Err(format!("not a replay's name: {:?}", replay.file));
+                    }
+                    crate::replay::erase::erase(&dir.join(&replay.file), &replay.net_ids, &replay.names)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|panic| vec![Err(format!("the rewrite stopped: {panic}"))]);
+        for outcome in outcomes {
+            match outcome {
+                Ok(Rewrite::Rewritten { .. }) => rewritten += 1,
+                Ok(Rewrite::Untouched) => {}
+                Ok(Rewrite::Missing) => missing += 1,
+                Err(why) => {
+                    tracing::error!("erasing a player from a replay: {why}");
+                    failed += 1;
+                }
+            }
+        }
+    } else {
+        missing = erased.replays.len();
+    }
+    serde_json::json!({ "rewritten": rewritten, "not_here": missing, "failed": failed })
 }
 
 /// A path segment as the audit log may hold it (an id, or a short mark of what it was not).

@@ -6,6 +6,7 @@
 //! [`HASH_EVERY`] ticks. Because `World` is deterministic, replaying the operations reproduces
 //! the match bit for bit; the hashes prove it. See `format.rs` for the byte layout.
 
+pub mod erase;
 pub mod format;
 mod packing;
 pub mod record;

@@ -216,6 +216,7 @@ impl Room {
                     shots: p.shots,
                     hits: p.hits,
                     seconds_played: seconds(p.id),
+                    net_id: Some(p.id.0),
                 })
                 .collect(),
         }

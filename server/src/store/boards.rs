@@ -8,6 +8,8 @@
 //! entries at a million players). A page's ranks cost the same two queries once, for its
 //! first line; the others follow from the page itself.
 
+use std::collections::BTreeMap;
+
 use futures_util::TryStreamExt;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
@@ -17,6 +19,22 @@ use super::db::{Board, BoardLine, BoardPage, Profile, RecentRound, Season, Seaso
 use super::rating::Rating;
 use super::season::date;
 use super::standing::{CountChanges, Standing, bucket, bucket_top, now_ms};
+
+/// What an erasure left to do outside the database: the replays that name the player.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub replays: Vec<ErasedReplay>,
+}
+
+/// One replay file (its name in the replay directory) and who the player was in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErasedReplay {
+    pub file: String,
+    /// Their entities' ids in the file.
+    pub net_ids: Vec<u32>,
+    /// Their names, for lines stored without an id (rounds from before ids were kept).
+    pub names: Vec<String>,
+}
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
@@ -646,9 +664,10 @@ impl Store {
     }
 
     /// Erases a player on request: their name, standings and identity go; their lines in
-    /// stored rounds stay (other players' results need them) as "(erased)" with no id. `false`
-    /// when no player has that id.
-    pub async fn erase_player(&self, player: &str) -> Result<bool, String> {
+    /// stored rounds stay (other players' results need them) as "(erased)" with no id. Returns
+    /// the replays of their rounds, for [`crate::replay::erase`] to rewrite, or `None` when no
+    /// player has that id.
+    pub async fn erase_player(&self, player: &str) -> Result<Option<Erased>, String> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let found = sqlx::query("DELETE FROM players WHERE id = $1")
             .bind(player)
@@ -658,7 +677,7 @@ impl Store {
             .rows_affected()
             > 0;
         if !found {
-            return Ok(false);
+            return Ok(None);
         }
         let mut counts = CountChanges::default();
         for (season, _, stored) in Store::standings_of(&mut tx, player).await? {
@@ -669,6 +688,25 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        // Where they are in replays: each round's file, their entity ids (or, for rounds stored
+        // before ids were kept, their names).
+        let mut replays: BTreeMap<String, ErasedReplay> = BTreeMap::new();
+        for row in sqlx::query(
+            "SELECT r.replay, rp.net_id, rp.name FROM round_players rp JOIN rounds r ON r.id = rp.round_id \
+             WHERE rp.player_id = $1 AND r.replay IS NOT NULL",
+        )
+        .bind(player)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        {
+            let file: String = row.try_get(0).map_err(db_error)?;
+            let entry = replays.entry(file.clone()).or_insert_with(|| ErasedReplay { file, ..ErasedReplay::default() });
+            match row.try_get::<Option<i64>, _>(1).map_err(db_error)?.and_then(|id| u32::try_from(id).ok()) {
+                Some(id) => entry.net_ids.push(id),
+                None => entry.names.push(row.try_get(2).map_err(db_error)?),
+            }
+        }
         sqlx::query("UPDATE round_players SET player_id = NULL, name = '(erased)' WHERE player_id = $1")
             .bind(player)
             .execute(&mut *tx)
@@ -676,7 +714,7 @@ impl Store {
             .map_err(db_error)?;
         counts.apply(self.backend, &mut tx).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(Some(Erased { replays: replays.into_values().collect() }))
     }
 
     /// Counts every board's buckets afresh from the standings (after the migration that made

@@ -21,9 +21,10 @@ use super::season::SeasonLength;
 
 /// The schema, one file per version, in order. Statements end with `;` at a line's end (no `;`
 /// in comments).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/0001_players_and_rounds.sql"),
     include_str!("../../migrations/0002_seasons_and_standings.sql"),
+    include_str!("../../migrations/0003_replay_ids.sql"),
 ];
 
 /// Which engine the URL names.
@@ -345,7 +346,10 @@ impl Store {
             Backend::Postgres => Refused(format!("PostgreSQL refused: {e}")),
         })?;
         let store = Store { pool, backend, rules, seasons };
-        store.migrate().await.map_err(|e| Refused(format!("database {}: {e}", store.describe(url))))?;
+        store.migrate().await.map_err(|(unreachable, e)| {
+            let why = format!("database {}: {e}", store.describe(url));
+            if unreachable && backend == Backend::Postgres { Unreachable(why) } else { Refused(why) }
+        })?;
         Ok(store)
     }
 
@@ -362,49 +366,55 @@ impl Store {
         MIGRATIONS.len() as i64
     }
 
-    async fn migrate(&self) -> Result<(), String> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+    /// Brings the schema up to this binary's version. A failure says whether the database
+    /// stopped answering (`true`: worth another try) or refused.
+    async fn migrate(&self) -> Result<(), (bool, String)> {
+        let failed = |e: sqlx::Error| (unanswered(&e), db_error(e));
+        let mut conn = self.pool.acquire().await.map_err(failed)?;
         if self.backend == Backend::Postgres {
             // Servers starting at once migrate one after the other.
-            sqlx::query("SELECT pg_advisory_lock(7270726)").execute(&mut *conn).await.map_err(db_error)?;
+            sqlx::query("SELECT pg_advisory_lock(7270726)").execute(&mut *conn).await.map_err(failed)?;
         }
         let result = async {
             sqlx::query("CREATE TABLE IF NOT EXISTS arena_schema (version BIGINT NOT NULL)")
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| format!("not an Arena database, or unreadable: {e}"))?;
+                .map_err(|e| (unanswered(&e), format!("not an Arena database, or unreadable: {e}")))?;
             let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM arena_schema")
                 .fetch_one(&mut *conn)
                 .await
                 .and_then(|row| row.try_get(0))
-                .map_err(db_error)?;
+                .map_err(failed)?;
             let known = Store::schema_version();
             if current > known {
-                return Err(format!(
-                    "its schema is version {current}, newer than this server's ({known}): run a newer arena-server"
+                return Err((
+                    false,
+                    format!(
+                        "its schema is version {current}, newer than this server's ({known}): run a newer arena-server"
+                    ),
                 ));
             }
             for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_error)?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(failed)?;
                 for statement in migration.split(';').map(str::trim).filter(|s| !s.is_empty() && !is_comment(s)) {
                     sqlx::query(statement)
                         .execute(&mut *tx)
                         .await
-                        .map_err(|e| format!("migration {}: {e}", index + 1))?;
+                        .map_err(|e| (unanswered(&e), format!("migration {}: {e}", index + 1)))?;
                 }
                 sqlx::query("INSERT INTO arena_schema (version) VALUES ($1)")
                     .bind(index as i64 + 1)
                     .execute(&mut *tx)
                     .await
-                    .map_err(db_error)?;
-                tx.commit().await.map_err(db_error)?;
+                    .map_err(failed)?;
+                tx.commit().await.map_err(failed)?;
             }
             Ok(current)
         }
         .await;
         // Version 2 moved the totals into `standings`; its bucket counts are counted here.
         let result = match result {
-            Ok(before) if before < 2 => self.rebuild_counts().await,
+            Ok(before) if before < 2 => self.rebuild_counts().await.map_err(|e| (false, e)),
             other => other.map(|_| ()),
         };
         if self.backend == Backend::Postgres {

@@ -97,6 +97,7 @@ mod tests {
             shots: 0,
             hits: 0,
             seconds_played: seconds,
+            net_id: None,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct RecordedPlayer {
     pub hits: u32,
     /// How long they were in the round (a held seat counts: a reconnect is no leave).
     pub seconds_played: u32,
+    /// Their entity's id in the round's replay (what an erasure rewrites there); absent in
+    /// rounds spooled by older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_id: Option<u32>,
 }
 
 /// A finished round, as the writer stores it (and as the spool file keeps it, one JSON line

@@ -49,6 +49,7 @@ fn bind_line<'q>(
         .bind(i64::from(player.seconds_played))
         .bind(line.before)
         .bind(line.after)
+        .bind(player.net_id.map(i64::from))
 }
 
 impl Store {
@@ -284,10 +285,10 @@ impl Store {
             }
             query.execute(&mut *tx).await.map_err(db_error)?;
         }
-        for chunk in lines.chunks(most / 16) {
+        for chunk in lines.chunks(most / 17) {
             let sql = format!(
-                "INSERT INTO round_players (round_id, line, player_id, name, place, bot, left_early, score, kills, deaths, orbs, shots, hits, seconds_played, ordinal_before, ordinal_after) VALUES {}",
-                placeholders(backend, chunk.len(), 16, 1)
+                "INSERT INTO round_players (round_id, line, player_id, name, place, bot, left_early, score, kills, deaths, orbs, shots, hits, seconds_played, ordinal_before, ordinal_after, net_id) VALUES {}",
+                placeholders(backend, chunk.len(), 17, 1)
             );
             let mut query = sqlx::query(&sql);
             for line in chunk {
