@@ -781,6 +781,9 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
             http: server::config::HttpLimits::default(),
             token_issuer: None,
             token_audience: None,
+            directory: None,
+            directory_password: None,
+            stale_placements_for: server::fleet::lobby::STALE_PLACEMENTS_FOR,
         },
         async move {
             let _ = lobby_stopped.await;

@@ -287,7 +287,8 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_delimiter = ',', value_parser = server::config::parse_proxy_net)]
     pub trusted_proxies: Vec<server::config::ProxyNet>,
     /// Report this server's rooms to a fleet lobby (`arena-server lobby`) every 2 s, so players
-    /// find them from one page; needs --lobby-key and --public-url.
+    /// find them from one page; needs --lobby-key and --public-url. Lobbies sharing a Redis
+    /// directory: `URL,URL,…` (the one that took the last report, else the next that answers).
     #[arg(long, value_name = "URL", requires = "lobby_key")]
     pub lobby_url: Option<String>,
     /// The fleet's shared key for --lobby-url (better in ARENA_LOBBY_KEY or the config file).
@@ -364,7 +365,15 @@ pub struct LobbyArgs {
     pub join_token_issuer: Option<String>,
     #[arg(long)]
     pub join_token_audience: Option<String>,
+    /// The fleet directory every lobby shares: `redis://HOST:PORT/DB`, or `rediss://` for TLS,
+    /// with an ACL user as `redis://USER@HOST`; its password only in ARENA_DIRECTORY_PASSWORD
+    /// (never in a flag or the URL). Without it, this lobby's own memory (a single lobby).
+    #[arg(long, value_name = "URL", env = "ARENA_DIRECTORY")]
+    pub directory: Option<String>,
 }
+
+/// The variable the fleet directory's password comes from (never a flag).
+pub const DIRECTORY_PASSWORD_VAR: &str = "ARENA_DIRECTORY_PASSWORD";
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

@@ -32,6 +32,7 @@ fn known_variables(command: &clap::Command, serve: &[String]) -> Vec<String> {
         }
     }
     let mut known: Vec<String> = serve.iter().map(|id| settings::env_name(id)).collect();
+    known.push(args::DIRECTORY_PASSWORD_VAR.to_string());
     walk(command, &mut known);
     known.sort();
     known.dedup();
@@ -538,6 +539,15 @@ async fn run_lobby(args: LobbyArgs) -> anyhow::Result<()> {
         http: server::config::HttpLimits::default(),
         token_issuer: args.join_token_issuer,
         token_audience: args.join_token_audience,
+        directory: match args.directory {
+            Some(url) if server::fleet::redis::has_password(&url) => bail!(
+                "--directory: the password goes in {}, not in the URL (which shows in process lists and logs)",
+                args::DIRECTORY_PASSWORD_VAR
+            ),
+            other => other,
+        },
+        directory_password: std::env::var(args::DIRECTORY_PASSWORD_VAR).ok().filter(|p| !p.is_empty()),
+        stale_placements_for: server::fleet::lobby::STALE_PLACEMENTS_FOR,
     };
     server::fleet::lobby::run(listener, config, shutdown_signal()).await.context("lobby failed")?;
     Ok(())

@@ -167,6 +167,23 @@ impl Collector for RoomsCollector {
                 &sum(&|s| load(&s.snapshots_over_budget)),
                 None,
             )?;
+        let fleet = &crate::stats::FLEET_REPORTS;
+        if fleet.reporting.load(Ordering::Relaxed) {
+            gauge(
+                &mut encoder,
+                "arena_fleet_directory_up",
+                "1 when the last report to the fleet lobby was stored, 0 while the lobbies or their directory do not take it (matches go on).",
+                u64::from(fleet.up.load(Ordering::Relaxed)),
+            )?;
+            encoder
+                .encode_descriptor(
+                    "arena_fleet_reports_failed",
+                    "Reports to the fleet lobby that no lobby stored.",
+                    None,
+                    MetricType::Counter,
+                )?
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, u64, f64>(&load(&fleet.failed), None)?;
+        }
         let (tick_time, input_ack, socket_io) = (Histogram::default(), Histogram::default(), Histogram::default());
         for (_, _, stats) in &rooms {
             tick_time.add(&stats.tick_time);

@@ -119,6 +119,23 @@ pub struct RoomStats {
     pub snapshots_over_budget: AtomicU64,
 }
 
+/// A game server's reports to the fleet lobby (one per process; all zero outside a fleet).
+#[derive(Debug, Default)]
+pub struct FleetReports {
+    /// Reporting at all (`--lobby-url` given).
+    pub reporting: std::sync::atomic::AtomicBool,
+    /// The last report reached a lobby that stored it.
+    pub up: std::sync::atomic::AtomicBool,
+    pub failed: AtomicU64,
+}
+
+/// This process's [`FleetReports`].
+pub static FLEET_REPORTS: FleetReports = FleetReports {
+    reporting: std::sync::atomic::AtomicBool::new(false),
+    up: std::sync::atomic::AtomicBool::new(false),
+    failed: AtomicU64::new(0),
+};
+
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)

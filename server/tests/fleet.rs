@@ -6,6 +6,8 @@
 //! fake allocator over three fake SDK sidecars, which the servers keep informed.
 
 mod common;
+#[path = "common/redis.rs"]
+mod redis;
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -30,7 +32,11 @@ impl Drop for Server {
 }
 
 fn start_server(instance: &str, lobby: u16, extra_env: &[(&str, &str)]) -> Server {
-    let lobby_url = format!("http://127.0.0.1:{lobby}");
+    start_server_to(instance, &format!("http://127.0.0.1:{lobby}"), extra_env)
+}
+
+/// A game server reporting to `lobby_url` (one lobby, or `A,B` for lobbies on one directory).
+fn start_server_to(instance: &str, lobby_url: &str, extra_env: &[(&str, &str)]) -> Server {
     let mut env = vec![("ARENA_LOBBY_KEY", LOBBY_KEY), ("ARENA_JOIN_TOKEN_SECRET", SECRET)];
     env.extend_from_slice(extra_env);
     let mut args = vec![
@@ -42,7 +48,7 @@ fn start_server(instance: &str, lobby: u16, extra_env: &[(&str, &str)]) -> Serve
         "--instance",
         instance,
         "--lobby-url",
-        &lobby_url,
+        lobby_url,
         "--public-url",
         "http://127.0.0.1:{port}/",
     ];
@@ -80,6 +86,9 @@ async fn start_lobby_with(
         http: server::config::HttpLimits::default(),
         token_issuer: None,
         token_audience: None,
+        directory: None,
+        directory_password: None,
+        stale_placements_for: server::fleet::lobby::STALE_PLACEMENTS_FOR,
     };
     tweak(&mut config);
     tokio::spawn(server::fleet::lobby::run(listener, config, async move {
@@ -123,11 +132,15 @@ async fn go(sent: &serde_json::Value, name: &str, room: RoomRequest) -> TestClie
 
 /// Creates a room through the lobby and waits until the lobby lists it; (client, code, server).
 async fn create_through_lobby(port: u16, name: &str) -> (TestClient, String, String) {
+    create_through_lobby_with(port, name, RoomSettings::default()).await
+}
+
+async fn create_through_lobby_with(port: u16, name: &str, settings: RoomSettings) -> (TestClient, String, String) {
     let (status, sent) = lobby(port, "POST", "/api/fleet/create", Some(&format!(r#"{{"name":"{name}"}}"#))).await;
     assert_eq!(status, 200, "{sent}");
     let server = sent["server"].as_str().unwrap().to_string();
     assert!(sent["go"].as_str().unwrap().contains("#join="), "{sent}");
-    let client = go(&sent, name, RoomRequest::Create(RoomSettings::default())).await;
+    let client = go(&sent, name, RoomRequest::Create(settings)).await;
     let code = client.welcome.room.code.to_string();
     wait_lobby(port, "/api/rooms", "the new room listed", |rooms| listed(rooms, &code, &server)).await;
     (client, code, server)
@@ -461,4 +474,204 @@ async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
     .await;
     assert_eq!(status, 204, "{body}");
     drop((host, back, servers));
+}
+
+/// A lobby as its own process on the directory at `directory` (to be SIGKILLed).
+fn start_lobby_process(directory: &str) -> Server {
+    let env = [("ARENA_LOBBY_KEY", LOBBY_KEY), ("ARENA_JOIN_TOKEN_SECRET", SECRET)];
+    let args = ["lobby", "--bind", "127.0.0.1:0", "--directory", directory, "--requests-per-minute", "1000"];
+    let (child, port) = common::spawn_binary(&args, &env);
+    Server { child, port }
+}
+
+/// `GET path` on a lobby: (status, the `X-Arena-Directory` header, JSON).
+async fn lobby_with_state(port: u16, path: &str) -> (u16, String, serde_json::Value) {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, headers, text) = common::http_to(addr, "GET", path, None, &[]).await;
+    let state = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("x-arena-directory:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    (status, state, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+}
+
+/// Two lobbies on one real Redis (one in its own process, one in this one) and three game
+/// servers that each report to either: both lobbies list every server's rooms; a room made
+/// through one is joined by code through the other; 12 quick plays at once through both never
+/// hand out more seats than the rooms have; the first lobby SIGKILLed → its servers report to
+/// the other, which keeps every room listed past the expiry; Redis restarted empty → the
+/// directory is whole again within a report interval or so; Redis stopped → the lobby answers
+/// its last view marked stale, places from it for a while then refuses with a 503, and the
+/// matches go on (a game server's metrics say its reports fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_redis() {
+    let mut redis = redis::Redis::start();
+    let mut lobby_a = start_lobby_process(&redis.url());
+    let url = redis.url();
+    let (b, _stop_b) = start_lobby_with(None, |config| {
+        config.directory = Some(url);
+        config.stale_placements_for = Duration::from_secs(3);
+    })
+    .await;
+    let a = lobby_a.port;
+    let (to_a, to_b) =
+        (format!("http://127.0.0.1:{a},http://127.0.0.1:{b}"), format!("http://127.0.0.1:{b},http://127.0.0.1:{a}"));
+    let servers =
+        [start_server_to("gs-1", &to_a, &[]), start_server_to("gs-2", &to_b, &[]), start_server_to("gs-3", &to_a, &[])];
+    for port in [a, b] {
+        wait_lobby(port, "/api/fleet/servers", "three servers in the shared directory", |s| {
+            s.as_array().is_some_and(|s| s.len() == 3)
+        })
+        .await;
+    }
+
+    // Three rooms of 4 through both lobbies: the slots are counted in Redis, so one per server.
+    let small = || RoomSettings { max_players: Some(4), ..RoomSettings::default() };
+    let mut made = Vec::new();
+    for (port, name) in [(a, "ana"), (b, "bo"), (a, "cy")] {
+        made.push(create_through_lobby_with(port, name, small()).await);
+    }
+    let mut hosts: Vec<&str> = made.iter().map(|(_, _, server)| server.as_str()).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["gs-1", "gs-2", "gs-3"], "new rooms spread over the servers through both lobbies");
+    for port in [a, b] {
+        wait_lobby(port, "/api/rooms", "every room listed by both lobbies", |rooms| {
+            made.iter().all(|(_, code, server)| listed(rooms, code, server))
+        })
+        .await;
+    }
+
+    // A room made through lobby A, joined by code through lobby B.
+    let (_, code, host) = &made[0];
+    let (status, sent) =
+        lobby(b, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{code}","name":"dee"}}"#))).await;
+    assert_eq!((status, sent["server"].as_str()), (200, Some(host.as_str())), "{sent}");
+    let dee = go(&sent, "dee", RoomRequest::QuickPlay).await;
+    assert_eq!(dee.welcome.room.code.to_string(), *code);
+    for port in [a, b] {
+        wait_lobby(port, "/api/rooms", "dee counted", |rooms| {
+            rooms.as_array().is_some_and(|r| r.iter().any(|r| r["code"] == code.as_str() && r["players"] == 2))
+        })
+        .await;
+    }
+
+    // 12 quick plays at once, half through each lobby. The fullest rooms with a seat go first:
+    // the three small rooms' 2 + 3 + 3 seats, then the servers' Main rooms; never a seat twice.
+    let (_, before) = lobby(b, "GET", "/api/rooms", None).await;
+    let free: std::collections::BTreeMap<String, u64> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["code"].as_str().unwrap().to_string(),
+                r["max_players"].as_u64().unwrap() - r["players"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let bursts = (0..12).map(|i| {
+        let port = if i % 2 == 0 { a } else { b };
+        async move { lobby(port, "POST", "/api/fleet/quickplay", Some(r#"{"name":"q"}"#)).await }
+    });
+    let answers = futures_util::future::join_all(bursts).await;
+    let mut seats: std::collections::BTreeMap<String, u64> = Default::default();
+    for (status, sent) in &answers {
+        assert_eq!(*status, 200, "{sent}");
+        *seats.entry(sent["code"].as_str().expect("a room with a seat").to_string()).or_default() += 1;
+    }
+    for (code, placed) in &seats {
+        let room_free = free.get(code).copied().unwrap_or(0);
+        assert!(*placed <= room_free, "room {code} was handed {placed} seats of {room_free}: {seats:?} of {free:?}");
+    }
+    let small: u64 = made.iter().map(|(_, code, _)| seats.get(code).copied().unwrap_or(0)).sum();
+    assert_eq!(small, 8, "the small rooms' 8 free seats handed out first, each once: {seats:?} of {free:?}");
+
+    // Lobby A SIGKILLed: its servers move their reports to B, which keeps every room (the
+    // directory forgets a server 6 s after its last report: watch for 8 s).
+    std::process::Command::new("kill").args(["-KILL", &lobby_a.child.id().to_string()]).status().unwrap();
+    let _ = lobby_a.child.wait();
+    let watch_until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < watch_until {
+        let (status, _, rooms) = lobby_with_state(b, "/api/rooms").await;
+        assert!(
+            status == 200 && made.iter().all(|(_, code, server)| listed(&rooms, code, server)),
+            "lobby B lost a room after A died: {status} {rooms}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, sent) = lobby(b, "POST", "/api/fleet/join", Some(&format!(r#"{{"code":"{}"}}"#, made[2].1))).await;
+    assert_eq!((status, sent["server"].as_str()), (200, Some(made[2].2.as_str())), "{sent}");
+
+    // Redis restarted empty: the servers' next reports fill it again (three servers, each with
+    // its Main room and one of ours).
+    redis.kill();
+    redis.start_again();
+    let restarted = Instant::now();
+    let room_keys = |redis: &redis::Redis| redis.cli(&["--scan", "--pattern", "arena:room:*"]).lines().count();
+    assert_eq!(room_keys(&redis), 0, "a restarted Redis starts empty");
+    while room_keys(&redis) < 6 || redis.cli(&["ZCARD", "arena:servers"]).trim() != "3" {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "the directory never filled again: {}",
+            room_keys(&redis)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let whole_after = restarted.elapsed();
+    eprintln!("Redis restarted empty: every server and room back in it after {whole_after:?}");
+    assert!(whole_after < Duration::from_secs(5), "whole again only after {whole_after:?}");
+    wait_lobby(b, "/api/rooms", "lobby B lists every room again", |rooms| {
+        made.iter().all(|(_, code, server)| listed(rooms, code, server))
+    })
+    .await;
+
+    // Redis stopped: the last view, marked stale; placements from it for 3 s, then refused.
+    redis.kill();
+    let stopped = Instant::now();
+    let (status, rooms) = loop {
+        // (A list built in the last second is served as it is.)
+        let (status, state, rooms) = lobby_with_state(b, "/api/rooms").await;
+        if state == "stale" {
+            break (status, rooms);
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(3), "never marked stale: {status} {state} {rooms}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 200, "{rooms}");
+    assert!(made.iter().all(|(_, code, server)| listed(&rooms, code, server)), "the last view: {rooms}");
+    let (status, sent) = lobby(b, "POST", "/api/fleet/quickplay", Some(r#"{"name":"r"}"#)).await;
+    if stopped.elapsed() < Duration::from_secs(2) {
+        assert_eq!(status, 200, "placed from the last view: {sent}");
+    }
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(stopped.elapsed())).await;
+    let (status, refused) = lobby(b, "POST", "/api/fleet/quickplay", Some(r#"{"name":"r"}"#)).await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("directory is unreachable")), "{refused}");
+    // The matches go on: a player with a token the lobby would have signed joins the room on
+    // its server and plays; the server's metrics say no lobby takes its reports.
+    drop(dee);
+    let index = ["gs-1", "gs-2", "gs-3"].iter().position(|s| *s == host.as_str()).unwrap();
+    let room = shared::room::RoomCode::parse(code).unwrap();
+    let token =
+        server::fleet::lobby::sign(SECRET, Duration::from_secs(60), Some("eve"), (host, Some(room)), (None, None))
+            .unwrap();
+    let hello = hello_auth("eve", RoomRequest::QuickPlay, Some(JoinAuth::Token(token)));
+    let mut eve = TestClient::join_with(&format!("ws://127.0.0.1:{}/ws", servers[index].port), hello)
+        .await
+        .unwrap_or_else(|ending| panic!("the room refused a player while Redis was down: {ending:?}"));
+    assert_eq!(eve.welcome.room.code.to_string(), *code);
+    let from = eve.latest_tick().0;
+    assert!(eve.until(Duration::from_secs(5), |c| c.latest_tick().0 >= from + 60).await, "the match stalled");
+    let metrics_addr = format!("127.0.0.1:{}", servers[index].port).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let (_, _, metrics) = common::http_to(metrics_addr, "GET", "/metrics", None, &[]).await;
+        if metrics.lines().any(|l| l == "arena_fleet_directory_up 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the game server's metrics never said its reports fail: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(servers);
 }

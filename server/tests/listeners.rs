@@ -103,6 +103,9 @@ async fn quiet_connections_end_at_the_header_timeout_on_every_listener() {
         http: limits(Duration::from_secs(1)),
         token_issuer: None,
         token_audience: None,
+        directory: None,
+        directory_password: None,
+        stale_placements_for: server::fleet::lobby::STALE_PLACEMENTS_FOR,
     };
     let lobby = tokio::spawn(server::fleet::lobby::run(listener, config, async move {
         let _ = stopped.await;

@@ -245,7 +245,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// What the browser tests need, each checked on its own: (program, Debian package, used for).
-const TEST_TOOLS: [(&str, &str, &str); 7] = [
+const TEST_TOOLS: [(&str, &str, &str); 8] = [
     ("/usr/bin/chromium", "chromium", "the browser end-to-end tests (headless Chromium over CDP)"),
     ("/usr/bin/chromedriver", "chromium-driver", "the WASM tests (wasm-bindgen-test drives Chromium through it)"),
     ("/usr/sbin/ip", "iproute2", "the LAN discovery test (network namespaces and a veth pair)"),
@@ -256,6 +256,7 @@ const TEST_TOOLS: [(&str, &str, &str); 7] = [
         "libprotobuf-dev",
         "the `agones` feature (protobuf's well-known types)",
     ),
+    ("/usr/bin/redis-server", "redis-server", "the fleet directory tests (a throwaway Redis per test)"),
     (
         "/usr/lib/postgresql/15/bin/pg_ctl",
         "postgresql",

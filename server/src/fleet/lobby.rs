@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use shared::room::RoomCode;
 use tracing::{info, warn};
 
+use super::redis::{DirectoryError, RedisDirectory, Reported, ServerView};
 use super::{Directory, FindError, Placement, Report};
 use crate::net::http::{json, json_error};
 
@@ -60,11 +61,22 @@ pub struct LobbyConfig {
     /// `iss` and `aud` for the join tokens, when the servers require them.
     pub token_issuer: Option<String>,
     pub token_audience: Option<String>,
+    /// The shared directory (`redis://` or `rediss://`; an ACL user may be in the URL, never a
+    /// password); `None`: this lobby's memory.
+    pub directory: Option<String>,
+    /// The directory's password (from the environment or the config file, never a flag).
+    pub directory_password: Option<String>,
+    /// How long a Redis lobby places players from its last view while Redis does not answer
+    /// ([`STALE_PLACEMENTS_FOR`] by default); then it refuses placements with a 503.
+    pub stale_placements_for: Duration,
 }
 
 impl std::fmt::Debug for LobbyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LobbyConfig").field("allocator", &self.allocator).finish_non_exhaustive()
+        f.debug_struct("LobbyConfig")
+            .field("allocator", &self.allocator)
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,13 +84,42 @@ struct Lobby {
     config: LobbyConfig,
     /// The allocator's HTTP client, built (and its certificates read) once at start.
     allocator_agent: Option<ureq::Agent>,
-    directory: Mutex<Directory>,
-    /// Each server name's own key.
-    server_keys: Mutex<super::ServerKeys>,
+    directory: Dir,
     limits: crate::auth::JoinLimits,
     /// `GET /api/rooms`'s body, rebuilt at most once a second however many players poll it.
     listing: Mutex<Option<(Instant, bytes::Bytes)>>,
 }
+
+/// Where the directory lives: this process's memory (one lobby), or Redis (any number).
+enum Dir {
+    Local { directory: Mutex<Directory>, keys: Mutex<super::ServerKeys> },
+    Redis { redis: RedisDirectory, view: Mutex<View> },
+}
+
+/// A Redis lobby's last view of the fleet, what it answers from while Redis does not.
+#[derive(Default)]
+struct View {
+    /// When Redis last answered (`None`: not since the start).
+    answered: Option<Instant>,
+    /// When Redis first failed to answer since then.
+    failing_since: Option<Instant>,
+    rooms: Vec<serde_json::Value>,
+    servers: Vec<ServerView>,
+}
+
+/// How long a Redis lobby places players from its last view while Redis does not answer; after
+/// that placements are refused (503) until it answers again.
+pub const STALE_PLACEMENTS_FOR: Duration = Duration::from_secs(15);
+
+/// Why a placement leads nowhere.
+enum Nowhere {
+    NoSuchRoom,
+    Ambiguous(Vec<String>),
+    Unavailable(&'static str),
+}
+
+const NO_SERVER: &str = "no server can take players right now; try again in a few seconds";
+const DIRECTORY_DOWN: &str = "the fleet directory is unreachable; try again in a few seconds";
 
 /// How long a built room list is served before it is rebuilt.
 const LISTING_FRESH: Duration = Duration::from_secs(1);
@@ -112,24 +153,45 @@ pub async fn run(
         }
         None => None,
     };
+    let directory = match &config.directory {
+        Some(url) => {
+            let redis = RedisDirectory::connect(url, config.directory_password.as_deref())
+                .await
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+            Dir::Redis { redis, view: Mutex::new(View::default()) }
+        }
+        None => Dir::Local { directory: Mutex::new(Directory::new()), keys: Mutex::default() },
+    };
     let lobby = Arc::new(Lobby {
         allocator_agent,
         limits: crate::auth::JoinLimits::new(config.requests_per_minute),
         config,
-        directory: Mutex::new(Directory::new()),
-        server_keys: Mutex::default(),
+        directory,
         listing: Mutex::new(None),
     });
-    info!(addr = %listener.local_addr()?, allocator = lobby.config.allocator.is_some(), "fleet lobby listening");
-    // Forget servers that stopped reporting.
+    info!(
+        addr = %listener.local_addr()?,
+        allocator = lobby.config.allocator.is_some(),
+        directory = if matches!(lobby.directory, Dir::Redis { .. }) { "redis" } else { "memory" },
+        "fleet lobby listening"
+    );
+    // Forget servers that stopped reporting (in memory), or keep the last view fresh (Redis,
+    // where servers expire by themselves).
     let sweeper = {
         let lobby = lobby.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let gone = lobby.directory.lock().expect("directory lock").expire(Instant::now());
-                for server in gone {
-                    info!(%server, "server stopped reporting: dropped from the lobby");
+                match &lobby.directory {
+                    Dir::Local { directory, .. } => {
+                        let gone = directory.lock().expect("directory lock").expire(Instant::now());
+                        for server in gone {
+                            info!(%server, "server stopped reporting: dropped from the lobby");
+                        }
+                    }
+                    Dir::Redis { .. } => {
+                        let _ = lobby.refresh_view().await;
+                    }
                 }
             }
         })
@@ -170,38 +232,251 @@ async fn script() -> Response {
 }
 
 /// `GET /api/rooms`: every server's public rooms, fullest first, each with its server's name.
+/// From a Redis lobby that cannot reach Redis: its last view, marked `X-Arena-Directory: stale`.
 async fn rooms(State(lobby): State<Arc<Lobby>>) -> Response {
-    let mut listing = lobby.listing.lock().expect("listing lock");
-    let body = match listing.as_ref() {
-        Some((built, body)) if built.elapsed() < LISTING_FRESH => body.clone(),
-        _ => {
-            let rooms = lobby.directory.lock().expect("directory lock").public_rooms(super::LISTED_ROOMS);
-            let body = bytes::Bytes::from(serde_json::to_vec(&rooms).expect("rooms serialize"));
-            *listing = Some((Instant::now(), body.clone()));
-            body
-        }
+    let cached = lobby.listing.lock().expect("listing lock").clone();
+    let (body, stale) = match cached {
+        Some((built, body)) if built.elapsed() < LISTING_FRESH => (body, false),
+        _ => match &lobby.directory {
+            Dir::Local { directory, .. } => {
+                let rooms = directory.lock().expect("directory lock").public_rooms(super::LISTED_ROOMS);
+                (bytes::Bytes::from(serde_json::to_vec(&rooms).expect("rooms serialize")), false)
+            }
+            Dir::Redis { view, .. } => {
+                let fresh = lobby.refresh_view().await.is_ok();
+                let rooms = view.lock().expect("view lock").rooms.clone();
+                (bytes::Bytes::from(serde_json::to_vec(&rooms).expect("rooms serialize")), !fresh)
+            }
+        },
     };
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+    if !stale {
+        let mut listing = lobby.listing.lock().expect("listing lock");
+        if listing.as_ref().is_none_or(|(built, _)| built.elapsed() >= LISTING_FRESH) {
+            *listing = Some((Instant::now(), body.clone()));
+        }
+    }
+    let state = if stale { "stale" } else { "fresh" };
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        [(header::HeaderName::from_static(DIRECTORY_HEADER), state)],
+        body,
+    )
+        .into_response()
 }
+
+/// The header saying whether a list is the directory's present (`fresh`) or a Redis lobby's
+/// last view while Redis does not answer (`stale`).
+pub const DIRECTORY_HEADER: &str = "x-arena-directory";
 
 /// `GET /api/fleet/servers`: the servers heard from (name, URL, rooms, free slots, players).
 async fn servers(State(lobby): State<Arc<Lobby>>) -> Response {
-    let directory = lobby.directory.lock().expect("directory lock");
-    let mut list: Vec<serde_json::Value> = directory
-        .entries()
-        .map(|(name, entry)| {
-            serde_json::json!({
-                "server": name,
-                "url": entry.report.url,
-                "rooms": entry.report.rooms.len(),
-                "free_slots": entry.free_slots(),
-                "players": entry.players,
-                "draining": entry.report.draining,
-            })
-        })
-        .collect();
-    list.sort_by(|a, b| a["server"].as_str().cmp(&b["server"].as_str()));
-    json(StatusCode::OK, &list)
+    let (mut list, stale) = match &lobby.directory {
+        Dir::Local { directory, .. } => {
+            let directory = directory.lock().expect("directory lock");
+            let list: Vec<ServerView> = directory
+                .entries()
+                .map(|(name, entry)| ServerView {
+                    server: name.clone(),
+                    url: entry.report.url.clone(),
+                    rooms: entry.report.rooms.len() as u32,
+                    free_slots: entry.free_slots(),
+                    players: entry.players,
+                    draining: entry.report.draining,
+                })
+                .collect();
+            (list, false)
+        }
+        Dir::Redis { view, .. } => {
+            let fresh = lobby.refresh_view().await.is_ok();
+            (view.lock().expect("view lock").servers.clone(), !fresh)
+        }
+    };
+    list.sort_by(|a, b| a.server.cmp(&b.server));
+    let mut response = json(StatusCode::OK, &list);
+    response.headers_mut().insert(
+        header::HeaderName::from_static(DIRECTORY_HEADER),
+        header::HeaderValue::from_static(if stale { "stale" } else { "fresh" }),
+    );
+    response
+}
+
+impl Lobby {
+    /// A Redis lobby reads the fleet's rooms and servers into its view; an error (kept in the
+    /// view's clock) when Redis does not answer.
+    async fn refresh_view(&self) -> Result<(), DirectoryError> {
+        let Dir::Redis { redis, view } = &self.directory else { return Ok(()) };
+        let read = async {
+            let rooms = redis.public_rooms(super::LISTED_ROOMS).await?;
+            let servers = redis.servers().await?;
+            Ok::<_, DirectoryError>((rooms, servers))
+        };
+        match read.await {
+            Ok((rooms, servers)) => {
+                let rooms = rooms.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
+                let mut view = view.lock().expect("view lock");
+                if view.failing_since.take().is_some() {
+                    info!("the fleet directory (Redis) answers again");
+                }
+                *view = View { answered: Some(Instant::now()), failing_since: None, rooms, servers };
+                Ok(())
+            }
+            Err(error) => {
+                let mut view = view.lock().expect("view lock");
+                if view.failing_since.is_none() {
+                    view.failing_since = Some(Instant::now());
+                    warn!(%error, "the fleet directory (Redis) does not answer: the lobby answers from its last view");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// While Redis does not answer: a placement from the last view (not counted anywhere), for
+    /// [`STALE_PLACEMENTS_FOR`] after the last answer; then none.
+    fn stale_placement(&self, code: Option<RoomCode>, room: bool) -> Result<Placement, Nowhere> {
+        let Dir::Redis { view, .. } = &self.directory else { return Err(Nowhere::Unavailable(NO_SERVER)) };
+        let view = view.lock().expect("view lock");
+        if view.answered.is_none_or(|at| at.elapsed() > self.config.stale_placements_for) {
+            return Err(Nowhere::Unavailable(DIRECTORY_DOWN));
+        }
+        let url_of =
+            |server: &str| view.servers.iter().find(|s| s.server == server && !s.draining).map(|s| s.url.clone());
+        if let Some(code) = code {
+            let text = code.to_string();
+            return view
+                .rooms
+                .iter()
+                .find(|r| r["code"] == text.as_str())
+                .and_then(|r| r["server"].as_str())
+                .and_then(|server| {
+                    Some(Placement { server: server.to_string(), url: url_of(server)?, room: Some(code) })
+                })
+                .ok_or(Nowhere::NoSuchRoom);
+        }
+        if room {
+            let open = view.rooms.iter().find(|r| {
+                r["locked"] == false
+                    && r["players"].as_u64().unwrap_or(u64::MAX) < r["max_players"].as_u64().unwrap_or(0)
+            });
+            if let Some(found) = open.and_then(|r| {
+                let server = r["server"].as_str()?;
+                Some(Placement {
+                    server: server.to_string(),
+                    url: url_of(server)?,
+                    room: RoomCode::parse(r["code"].as_str()?),
+                })
+            }) {
+                return Ok(found);
+            }
+        }
+        view.servers
+            .iter()
+            .filter(|s| !s.draining && s.free_slots > 0)
+            .max_by(|a, b| a.free_slots.cmp(&b.free_slots).then(b.players.cmp(&a.players)))
+            .map(|s| Placement { server: s.server.clone(), url: s.url.clone(), room: None })
+            .ok_or(Nowhere::Unavailable(NO_SERVER))
+    }
+
+    /// The server hosting room `code` (on `on`, when the player picked one), the player counted.
+    async fn by_code(&self, code: RoomCode, on: Option<&str>) -> Result<Placement, Nowhere> {
+        match &self.directory {
+            Dir::Local { directory, .. } => {
+                let mut directory = directory.lock().expect("directory lock");
+                let placement = directory.find(code, on).map_err(|error| match error {
+                    FindError::NoSuchRoom => Nowhere::NoSuchRoom,
+                    FindError::Ambiguous(servers) => Nowhere::Ambiguous(servers),
+                })?;
+                directory.sent(&placement);
+                Ok(placement)
+            }
+            Dir::Redis { redis, .. } => match redis.join(code, on).await {
+                Ok(found) => found.ok_or(Nowhere::NoSuchRoom),
+                Err(DirectoryError::Unreachable(_)) => self.stale_placement(Some(code), true),
+                Err(error) => {
+                    warn!(%error, "join by code");
+                    Err(Nowhere::Unavailable(DIRECTORY_DOWN))
+                }
+            },
+        }
+    }
+
+    /// The fullest public room with a seat, the seat taken; `None` when there is none.
+    async fn open_room(&self) -> Result<Option<Placement>, Nowhere> {
+        match &self.directory {
+            Dir::Local { directory, .. } => {
+                let mut directory = directory.lock().expect("directory lock");
+                let found = directory.quick_play().filter(|placement| placement.room.is_some());
+                if let Some(placement) = &found {
+                    directory.sent(placement);
+                }
+                Ok(found)
+            }
+            Dir::Redis { redis, .. } => match redis.quick_play().await {
+                Ok(found) => Ok(found),
+                Err(DirectoryError::Unreachable(_)) => self.stale_placement(None, true).map(Some),
+                Err(error) => {
+                    warn!(%error, "quick play");
+                    Err(Nowhere::Unavailable(DIRECTORY_DOWN))
+                }
+            },
+        }
+    }
+
+    /// Off Agones, a new room's server: the one with the most free slots and the fewest players,
+    /// the slot taken.
+    async fn least_loaded(&self) -> Result<Placement, Nowhere> {
+        match &self.directory {
+            Dir::Local { directory, .. } => {
+                let mut directory = directory.lock().expect("directory lock");
+                let placement = directory.least_loaded().ok_or(Nowhere::Unavailable(NO_SERVER))?;
+                directory.sent(&placement);
+                Ok(placement)
+            }
+            Dir::Redis { redis, .. } => match redis.least_loaded().await {
+                Ok(found) => found.ok_or(Nowhere::Unavailable(NO_SERVER)),
+                Err(DirectoryError::Unreachable(_)) => self.stale_placement(None, false),
+                Err(error) => {
+                    warn!(%error, "least loaded");
+                    Err(Nowhere::Unavailable(DIRECTORY_DOWN))
+                }
+            },
+        }
+    }
+
+    /// A server the allocator picked: its URL, unless it is unknown or draining.
+    async fn allocated(&self, name: &str) -> Option<String> {
+        let found = match &self.directory {
+            Dir::Local { directory, .. } => directory
+                .lock()
+                .expect("directory lock")
+                .server(name)
+                .map(|e| (e.report.url.clone(), e.report.draining)),
+            Dir::Redis { redis, .. } => redis.server(name).await.ok().flatten(),
+        };
+        match found {
+            None => {
+                warn!(server = %name, "allocated a GameServer the lobby has not heard from yet");
+                None
+            }
+            Some((_, true)) => {
+                warn!(server = %name, "allocated a GameServer that is draining");
+                None
+            }
+            Some((url, false)) => Some(url),
+        }
+    }
+
+    /// Counts a player the allocator placed, until that server's next report.
+    async fn count(&self, placement: &Placement) {
+        match &self.directory {
+            Dir::Local { directory, .. } => directory.lock().expect("directory lock").sent(placement),
+            Dir::Redis { redis, .. } => {
+                if let Err(error) = redis.count(placement).await {
+                    warn!(%error, "counting an allocated player");
+                }
+            }
+        }
+    }
 }
 
 /// The header a game server's own key comes in.
@@ -230,33 +505,60 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
     if let Err(why) = report.check() {
         return json_error(StatusCode::BAD_REQUEST, why);
     }
-    let now = Instant::now();
-    {
-        let mut keys = lobby.server_keys.lock().expect("server keys lock");
-        match keys.check(&report.server, &server_key, now) {
-            Ok(()) if report.goodbye => keys.release(&report.server),
-            Ok(()) => {}
-            Err(super::KeyRefusal::Missing) => {
-                return json_error(StatusCode::UNAUTHORIZED, "a server key (X-Arena-Server-Key) is required");
+    let name_taken = || {
+        warn!(server = %report.server, "a report under a known server's name with another key: refused");
+        json_error(
+            StatusCode::CONFLICT,
+            &format!(
+                "server {} reports with another key; a restarted server gets its name back {} s after the old one's last report",
+                report.server,
+                super::NAME_HELD_FOR.as_secs()
+            ),
+        )
+    };
+    match &lobby.directory {
+        Dir::Local { directory, keys } => {
+            let now = Instant::now();
+            {
+                let mut keys = keys.lock().expect("server keys lock");
+                match keys.check(&report.server, &server_key, now) {
+                    Ok(()) if report.goodbye => keys.release(&report.server),
+                    Ok(()) => {}
+                    Err(super::KeyRefusal::Missing) => return missing_key(),
+                    Err(super::KeyRefusal::NameTaken) => return name_taken(),
+                    Err(super::KeyRefusal::Full) => {
+                        return json_error(StatusCode::SERVICE_UNAVAILABLE, "the lobby knows too many servers");
+                    }
+                }
             }
-            Err(super::KeyRefusal::NameTaken) => {
-                warn!(server = %report.server, "a report under a known server's name with another key: refused");
-                return json_error(
-                    StatusCode::CONFLICT,
-                    &format!(
-                        "server {} reports with another key; a restarted server gets its name back {} s after the old one's last report",
-                        report.server,
-                        super::NAME_HELD_FOR.as_secs()
-                    ),
-                );
+            directory.lock().expect("directory lock").report(report, now);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Dir::Redis { redis, .. } => {
+            if server_key.len() < super::MIN_SERVER_KEY_BYTES {
+                return missing_key();
             }
-            Err(super::KeyRefusal::Full) => {
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, "the lobby knows too many servers");
+            use sha2::Digest;
+            let digest: [u8; 32] = sha2::Sha256::digest(server_key.as_bytes()).into();
+            match redis.report(&report, &digest).await {
+                Ok(Reported::NameTaken) => name_taken(),
+                Ok(Reported::Taken { taken_elsewhere }) => {
+                    if !taken_elsewhere.is_empty() {
+                        warn!(server = %report.server, codes = ?taken_elsewhere, "room codes another server holds: not listed for this one");
+                    }
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                Err(error) => {
+                    warn!(server = %report.server, %error, "a report could not be stored");
+                    json_error(StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN)
+                }
             }
         }
     }
-    lobby.directory.lock().expect("directory lock").report(report, now);
-    StatusCode::NO_CONTENT.into_response()
+}
+
+fn missing_key() -> Response {
+    json_error(StatusCode::UNAUTHORIZED, "a server key (X-Arena-Server-Key) is required")
 }
 
 /// A player's request: their name (for the token) and, to join, the room code.
@@ -301,10 +603,9 @@ async fn player_request(lobby: &Lobby, peer: SocketAddr, request: Request) -> Re
         .map_err(|error| json_error(StatusCode::BAD_REQUEST, &format!("invalid request: {error}")))
 }
 
-/// The answer for `placement`, with a token for `name`; the directory counts the player there
-/// until that server's next report.
+/// The answer for `placement` (already counted there until that server's next report), with a
+/// token for `name`.
 fn sent(lobby: &Lobby, placement: Placement, name: Option<&str>, create: bool) -> Response {
-    lobby.directory.lock().expect("directory lock").sent(&placement);
     let name = name.map(shared::protocol::sanitize_name);
     let token = match &lobby.config.join_token_secret {
         Some(secret) => match sign(
@@ -400,37 +701,31 @@ async fn join(
     };
     // The directory knows every room; on Agones the allocation marks the server Allocated too
     // (unless the player picked a server from the list, which the directory answers).
-    let found = lobby.directory.lock().expect("directory lock").find(code, body.server.as_deref());
-    let placement = match (found, &lobby.config.allocator) {
-        (Err(FindError::Ambiguous(servers)), _) => {
-            return json(
-                StatusCode::CONFLICT,
-                &serde_json::json!({
-                    "error": "several servers have a room with that code: pick it from the list",
-                    "servers": servers,
-                }),
-            );
-        }
-        (Ok(placement), None) => Ok(placement),
-        (Ok(placement), Some(_)) if body.server.is_some() => Ok(placement),
-        (_, Some(allocator)) => allocate(allocator, &lobby, Some(code)).await,
-        (Err(FindError::NoSuchRoom), None) => Err(StatusCode::NOT_FOUND),
+    let placement = match &lobby.config.allocator {
+        Some(allocator) if body.server.is_none() => match allocate(allocator, &lobby, Some(code)).await {
+            Err(StatusCode::NOT_FOUND) => Err(Nowhere::NoSuchRoom),
+            Err(_) => Err(Nowhere::Unavailable(NO_SERVER)),
+            Ok(placement) => Ok(placement),
+        },
+        _ => lobby.by_code(code, body.server.as_deref()).await,
     };
     answer(&lobby, placement.map(|placement| Placement { room: Some(code), ..placement }), body.name.as_deref(), false)
 }
 
 /// The answer to a placement request: where to go, or why nowhere.
-fn answer(lobby: &Lobby, placement: Result<Placement, StatusCode>, name: Option<&str>, create: bool) -> Response {
+fn answer(lobby: &Lobby, placement: Result<Placement, Nowhere>, name: Option<&str>, create: bool) -> Response {
     match placement {
         Ok(placement) => sent(lobby, placement, name, create),
-        Err(StatusCode::NOT_FOUND) => json_error(StatusCode::NOT_FOUND, "no room has that code"),
-        Err(status) => json_error(status, "no server can take players right now; try again in a few seconds"),
+        Err(Nowhere::NoSuchRoom) => json_error(StatusCode::NOT_FOUND, "no room has that code"),
+        Err(Nowhere::Ambiguous(servers)) => json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({
+                "error": "several servers have a room with that code: pick it from the list",
+                "servers": servers,
+            }),
+        ),
+        Err(Nowhere::Unavailable(why)) => json_error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
-}
-
-/// Off Agones, a new room's server: the one with the most free slots and the fewest players.
-fn least_loaded(lobby: &Lobby) -> Result<Placement, StatusCode> {
-    lobby.directory.lock().expect("directory lock").least_loaded().ok_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// `POST /api/fleet/quickplay {"name": "..."}`: the fullest public room with space, else a
@@ -444,14 +739,13 @@ async fn quick_play(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let open_room = {
-        let directory = lobby.directory.lock().expect("directory lock");
-        directory.quick_play().filter(|placement| placement.room.is_some())
-    };
-    let placement = match (open_room, &lobby.config.allocator) {
-        (Some(placement), _) => Ok(placement),
-        (None, Some(allocator)) => allocate(allocator, &lobby, None).await,
-        (None, None) => least_loaded(&lobby),
+    let placement = match (lobby.open_room().await, &lobby.config.allocator) {
+        (Ok(Some(placement)), _) => Ok(placement),
+        (Err(nowhere), _) => Err(nowhere),
+        (Ok(None), Some(allocator)) => {
+            allocate(allocator, &lobby, None).await.map_err(|_| Nowhere::Unavailable(NO_SERVER))
+        }
+        (Ok(None), None) => lobby.least_loaded().await,
     };
     answer(&lobby, placement, body.name.as_deref(), false)
 }
@@ -468,8 +762,8 @@ async fn create(
         Err(response) => return response,
     };
     let placement = match &lobby.config.allocator {
-        Some(allocator) => allocate(allocator, &lobby, None).await,
-        None => least_loaded(&lobby),
+        Some(allocator) => allocate(allocator, &lobby, None).await.map_err(|_| Nowhere::Unavailable(NO_SERVER)),
+        None => lobby.least_loaded().await,
     };
     answer(&lobby, placement.map(|placement| Placement { room: None, ..placement }), body.name.as_deref(), true)
 }
@@ -531,14 +825,8 @@ async fn allocate(allocator: &Allocator, lobby: &Lobby, room: Option<RoomCode>) 
         .ok()
         .and_then(|v| v["gameServerName"].as_str().map(str::to_string))
         .ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
-    let directory = lobby.directory.lock().expect("directory lock");
-    let entry = directory.server(&name).ok_or_else(|| {
-        warn!(server = %name, "allocated a GameServer the lobby has not heard from yet");
-        StatusCode::SERVICE_UNAVAILABLE
-    })?;
-    if entry.report.draining {
-        warn!(server = %name, "allocated a GameServer that is draining");
-        return Err(StatusCode::SERVICE_UNAVAILABLE);
-    }
-    Ok(Placement { server: name, url: entry.report.url.clone(), room })
+    let url = lobby.allocated(&name).await.ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+    let placement = Placement { server: name, url, room };
+    lobby.count(&placement).await;
+    Ok(placement)
 }

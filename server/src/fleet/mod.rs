@@ -11,6 +11,7 @@
 //! fleet scale (1,000 servers × 64 rooms).
 
 pub mod lobby;
+pub mod redis;
 pub mod report;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! A game server's side of the fleet lobby (`--lobby-url`, `--lobby-key`): every 2 s it posts
-//! its rooms to the lobby; a goodbye (no rooms, draining) when it stops. Failures are logged once
+//! its rooms to the lobby (with several lobbies on one directory, `--lobby-url A,B`: to the one
+//! that took the last report, else the next that answers); a goodbye (no rooms, draining) when
+//! it stops. Failures are logged once
 //! and retried: the lobby is soft state and catches up with the next report. Each report carries
 //! the fleet's key and this process's own random key, which binds its name in the lobby (a
 //! holder of the fleet key cannot report under it).
@@ -26,12 +28,12 @@ fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
     }
 }
 
-/// Posts one report; the error says what went wrong.
-async fn post(agent: &ureq::Agent, link: &LobbyLink, server_key: &str, report: &Report) -> Result<(), String> {
+/// Posts one report to the lobby at `base`; the error says what went wrong.
+async fn post(agent: &ureq::Agent, base: &str, key: &str, server_key: &str, report: &Report) -> Result<(), String> {
     let agent = agent.clone();
     let server_key = server_key.to_string();
-    let url = format!("{}/api/fleet/report", link.url.trim_end_matches('/'));
-    let authorization = format!("Bearer {}", link.key);
+    let url = format!("{}/api/fleet/report", base.trim_end_matches('/'));
+    let authorization = format!("Bearer {key}");
     let body = serde_json::to_string(report).expect("reports serialize");
     tokio::task::spawn_blocking(move || {
         let response = agent
@@ -52,6 +54,35 @@ async fn post(agent: &ureq::Agent, link: &LobbyLink, server_key: &str, report: &
     .map_err(|e| e.to_string())?
 }
 
+/// The lobbies of `--lobby-url` (a comma-separated list: lobbies sharing a directory).
+pub fn lobbies(url: &str) -> Vec<String> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+}
+
+/// Posts `report` to the lobby that took the last one, else to each of the others in turn (the
+/// first that takes it is used from then on); the last error when none does.
+async fn post_any(
+    agent: &ureq::Agent,
+    lobbies: &[String],
+    current: &mut usize,
+    key: &str,
+    server_key: &str,
+    report: &Report,
+) -> Result<(), String> {
+    let mut last = String::from("no lobby URL");
+    for attempt in 0..lobbies.len() {
+        let index = (*current + attempt) % lobbies.len();
+        match post(agent, &lobbies[index], key, server_key, report).await {
+            Ok(()) => {
+                *current = index;
+                return Ok(());
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
 /// Reports until `stop`, then says goodbye.
 pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: CancellationToken) {
     let agent = match crate::admin::cli::agent(None) {
@@ -62,6 +93,10 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
     let server_key = shared::room::host_key_hex(&crate::room::random_host_key())
         + &shared::room::host_key_hex(&crate::room::random_host_key());
     info!(lobby = %link.url, instance = %link.instance, "reporting rooms to the fleet lobby");
+    let lobbies = lobbies(&link.url);
+    let mut current = 0;
+    let stats = &crate::stats::FLEET_REPORTS;
+    stats.reporting.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failing = false;
     let mut every = tokio::time::interval(REPORT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -70,19 +105,28 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        match post(&agent, &link, &server_key, &snapshot(&rooms, &link, max_rooms)).await {
+        let report = snapshot(&rooms, &link, max_rooms);
+        let outcome = post_any(&agent, &lobbies, &mut current, &link.key, &server_key, &report).await;
+        stats.up.store(outcome.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        match outcome {
             Ok(()) if failing => {
-                info!("fleet lobby: reporting again");
+                info!(lobby = %lobbies[current], "fleet lobby: reporting again");
                 failing = false;
             }
             Ok(()) => {}
-            Err(error) if !failing => {
-                warn!(%error, "fleet lobby: report failed (retrying every 2 s)");
-                failing = true;
+            Err(error) => {
+                stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !failing {
+                    warn!(%error, "fleet lobby: no lobby took the report (matches go on; retrying every 2 s)");
+                    failing = true;
+                }
             }
-            Err(_) => {}
         }
     }
     let goodbye = Report { rooms: Vec::new(), draining: true, goodbye: true, ..snapshot(&rooms, &link, max_rooms) };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), post(&agent, &link, &server_key, &goodbye)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        post_any(&agent, &lobbies, &mut current, &link.key, &server_key, &goodbye),
+    )
+    .await;
 }
