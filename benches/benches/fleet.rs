@@ -50,6 +50,7 @@ fn report(server: usize, generation: usize) -> Report {
         draining: false,
         rooms,
         goodbye: false,
+        reserved: Vec::new(),
     }
 }
 

@@ -526,6 +526,27 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
         .await;
     }
 
+    // Each server holds codes reserved fleet-wide (set only if absent in Redis) for its next
+    // rooms.
+    let reserved = |redis: &redis::Redis| -> std::collections::BTreeMap<String, String> {
+        redis
+            .cli(&["--scan", "--pattern", "arena:code:*"])
+            .lines()
+            .map(|key| (key.trim_start_matches("arena:code:").to_string(), redis.cli(&["GET", key]).trim().to_string()))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held = reserved(&redis);
+        let per_server = |name: &str| held.values().filter(|owner| *owner == name).count();
+        // Its Main room's code and four in reserve.
+        if ["gs-1", "gs-2", "gs-3"].iter().all(|name| per_server(name) >= 5) {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "codes never reserved: {held:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
     // Three rooms of 4 through both lobbies: the slots are counted in Redis, so one per server.
     let small = || RoomSettings { max_players: Some(4), ..RoomSettings::default() };
     let mut made = Vec::new();
@@ -535,6 +556,9 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
     let mut hosts: Vec<&str> = made.iter().map(|(_, _, server)| server.as_str()).collect();
     hosts.sort();
     assert_eq!(hosts, ["gs-1", "gs-2", "gs-3"], "new rooms spread over the servers through both lobbies");
+    for (_, code, server) in &made {
+        assert_eq!(held.get(code), Some(server), "room {code} took a code reserved for {server}: {held:?}");
+    }
     for port in [a, b] {
         wait_lobby(port, "/api/rooms", "every room listed by both lobbies", |rooms| {
             made.iter().all(|(_, code, server)| listed(rooms, code, server))

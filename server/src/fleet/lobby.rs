@@ -481,11 +481,23 @@ impl Lobby {
 
 /// The header a game server's own key comes in.
 pub const SERVER_KEY_HEADER: &str = "x-arena-server-key";
+/// The header with which a game server asks for codes reserved for its next rooms (the answer
+/// is then 200 with a [`super::ReportAnswer`], else 204).
+pub const RESERVE_HEADER: &str = "x-arena-reserve-codes";
 
 /// `POST /api/fleet/report` from a game server (`Authorization: Bearer LOBBY_KEY`, and its own
 /// key in `X-Arena-Server-Key`).
 async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
     let server_key = request.headers().get(SERVER_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    // A server that takes reserved codes asks for them (servers of older versions do not).
+    let wants_codes = request.headers().contains_key(RESERVE_HEADER);
+    let answered = move |codes: Vec<RoomCode>| {
+        if wants_codes {
+            json(StatusCode::OK, &super::ReportAnswer { codes })
+        } else {
+            StatusCode::NO_CONTENT.into_response()
+        }
+    };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -531,8 +543,11 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
                     }
                 }
             }
-            directory.lock().expect("directory lock").report(report, now);
-            StatusCode::NO_CONTENT.into_response()
+            let server = report.server.clone();
+            let mut directory = directory.lock().expect("directory lock");
+            directory.report(report, now);
+            let codes = if wants_codes { directory.reserve(&server, &candidate_codes(), now) } else { Vec::new() };
+            answered(codes)
         }
         Dir::Redis { redis, .. } => {
             if server_key.len() < super::MIN_SERVER_KEY_BYTES {
@@ -540,13 +555,14 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
             }
             use sha2::Digest;
             let digest: [u8; 32] = sha2::Sha256::digest(server_key.as_bytes()).into();
-            match redis.report(&report, &digest).await {
+            let candidates = if wants_codes { candidate_codes() } else { Vec::new() };
+            match redis.report(&report, &digest, &candidates).await {
                 Ok(Reported::NameTaken) => name_taken(),
-                Ok(Reported::Taken { taken_elsewhere }) => {
+                Ok(Reported::Taken { taken_elsewhere, codes }) => {
                     if !taken_elsewhere.is_empty() {
                         warn!(server = %report.server, codes = ?taken_elsewhere, "room codes another server holds: not listed for this one");
                     }
-                    StatusCode::NO_CONTENT.into_response()
+                    answered(codes)
                 }
                 Err(error) => {
                     warn!(server = %report.server, %error, "a report could not be stored");
@@ -555,6 +571,11 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
             }
         }
     }
+}
+
+/// Fresh random codes to reserve from (twice what a server may lack).
+fn candidate_codes() -> Vec<RoomCode> {
+    (0..super::RESERVED_CODES * 2).map(|_| crate::room::random_code()).collect()
 }
 
 fn missing_key() -> Response {

@@ -48,6 +48,22 @@ pub struct Report {
     /// [`ServerKeys`]).
     #[serde(default)]
     pub goodbye: bool,
+    /// Codes the lobby reserved for this server's next rooms and not used yet (kept reserved
+    /// while it reports them).
+    #[serde(default)]
+    pub reserved: Vec<RoomCode>,
+}
+
+/// Codes a server holds in reserve for its next rooms: the lobby tops them up with each report,
+/// so the codes of rooms made between reports are unique across the fleet too.
+pub const RESERVED_CODES: usize = 4;
+
+/// A lobby's answer to a report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReportAnswer {
+    /// Codes newly reserved for this server (no other server holds them).
+    #[serde(default)]
+    pub codes: Vec<RoomCode>,
 }
 
 impl Report {
@@ -189,6 +205,8 @@ pub struct Directory {
     servers: HashMap<String, Entry>,
     /// Which servers host a room with each code (almost always one).
     by_code: HashMap<RoomCode, Vec<String>>,
+    /// Codes reserved for a server's next rooms, and when it last reported them.
+    reserved: HashMap<RoomCode, (String, Instant)>,
 }
 
 impl Directory {
@@ -225,8 +243,36 @@ impl Directory {
                 servers.push(report.server.clone());
             }
         }
+        // What it no longer reports in reserve it used (the room is indexed now) or lost.
+        self.reserved.retain(|code, (holder, _)| *holder != report.server || report.reserved.contains(code));
+        for code in &report.reserved {
+            match self.reserved.get_mut(code) {
+                Some((holder, seen)) if *holder == report.server => *seen = now,
+                Some(_) => {}
+                None => {
+                    self.reserved.insert(*code, (report.server.clone(), now));
+                }
+            }
+        }
         let players = report.rooms.iter().map(|r| u32::from(r.players)).sum();
         self.servers.insert(report.server.clone(), Entry { report, seen: now, players, sent_rooms: 0 });
+    }
+
+    /// Reserves for `server` those of `candidates` that no server has a room with or holds in
+    /// reserve, up to what it lacks of [`RESERVED_CODES`]; returns them.
+    pub fn reserve(&mut self, server: &str, candidates: &[RoomCode], now: Instant) -> Vec<RoomCode> {
+        let holds = self.reserved.values().filter(|(holder, _)| holder == server).count();
+        let mut granted = Vec::new();
+        for code in candidates {
+            if holds + granted.len() >= RESERVED_CODES {
+                break;
+            }
+            if !self.by_code.contains_key(code) && !self.reserved.contains_key(code) {
+                self.reserved.insert(*code, (server.to_string(), now));
+                granted.push(*code);
+            }
+        }
+        granted
     }
 
     fn unindex(&mut self, server: &str, rooms: &[RoomSummary]) {
@@ -253,6 +299,7 @@ impl Directory {
                 self.unindex(name, &entry.report.rooms);
             }
         }
+        self.reserved.retain(|_, (_, seen)| now.saturating_duration_since(*seen) <= STALE_AFTER);
         stale
     }
 
@@ -364,6 +411,7 @@ mod tests {
             draining: false,
             rooms,
             goodbye: false,
+            reserved: Vec::new(),
         }
     }
 
@@ -455,6 +503,33 @@ mod tests {
     }
 
     /// SECURITY.md's "server names": the fleet key lets a server in, its own key keeps its name.
+    #[test]
+    fn codes_are_reserved_for_one_server_only_and_lapse_when_it_stops_reporting_them() {
+        let mut directory = Directory::new();
+        let now = Instant::now();
+        let code = |text: &str| RoomCode::parse(text).unwrap();
+        let mut a = report("a", 4, vec![room("ABCD", true, 1)]);
+        directory.report(a.clone(), now);
+        directory.report(report("b", 4, vec![]), now);
+        let candidates: Vec<RoomCode> =
+            ["ABCD", "EFGH", "JKLM", "NPQR", "STUV", "WXYZ"].iter().map(|c| code(c)).collect();
+        let for_a = directory.reserve("a", &candidates, now);
+        assert_eq!(for_a, [code("EFGH"), code("JKLM"), code("NPQR"), code("STUV")], "not a code in use; four at most");
+        let for_b = directory.reserve("b", &candidates, now);
+        assert_eq!(for_b, [code("WXYZ")], "never a code another server holds");
+        // A reports the codes it keeps; the one it used is now a room, the others stay its own.
+        a.rooms.push(room("EFGH", true, 1));
+        a.reserved = vec![code("JKLM"), code("NPQR"), code("STUV")];
+        directory.report(a, now);
+        assert_eq!(directory.reserve("b", &candidates, now), Vec::<RoomCode>::new(), "{candidates:?}");
+        assert_eq!(directory.reserve("a", &[code("ZZZZ")], now), [code("ZZZZ")], "topped up to four");
+        // Unreported reservations lapse with the server.
+        directory.expire(now + STALE_AFTER + Duration::from_secs(1));
+        let later = now + STALE_AFTER + Duration::from_secs(1);
+        directory.report(report("b", 4, vec![]), later);
+        assert_eq!(directory.reserve("b", &[code("JKLM")], later), [code("JKLM")]);
+    }
+
     #[test]
     fn a_known_servers_name_takes_only_its_own_key() {
         let mut keys = ServerKeys::default();

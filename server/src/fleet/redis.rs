@@ -83,8 +83,9 @@ fn failed(error: redis::RedisError) -> DirectoryError {
 /// What a report's script answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reported {
-    /// Taken; these of its codes are another server's (not listed, not joinable by code here).
-    Taken { taken_elsewhere: Vec<RoomCode> },
+    /// Taken; these of its codes are another server's (not listed, not joinable by code here),
+    /// and these are newly reserved for its next rooms.
+    Taken { taken_elsewhere: Vec<RoomCode>, codes: Vec<RoomCode> },
     /// The name is bound to another key.
     NameTaken,
 }
@@ -127,6 +128,9 @@ struct ReportArgs<'a> {
     hold: u64,
     sent_for: u64,
     rooms: Vec<ReportedRoom>,
+    reserved: Vec<String>,
+    candidates: Vec<String>,
+    want: usize,
 }
 
 /// The list's order as one number: players first (most first), then the newest.
@@ -141,13 +145,13 @@ local p = ARGV[1]
 local r = cjson.decode(ARGV[2])
 local name_key = p .. 'name:' .. r.server
 local held = redis.call('GET', name_key)
-if held and held ~= r.key then return {'name_taken'} end
+if held and held ~= r.key then return {'name_taken', {}, {}} end
 local server_key = p .. 'server:' .. r.server
 local codes_key = server_key .. ':codes'
 local old = redis.call('SMEMBERS', codes_key)
 redis.call('DEL', codes_key)
 local now_codes = {}
-local taken = {'ok'}
+local taken = {}
 local players = 0
 local rooms = 0
 if r.goodbye == 0 then
@@ -195,7 +199,18 @@ end
 if r.goodbye == 1 then
   redis.call('DEL', name_key, server_key, codes_key)
   redis.call('ZREM', p .. 'servers', r.server)
-  return taken
+  return {'ok', taken, {}}
+end
+-- Codes held in reserve for its next rooms: kept while reported, topped up from the candidates.
+for _, code in ipairs(r.reserved) do
+  local code_key = p .. 'code:' .. code
+  local owner = redis.call('GET', code_key)
+  if not owner or owner == r.server then redis.call('SET', code_key, r.server, 'PX', r.ttl) end
+end
+local granted = {}
+for _, code in ipairs(r.candidates) do
+  if #granted >= r.want then break end
+  if redis.call('SET', p .. 'code:' .. code, r.server, 'NX', 'PX', r.ttl) then table.insert(granted, code) end
 end
 redis.call('PEXPIRE', codes_key, r.hold)
 redis.call('SET', name_key, r.key, 'PX', r.hold)
@@ -203,7 +218,7 @@ redis.call('HSET', server_key, 'url', r.url, 'max_rooms', r.max_rooms, 'rooms', 
   'players', players, 'sent_rooms', 0, 'draining', r.draining)
 redis.call('PEXPIRE', server_key, r.ttl)
 redis.call('ZADD', p .. 'servers', r.now + r.ttl, r.server)
-return taken
+return {'ok', taken, granted}
 "#;
 
 /// The listed rooms, fullest first (forgetting index entries whose room expired).
@@ -382,8 +397,14 @@ impl RedisDirectory {
             .map_err(failed)
     }
 
-    /// Takes `report` from the server whose own key hashes to `key_digest`.
-    pub async fn report(&self, report: &Report, key_digest: &[u8; 32]) -> Result<Reported, DirectoryError> {
+    /// Takes `report` from the server whose own key hashes to `key_digest`, and reserves for
+    /// its next rooms those of `candidates` no server holds (up to what it lacks).
+    pub async fn report(
+        &self,
+        report: &Report,
+        key_digest: &[u8; 32],
+        candidates: &[RoomCode],
+    ) -> Result<Reported, DirectoryError> {
         let draining = report.draining || report.goodbye;
         let rooms = report
             .rooms
@@ -412,14 +433,16 @@ impl RedisDirectory {
             hold: super::NAME_HELD_FOR.as_millis() as u64,
             sent_for: SENT_FOR.as_millis() as u64,
             rooms,
+            reserved: report.reserved.iter().map(RoomCode::to_string).collect(),
+            candidates: candidates.iter().map(RoomCode::to_string).collect(),
+            want: super::RESERVED_CODES.saturating_sub(report.reserved.len()),
         };
         let body = serde_json::to_string(&args).expect("a report serializes");
-        let answer: Vec<String> = self.script(REPORT, &[&body]).await?;
-        match answer.first().map(String::as_str) {
-            Some("name_taken") => Ok(Reported::NameTaken),
-            _ => Ok(Reported::Taken {
-                taken_elsewhere: answer.iter().skip(1).filter_map(|c| RoomCode::parse(c)).collect(),
-            }),
+        let (status, taken, granted): (String, Vec<String>, Vec<String>) = self.script(REPORT, &[&body]).await?;
+        let codes = |list: Vec<String>| list.iter().filter_map(|c| RoomCode::parse(c)).collect();
+        match status.as_str() {
+            "name_taken" => Ok(Reported::NameTaken),
+            _ => Ok(Reported::Taken { taken_elsewhere: codes(taken), codes: codes(granted) }),
         }
     }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{REPORT_EVERY, Report};
+use super::{REPORT_EVERY, Report, ReportAnswer};
 pub use crate::config::LobbyLink;
 use crate::room::registry::Registry;
+use shared::room::RoomCode;
 
 fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
     let mut summaries: Vec<_> = rooms.handles().iter().map(|h| h.public.summary()).collect();
@@ -25,11 +26,19 @@ fn snapshot(rooms: &Registry, link: &LobbyLink, max_rooms: u16) -> Report {
         draining: rooms.drain.is_draining(),
         rooms: summaries,
         goodbye: false,
+        reserved: rooms.reserved_codes(),
     }
 }
 
-/// Posts one report to the lobby at `base`; the error says what went wrong.
-async fn post(agent: &ureq::Agent, base: &str, key: &str, server_key: &str, report: &Report) -> Result<(), String> {
+/// Posts one report to the lobby at `base`: the codes it reserved for this server's next rooms
+/// (none from a lobby of an older version, which answers 204); the error says what went wrong.
+async fn post(
+    agent: &ureq::Agent,
+    base: &str,
+    key: &str,
+    server_key: &str,
+    report: &Report,
+) -> Result<Vec<RoomCode>, String> {
     let agent = agent.clone();
     let server_key = server_key.to_string();
     let url = format!("{}/api/fleet/report", base.trim_end_matches('/'));
@@ -40,13 +49,16 @@ async fn post(agent: &ureq::Agent, base: &str, key: &str, server_key: &str, repo
             .post(&url)
             .header("Authorization", &authorization)
             .header(super::lobby::SERVER_KEY_HEADER, &server_key)
+            .header(super::lobby::RESERVE_HEADER, "1")
             .header("Content-Type", "application/json")
             .send(body)
             .map_err(|e| format!("{url}: {e}"))?;
-        if response.status().is_success() {
-            return Ok(());
-        }
         let status = response.status();
+        if status.is_success() {
+            let text = response.into_body().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+            let answer: ReportAnswer = serde_json::from_str(&text).unwrap_or_default();
+            return Ok(answer.codes);
+        }
         let why = response.into_body().read_to_string().unwrap_or_default();
         Err(format!("{url} answered {status}: {}", why.chars().take(300).collect::<String>()))
     })
@@ -68,14 +80,14 @@ async fn post_any(
     key: &str,
     server_key: &str,
     report: &Report,
-) -> Result<(), String> {
+) -> Result<Vec<RoomCode>, String> {
     let mut last = String::from("no lobby URL");
     for attempt in 0..lobbies.len() {
         let index = (*current + attempt) % lobbies.len();
         match post(agent, &lobbies[index], key, server_key, report).await {
-            Ok(()) => {
+            Ok(codes) => {
                 *current = index;
-                return Ok(());
+                return Ok(codes);
             }
             Err(error) => last = error,
         }
@@ -108,12 +120,15 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
         let report = snapshot(&rooms, &link, max_rooms);
         let outcome = post_any(&agent, &lobbies, &mut current, &link.key, &server_key, &report).await;
         stats.up.store(outcome.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        if let Ok(codes) = &outcome {
+            rooms.add_reserved_codes(codes);
+        }
         match outcome {
-            Ok(()) if failing => {
+            Ok(_) if failing => {
                 info!(lobby = %lobbies[current], "fleet lobby: reporting again");
                 failing = false;
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(error) => {
                 stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !failing {

@@ -89,6 +89,9 @@ pub struct Registry {
     main_code: Mutex<Option<RoomCode>>,
     /// The server's drain: set on the first SIGTERM, read by every room.
     pub drain: Arc<Drain>,
+    /// Codes a fleet lobby reserved for this server's next rooms (unique across the fleet);
+    /// empty outside a fleet, or while no lobby answers (then codes are random, unique here).
+    reserved_codes: Mutex<Vec<RoomCode>>,
 }
 
 /// Addresses remembered for the create limit before idle ones are forgotten.
@@ -121,6 +124,7 @@ impl Registry {
             main_stats,
             main_code: Mutex::new(None),
             drain: Arc::default(),
+            reserved_codes: Mutex::default(),
         })
     }
 
@@ -148,7 +152,7 @@ impl Registry {
     pub fn register_external(self: &Arc<Self>, name: &str, map: &str) -> (RoomHandle, mpsc::Receiver<SimInput>) {
         let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
         let mut rooms = self.rooms.lock().expect("not poisoned");
-        let code = unused_code(&rooms);
+        let code = self.unused_code(&rooms);
         let public = Arc::new(RoomPublic {
             code,
             permanent: true,
@@ -226,7 +230,7 @@ impl Registry {
         if rooms.len() >= usize::from(self.config.max_rooms) {
             return Err(CreateError::TooManyRooms { max: self.config.max_rooms });
         }
-        let code = unused_code(&rooms);
+        let code = self.unused_code(&rooms);
         let map = settings.map.as_deref().and_then(|id| self.maps.get(id)).unwrap_or_else(|| self.maps.default_map());
         let host_key = random_host_key();
         let setup = RoomSetup {
@@ -395,11 +399,37 @@ impl Registry {
     }
 }
 
-fn unused_code(rooms: &HashMap<RoomCode, RoomHandle>) -> RoomCode {
-    loop {
-        let code = random_code();
-        if !rooms.contains_key(&code) {
-            return code;
+impl Registry {
+    /// A code for a new room: one the lobby reserved for this server when it has one, else a
+    /// random one unused here.
+    fn unused_code(&self, rooms: &HashMap<RoomCode, RoomHandle>) -> RoomCode {
+        let mut reserved = self.reserved_codes.lock().expect("not poisoned");
+        while let Some(code) = reserved.pop() {
+            if !rooms.contains_key(&code) {
+                return code;
+            }
+        }
+        loop {
+            let code = random_code();
+            if !rooms.contains_key(&code) {
+                return code;
+            }
+        }
+    }
+
+    /// The codes held in reserve (each report names them, so the lobby keeps them reserved).
+    pub fn reserved_codes(&self) -> Vec<RoomCode> {
+        self.reserved_codes.lock().expect("not poisoned").clone()
+    }
+
+    /// Adds codes the lobby reserved for this server (at most [`crate::fleet::RESERVED_CODES`]
+    /// are kept).
+    pub fn add_reserved_codes(&self, codes: &[RoomCode]) {
+        let mut reserved = self.reserved_codes.lock().expect("not poisoned");
+        for code in codes {
+            if !reserved.contains(code) && reserved.len() < crate::fleet::RESERVED_CODES {
+                reserved.push(*code);
+            }
         }
     }
 }
