@@ -803,6 +803,7 @@ async fn the_fleet_lobby_sends_players_to_the_server_with_a_join_token() {
             key: key.into(),
             instance: "gs-1".into(),
             public_url: "http://127.0.0.1:{port}/".into(),
+            directory: None,
         }),
         public_url: Some("http://127.0.0.1:{port}/".into()),
         ..server::ServerConfig::default()

@@ -294,6 +294,12 @@ pub struct ServeArgs {
     /// The fleet's shared key for --lobby-url (better in ARENA_LOBBY_KEY or the config file).
     #[arg(long)]
     pub lobby_key: Option<String>,
+    /// Report this server's rooms straight into the fleet's Redis directory (`redis://HOST/DB`
+    /// or `rediss://`; an ACL user as `redis://USER@HOST`), which the lobbies started with the
+    /// same --directory read, instead of to a lobby; its password only in
+    /// ARENA_DIRECTORY_PASSWORD. Needs --public-url.
+    #[arg(long, value_name = "URL", conflicts_with = "lobby_url")]
+    pub directory: Option<String>,
     /// This server's name in the fleet [default: the host name, which is the GameServer's name
     /// on Agones].
     #[arg(long)]

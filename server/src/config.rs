@@ -441,6 +441,9 @@ pub struct LobbyLink {
     pub instance: String,
     /// Where players connect to this server.
     pub public_url: String,
+    /// Report straight into the fleet's Redis directory (`redis://…`) instead of to a lobby
+    /// (`url` and `key` are then unused), with its password.
+    pub directory: Option<(String, Option<String>)>,
 }
 
 impl std::fmt::Debug for LobbyLink {
@@ -450,6 +453,7 @@ impl std::fmt::Debug for LobbyLink {
             .field("url", &self.url)
             .field("instance", &self.instance)
             .field("public_url", &self.public_url)
+            .field("directory", &self.directory.as_ref().map(|(url, _)| url))
             .finish()
     }
 }

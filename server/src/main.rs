@@ -240,8 +240,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             bail!("--lobby-url needs --public-url: the address players are sent to");
         };
         let instance = instance_name(&args);
-        config.lobby =
-            Some(server::fleet::report::LobbyLink { url: lobby.clone(), key: key.clone(), instance, public_url });
+        config.lobby = Some(server::fleet::report::LobbyLink {
+            url: lobby.clone(),
+            key: key.clone(),
+            instance,
+            public_url,
+            directory: None,
+        });
+    }
+    if let Some(directory) = &args.directory {
+        if server::fleet::redis::has_password(directory) {
+            bail!(
+                "--directory: the password goes in {}, not in the URL (which shows in process lists and logs)",
+                args::DIRECTORY_PASSWORD_VAR
+            );
+        }
+        let Some(public_url) = config.public_url.clone() else {
+            bail!("--directory needs --public-url: the address players are sent to");
+        };
+        let password = std::env::var(args::DIRECTORY_PASSWORD_VAR).ok().filter(|p| !p.is_empty());
+        config.lobby = Some(server::fleet::report::LobbyLink {
+            url: String::new(),
+            key: String::new(),
+            instance: instance_name(&args),
+            public_url,
+            directory: Some((directory.clone(), password)),
+        });
     }
     // The database before the addresses: a refusal stops the start before anyone is invited.
     let writer = open_results(&args, &mut config).await?;

@@ -35,7 +35,8 @@ fn start_server(instance: &str, lobby: u16, extra_env: &[(&str, &str)]) -> Serve
     start_server_to(instance, &format!("http://127.0.0.1:{lobby}"), extra_env)
 }
 
-/// A game server reporting to `lobby_url` (one lobby, or `A,B` for lobbies on one directory).
+/// A game server reporting to `lobby_url` (one lobby, or `A,B` for lobbies on one directory, or
+/// `redis://…`: straight into that directory).
 fn start_server_to(instance: &str, lobby_url: &str, extra_env: &[(&str, &str)]) -> Server {
     let mut env = vec![("ARENA_LOBBY_KEY", LOBBY_KEY), ("ARENA_JOIN_TOKEN_SECRET", SECRET)];
     env.extend_from_slice(extra_env);
@@ -47,7 +48,7 @@ fn start_server_to(instance: &str, lobby_url: &str, extra_env: &[(&str, &str)]) 
         "4",
         "--instance",
         instance,
-        "--lobby-url",
+        if lobby_url.starts_with("redis://") { "--directory" } else { "--lobby-url" },
         lobby_url,
         "--public-url",
         "http://127.0.0.1:{port}/",
@@ -517,8 +518,12 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
     let a = lobby_a.port;
     let (to_a, to_b) =
         (format!("http://127.0.0.1:{a},http://127.0.0.1:{b}"), format!("http://127.0.0.1:{b},http://127.0.0.1:{a}"));
-    let servers =
-        [start_server_to("gs-1", &to_a, &[]), start_server_to("gs-2", &to_b, &[]), start_server_to("gs-3", &to_a, &[])];
+    // gs-3 reports straight into Redis, the others to either lobby.
+    let servers = [
+        start_server_to("gs-1", &to_a, &[]),
+        start_server_to("gs-2", &to_b, &[]),
+        start_server_to("gs-3", &redis.url(), &[]),
+    ];
     for port in [a, b] {
         wait_lobby(port, "/api/fleet/servers", "three servers in the shared directory", |s| {
             s.as_array().is_some_and(|s| s.len() == 3)

@@ -95,6 +95,54 @@ async fn post_any(
     Err(last)
 }
 
+/// Where reports go: lobbies over HTTP, or the Redis directory itself.
+enum Sink {
+    Lobbies { agent: ureq::Agent, lobbies: Vec<String>, current: usize },
+    Directory { url: String, password: Option<String>, redis: Option<super::redis::RedisDirectory>, digest: [u8; 32] },
+}
+
+impl Sink {
+    async fn send(&mut self, link: &LobbyLink, server_key: &str, report: &Report) -> Result<Vec<RoomCode>, String> {
+        match self {
+            Sink::Lobbies { agent, lobbies, current } => {
+                post_any(agent, lobbies, current, &link.key, server_key, report).await
+            }
+            Sink::Directory { url, password, redis, digest } => {
+                if redis.is_none() {
+                    *redis = Some(
+                        super::redis::RedisDirectory::connect(url, password.as_deref())
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                let directory = redis.as_ref().expect("connected");
+                let candidates: Vec<RoomCode> =
+                    (0..super::RESERVED_CODES * 2).map(|_| crate::room::random_code()).collect();
+                match directory.report(report, digest, &candidates).await.map_err(|e| e.to_string())? {
+                    super::redis::Reported::Taken { taken_elsewhere, codes } => {
+                        if !taken_elsewhere.is_empty() {
+                            warn!(codes = ?taken_elsewhere, "room codes another server of the fleet holds: not listed");
+                        }
+                        Ok(codes)
+                    }
+                    super::redis::Reported::NameTaken => Err(format!(
+                        "another server reports as {} (a restarted server gets its name back {} s after the old one's last report)",
+                        report.server,
+                        super::NAME_HELD_FOR.as_secs()
+                    )),
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Sink::Lobbies { lobbies, current, .. } => lobbies.get(*current).cloned().unwrap_or_default(),
+            Sink::Directory { .. } => "the Redis directory".to_string(),
+        }
+    }
+}
+
 /// Reports until `stop`, then says goodbye.
 pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: CancellationToken) {
     let agent = match crate::admin::cli::agent(None) {
@@ -104,9 +152,18 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
     // This process's own key: random, never logged; the lobby binds the name to it.
     let server_key = shared::room::host_key_hex(&crate::room::random_host_key())
         + &shared::room::host_key_hex(&crate::room::random_host_key());
-    info!(lobby = %link.url, instance = %link.instance, "reporting rooms to the fleet lobby");
-    let lobbies = lobbies(&link.url);
-    let mut current = 0;
+    let mut sink = match &link.directory {
+        Some((url, password)) => {
+            use sha2::Digest;
+            let digest: [u8; 32] = sha2::Sha256::digest(server_key.as_bytes()).into();
+            info!(instance = %link.instance, "reporting rooms straight into the fleet's Redis directory");
+            Sink::Directory { url: url.clone(), password: password.clone(), redis: None, digest }
+        }
+        None => {
+            info!(lobby = %link.url, instance = %link.instance, "reporting rooms to the fleet lobby");
+            Sink::Lobbies { agent, lobbies: lobbies(&link.url), current: 0 }
+        }
+    };
     let stats = &crate::stats::FLEET_REPORTS;
     stats.reporting.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failing = false;
@@ -118,14 +175,14 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
             _ = every.tick() => {}
         }
         let report = snapshot(&rooms, &link, max_rooms);
-        let outcome = post_any(&agent, &lobbies, &mut current, &link.key, &server_key, &report).await;
+        let outcome = sink.send(&link, &server_key, &report).await;
         stats.up.store(outcome.is_ok(), std::sync::atomic::Ordering::Relaxed);
         if let Ok(codes) = &outcome {
             rooms.add_reserved_codes(codes);
         }
         match outcome {
             Ok(_) if failing => {
-                info!(lobby = %lobbies[current], "fleet lobby: reporting again");
+                info!(to = %sink.describe(), "fleet lobby: reporting again");
                 failing = false;
             }
             Ok(_) => {}
@@ -139,9 +196,5 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
         }
     }
     let goodbye = Report { rooms: Vec::new(), draining: true, goodbye: true, ..snapshot(&rooms, &link, max_rooms) };
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        post_any(&agent, &lobbies, &mut current, &link.key, &server_key, &goodbye),
-    )
-    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sink.send(&link, &server_key, &goodbye)).await;
 }
