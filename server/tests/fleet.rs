@@ -53,7 +53,7 @@ fn start_server_to(instance: &str, lobby_url: &str, extra_env: &[(&str, &str)]) 
         "--public-url",
         "http://127.0.0.1:{port}/",
     ];
-    if !extra_env.is_empty() {
+    if extra_env.iter().any(|(name, _)| name.starts_with("AGONES")) {
         args.push("--agones");
     }
     let (child, port) = common::spawn_binary(&args, &env);
@@ -477,6 +477,12 @@ async fn lobby_tokens_open_one_server_once_and_a_servers_name_keeps_its_key() {
     drop((host, back, servers));
 }
 
+/// The README's ACL for a game server reporting straight into Redis (NAME its `--instance`).
+const GAME_SERVER_ACL: &str = "on >PASSWORD resetkeys ~arena:name:NAME ~arena:server:NAME ~arena:server:NAME:codes \
+    ~arena:code:* ~arena:room:* ~arena:rooms ~arena:servers resetchannels -@all +ping +hello +auth +client|setname \
+    +eval +evalsha +script|load +get +set +del +exists +pttl +smembers +sadd +srem +hset +hget +hmget +hincrby +pexpire +zadd \
+    +zrem +zrange +zrevrange +zrangebyscore +zremrangebyscore";
+
 /// A lobby as its own process on the directory at `directory` (to be SIGKILLed).
 fn start_lobby_process(directory: &str) -> Server {
     let env = [("ARENA_LOBBY_KEY", LOBBY_KEY), ("ARENA_JOIN_TOKEN_SECRET", SECRET)];
@@ -518,11 +524,21 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
     let a = lobby_a.port;
     let (to_a, to_b) =
         (format!("http://127.0.0.1:{a},http://127.0.0.1:{b}"), format!("http://127.0.0.1:{b},http://127.0.0.1:{a}"));
-    // gs-3 reports straight into Redis, the others to either lobby.
+    // gs-3 reports straight into Redis as an ACL user that may touch only its own keys and the
+    // shared ones (the README's ACL); the others report to either lobby.
+    let set_user = |redis: &redis::Redis| {
+        let rules = GAME_SERVER_ACL.replace("NAME", "gs-3").replace(">PASSWORD", ">gs3-password-0123456789");
+        let mut command = vec!["ACL", "SETUSER", "gs-3"];
+        command.extend(rules.split_whitespace());
+        let answer = redis.cli(&command);
+        assert_eq!(answer.trim(), "OK", "ACL SETUSER: {answer}");
+    };
+    set_user(&redis);
+    let gs3_url = format!("redis://gs-3@127.0.0.1:{}/0", redis.port);
     let servers = [
         start_server_to("gs-1", &to_a, &[]),
         start_server_to("gs-2", &to_b, &[]),
-        start_server_to("gs-3", &redis.url(), &[]),
+        start_server_to("gs-3", &gs3_url, &[("ARENA_DIRECTORY_PASSWORD", "gs3-password-0123456789")]),
     ];
     for port in [a, b] {
         wait_lobby(port, "/api/fleet/servers", "three servers in the shared directory", |s| {
@@ -530,6 +546,18 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
         })
         .await;
     }
+
+    // The ACL keeps gs-3's login off another server's keys and off anything but the directory.
+    let as_gs3 = |command: &[&str]| {
+        let mut args = vec!["--user", "gs-3", "--pass", "gs3-password-0123456789", "--no-auth-warning"];
+        args.extend_from_slice(command);
+        redis.cli(&args)
+    };
+    for refused in [&["HSET", "arena:server:gs-1", "url", "http://evil/"][..], &["FLUSHALL"], &["CONFIG", "GET", "*"]] {
+        let answer = as_gs3(refused);
+        assert!(answer.contains("NOPERM"), "{refused:?} as gs-3: {answer}");
+    }
+    assert!(as_gs3(&["HGET", "arena:server:gs-3", "url"]).contains("http://127.0.0.1:"), "its own key");
 
     // Each server holds codes reserved fleet-wide (set only if absent in Redis) for its next
     // rooms.
@@ -636,6 +664,7 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
     // its Main room and one of ours).
     redis.kill();
     redis.start_again();
+    set_user(&redis);
     let restarted = Instant::now();
     let room_keys = |redis: &redis::Redis| redis.cli(&["--scan", "--pattern", "arena:room:*"]).lines().count();
     assert_eq!(room_keys(&redis), 0, "a restarted Redis starts empty");
@@ -654,6 +683,10 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
         made.iter().all(|(_, code, server)| listed(rooms, code, server))
     })
     .await;
+
+    // Nothing gs-3 did was refused by its ACL (so the README's ACL is enough).
+    let denied = redis.cli(&["ACL", "LOG"]);
+    assert!(denied.trim().is_empty(), "the ACL refused gs-3: {denied}");
 
     // Redis stopped: the last view, marked stale; placements from it for 3 s, then refused.
     redis.kill();

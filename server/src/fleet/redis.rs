@@ -8,12 +8,14 @@
 //!   [`super::STALE_AFTER`] after the server's last report, and `servers`, a sorted set of names
 //!   by when they expire (the live ones without a scan of the keyspace);
 //! - `server:NAME:codes`, the codes of its rooms at its last report (to drop the rooms a report
-//!   no longer has);
+//!   no longer has, and all of them when the server expires: every script that reads the list
+//!   or a report first drops the servers whose time in `servers` has passed);
 //! - `name:NAME`, the SHA-256 of the server's own key, held [`super::NAME_HELD_FOR`] after its
 //!   last report (see [`super::ServerKeys`]);
 //! - `code:CODE`, the server holding a room code (set only if absent: a code is one server's
-//!   across the fleet), and `room:CODE`, a hash (server, url, the listed JSON, players, max,
-//!   open, sent) that expires with its server;
+//!   across the fleet; a code held in reserve expires unless reported), and `room:CODE`, a hash
+//!   (server, url, the listed JSON, players, max, open, sent) that a report rewrites only when
+//!   the room changed;
 //! - `rooms`, the sorted index of the listed rooms (public, on a server that is not draining),
 //!   scored by players then age, so `GET /api/rooms` reads the fullest 200 without a scan.
 //!
@@ -101,20 +103,6 @@ pub struct ServerView {
     pub draining: bool,
 }
 
-/// A room as a report hands it to the script.
-#[derive(Serialize)]
-struct ReportedRoom {
-    code: String,
-    json: String,
-    players: u16,
-    max: u16,
-    /// Quick play may send players there (public, not locked, server not draining).
-    open: u8,
-    /// In the list (public, server not draining).
-    listed: u8,
-    score: f64,
-}
-
 #[derive(Serialize)]
 struct ReportArgs<'a> {
     server: &'a str,
@@ -127,7 +115,6 @@ struct ReportArgs<'a> {
     ttl: u64,
     hold: u64,
     sent_for: u64,
-    rooms: Vec<ReportedRoom>,
     reserved: Vec<String>,
     candidates: Vec<String>,
     want: usize,
@@ -140,60 +127,96 @@ fn list_score(players: u16, created_unix_ms: u64) -> f64 {
     (f64::from(players.min(4095)) * 2f64.powi(41)) + (created_unix_ms % (1u64 << 41)) as f64
 }
 
-const REPORT: &str = r#"
+/// What every script that may find a server gone starts with (Lua has no shared libraries in
+/// Redis 7.0: each script carries these).
+macro_rules! sweep {
+    () => {
+        r#"
+-- A room of `server` gone: its entry, its place in the list, its code.
+local function drop_room(p, server, code)
+  local room_key = p .. 'room:' .. code
+  if redis.call('HGET', room_key, 'server') == server then
+    redis.call('DEL', room_key)
+    redis.call('ZREM', p .. 'rooms', code)
+  end
+  local code_key = p .. 'code:' .. code
+  if redis.call('GET', code_key) == server then redis.call('DEL', code_key) end
+end
+-- Servers whose last report is older than the expiry leave with their rooms.
+local function sweep(p, now)
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', p .. 'servers', '-inf', now)) do
+    local codes_key = p .. 'server:' .. name .. ':codes'
+    for _, code in ipairs(redis.call('SMEMBERS', codes_key)) do drop_room(p, name, code) end
+    redis.call('DEL', codes_key)
+    redis.call('ZREM', p .. 'servers', name)
+  end
+end
+"#
+    };
+}
+
+/// A server's report: its rooms replaced in one step (a room that did not change is left as it
+/// is), its key refreshed, and codes reserved for its next rooms.
+const REPORT: &str = concat!(
+    sweep!(),
+    r#"
 local p = ARGV[1]
 local r = cjson.decode(ARGV[2])
 local name_key = p .. 'name:' .. r.server
 local held = redis.call('GET', name_key)
 if held and held ~= r.key then return {'name_taken', {}, {}} end
+sweep(p, r.now)
 local server_key = p .. 'server:' .. r.server
 local codes_key = server_key .. ':codes'
-local old = redis.call('SMEMBERS', codes_key)
-redis.call('DEL', codes_key)
-local now_codes = {}
-local taken = {}
-local players = 0
-local rooms = 0
+local old = {}
+for _, code in ipairs(redis.call('SMEMBERS', codes_key)) do old[code] = true end
+local taken, now_codes = {}, {}
+local players, rooms = 0, 0
 if r.goodbye == 0 then
-  for _, room in ipairs(r.rooms) do
-    local code_key = p .. 'code:' .. room.code
-    local owner = redis.call('GET', code_key)
-    if owner and owner ~= r.server then
-      table.insert(taken, room.code)
-    else
-      redis.call('SET', code_key, r.server, 'PX', r.ttl)
-      now_codes[room.code] = true
-      redis.call('SADD', codes_key, room.code)
-      local room_key = p .. 'room:' .. room.code
-      -- Players sent here and not arrived yet stay counted: the report's new players are the
-      -- arrivals; what is left is forgotten SENT_FOR after the last placement.
-      local was = redis.call('HMGET', room_key, 'players', 'sent', 'sent_at')
-      local sent = 0
-      if was[2] and tonumber(was[3] or 0) + r.sent_for > r.now then
-        sent = math.max(0, tonumber(was[2]) - math.max(0, room.players - tonumber(was[1])))
-      end
-      redis.call('HSET', room_key, 'server', r.server, 'url', r.url, 'json', room.json,
-        'players', room.players, 'max', room.max, 'open', room.open, 'sent', sent)
-      redis.call('PEXPIRE', room_key, r.ttl)
-      if room.listed == 1 then
-        redis.call('ZADD', p .. 'rooms', room.score, room.code)
+  -- ARGV[3..]: code, JSON, players, max, open, listed, score for each room.
+  for i = 3, #ARGV, 7 do
+    local code, json, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local room_key = p .. 'room:' .. code
+    local was = redis.call('HMGET', room_key, 'server', 'json', 'players', 'sent', 'sent_at')
+    local ok = was[1] == r.server
+    if not ok then
+      -- A room new here: its code must be free, or reserved for this server.
+      local owner = redis.call('GET', p .. 'code:' .. code)
+      if (was[1] and redis.call('EXISTS', p .. 'server:' .. was[1]) == 1) or (owner and owner ~= r.server) then
+        table.insert(taken, code)
       else
-        redis.call('ZREM', p .. 'rooms', room.code)
+        ok = true
+        was = {false, false, false, false, false}
+        redis.call('SET', p .. 'code:' .. code, r.server)
       end
-      players = players + room.players
+    end
+    if ok then
+      now_codes[code] = true
+      if was[2] ~= json then
+        -- Players sent here and not arrived stay counted: the report's new players are the
+        -- arrivals; what is left is forgotten SENT_FOR after the last placement.
+        local sent = 0
+        if was[4] and tonumber(was[5] or 0) + r.sent_for > r.now then
+          sent = math.max(0, tonumber(was[4]) - math.max(0, n - tonumber(was[3])))
+        end
+        redis.call('HSET', room_key, 'server', r.server, 'url', r.url, 'json', json, 'players', n,
+          'max', ARGV[i + 3], 'open', ARGV[i + 4], 'sent', sent)
+        if ARGV[i + 5] == '1' then
+          redis.call('ZADD', p .. 'rooms', ARGV[i + 6], code)
+        else
+          redis.call('ZREM', p .. 'rooms', code)
+        end
+      end
+      if not old[code] then redis.call('SADD', codes_key, code) end
+      players = players + n
       rooms = rooms + 1
     end
   end
 end
-for _, code in ipairs(old) do
+for code, _ in pairs(old) do
   if not now_codes[code] then
-    local room_key = p .. 'room:' .. code
-    if redis.call('HGET', room_key, 'server') == r.server then
-      redis.call('DEL', room_key)
-      redis.call('ZREM', p .. 'rooms', code)
-    end
-    local code_key = p .. 'code:' .. code
-    if redis.call('GET', code_key) == r.server then redis.call('DEL', code_key) end
+    redis.call('SREM', codes_key, code)
+    drop_room(p, r.server, code)
   end
 end
 if r.goodbye == 1 then
@@ -205,26 +228,33 @@ end
 for _, code in ipairs(r.reserved) do
   local code_key = p .. 'code:' .. code
   local owner = redis.call('GET', code_key)
-  if not owner or owner == r.server then redis.call('SET', code_key, r.server, 'PX', r.ttl) end
+  if not owner then
+    redis.call('SET', code_key, r.server, 'PX', r.ttl)
+  elseif owner == r.server and redis.call('PTTL', code_key) > 0 then
+    redis.call('PEXPIRE', code_key, r.ttl)
+  end
 end
 local granted = {}
 for _, code in ipairs(r.candidates) do
   if #granted >= r.want then break end
   if redis.call('SET', p .. 'code:' .. code, r.server, 'NX', 'PX', r.ttl) then table.insert(granted, code) end
 end
-redis.call('PEXPIRE', codes_key, r.hold)
 redis.call('SET', name_key, r.key, 'PX', r.hold)
 redis.call('HSET', server_key, 'url', r.url, 'max_rooms', r.max_rooms, 'rooms', rooms,
   'players', players, 'sent_rooms', 0, 'draining', r.draining)
 redis.call('PEXPIRE', server_key, r.ttl)
 redis.call('ZADD', p .. 'servers', r.now + r.ttl, r.server)
 return {'ok', taken, granted}
-"#;
+"#
+);
 
 /// The listed rooms, fullest first (forgetting index entries whose room expired).
-const LIST: &str = r#"
+const LIST: &str = concat!(
+    sweep!(),
+    r#"
 local p = ARGV[1]
 local limit = tonumber(ARGV[2])
+sweep(p, tonumber(ARGV[3]))
 local out = {}
 local start = 0
 while #out < limit do
@@ -242,52 +272,63 @@ while #out < limit do
   start = start + #codes
 end
 return out
-"#;
+"#
+);
 
 /// The live servers: {name, url, max_rooms, rooms, players, sent_rooms, draining} each.
-const SERVERS: &str = r#"
+const SERVERS: &str = concat!(
+    sweep!(),
+    r#"
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', p .. 'servers', '-inf', now)
+sweep(p, now)
 local out = {}
 for _, name in ipairs(redis.call('ZRANGE', p .. 'servers', 0, -1)) do
   local s = redis.call('HMGET', p .. 'server:' .. name, 'url', 'max_rooms', 'rooms', 'players', 'sent_rooms', 'draining')
   if s[1] then table.insert(out, {name, s[1], s[2], s[3], s[4], s[5], s[6]}) end
 end
 return out
-"#;
+"#
+);
 
 /// Join by code: the room's server, counting the player there (`ARGV[3]`: only on this server).
 const JOIN: &str = r#"
 local p = ARGV[1]
 local room_key = p .. 'room:' .. ARGV[2]
-local room = redis.call('HMGET', room_key, 'server', 'url')
+local room = redis.call('HMGET', room_key, 'server', 'url', 'sent_at')
 if not room[1] then return false end
 if ARGV[3] ~= '' and ARGV[3] ~= room[1] then return false end
-redis.call('HINCRBY', room_key, 'sent', 1)
-redis.call('HSET', room_key, 'sent_at', ARGV[4])
 local server_key = p .. 'server:' .. room[1]
-if redis.call('EXISTS', server_key) == 1 then redis.call('HINCRBY', server_key, 'players', 1) end
+if redis.call('EXISTS', server_key) == 0 then return false end
+local now = tonumber(ARGV[4])
+if tonumber(room[3] or 0) + tonumber(ARGV[5]) <= now then redis.call('HSET', room_key, 'sent', 0) end
+redis.call('HINCRBY', room_key, 'sent', 1)
+redis.call('HSET', room_key, 'sent_at', now)
+redis.call('HINCRBY', server_key, 'players', 1)
 return {room[1], room[2]}
 "#;
 
-/// Quick play: the fullest open room with a seat (counting the players sent there since its
-/// server's report), taking the seat.
+/// Quick play: the fullest open room with a seat (counting the players sent there and not
+/// arrived, for `SENT_FOR` after the last), taking the seat.
 const QUICK_PLAY: &str = r#"
 local p = ARGV[1]
+local now, sent_for = tonumber(ARGV[2]), tonumber(ARGV[3])
 local start = 0
 while true do
   local codes = redis.call('ZREVRANGE', p .. 'rooms', start, start + 63)
   if #codes == 0 then return false end
   for _, code in ipairs(codes) do
     local room_key = p .. 'room:' .. code
-    local room = redis.call('HMGET', room_key, 'server', 'url', 'players', 'max', 'open', 'sent')
-    if room[1] and room[5] == '1' and tonumber(room[3]) + tonumber(room[6]) < tonumber(room[4]) then
-      redis.call('HINCRBY', room_key, 'sent', 1)
-      redis.call('HSET', room_key, 'sent_at', ARGV[2])
+    local room = redis.call('HMGET', room_key, 'server', 'url', 'players', 'max', 'open', 'sent', 'sent_at')
+    if room[1] and room[5] == '1' then
+      local sent = 0
+      if tonumber(room[7] or 0) + sent_for > now then sent = tonumber(room[6]) end
       local server_key = p .. 'server:' .. room[1]
-      if redis.call('EXISTS', server_key) == 1 then redis.call('HINCRBY', server_key, 'players', 1) end
-      return {room[1], room[2], code}
+      if tonumber(room[3]) + sent < tonumber(room[4]) and redis.call('EXISTS', server_key) == 1 then
+        redis.call('HSET', room_key, 'sent', sent + 1, 'sent_at', now)
+        redis.call('HINCRBY', server_key, 'players', 1)
+        return {room[1], room[2], code}
+      end
     end
   end
   start = start + #codes
@@ -327,7 +368,12 @@ return {s[1], s[2]}
 const COUNT: &str = r#"
 local p = ARGV[1]
 if ARGV[3] ~= '' and redis.call('EXISTS', p .. 'room:' .. ARGV[3]) == 1 then
-  redis.call('HINCRBY', p .. 'room:' .. ARGV[3], 'sent', 1)
+  local room_key = p .. 'room:' .. ARGV[3]
+  if tonumber(redis.call('HGET', room_key, 'sent_at') or 0) + tonumber(ARGV[5]) <= tonumber(ARGV[4]) then
+    redis.call('HSET', room_key, 'sent', 0)
+  end
+  redis.call('HINCRBY', room_key, 'sent', 1)
+  redis.call('HSET', room_key, 'sent_at', ARGV[4])
 elseif ARGV[3] == '' and redis.call('EXISTS', p .. 'server:' .. ARGV[2]) == 1 then
   redis.call('HINCRBY', p .. 'server:' .. ARGV[2], 'sent_rooms', 1)
 end
@@ -343,6 +389,10 @@ pub fn has_password(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else { return false };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+fn sent_for() -> String {
+    SENT_FOR.as_millis().to_string()
 }
 
 fn now_ms() -> u64 {
@@ -406,21 +456,19 @@ impl RedisDirectory {
         candidates: &[RoomCode],
     ) -> Result<Reported, DirectoryError> {
         let draining = report.draining || report.goodbye;
-        let rooms = report
-            .rooms
-            .iter()
-            .take(super::MAX_REPORTED_ROOMS)
-            .map(|room| ReportedRoom {
-                code: room.code.to_string(),
-                json: serde_json::to_string(&FleetRoom { room: room.clone(), server: report.server.clone() })
+        let mut rooms: Vec<String> = Vec::new();
+        for room in report.rooms.iter().take(super::MAX_REPORTED_ROOMS) {
+            rooms.push(room.code.to_string());
+            rooms.push(
+                serde_json::to_string(&FleetRoom { room: room.clone(), server: report.server.clone() })
                     .expect("a room serializes"),
-                players: room.players,
-                max: room.max_players,
-                open: u8::from(room.public && !room.locked && !draining),
-                listed: u8::from(room.public && !draining),
-                score: list_score(room.players, room.created_unix_ms),
-            })
-            .collect();
+            );
+            rooms.push(room.players.to_string());
+            rooms.push(room.max_players.to_string());
+            rooms.push(u8::from(room.public && !room.locked && !draining).to_string());
+            rooms.push(u8::from(room.public && !draining).to_string());
+            rooms.push(list_score(room.players, room.created_unix_ms).to_string());
+        }
         let args = ReportArgs {
             server: &report.server,
             url: &report.url,
@@ -432,13 +480,14 @@ impl RedisDirectory {
             ttl: super::STALE_AFTER.as_millis() as u64,
             hold: super::NAME_HELD_FOR.as_millis() as u64,
             sent_for: SENT_FOR.as_millis() as u64,
-            rooms,
             reserved: report.reserved.iter().map(RoomCode::to_string).collect(),
             candidates: candidates.iter().map(RoomCode::to_string).collect(),
             want: super::RESERVED_CODES.saturating_sub(report.reserved.len()),
         };
-        let body = serde_json::to_string(&args).expect("a report serializes");
-        let (status, taken, granted): (String, Vec<String>, Vec<String>) = self.script(REPORT, &[&body]).await?;
+        let head = serde_json::to_string(&args).expect("a report serializes");
+        let mut all: Vec<&str> = vec![&head];
+        all.extend(rooms.iter().map(String::as_str));
+        let (status, taken, granted): (String, Vec<String>, Vec<String>) = self.script(REPORT, &all).await?;
         let codes = |list: Vec<String>| list.iter().filter_map(|c| RoomCode::parse(c)).collect();
         match status.as_str() {
             "name_taken" => Ok(Reported::NameTaken),
@@ -448,7 +497,7 @@ impl RedisDirectory {
 
     /// The `limit` fullest listed rooms, as `GET /api/rooms` shows them (JSON objects).
     pub async fn public_rooms(&self, limit: usize) -> Result<Vec<String>, DirectoryError> {
-        self.script(LIST, &[&limit.to_string()]).await
+        self.script(LIST, &[&limit.to_string(), &now_ms().to_string()]).await
     }
 
     /// The live servers, by name.
@@ -471,13 +520,14 @@ impl RedisDirectory {
     /// The server hosting `code` (on `on` only, when given), counting the player there.
     pub async fn join(&self, code: RoomCode, on: Option<&str>) -> Result<Option<Placement>, DirectoryError> {
         let found: Option<(String, String)> =
-            self.script(JOIN, &[&code.to_string(), on.unwrap_or(""), &now_ms().to_string()]).await?;
+            self.script(JOIN, &[&code.to_string(), on.unwrap_or(""), &now_ms().to_string(), &sent_for()]).await?;
         Ok(found.map(|(server, url)| Placement { server, url, room: Some(code) }))
     }
 
     /// The fullest open room with a seat, the seat taken.
     pub async fn quick_play(&self) -> Result<Option<Placement>, DirectoryError> {
-        let found: Option<(String, String, String)> = self.script(QUICK_PLAY, &[&now_ms().to_string()]).await?;
+        let found: Option<(String, String, String)> =
+            self.script(QUICK_PLAY, &[&now_ms().to_string(), &sent_for()]).await?;
         Ok(found.map(|(server, url, code)| Placement { server, url, room: RoomCode::parse(&code) }))
     }
 
@@ -496,7 +546,7 @@ impl RedisDirectory {
     /// Counts a player placed by someone else (an Agones allocation).
     pub async fn count(&self, placement: &Placement) -> Result<(), DirectoryError> {
         let room = placement.room.map(|code| code.to_string()).unwrap_or_default();
-        let _: i64 = self.script(COUNT, &[&placement.server, &room]).await?;
+        let _: i64 = self.script(COUNT, &[&placement.server, &room, &now_ms().to_string(), &sent_for()]).await?;
         Ok(())
     }
 }

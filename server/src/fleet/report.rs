@@ -189,7 +189,7 @@ pub async fn run(rooms: Arc<Registry>, link: LobbyLink, max_rooms: u16, stop: Ca
             Err(error) => {
                 stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !failing {
-                    warn!(%error, "fleet lobby: no lobby took the report (matches go on; retrying every 2 s)");
+                    warn!(%error, to = %sink.describe(), "fleet: the report was not stored (matches go on; retrying every 2 s)");
                     failing = true;
                 }
             }
