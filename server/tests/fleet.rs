@@ -64,14 +64,9 @@ async fn start_lobby(allocator: Option<String>) -> (u16, tokio::sync::oneshot::S
     start_lobby_with(allocator, |_| {}).await
 }
 
-async fn start_lobby_with(
-    allocator: Option<String>,
-    tweak: impl FnOnce(&mut server::fleet::lobby::LobbyConfig),
-) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut config = server::fleet::lobby::LobbyConfig {
+/// The tests' lobby settings (the test's keys; placements not rate limited), `allocator` on Agones.
+fn lobby_config(allocator: Option<String>) -> server::fleet::lobby::LobbyConfig {
+    server::fleet::lobby::LobbyConfig {
         lobby_key: LOBBY_KEY.into(),
         join_token_secret: Some(SECRET.into()),
         token_lifetime: Duration::from_secs(60),
@@ -90,7 +85,17 @@ async fn start_lobby_with(
         directory: None,
         directory_password: None,
         stale_placements_for: server::fleet::lobby::STALE_PLACEMENTS_FOR,
-    };
+    }
+}
+
+async fn start_lobby_with(
+    allocator: Option<String>,
+    tweak: impl FnOnce(&mut server::fleet::lobby::LobbyConfig),
+) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut config = lobby_config(allocator);
     tweak(&mut config);
     tokio::spawn(server::fleet::lobby::run(listener, config, async move {
         let _ = stopped.await;
@@ -736,4 +741,44 @@ async fn lobbies_on_redis_share_rooms_codes_and_seats_and_outlive_a_lobby_and_re
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(servers);
+}
+
+/// A lobby started while Redis is down starts anyway: its list is empty and stale, placements
+/// are refused with the reason, and it connects once Redis answers; a Redis that refuses the
+/// lobby's login stops the start with the reason instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_waits_for_redis_to_answer_and_stops_on_a_refused_login() {
+    let mut redis = redis::Redis::not_started();
+    let url = redis.url();
+    let (port, _stop) = start_lobby_with(None, |config| config.directory = Some(url)).await;
+    let (status, state, rooms) = lobby_with_state(port, "/api/rooms").await;
+    assert_eq!((status, state.as_str(), rooms.clone()), (200, "stale", serde_json::json!([])), "{rooms}");
+    let (status, refused) = lobby(port, "POST", "/api/fleet/quickplay", Some("{}")).await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("directory is unreachable")), "{refused}");
+
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, state, servers) = lobby_with_state(port, "/api/fleet/servers").await;
+        if status == 200 && state == "fresh" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lobby never connected: {status} {state} {servers}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A login Redis refuses: no lobby.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "requirepass", "the-real-password-0123"]).trim(), "OK");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = server::fleet::lobby::LobbyConfig {
+        directory: Some(redis.url()),
+        directory_password: Some("a-wrong-password-0123".into()),
+        ..lobby_config(None)
+    };
+    let started = tokio::time::timeout(Duration::from_secs(10), server::fleet::lobby::run(listener, config, async {}))
+        .await
+        .expect("the start is refused at once, not retried");
+    let error = started.expect_err("a refused login stops the lobby").to_string();
+    assert!(error.contains("--directory") && !error.contains("a-wrong-password"), "{error}");
 }

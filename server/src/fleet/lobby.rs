@@ -92,8 +92,20 @@ struct Lobby {
 
 /// Where the directory lives: this process's memory (one lobby), or Redis (any number).
 enum Dir {
-    Local { directory: Mutex<Directory>, keys: Mutex<super::ServerKeys> },
-    Redis { redis: RedisDirectory, view: Mutex<View> },
+    Local {
+        directory: Mutex<Directory>,
+        keys: Mutex<super::ServerKeys>,
+    },
+    /// `redis` is empty until Redis first answers (a lobby started while it is down retries).
+    Redis {
+        redis: Arc<std::sync::OnceLock<RedisDirectory>>,
+        view: Mutex<View>,
+    },
+}
+
+/// The Redis directory once connected; unreachable before.
+fn connected(redis: &std::sync::OnceLock<RedisDirectory>) -> Result<&RedisDirectory, DirectoryError> {
+    redis.get().ok_or_else(|| DirectoryError::Unreachable("not connected yet".to_string()))
 }
 
 /// A Redis lobby's last view of the fleet, what it answers from while Redis does not.
@@ -155,10 +167,38 @@ pub async fn run(
     };
     let directory = match &config.directory {
         Some(url) => {
-            let redis = RedisDirectory::connect(url, config.directory_password.as_deref())
-                .await
-                .map_err(|error| std::io::Error::other(error.to_string()))?;
-            Dir::Redis { redis, view: Mutex::new(View::default()) }
+            let cell = Arc::new(std::sync::OnceLock::new());
+            match RedisDirectory::connect(url, config.directory_password.as_deref()).await {
+                Ok(redis) => {
+                    let _ = cell.set(redis);
+                }
+                // A refused login or a bad URL stops the start; a Redis that does not answer yet
+                // is tried again (the lobby answers 503 until then).
+                Err(DirectoryError::Refused(why)) => return Err(std::io::Error::other(format!("--directory: {why}"))),
+                Err(error) => {
+                    warn!(%error, "the fleet directory (Redis) does not answer yet: trying again every few seconds");
+                    let (cell, url, password) = (cell.clone(), url.clone(), config.directory_password.clone());
+                    tokio::spawn(async move {
+                        let mut wait = Duration::from_millis(500);
+                        loop {
+                            tokio::time::sleep(wait).await;
+                            match RedisDirectory::connect(&url, password.as_deref()).await {
+                                Ok(redis) => {
+                                    let _ = cell.set(redis);
+                                    info!("the fleet directory (Redis) answers: the lobby is connected");
+                                    break;
+                                }
+                                Err(DirectoryError::Refused(why)) => {
+                                    warn!(%why, "the fleet directory (Redis) refused this lobby");
+                                }
+                                Err(_) => {}
+                            }
+                            wait = (wait * 2).min(Duration::from_secs(8));
+                        }
+                    });
+                }
+            }
+            Dir::Redis { redis: cell, view: Mutex::new(View::default()) }
         }
         None => Dir::Local { directory: Mutex::new(Directory::new()), keys: Mutex::default() },
     };
@@ -306,6 +346,7 @@ impl Lobby {
     async fn refresh_view(&self) -> Result<(), DirectoryError> {
         let Dir::Redis { redis, view } = &self.directory else { return Ok(()) };
         let read = async {
+            let redis = connected(redis)?;
             let rooms = redis.public_rooms(super::LISTED_ROOMS).await?;
             let servers = redis.servers().await?;
             Ok::<_, DirectoryError>((rooms, servers))
@@ -389,7 +430,7 @@ impl Lobby {
                 directory.sent(&placement);
                 Ok(placement)
             }
-            Dir::Redis { redis, .. } => match redis.join(code, on).await {
+            Dir::Redis { redis, .. } => match async { connected(redis)?.join(code, on).await }.await {
                 Ok(found) => found.ok_or(Nowhere::NoSuchRoom),
                 Err(DirectoryError::Unreachable(_)) => self.stale_placement(Some(code), true),
                 Err(error) => {
@@ -411,7 +452,7 @@ impl Lobby {
                 }
                 Ok(found)
             }
-            Dir::Redis { redis, .. } => match redis.quick_play().await {
+            Dir::Redis { redis, .. } => match async { connected(redis)?.quick_play().await }.await {
                 Ok(found) => Ok(found),
                 Err(DirectoryError::Unreachable(_)) => self.stale_placement(None, true).map(Some),
                 Err(error) => {
@@ -432,7 +473,7 @@ impl Lobby {
                 directory.sent(&placement);
                 Ok(placement)
             }
-            Dir::Redis { redis, .. } => match redis.least_loaded().await {
+            Dir::Redis { redis, .. } => match async { connected(redis)?.least_loaded().await }.await {
                 Ok(found) => found.ok_or(Nowhere::Unavailable(NO_SERVER)),
                 Err(DirectoryError::Unreachable(_)) => self.stale_placement(None, false),
                 Err(error) => {
@@ -451,7 +492,10 @@ impl Lobby {
                 .expect("directory lock")
                 .server(name)
                 .map(|e| (e.report.url.clone(), e.report.draining)),
-            Dir::Redis { redis, .. } => redis.server(name).await.ok().flatten(),
+            Dir::Redis { redis, .. } => match connected(redis) {
+                Ok(redis) => redis.server(name).await.ok().flatten(),
+                Err(_) => None,
+            },
         };
         match found {
             None => {
@@ -471,7 +515,7 @@ impl Lobby {
         match &self.directory {
             Dir::Local { directory, .. } => directory.lock().expect("directory lock").sent(placement),
             Dir::Redis { redis, .. } => {
-                if let Err(error) = redis.count(placement).await {
+                if let Err(error) = async { connected(redis)?.count(placement).await }.await {
                     warn!(%error, "counting an allocated player");
                 }
             }
@@ -556,7 +600,7 @@ async fn report(State(lobby): State<Arc<Lobby>>, request: Request) -> Response {
             use sha2::Digest;
             let digest: [u8; 32] = sha2::Sha256::digest(server_key.as_bytes()).into();
             let candidates = if wants_codes { candidate_codes() } else { Vec::new() };
-            match redis.report(&report, &digest, &candidates).await {
+            match async { connected(redis)?.report(&report, &digest, &candidates).await }.await {
                 Ok(Reported::NameTaken) => name_taken(),
                 Ok(Reported::Taken { taken_elsewhere, codes }) => {
                     if !taken_elsewhere.is_empty() {

@@ -22,6 +22,11 @@ impl Redis {
         redis
     }
 
+    /// One on a free port, not started yet ([`Redis::start_again`] starts it).
+    pub fn not_started() -> Redis {
+        Redis { port: free_port(), child: None }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
