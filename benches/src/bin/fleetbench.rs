@@ -66,6 +66,13 @@ async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], 
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+/// A simulated server's report to a lobby, with the fleet key and its own key: the status.
+async fn post_report(lobby: u16, server_key: &str, body: &str) -> u16 {
+    let bearer = format!("Bearer {LOBBY_KEY}");
+    request(lobby, "POST", "/api/fleet/report", &[("Authorization", &bearer), ("X-Arena-Server-Key", server_key)], body)
+        .await
+}
+
 fn code(server: usize, room: usize) -> RoomCode {
     // Distinct codes: a base-24 number of (server, room).
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -160,15 +167,7 @@ async fn main() {
             let key = keys[i].clone();
             let lobby = lobbies[i % 2];
             async move {
-                let status = request(
-                    lobby,
-                    "POST",
-                    "/api/fleet/report",
-                    &[("Authorization", &format!("Bearer {LOBBY_KEY}")), ("X-Arena-Server-Key", &key)],
-                    &body,
-                )
-                .await;
-                assert_eq!(status, 204, "a report was refused");
+                assert_eq!(post_report(lobby, &key, &body).await, 204, "a report was refused");
             }
         });
         futures_util::future::join_all(tasks).await;
@@ -207,14 +206,7 @@ async fn main() {
                 let lobby = lobbies[(i + (n / servers as u64) as usize) % 2];
                 in_flight.spawn(async move {
                     let at = Instant::now();
-                    let status = request(
-                        lobby,
-                        "POST",
-                        "/api/fleet/report",
-                        &[("Authorization", &format!("Bearer {LOBBY_KEY}")), ("X-Arena-Server-Key", &key)],
-                        &body,
-                    )
-                    .await;
+                    let status = post_report(lobby, &key, &body).await;
                     (status, at.elapsed())
                 });
                 while in_flight.len() > 64 {
