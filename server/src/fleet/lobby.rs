@@ -115,6 +115,8 @@ struct View {
     answered: Option<Instant>,
     /// When Redis first failed to answer since then.
     failing_since: Option<Instant>,
+    /// When it was last asked and did not answer.
+    tried: Option<Instant>,
     rooms: Vec<serde_json::Value>,
     servers: Vec<ServerView>,
 }
@@ -283,7 +285,7 @@ async fn rooms(State(lobby): State<Arc<Lobby>>) -> Response {
                 (bytes::Bytes::from(serde_json::to_vec(&rooms).expect("rooms serialize")), false)
             }
             Dir::Redis { view, .. } => {
-                let fresh = lobby.refresh_view().await.is_ok();
+                let fresh = lobby.view_fresh().await;
                 let rooms = view.lock().expect("view lock").rooms.clone();
                 (bytes::Bytes::from(serde_json::to_vec(&rooms).expect("rooms serialize")), !fresh)
             }
@@ -327,7 +329,7 @@ async fn servers(State(lobby): State<Arc<Lobby>>) -> Response {
             (list, false)
         }
         Dir::Redis { view, .. } => {
-            let fresh = lobby.refresh_view().await.is_ok();
+            let fresh = lobby.view_fresh().await;
             (view.lock().expect("view lock").servers.clone(), !fresh)
         }
     };
@@ -341,6 +343,24 @@ async fn servers(State(lobby): State<Arc<Lobby>>) -> Response {
 }
 
 impl Lobby {
+    /// Whether the view is the directory's present: read in the last second (the sweeper reads
+    /// it every second, so however many players poll, Redis is asked about once a second), or
+    /// read now.
+    async fn view_fresh(&self) -> bool {
+        let Dir::Redis { view, .. } = &self.directory else { return true };
+        {
+            let view = view.lock().expect("view lock");
+            if view.answered.is_some_and(|at| at.elapsed() < LISTING_FRESH) {
+                return true;
+            }
+            // Redis did not answer a moment ago: the last view at once, not another wait.
+            if view.failing_since.is_some() && view.tried.is_some_and(|at| at.elapsed() < LISTING_FRESH) {
+                return false;
+            }
+        }
+        self.refresh_view().await.is_ok()
+    }
+
     /// A Redis lobby reads the fleet's rooms and servers into its view; an error (kept in the
     /// view's clock) when Redis does not answer.
     async fn refresh_view(&self) -> Result<(), DirectoryError> {
@@ -358,11 +378,12 @@ impl Lobby {
                 if view.failing_since.take().is_some() {
                     info!("the fleet directory (Redis) answers again");
                 }
-                *view = View { answered: Some(Instant::now()), failing_since: None, rooms, servers };
+                *view = View { answered: Some(Instant::now()), failing_since: None, tried: None, rooms, servers };
                 Ok(())
             }
             Err(error) => {
                 let mut view = view.lock().expect("view lock");
+                view.tried = Some(Instant::now());
                 if view.failing_since.is_none() {
                     view.failing_since = Some(Instant::now());
                     warn!(%error, "the fleet directory (Redis) does not answer: the lobby answers from its last view");
@@ -392,7 +413,8 @@ impl Lobby {
                 .and_then(|server| {
                     Some(Placement { server: server.to_string(), url: url_of(server)?, room: Some(code) })
                 })
-                .ok_or(Nowhere::NoSuchRoom);
+                // The view holds only the listed rooms: about any other code it cannot say.
+                .ok_or(Nowhere::Unavailable(DIRECTORY_DOWN));
         }
         if room {
             let open = view.rooms.iter().find(|r| {

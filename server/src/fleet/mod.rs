@@ -76,7 +76,13 @@ impl Report {
         let url_ok = (self.url.starts_with("http://") || self.url.starts_with("https://"))
             && self.url.len() <= 200
             && !self.url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\''));
-        if name_ok && url_ok { Ok(()) } else { Err("server must be a plain name and url an http(s) URL") }
+        if !(name_ok && url_ok) {
+            return Err("server must be a plain name and url an http(s) URL");
+        }
+        if self.reserved.len() > RESERVED_CODES {
+            return Err("a server holds at most 4 reserved codes");
+        }
+        Ok(())
     }
 }
 
@@ -523,6 +529,10 @@ mod tests {
         directory.report(a, now);
         assert_eq!(directory.reserve("b", &candidates, now), Vec::<RoomCode>::new(), "{candidates:?}");
         assert_eq!(directory.reserve("a", &[code("ZZZZ")], now), [code("ZZZZ")], "topped up to four");
+        // A report may hold no more than its share in reserve (no squatting on the code space).
+        let mut greedy = report("c", 4, vec![]);
+        greedy.reserved = candidates.clone();
+        assert!(greedy.check().is_err(), "six reserved codes");
         // Unreported reservations lapse with the server.
         directory.expire(now + STALE_AFTER + Duration::from_secs(1));
         let later = now + STALE_AFTER + Duration::from_secs(1);

@@ -8,8 +8,8 @@
 //!   [`super::STALE_AFTER`] after the server's last report, and `servers`, a sorted set of names
 //!   by when they expire (the live ones without a scan of the keyspace);
 //! - `server:NAME:codes`, the codes of its rooms at its last report (to drop the rooms a report
-//!   no longer has, and all of them when the server expires: every script that reads the list
-//!   or a report first drops the servers whose time in `servers` has passed);
+//!   no longer has, and all of them when the server expires: the lobbies' scripts that read the
+//!   list or the servers first drop the servers whose time in `servers` has passed);
 //! - `name:NAME`, the SHA-256 of the server's own key, held [`super::NAME_HELD_FOR`] after its
 //!   last report (see [`super::ServerKeys`]);
 //! - `code:CODE`, the server holding a room code (set only if absent: a code is one server's
@@ -165,7 +165,6 @@ local r = cjson.decode(ARGV[2])
 local name_key = p .. 'name:' .. r.server
 local held = redis.call('GET', name_key)
 if held and held ~= r.key then return {'name_taken', {}, {}} end
-sweep(p, r.now)
 local server_key = p .. 'server:' .. r.server
 local codes_key = server_key .. ':codes'
 local old = {}
@@ -177,22 +176,24 @@ if r.goodbye == 0 then
   for i = 3, #ARGV, 7 do
     local code, json, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
     local room_key = p .. 'room:' .. code
-    local was = redis.call('HMGET', room_key, 'server', 'json', 'players', 'sent', 'sent_at')
+    local was = redis.call('HMGET', room_key, 'server', 'json', 'players', 'sent', 'sent_at', 'open', 'listed', 'url')
     local ok = was[1] == r.server
     if not ok then
-      -- A room new here: its code must be free, or reserved for this server.
+      -- A room new here: its code must be free, or reserved for this server. (Whether another
+      -- server is live is read from the shared index: a server's login may not read others' keys.)
       local owner = redis.call('GET', p .. 'code:' .. code)
-      if (was[1] and redis.call('EXISTS', p .. 'server:' .. was[1]) == 1) or (owner and owner ~= r.server) then
+      local other = was[1] and tonumber(redis.call('ZSCORE', p .. 'servers', was[1]) or 0) > r.now
+      if other or (owner and owner ~= r.server) then
         table.insert(taken, code)
       else
         ok = true
-        was = {false, false, false, false, false}
+        was = {false, false, false, false, false, false, false, false}
         redis.call('SET', p .. 'code:' .. code, r.server)
       end
     end
     if ok then
       now_codes[code] = true
-      if was[2] ~= json then
+      if was[2] ~= json or was[6] ~= ARGV[i + 4] or was[7] ~= ARGV[i + 5] or was[8] ~= r.url then
         -- Players sent here and not arrived stay counted: the report's new players are the
         -- arrivals; what is left is forgotten SENT_FOR after the last placement.
         local sent = 0
@@ -200,7 +201,7 @@ if r.goodbye == 0 then
           sent = math.max(0, tonumber(was[4]) - math.max(0, n - tonumber(was[3])))
         end
         redis.call('HSET', room_key, 'server', r.server, 'url', r.url, 'json', json, 'players', n,
-          'max', ARGV[i + 3], 'open', ARGV[i + 4], 'sent', sent)
+          'max', ARGV[i + 3], 'open', ARGV[i + 4], 'listed', ARGV[i + 5], 'sent', sent)
         if ARGV[i + 5] == '1' then
           redis.call('ZADD', p .. 'rooms', ARGV[i + 6], code)
         else
