@@ -11,6 +11,7 @@
 //! fleet scale (1,000 servers × 64 rooms).
 
 pub mod lobby;
+mod place;
 pub mod redis;
 pub mod report;
 
@@ -54,9 +55,10 @@ pub struct Report {
     pub reserved: Vec<RoomCode>,
 }
 
-/// Codes a server holds in reserve for its next rooms: the lobby tops them up with each report,
-/// so the codes of rooms made between reports are unique across the fleet too.
-pub const RESERVED_CODES: usize = 4;
+/// Codes a server holds in reserve for its next rooms (the registry keeps them): the lobby tops
+/// them up with each report, so the codes of rooms made between reports are unique across the
+/// fleet too.
+pub use crate::room::registry::RESERVED_CODES;
 
 /// A lobby's answer to a report.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

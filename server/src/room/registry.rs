@@ -94,6 +94,9 @@ pub struct Registry {
     reserved_codes: Mutex<Vec<RoomCode>>,
 }
 
+/// Codes a fleet lobby may reserve for this server's next rooms at once.
+pub const RESERVED_CODES: usize = 4;
+
 /// Addresses remembered for the create limit before idle ones are forgotten.
 const MAX_TRACKED_CREATORS: usize = 4096;
 
@@ -422,12 +425,11 @@ impl Registry {
         self.reserved_codes.lock().expect("not poisoned").clone()
     }
 
-    /// Adds codes the lobby reserved for this server (at most [`crate::fleet::RESERVED_CODES`]
-    /// are kept).
+    /// Adds codes the lobby reserved for this server (at most [`RESERVED_CODES`] are kept).
     pub fn add_reserved_codes(&self, codes: &[RoomCode]) {
         let mut reserved = self.reserved_codes.lock().expect("not poisoned");
         for code in codes {
-            if !reserved.contains(code) && reserved.len() < crate::fleet::RESERVED_CODES {
+            if !reserved.contains(code) && reserved.len() < RESERVED_CODES {
                 reserved.push(*code);
             }
         }
